@@ -1,0 +1,1 @@
+"""Framework-free security services: nothing here imports FastAPI."""

@@ -1,0 +1,114 @@
+"""The audit log: append-only, hash-chained per practice, written in the caller's transaction."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from twofold.core.context import RequestContext
+from twofold.store.models import AuditChainHead, AuditEvent
+
+GENESIS = "0" * 64
+
+
+class EventTag(StrEnum):
+    """Stable, namespaced event names (documented in docs/audit-events.md)."""
+
+    SIGN_IN_SUCCEEDED = "account:sign_in:succeeded"
+    SIGN_IN_PASSWORD_FAILED = "account:sign_in:password_failed"
+    SIGN_IN_SECOND_FACTOR_REQUIRED = "account:sign_in:second_factor_required"
+    SIGN_IN_CODE_FAILED = "account:sign_in:code_failed"
+    SIGN_IN_THROTTLED = "account:sign_in:throttled"
+    LOCKED_OUT = "account:sign_in:locked_out"
+    SIGNED_OUT = "account:sign_out"
+    PASSWORD_REHASHED = "account:password:rehashed"
+    PASSWORD_CHANGED = "account:password:changed"
+    TOTP_ENROLLMENT_STARTED = "account:two_factor:totp_enrollment_started"
+    TOTP_ENROLLMENT_FAILED = "account:two_factor:totp_enrollment_failed"
+    TWO_FACTOR_ENABLED = "account:two_factor:enabled"
+    TWO_FACTOR_DISABLED = "account:two_factor:disabled"
+    TWO_FACTOR_DISABLE_FAILED = "account:two_factor:disable_failed"
+    SESSION_EXPIRED = "account:session:expired"
+    SESSION_REVOKED = "account:session:revoked"
+    PRACTICE_CREATED = "practice:created"
+    MEMBER_ADDED = "practice:member:added"
+
+
+def _digest(prev_hash: str, fields: dict[str, Any]) -> str:
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(f"{prev_hash}\n{canonical}".encode()).hexdigest()
+
+
+def event_fields(event: AuditEvent) -> dict[str, Any]:
+    """What the hash covers: every column but the id and the hashes themselves."""
+    return {
+        "chain": event.chain,
+        "seq": event.seq,
+        "practice_id": event.practice_id,
+        "at": event.at.isoformat(),
+        "event": event.event,
+        "actor_id": event.actor_id,
+        "subject_id": event.subject_id,
+        "ip": event.ip,
+        "user_agent": event.user_agent,
+        "details": event.details or {},
+    }
+
+
+def event_hash(prev_hash: str, event: AuditEvent) -> str:
+    return _digest(prev_hash, event_fields(event))
+
+
+class AuditLog:
+    def __init__(self, *, clock) -> None:
+        self._clock = clock
+
+    def record(
+        self,
+        session: Session,
+        event: EventTag | str,
+        *,
+        context: RequestContext,
+        practice_id: int | None,
+        actor_id: int | None = None,
+        subject_id: int | None = None,
+        details: dict[str, Any] | None = None,
+        at: datetime | None = None,
+    ) -> AuditEvent:
+        """Append one event to its practice's chain, in ``session``'s transaction.
+
+        The chain head row is locked (FOR UPDATE on PostgreSQL; SQLite's writing
+        transactions are already exclusive) so concurrent appends cannot fork it.
+        Never put a code, secret, token or password in ``details``.
+        """
+        chain = practice_id or 0
+        head = session.execute(
+            select(AuditChainHead).where(AuditChainHead.chain == chain).with_for_update()
+        ).scalar_one_or_none()
+        if head is None:
+            head = AuditChainHead(chain=chain, seq=0, hash=GENESIS)
+            session.add(head)
+            session.flush()
+        row = AuditEvent(
+            chain=chain,
+            seq=head.seq + 1,
+            practice_id=practice_id,
+            at=at or self._clock.now(),
+            event=str(event),
+            actor_id=actor_id,
+            subject_id=subject_id,
+            ip=(context.ip or None),
+            user_agent=(context.user_agent or "")[:512] or None,
+            details=details or {},
+            prev_hash=head.hash,
+        )
+        row.hash = event_hash(head.hash, row)
+        head.seq, head.hash = row.seq, row.hash
+        session.add(row)
+        return row

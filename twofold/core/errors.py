@@ -1,0 +1,87 @@
+"""Typed errors of the core. Front ends map each to an answer; none leaks a library's."""
+
+from __future__ import annotations
+
+
+class TwofoldError(Exception):
+    """Base class. ``code`` is the stable machine-readable name given to clients."""
+
+    code = "error"
+    message = "The request could not be completed."
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.message)
+        self.message = message or self.message
+
+
+class InvalidCredentials(TwofoldError):
+    code = "invalid_credentials"
+    message = "The email or password is not right."
+
+
+class InvalidCode(TwofoldError):
+    code = "invalid_code"
+    message = "That code is not right. Enter the current code from your authenticator app."
+
+
+class ClockOutOfSync(InvalidCode):
+    message = (
+        "That code is not right for the current time. Check that the clock on your phone "
+        "is set automatically, then enter the new code."
+    )
+
+
+class Throttled(TwofoldError):
+    code = "throttled"
+
+    def __init__(self, retry_after: int, what: str = "attempts") -> None:
+        self.retry_after = max(1, int(retry_after))
+        super().__init__(f"Too many failed {what}. Try again in {_human_wait(self.retry_after)}.")
+
+
+class FlowNotFound(TwofoldError):
+    code = "flow_not_found"
+    message = "This sign-in was not found. Start again from the sign-in page."
+
+
+class FlowExpired(TwofoldError):
+    code = "flow_expired"
+    message = "This sign-in has expired. Start again from the sign-in page."
+
+
+class NotFound(TwofoldError):
+    code = "not_found"
+    message = "Not found."
+
+
+class Conflict(TwofoldError):
+    code = "conflict"
+
+
+class InvalidInput(TwofoldError):
+    code = "invalid_input"
+
+
+class MethodNotAvailable(TwofoldError):
+    code = "method_not_available"
+    message = "That sign-in method is not available for this account."
+
+
+class NotAuthenticated(TwofoldError):
+    code = "not_authenticated"
+    message = "Sign in to continue."
+
+
+class Forbidden(TwofoldError):
+    code = "forbidden"
+    message = "You are not allowed to do that."
+
+
+def _human_wait(seconds: int) -> str:
+    if seconds < 90:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    minutes = (seconds + 59) // 60
+    if minutes < 90:
+        return f"{minutes} minutes"
+    hours = (minutes + 59) // 60
+    return f"{hours} hours"

@@ -1,0 +1,166 @@
+"""Email: one notifier, a text and an HTML part, sent by SMTP off the request path.
+
+Sending never blocks or fails a sign-in: messages go to a queue drained by one
+background thread, which retries a failed send with back-off and logs the
+outcome (never the body: it may hold a code). Without SMTP configured, messages
+are written to an outbox folder as .eml files, and the log says where.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import smtplib
+import ssl
+import threading
+import time
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from pathlib import Path
+from typing import Protocol
+
+log = logging.getLogger("twofold.mail")
+
+RETRY_DELAYS = (1.0, 5.0, 30.0)
+
+
+@dataclass(frozen=True)
+class Message:
+    to: str
+    subject: str
+    text: str
+    html: str | None = None
+    tags: tuple[str, ...] = field(default_factory=tuple)
+
+
+class Notifier(Protocol):
+    def send(self, message: Message) -> None:
+        """Queue ``message``; returns at once. Delivery problems are logged, never raised."""
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until the queue is empty; True when it is (for tests and shutdown)."""
+
+
+class NullNotifier:
+    def send(self, message: Message) -> None:
+        return None
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        return True
+
+
+def build_email(message: Message, mail_from: str) -> EmailMessage:
+    email = EmailMessage()
+    email["From"] = mail_from
+    email["To"] = message.to
+    email["Subject"] = message.subject
+    email["Date"] = formatdate(localtime=False)
+    email["Message-ID"] = make_msgid(domain="twofold.localhost")
+    email.set_content(message.text)
+    if message.html:
+        email.add_alternative(message.html, subtype="html")
+    return email
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str
+    port: int = 25
+    user: str | None = None
+    password: str | None = None
+    tls: str = "none"  # none | starttls | tls
+    timeout: float = 10.0
+
+
+class _QueuedNotifier:
+    """A queue and one daemon thread; subclasses say how one message is delivered."""
+
+    def __init__(self, mail_from: str, retry_delays: tuple[float, ...] = RETRY_DELAYS) -> None:
+        self.mail_from = mail_from
+        self._retry_delays = retry_delays
+        self._queue: queue.Queue[Message] = queue.Queue()
+        self._failed = 0
+        self._thread = threading.Thread(target=self._run, name="twofold-mail", daemon=True)
+        self._thread.start()
+
+    @property
+    def failed(self) -> int:
+        """Messages given up on after every retry."""
+        return self._failed
+
+    def send(self, message: Message) -> None:
+        self._queue.put(message)
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._queue.unfinished_tasks == 0:
+                return True
+            time.sleep(0.01)
+        return False
+
+    def _run(self) -> None:
+        while True:
+            message = self._queue.get()
+            try:
+                self._deliver_with_retries(message)
+            finally:
+                self._queue.task_done()
+
+    def _deliver_with_retries(self, message: Message) -> None:
+        for attempt, delay in enumerate((0.0, *self._retry_delays)):
+            if delay:
+                time.sleep(delay)
+            try:
+                self._deliver(build_email(message, self.mail_from))
+                log.info("mail sent: %s (%s)", ",".join(message.tags) or "message", _mask(message.to))
+                return
+            except Exception as exc:  # noqa: BLE001 - any delivery failure is retried, then logged
+                log.warning(
+                    "mail send failed (attempt %d): %s: %s", attempt + 1, type(exc).__name__, exc
+                )
+        self._failed += 1
+        log.error("mail not delivered after %d attempts: %s", len(self._retry_delays) + 1, _mask(message.to))
+
+    def _deliver(self, email: EmailMessage) -> None:
+        raise NotImplementedError
+
+
+class SmtpNotifier(_QueuedNotifier):
+    def __init__(self, config: SmtpConfig, mail_from: str, retry_delays: tuple[float, ...] = RETRY_DELAYS) -> None:
+        self._config = config
+        super().__init__(mail_from, retry_delays)
+
+    def _deliver(self, email: EmailMessage) -> None:
+        config = self._config
+        if config.tls == "tls":
+            client = smtplib.SMTP_SSL(config.host, config.port, timeout=config.timeout, context=ssl.create_default_context())
+        else:
+            client = smtplib.SMTP(config.host, config.port, timeout=config.timeout)
+        with client:
+            if config.tls == "starttls":
+                client.starttls(context=ssl.create_default_context())
+            if config.user:
+                client.login(config.user, config.password or "")
+            client.send_message(email)
+
+
+class OutboxNotifier(_QueuedNotifier):
+    """Development without SMTP: each message becomes a file in ``folder``."""
+
+    def __init__(self, folder: Path, mail_from: str) -> None:
+        self._folder = folder
+        super().__init__(mail_from, retry_delays=())
+
+    def _deliver(self, email: EmailMessage) -> None:
+        self._folder.mkdir(parents=True, exist_ok=True)
+        name = f"{time.strftime('%Y%m%d-%H%M%S')}-{email['Message-ID'].strip('<>').split('@')[0]}.eml"
+        path = self._folder / name
+        path.write_bytes(bytes(email))
+        log.info("no SMTP configured: mail written to %s", path)
+
+
+def _mask(address: str) -> str:
+    local, _, domain = address.partition("@")
+    return f"{local[:1]}***@{domain}"

@@ -1,0 +1,112 @@
+"""Server-side sessions: a random id in the cookie, only its keyed hash in the database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from twofold.core.audit import AuditLog, EventTag
+from twofold.core.context import RequestContext
+from twofold.core.crypto import TokenHasher, random_token
+from twofold.core.policy import Policy
+from twofold.store.db import Database
+from twofold.store.models import User, UserSession
+
+# last_seen_at is written at most this often, so a busy page does not write on every request.
+TOUCH_INTERVAL = timedelta(seconds=20)
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveSession:
+    session_id: int
+    user: User
+    policy: Policy
+    expires_at: object  # datetime: the earlier of idle and absolute end, as of this request
+
+
+class SessionService:
+    def __init__(self, *, db: Database, clock, hasher: TokenHasher, audit: AuditLog) -> None:
+        self._db = db
+        self._clock = clock
+        self._hasher = hasher
+        self._audit = audit
+
+    def start(self, session: Session, *, user: User, context: RequestContext) -> str:
+        """Create a session for ``user`` and return its id (256 random bits) for the cookie."""
+        token = random_token(32)
+        now = self._clock.now()
+        policy = Policy.of(user.practice)
+        session.add(
+            UserSession(
+                token_hash=self._hasher.hash(token),
+                user_id=user.id,
+                created_at=now,
+                last_seen_at=now,
+                expires_at=now + policy.session_max,
+                ip=context.ip,
+                user_agent=(context.user_agent or "")[:512] or None,
+            )
+        )
+        return token
+
+    def resolve(self, token: str | None) -> ActiveSession | None:
+        """The live session for a cookie value, or None. One indexed lookup.
+
+        Ends (and audits) a session found past its idle or absolute limit.
+        """
+        if not token or len(token) > 128:
+            return None
+        token_hash = self._hasher.hash(token)
+        now = self._clock.now()
+        with self._db.reading() as s:
+            row = s.execute(
+                select(UserSession, User).join(User, User.id == UserSession.user_id).where(
+                    UserSession.token_hash == token_hash
+                )
+            ).one_or_none()
+        if row is None:
+            return None
+        record, user = row
+        if record.revoked_at is not None or not user.active:
+            return None
+        policy = Policy.of(user.practice)
+        idle_end = record.last_seen_at + policy.idle_timeout
+        if now >= record.expires_at or now >= idle_end:
+            reason = "absolute_limit" if now >= record.expires_at else "idle"
+            with self._db.transaction() as s:
+                ended = s.execute(
+                    update(UserSession)
+                    .where(UserSession.id == record.id, UserSession.revoked_at.is_(None))
+                    .values(revoked_at=now, revoked_reason=reason)
+                ).rowcount
+                if ended:
+                    self._audit.record(
+                        s, EventTag.SESSION_EXPIRED, context=RequestContext(), practice_id=user.practice_id,
+                        actor_id=user.id, subject_id=user.id, details={"reason": reason, "session_id": record.id},
+                    )
+            return None
+        if now - record.last_seen_at >= TOUCH_INTERVAL:
+            with self._db.transaction() as s:
+                s.execute(update(UserSession).where(UserSession.id == record.id).values(last_seen_at=now))
+            idle_end = now + policy.idle_timeout
+        return ActiveSession(record.id, user, policy, min(idle_end, record.expires_at))
+
+    def end(self, session: Session, *, token: str, reason: str = "signed_out") -> UserSession | None:
+        record = session.execute(
+            select(UserSession).where(UserSession.token_hash == self._hasher.hash(token))
+        ).scalar_one_or_none()
+        if record is None or record.revoked_at is not None:
+            return None
+        record.revoked_at = self._clock.now()
+        record.revoked_reason = reason
+        return record
+
+    def end_all_for(self, session: Session, *, user_id: int, reason: str, keep_session_id: int | None = None) -> int:
+        """End every live session of a user (but ``keep_session_id``); return how many."""
+        query = update(UserSession).where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
+        if keep_session_id is not None:
+            query = query.where(UserSession.id != keep_session_id)
+        return session.execute(query.values(revoked_at=self._clock.now(), revoked_reason=reason)).rowcount

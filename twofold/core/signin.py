@@ -1,0 +1,258 @@
+"""Sign-in as a flow: password first, then a second factor, then a session.
+
+A flow row records that the password was right; it grants nothing by itself and
+lives ten minutes. Only ``verify_second_factor`` turns it into a session.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from twofold.core.audit import AuditLog, EventTag
+from twofold.core.context import RequestContext
+from twofold.core.errors import (
+    ClockOutOfSync,
+    FlowExpired,
+    FlowNotFound,
+    InvalidCode,
+    InvalidCredentials,
+    InvalidInput,
+    MethodNotAvailable,
+    Throttled,
+    TwofoldError,
+)
+from twofold.core.passwords import PasswordHasher
+from twofold.core.policy import Policy
+from twofold.core.sessions import SessionService
+from twofold.core.throttle import CODE_PER_ACCOUNT, PASSWORD_PER_ACCOUNT, PASSWORD_PER_IP, Throttle, subject_key
+from twofold.factors.base import FactorRegistry, Outcome
+from twofold.store.db import Database
+from twofold.store.models import SignInFlow, User
+
+FLOW_TTL = timedelta(minutes=10)
+
+PASSWORD_VERIFIED = "password_verified"
+SECOND_FACTOR_VERIFIED = "second_factor_verified"
+
+
+@dataclass(frozen=True)
+class SignInResult:
+    """Either a session (``session_token``) or a flow waiting for a second factor."""
+
+    status: str  # "signed_in" | "second_factor_required"
+    user_id: int
+    session_token: str | None = None
+    flow_id: str | None = None
+    methods: list[str] = field(default_factory=list)
+    return_to: str | None = None
+
+
+class MalformedCode(InvalidInput):
+    message = "That is not a code of this method: check the number of digits and type only 0-9."
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def code_throttle_key(user_id: int) -> tuple:
+    """Every second-factor method of an account shares one throttle: switching gives no fresh tries."""
+    return (CODE_PER_ACCOUNT, f"code:user:{user_id}")
+
+
+class SignInService:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        clock,
+        passwords: PasswordHasher,
+        throttle: Throttle,
+        audit: AuditLog,
+        sessions: SessionService,
+        factors: FactorRegistry,
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._passwords = passwords
+        self._throttle = throttle
+        self._audit = audit
+        self._sessions = sessions
+        self._factors = factors
+
+    def start_sign_in(
+        self, *, email: str, password: str, context: RequestContext, return_to: str | None = None
+    ) -> SignInResult:
+        """Check the password. Unknown email and wrong password get the same error, at the same cost.
+
+        The argon2 work happens outside any transaction, so a sign-in holds no
+        database lock while hashing.
+        """
+        email = normalize_email(email)
+        checks = [(PASSWORD_PER_ACCOUNT, subject_key(PASSWORD_PER_ACCOUNT, email))]
+        if context.ip:
+            checks.append((PASSWORD_PER_IP, subject_key(PASSWORD_PER_IP, context.ip)))
+        with self._db.reading() as s:
+            user = s.execute(select(User).where(User.email == email)).scalar_one_or_none()
+            wait = self._throttle.retry_after(s, checks)
+        if wait:
+            with self._db.transaction() as s:
+                self._audit.record(
+                    s, EventTag.SIGN_IN_THROTTLED, context=context,
+                    practice_id=user.practice_id if user else None, subject_id=user.id if user else None,
+                    details={"step": "password", "retry_after": wait},
+                )
+            raise Throttled(wait, "sign-in attempts")
+
+        password_ok = self._passwords.verify(user.password_hash if user else None, password)
+        usable = password_ok and user is not None and user.active
+        rehashed = self._passwords.hash(password) if usable and self._passwords.needs_rehash(user.password_hash) else None
+
+        failure: TwofoldError | None = None
+        result: SignInResult | None = None
+        with self._db.transaction() as s:
+            if not usable:
+                reason = "unknown_email" if user is None else ("inactive" if password_ok else "wrong_password")
+                wait = self._throttle.hit(s, checks)
+                practice_id = user.practice_id if user else None
+                subject_id = user.id if user else None
+                self._audit.record(
+                    s, EventTag.SIGN_IN_PASSWORD_FAILED, context=context, practice_id=practice_id,
+                    subject_id=subject_id, details={"reason": reason},
+                )
+                if wait:
+                    self._audit.record(
+                        s, EventTag.LOCKED_OUT, context=context, practice_id=practice_id, subject_id=subject_id,
+                        details={"step": "password", "retry_after": wait},
+                    )
+                failure = InvalidCredentials()
+            else:
+                user = s.get(User, user.id)
+                if rehashed:
+                    user.password_hash = rehashed
+                    self._audit.record(
+                        s, EventTag.PASSWORD_REHASHED, context=context, practice_id=user.practice_id,
+                        actor_id=user.id, subject_id=user.id,
+                    )
+                policy = Policy.of(user.practice)
+                methods = self._factors.enabled_for(s, user, policy.allowed_methods + ("totp",))
+                if methods:
+                    result = self._open_flow(s, user=user, methods=methods, context=context, return_to=return_to)
+                else:
+                    result = self._complete(s, user=user, context=context, method="password", return_to=return_to)
+        if failure:
+            raise failure
+        return result
+
+    def verify_second_factor(
+        self, *, flow_id: str, method: str, code: str, context: RequestContext
+    ) -> SignInResult:
+        """Check a code for a flow; on success the flow is consumed and a session begins."""
+        failure: TwofoldError | None = None
+        result: SignInResult | None = None
+        with self._db.transaction() as s:
+            flow, user = self._live_flow(s, flow_id)
+            policy = Policy.of(user.practice)
+            factor = self._factors.get(method)
+            if factor is None or not (
+                method in self._factors.enabled_for(s, user, policy.allowed_methods + ("totp",))
+            ):
+                raise MethodNotAvailable()
+            if factor.normalize(code) is None:
+                # Malformed input changes nothing: no attempt is counted.
+                raise MalformedCode()
+            key = code_throttle_key(user.id)
+            wait = self._throttle.retry_after(s, [key])
+            if wait:
+                self._audit.record(
+                    s, EventTag.SIGN_IN_THROTTLED, context=context, practice_id=user.practice_id,
+                    subject_id=user.id, details={"step": "second_factor", "method": method, "retry_after": wait},
+                )
+                failure = Throttled(wait, "code attempts")
+            else:
+                verification = factor.verify(s, user=user, code=code)
+                if verification.accepted:
+                    flow.state = SECOND_FACTOR_VERIFIED
+                    result = self._complete(s, user=user, context=context, method=method, return_to=flow.return_to)
+                else:
+                    flow.attempts += 1
+                    wait = self._throttle.hit(s, [key])
+                    self._audit.record(
+                        s, EventTag.SIGN_IN_CODE_FAILED, context=context, practice_id=user.practice_id,
+                        subject_id=user.id,
+                        details={"method": method, "reason": str(verification.outcome), **(verification.details or {})},
+                    )
+                    if wait:
+                        self._audit.record(
+                            s, EventTag.LOCKED_OUT, context=context, practice_id=user.practice_id,
+                            subject_id=user.id, details={"step": "second_factor", "retry_after": wait},
+                        )
+                    failure = ClockOutOfSync() if verification.outcome is Outcome.OUT_OF_SYNC else InvalidCode()
+        if failure:
+            raise failure
+        return result
+
+    def flow_methods(self, flow_id: str) -> tuple[SignInFlow, User, list[str]]:
+        """The live flow, its user and the methods it offers (for the code page)."""
+        with self._db.reading() as s:
+            flow, user = self._live_flow(s, flow_id, lock=False)
+            return flow, user, self._factors.enabled_for(s, user, Policy.of(user.practice).allowed_methods + ("totp",))
+
+    # -- steps ---------------------------------------------------------------
+
+    def _live_flow(self, s: Session, flow_id: str, lock: bool = True) -> tuple[SignInFlow, User]:
+        if not flow_id or len(flow_id) > 64:
+            raise FlowNotFound()
+        query = select(SignInFlow).where(SignInFlow.id == flow_id)
+        flow = s.execute(query.with_for_update() if lock else query).scalar_one_or_none()
+        if flow is None:
+            raise FlowNotFound()
+        if flow.state != PASSWORD_VERIFIED or self._clock.now() >= flow.expires_at:
+            raise FlowExpired()
+        user = s.get(User, flow.user_id)
+        if user is None or not user.active:
+            raise FlowExpired()
+        return flow, user
+
+    def _open_flow(
+        self, s: Session, *, user: User, methods: list[str], context: RequestContext, return_to: str | None
+    ) -> SignInResult:
+        now = self._clock.now()
+        flow = SignInFlow(
+            id=secrets.token_urlsafe(24),
+            user_id=user.id,
+            state=PASSWORD_VERIFIED,
+            created_at=now,
+            expires_at=now + FLOW_TTL,
+            attempts=0,
+            ip=context.ip,
+            user_agent=(context.user_agent or "")[:512] or None,
+            return_to=return_to,
+        )
+        s.add(flow)
+        self._audit.record(
+            s, EventTag.SIGN_IN_SECOND_FACTOR_REQUIRED, context=context, practice_id=user.practice_id,
+            subject_id=user.id, details={"methods": methods},
+        )
+        return SignInResult("second_factor_required", user.id, flow_id=flow.id, methods=methods, return_to=return_to)
+
+    def _complete(
+        self, s: Session, *, user: User, context: RequestContext, method: str, return_to: str | None
+    ) -> SignInResult:
+        token = self._sessions.start(s, user=user, context=context)
+        user.last_sign_in_at = self._clock.now()
+        self._audit.record(
+            s, EventTag.SIGN_IN_SUCCEEDED, context=context, practice_id=user.practice_id,
+            actor_id=user.id, subject_id=user.id, details={"method": method},
+        )
+        return SignInResult("signed_in", user.id, session_token=token, return_to=return_to)
+
+    def purge_expired_flows(self) -> int:
+        """Delete flows past their expiry; return how many."""
+        with self._db.transaction() as s:
+            return s.execute(delete(SignInFlow).where(SignInFlow.expires_at < self._clock.now())).rowcount

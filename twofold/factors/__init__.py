@@ -1,0 +1,1 @@
+"""Second factors, one module each, behind the protocol in ``base``."""

@@ -1,0 +1,183 @@
+"""Authenticator apps (RFC 6238 TOTP): enrolment, verification with replay guard, removal."""
+
+from __future__ import annotations
+
+import io
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+import segno
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.orm import Session
+
+from twofold.core import otp
+from twofold.core.crypto import DecryptionError, SecretBox
+from twofold.factors.base import Outcome, Verification
+from twofold.store.models import SignInFlow, TotpCredential, User
+
+ENROLLMENT_TTL = timedelta(minutes=15)
+
+
+@dataclass(frozen=True, slots=True)
+class TotpEnrollment:
+    enrollment_id: str
+    secret: str  # unpadded base32
+    otpauth_uri: str
+    qr_svg: str
+
+    @property
+    def secret_grouped(self) -> str:
+        return otp.grouped(self.secret)
+
+
+def qr_svg(uri: str) -> str:
+    """The URI as an inline SVG QR code (segno; error correction M, 4 px modules)."""
+    buffer = io.BytesIO()
+    segno.make(uri, error="m", micro=False).save(
+        buffer, kind="svg", scale=5, border=4, dark="#000", light="#fff", xmldecl=False, nl=False,
+        title="QR code for your authenticator app",
+    )
+    return buffer.getvalue().decode()
+
+
+class TotpFactor:
+    kind = "totp"
+
+    def __init__(self, *, box: SecretBox, clock) -> None:
+        self._box = box
+        self._clock = clock
+
+    # -- enrolment -------------------------------------------------------
+
+    def start_enrollment(self, session: Session, *, user: User, issuer: str) -> TotpEnrollment:
+        """A new pending credential. Not usable until ``confirm_enrollment`` accepts a code."""
+        now = self._clock.now()
+        session.execute(
+            delete(TotpCredential).where(
+                TotpCredential.user_id == user.id,
+                TotpCredential.confirmed_at.is_(None),
+                TotpCredential.expires_at < now,
+            )
+        )
+        key = otp.new_secret()
+        credential_id = secrets.token_hex(16)
+        session.add(
+            TotpCredential(
+                id=credential_id,
+                user_id=user.id,
+                secret_sealed=self._box.seal(key, context=f"totp:{credential_id}"),
+                created_at=now,
+                expires_at=now + ENROLLMENT_TTL,
+            )
+        )
+        uri = otp.otpauth_uri(key=key, account=user.email, issuer=issuer)
+        return TotpEnrollment(credential_id, otp.b32_secret(key), uri, qr_svg(uri))
+
+    def pending_enrollment(self, session: Session, *, user: User, enrollment_id: str, issuer: str) -> TotpEnrollment | None:
+        pending = session.execute(
+            select(TotpCredential).where(
+                TotpCredential.id == enrollment_id,
+                TotpCredential.user_id == user.id,
+                TotpCredential.confirmed_at.is_(None),
+            )
+        ).scalar_one_or_none()
+        if pending is None or (pending.expires_at is not None and self._clock.now() >= pending.expires_at):
+            return None
+        key = self._key(pending)
+        uri = otp.otpauth_uri(key=key, account=user.email, issuer=issuer)
+        return TotpEnrollment(pending.id, otp.b32_secret(key), uri, qr_svg(uri))
+
+    def confirm_enrollment(self, session: Session, *, user: User, enrollment_id: str, code: str) -> Verification:
+        """Accept the first code of a pending credential; it then replaces any earlier app.
+
+        The confirming code counts as used: its step becomes the replay guard.
+        """
+        now = self._clock.now()
+        pending = session.execute(
+            select(TotpCredential).where(
+                TotpCredential.id == enrollment_id,
+                TotpCredential.user_id == user.id,
+                TotpCredential.confirmed_at.is_(None),
+            )
+        ).scalar_one_or_none()
+        if pending is None:
+            return Verification(Outcome.EXPIRED, {"reason": "unknown_enrollment"})
+        if pending.expires_at is not None and now >= pending.expires_at:
+            return Verification(Outcome.EXPIRED, {"reason": "enrollment_expired"})
+        normalized = otp.normalize_code(code)
+        if normalized is None:
+            return Verification(Outcome.MALFORMED)
+        match = otp.match_step(self._key(pending), normalized, otp.time_step(now.timestamp()))
+        if match is None:
+            return Verification(Outcome.WRONG)
+        if not match.in_window:
+            return Verification(Outcome.OUT_OF_SYNC, {"step_offset": match.step - otp.time_step(now.timestamp())})
+        session.execute(
+            delete(TotpCredential).where(TotpCredential.user_id == user.id, TotpCredential.id != pending.id)
+        )
+        pending.confirmed_at = now
+        pending.expires_at = None
+        pending.last_used_step = match.step
+        return Verification(Outcome.ACCEPTED, {"credential_id": pending.id})
+
+    # -- the SecondFactor protocol ----------------------------------------
+
+    def normalize(self, code: str) -> str | None:
+        return otp.normalize_code(code)
+
+    def is_enabled_for(self, session: Session, user: User) -> bool:
+        return self._confirmed(session, user) is not None
+
+    def begin_challenge(self, session: Session, *, user: User, flow: SignInFlow) -> None:
+        return None
+
+    def verify(self, session: Session, *, user: User, code: str) -> Verification:
+        """RFC 6238 §5.2: current step ±1; a step at or before the last accepted one is refused.
+
+        The replay guard is one conditional UPDATE, so of two requests racing with
+        the same code exactly one changes the row (and the other is told REUSED).
+        """
+        normalized = otp.normalize_code(code)
+        if normalized is None:
+            return Verification(Outcome.MALFORMED)
+        credential = self._confirmed(session, user)
+        if credential is None:
+            return Verification(Outcome.WRONG, {"reason": "no_authenticator"})
+        now_step = otp.time_step(self._clock.now().timestamp())
+        match = otp.match_step(self._key(credential), normalized, now_step)
+        if match is None:
+            return Verification(Outcome.WRONG)
+        if not match.in_window:
+            return Verification(Outcome.OUT_OF_SYNC, {"step_offset": match.step - now_step})
+        if credential.last_used_step is not None and match.step <= credential.last_used_step:
+            return Verification(Outcome.REUSED)
+        claimed = session.execute(
+            update(TotpCredential)
+            .where(
+                TotpCredential.id == credential.id,
+                or_(TotpCredential.last_used_step.is_(None), TotpCredential.last_used_step < match.step),
+            )
+            .values(last_used_step=match.step)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if claimed != 1:
+            return Verification(Outcome.REUSED, {"race": True})
+        return Verification(Outcome.ACCEPTED)
+
+    def remove(self, session: Session, *, user: User) -> None:
+        session.execute(delete(TotpCredential).where(TotpCredential.user_id == user.id))
+
+    # -- helpers -----------------------------------------------------------
+
+    def _confirmed(self, session: Session, user: User) -> TotpCredential | None:
+        return session.execute(
+            select(TotpCredential).where(TotpCredential.user_id == user.id, TotpCredential.confirmed_at.is_not(None))
+        ).scalar_one_or_none()
+
+    def _key(self, credential: TotpCredential) -> bytes:
+        try:
+            return self._box.open(credential.secret_sealed, context=f"totp:{credential.id}")
+        except DecryptionError as exc:
+            # A key that cannot open the secret is a configuration error, not bad input.
+            raise RuntimeError("TOTP secret could not be decrypted; check TWOFOLD_SECRET_KEY") from exc

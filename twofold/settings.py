@@ -1,0 +1,97 @@
+"""Configuration, read from ``TWOFOLD_*`` environment variables.
+
+Every option is documented in the README's configuration table. Development
+keeps a generated secret key under the var directory so that sessions and
+encrypted secrets survive a restart; production refuses to start without one.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+
+class ConfigurationError(Exception):
+    """The configuration cannot be used; the message says what to change."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TWOFOLD_", extra="ignore")
+
+    env: Literal["development", "production"] = "development"
+    var_dir: Path = Path("var")
+    database_url: str | None = None
+    redis_url: str | None = None
+    secret_key: str | None = None
+    # Earlier secret keys, newest first: encrypted secrets written under them
+    # can still be read, and are re-encrypted under the current key on use.
+    old_secret_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_origin: str | None = None
+
+    # OWASP Password Storage Cheat Sheet minimum for argon2id: m=19 MiB, t=2, p=1.
+    argon2_time_cost: int = Field(default=2, ge=2)
+    argon2_memory_kib: int = Field(default=19456, ge=19456)
+    argon2_parallelism: int = Field(default=1, ge=1)
+    password_hash_concurrency: int = Field(default_factory=lambda: max(2, os.cpu_count() or 2), ge=1)
+
+    # Request threads and database connections are sized together: a sync route
+    # holds one connection for its whole run, so fewer connections than threads
+    # makes threads queue on the pool (and overflow connections churn).
+    request_threads: int = Field(default=32, ge=1)
+    db_pool_size: int = Field(default=32, ge=1)
+
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_tls: Literal["none", "starttls", "tls"] = "none"
+    mail_from: str = "Twofold <no-reply@twofold.localhost>"
+
+    @field_validator("old_secret_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.var_dir / 'twofold.db').as_posix()}"
+
+    def resolved_secret_key(self) -> str:
+        """The secret key; in development, generated once and kept under var_dir."""
+        if self.secret_key:
+            if len(self.secret_key) < 32:
+                raise ConfigurationError("TWOFOLD_SECRET_KEY must be at least 32 characters long.")
+            return self.secret_key
+        if self.production:
+            raise ConfigurationError(
+                "TWOFOLD_SECRET_KEY is not set. In production the secret key must come from "
+                "the environment; generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
+            )
+        path = self.var_dir / "secret_key"
+        if path.exists():
+            return path.read_text().strip()
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key + "\n")
+        return key

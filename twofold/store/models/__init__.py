@@ -1,0 +1,22 @@
+"""All tables. Each concern has its module; importing this package registers them all."""
+
+from twofold.store.models.accounts import ROLES, Practice, User
+from twofold.store.models.audit import AuditChainHead, AuditEvent
+from twofold.store.models.base import Base, UTCDateTime
+from twofold.store.models.factors import TotpCredential
+from twofold.store.models.signin import SignInFlow, UserSession
+from twofold.store.models.throttle import ThrottleFailure
+
+__all__ = [
+    "ROLES",
+    "AuditChainHead",
+    "AuditEvent",
+    "Base",
+    "Practice",
+    "SignInFlow",
+    "ThrottleFailure",
+    "TotpCredential",
+    "User",
+    "UTCDateTime",
+    "UserSession",
+]

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from twofold.store.models.base import Base, UTCDateTime
+
+ROLES = ("admin", "provider", "staff")
+
+
+class Practice(Base):
+    """A medical practice: its members and its security policy."""
+
+    __tablename__ = "practices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    # Policy. Defaults are the product's defaults; see core/policy.py.
+    require_two_factor: Mapped[bool] = mapped_column(Boolean, default=False)
+    required_roles: Mapped[list] = mapped_column(JSON, default=list)
+    grace_days: Mapped[int] = mapped_column(Integer, default=7)
+    two_factor_required_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    allowed_methods: Mapped[list] = mapped_column(JSON, default=lambda: ["totp", "email", "recovery_code"])
+    remember_browser_days: Mapped[int] = mapped_column(Integer, default=30)
+    remember_browser_idle_days: Mapped[int] = mapped_column(Integer, default=14)
+    idle_timeout_minutes: Mapped[int] = mapped_column(Integer, default=15)
+    session_max_hours: Mapped[int] = mapped_column(Integer, default=12)
+
+    members: Mapped[list[User]] = relationship(back_populates="practice")
+
+
+class User(Base):
+    """A provider, staff member or admin of one practice."""
+
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint("role IN ('admin', 'provider', 'staff')", name="role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    practice_id: Mapped[int] = mapped_column(ForeignKey("practices.id"), index=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    practice: Mapped[Practice] = relationship(back_populates="members", lazy="joined")

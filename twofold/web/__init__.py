@@ -1,0 +1,1 @@
+"""The FastAPI front end: pages, the /api/v1 JSON API and security middleware."""

@@ -1,0 +1,65 @@
+"""The FastAPI application: one per process, holding one ``Services``."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio.to_thread
+from fastapi import FastAPI, Request
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from twofold import __version__
+from twofold.core.services import Services, build_services
+from twofold.settings import Settings
+from twofold.web import errors
+from twofold.web.api import router as api_router
+from twofold.web.pages import router as pages_router
+from twofold.web.security import SecurityMiddleware
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=HERE / "templates")
+
+
+def render(request: Request, name: str, context: dict | None = None, status: int = 200):
+    return templates.TemplateResponse(request, name, context or {}, status_code=status)
+
+
+def create_app(services: Services) -> FastAPI:
+    settings = services.settings
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        # Sync routes run in AnyIO's thread pool; sized with the database pool (see Settings).
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.request_threads
+        yield
+        services.notifier.flush(timeout=5)
+
+    app = FastAPI(
+        title="Twofold",
+        version=__version__,
+        description="Two-factor sign-in for medical practices. Every error is "
+        '`{"error": <stable code>, "message": <human sentence>}`.',
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    app.add_middleware(
+        SecurityMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        public_origin=settings.public_origin,
+        hsts=settings.production,
+    )
+    errors.install(app, render)
+    app.include_router(api_router)
+    app.include_router(pages_router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory`` (used by ``twofold serve --workers N``)."""
+    return create_app(build_services(Settings()))
