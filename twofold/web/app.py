@@ -15,6 +15,10 @@ from twofold.core.services import Services, build_services
 from twofold.settings import Settings
 from twofold.web import errors
 from twofold.web.api import router as api_router
+from twofold.web.api_practice import router as api_practice_router
+from twofold.web.api_recovery import router as api_recovery_router
+from twofold.web.api_trust import router as api_trust_router
+from twofold.web.pages_admin import router as pages_admin_router
 from twofold.web.pages import router as pages_router
 from twofold.web.security import SecurityMiddleware
 
@@ -55,7 +59,11 @@ def create_app(services: Services) -> FastAPI:
     )
     errors.install(app, render)
     app.include_router(api_router)
+    app.include_router(api_trust_router)
+    app.include_router(api_recovery_router)
+    app.include_router(api_practice_router)
     app.include_router(pages_router)
+    app.include_router(pages_admin_router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     return app
 
