@@ -66,7 +66,8 @@ def sqlite_template(tmp_path_factory) -> Path:
 def postgres_database(worker_id) -> str | None:
     """One migrated PostgreSQL database per test worker, dropped at the end."""
     if not POSTGRES_URL:
-        return None
+        yield None
+        return
     admin_url = make_url(POSTGRES_URL).set(drivername="postgresql+psycopg")
     name = f"twofold_test_{worker_id}_{uuid.uuid4().hex[:8]}"
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
