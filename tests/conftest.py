@@ -22,7 +22,8 @@ from sqlalchemy.engine import make_url
 from twofold.core import otp
 from twofold.core.clock import FrozenClock
 from twofold.core.context import RequestContext
-from twofold.core.notifier import OutboxNotifier
+from tests.mail import Mailbox
+from twofold.core.notifier import SmtpConfig, SmtpNotifier
 from twofold.core.services import Services, build_services
 from twofold.settings import Settings
 from twofold.store.db import Database
@@ -142,8 +143,19 @@ def settings(tmp_path, database_url) -> Settings:
 
 
 @pytest.fixture
-def notifier(tmp_path):
-    return OutboxNotifier(tmp_path / "outbox", "Twofold <no-reply@twofold.test>")
+def mailbox():
+    """A real SMTP server (aiosmtpd) on a free loopback port; ``mailbox.wait_for(...)`` reads it."""
+    box = Mailbox().start()
+    yield box
+    box.stop()
+
+
+@pytest.fixture
+def notifier(mailbox):
+    """The app's real SMTP notifier, delivering to ``mailbox``; retries are quick in tests."""
+    sender = SmtpNotifier(SmtpConfig(host=mailbox.host, port=mailbox.port), "Twofold <no-reply@twofold.test>", retry_delays=(0.05, 0.1))
+    yield sender
+    sender.flush(timeout=5)
 
 
 @pytest.fixture
