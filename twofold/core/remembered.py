@@ -175,11 +175,7 @@ class RememberedBrowserService:
         if token is None:
             return TrustCheck()
         now = self._clock.now()
-        record = None
-        if 0 < len(token) <= MAX_TOKEN_LENGTH:
-            record = session.execute(
-                select(RememberedBrowser).where(RememberedBrowser.token_hash == self._hasher.hash(token))
-            ).scalar_one_or_none()
+        record = self.find(session, token)
         details: dict = {}
         if record is None:
             rejection = Rejection.UNKNOWN
@@ -216,6 +212,14 @@ class RememberedBrowserService:
             subject_id=user.id, details={"reason": str(rejection), **details},
         )
         return TrustCheck(rejection=rejection, cookie=BrowserCookie(name))
+
+    def find(self, session: Session, token: str) -> RememberedBrowser | None:
+        """The row of a presented token, live or not, of any user; one lookup by its keyed hash (unique index)."""
+        if not 0 < len(token) <= MAX_TOKEN_LENGTH:
+            return None
+        return session.execute(
+            select(RememberedBrowser).where(RememberedBrowser.token_hash == self._hasher.hash(token))
+        ).scalar_one_or_none()
 
     def list_for(self, session: Session, *, user: User, cookies: Mapping[str, str] | None = None) -> list[BrowserView]:
         """``user``'s live remembered browsers, most recently used first; ``current`` marks this browser's."""
