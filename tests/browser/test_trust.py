@@ -4,9 +4,11 @@ and the idle warning with "Stay signed in"."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
+
 import pytest
 from playwright.sync_api import expect
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from twofold.store.models import UserSession
 
@@ -125,3 +127,21 @@ def test_the_idle_warning_appears_and_stay_signed_in_keeps_the_session(live_serv
     page.get_by_role("button", name="Sign in").click()
     code_step(page, member, clock)
     expect_security_page(page, url)
+
+
+def test_stay_signed_in_cannot_pass_the_absolute_limit(live_server, page, make_user):
+    url, clock, services = live_server.url, live_server.clock, live_server.services
+    services.settings.idle_check_seconds = 0.2
+    member = make_user()
+    password_step(page, url, member)
+    expect_security_page(page, url)
+    with services.db.transaction() as s:  # as if the session had been busy for 11 h 59 min 30 s
+        s.execute(update(UserSession).values(expires_at=clock.now() + timedelta(seconds=30)))
+    warning = page.get_by_role("alertdialog")
+    expect(warning).to_be_visible()
+    clock.advance(seconds=20)
+    page.get_by_role("button", name="Stay signed in").click()
+    expect(warning).to_contain_text("reached its time limit")
+    expect(page.get_by_role("button", name="Stay signed in")).to_be_hidden()
+    clock.advance(seconds=10)
+    expect(page).to_have_url(re.compile(r"/sign-in\?notice=timed_out"))

@@ -405,7 +405,15 @@ def test_every_route_needs_a_session(anonymous, method, path):
 
 @pytest.mark.parametrize(
     "path",
-    ["/api/v1/me/sessions/abc", "/api/v1/me/remembered-browsers/abc", "/api/v1/me/sessions?include_current=maybe"],
+    [
+        "/api/v1/me/sessions/abc",
+        "/api/v1/me/remembered-browsers/abc",
+        "/api/v1/me/sessions/0",
+        "/api/v1/me/remembered-browsers/-1",
+        "/api/v1/me/sessions/99999999999999999999999",
+        "/api/v1/me/remembered-browsers/99999999999999999999999",
+        "/api/v1/me/sessions?include_current=maybe",
+    ],
 )
 def test_malformed_ids_and_flags_get_422(client, make_user, path):
     sign_in(client, make_user())

@@ -20,7 +20,7 @@ from twofold.core.errors import InvalidCredentials, InvalidInput, NotFound, Thro
 from twofold.core.notifier import Message, Notifier
 from twofold.core.passwords import PasswordHasher
 from twofold.core.policy import Policy
-from twofold.core.remembered import BrowserCookie, BrowserView, RememberedBrowserService
+from twofold.core.remembered import BrowserCookie, BrowserNotFound, BrowserView, RememberedBrowserService
 from twofold.core.sessions import ActiveSession, SessionService
 from twofold.core.throttle import PASSWORD_PER_ACCOUNT, Throttle, subject_key
 from twofold.core.user_agents import browser_label
@@ -118,8 +118,6 @@ class AccountSecurityService:
             return self._remembered.list_for(s, user=user, cookies=cookies)
 
     def browser_of(self, *, user: User, cookies: Mapping[str, str] | None, browser_id: int) -> BrowserView:
-        from twofold.core.remembered import BrowserNotFound
-
         for view in self.browsers_of(user=user, cookies=cookies):
             if view.id == browser_id:
                 return view

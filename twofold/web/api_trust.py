@@ -18,6 +18,7 @@ from twofold.web.api import ERRORS
 from twofold.web.deps import (
     SESSION_COOKIE,
     Context,
+    RowId,
     ServicesDep,
     SignedIn,
     SignedInUntouched,
@@ -106,7 +107,7 @@ def list_sessions(active: SignedIn, services: ServicesDep):
 
 
 @router.get("/me/sessions/{session_id}", response_model=SessionPublic, summary="One of your sessions", responses=NOT_FOUND)
-def get_session(session_id: int, active: SignedIn, services: ServicesDep):
+def get_session(session_id: RowId, active: SignedIn, services: ServicesDep):
     return _session_public(services.account_security.session_of(active=active, session_id=session_id))
 
 
@@ -117,7 +118,7 @@ def get_session(session_id: int, active: SignedIn, services: ServicesDep):
     description="Takes effect on that session's next request. Ending your own session signs you out.",
     responses=NOT_FOUND,
 )
-def end_session(session_id: int, request: Request, active: SignedIn, services: ServicesDep, context: Context):
+def end_session(session_id: RowId, request: Request, active: SignedIn, services: ServicesDep, context: Context):
     was_current = services.account_security.end_session(active=active, session_id=session_id, context=context)
     return _signed_out(request, RevokedPublic(count=1, signed_out=was_current))
 
@@ -149,7 +150,7 @@ def list_browsers(request: Request, active: SignedIn, services: ServicesDep):
     summary="One of your remembered browsers",
     responses=NOT_FOUND,
 )
-def get_browser(browser_id: int, request: Request, active: SignedIn, services: ServicesDep):
+def get_browser(browser_id: RowId, request: Request, active: SignedIn, services: ServicesDep):
     view = services.account_security.browser_of(user=active.user, cookies=request.cookies, browser_id=browser_id)
     return _browser_public(view)
 
@@ -161,7 +162,7 @@ def get_browser(browser_id: int, request: Request, active: SignedIn, services: S
     description="Its next sign-in asks for a code again.",
     responses=NOT_FOUND,
 )
-def forget_browser(browser_id: int, request: Request, active: SignedIn, services: ServicesDep, context: Context):
+def forget_browser(browser_id: RowId, request: Request, active: SignedIn, services: ServicesDep, context: Context):
     cookie = services.account_security.forget_browser(
         user=active.user, browser_id=browser_id, cookies=request.cookies, context=context
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 
 from twofold.core.context import RequestContext
 from twofold.core.errors import NotAuthenticated
@@ -84,3 +84,7 @@ def apply_browser_cookie(request: Request, response, cookie) -> None:
         response.set_cookie(
             cookie.name, cookie.value, max_age=cookie.max_age, path="/", httponly=True, samesite="lax", secure=secure
         )
+
+
+# A row id in a path: a positive 64-bit integer, so no database is handed a number it cannot store.
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]

@@ -82,10 +82,10 @@ def sign_in_submit(
 @router.get("/sign-in/{flow_id}/code")
 def code_page(request: Request, flow_id: str, services: ServicesDep):
     try:
-        _flow, _user, methods = services.sign_in.flow_methods(flow_id)
+        _flow, user, methods = services.sign_in.flow_methods(flow_id)
     except (core.FlowNotFound, core.FlowExpired) as exc:
         return render(request, "flow_gone.html", {"message": exc.message}, 410 if isinstance(exc, core.FlowExpired) else 404)
-    remember_days = services.accounts.policy_for(_user).remember_browser_days
+    remember_days = services.accounts.policy_for(user).remember_browser_days
     return render(request, "code.html", {"flow_id": flow_id, "methods": methods, "remember_days": remember_days})
 
 

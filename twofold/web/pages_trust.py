@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse
 from twofold.core import errors as core
 from twofold.core.sessions import ActiveSession
 from twofold.web import pages
-from twofold.web.deps import SESSION_COOKIE, Context, ServicesDep, SignedIn, apply_browser_cookie, cookie_secure
+from twofold.web.deps import SESSION_COOKIE, Context, RowId, ServicesDep, SignedIn, apply_browser_cookie, cookie_secure
 from twofold.web.trust_context import security_context
 
 router = APIRouter(include_in_schema=False)
@@ -77,7 +77,7 @@ def change_password(
 
 
 @router.post("/account/security/sessions/{session_id}/end")
-def end_session(request: Request, session_id: int, active: SignedIn, services: ServicesDep, context: Context):
+def end_session(request: Request, session_id: RowId, active: SignedIn, services: ServicesDep, context: Context):
     if services.account_security.end_session(active=active, session_id=session_id, context=context):
         return _signed_out(request, "signed_out")
     return _back("session_ended")
@@ -96,7 +96,7 @@ def sign_out_everywhere(request: Request, active: SignedIn, services: ServicesDe
 
 
 @router.post("/account/security/remembered-browsers/{browser_id}/forget")
-def forget_browser(request: Request, browser_id: int, active: SignedIn, services: ServicesDep, context: Context):
+def forget_browser(request: Request, browser_id: RowId, active: SignedIn, services: ServicesDep, context: Context):
     cookie = services.account_security.forget_browser(
         user=active.user, browser_id=browser_id, cookies=request.cookies, context=context
     )

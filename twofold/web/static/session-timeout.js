@@ -19,6 +19,7 @@
   var button = document.getElementById("stay-signed-in");
   var timer = null;
   var leaving = false;
+  var atLimit = false;  // "Stay signed in" cannot move the absolute limit (12 hours by default)
 
   function ended() {
     if (leaving) { return; }
@@ -33,8 +34,11 @@
 
   function show(state) {
     var seconds = state.seconds_left;
+    var left = "About " + seconds + " second" + (seconds === 1 ? "" : "s") + " left.";
     if (countdown) {
-      countdown.textContent = "About " + seconds + " second" + (seconds === 1 ? "" : "s") + " left.";
+      countdown.textContent = atLimit
+        ? "This session has reached its time limit. " + left + " Save your work: you will need to sign in again."
+        : left;
     }
     if (box.hidden) {
       box.hidden = false;
@@ -77,7 +81,12 @@
     button.disabled = true;
     request(keepAliveUrl, "POST").then(function (state) {
       button.disabled = false;
-      if (state) { apply(state); }
+      if (!state) { return; }
+      if (state.seconds_left <= state.warn_before_seconds) {
+        atLimit = true;
+        button.hidden = true;
+      }
+      apply(state);
     }).catch(function () {
       button.disabled = false;
       schedule(pollMs);
