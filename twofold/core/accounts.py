@@ -13,6 +13,7 @@ from twofold.core.context import RequestContext
 from twofold.core.errors import Conflict, InvalidCode, InvalidCredentials, InvalidInput, NotFound, Throttled, TwofoldError
 from twofold.core.passwords import PasswordHasher
 from twofold.core.policy import Policy
+from twofold.core.remembered import RememberedBrowserService
 from twofold.core.sessions import SessionService
 from twofold.core.signin import code_throttle_key, normalize_email
 from twofold.core.throttle import PASSWORD_PER_ACCOUNT, Throttle, subject_key
@@ -74,8 +75,10 @@ class AccountService:
         factors: FactorRegistry,
         totp: TotpFactor,
         sessions: SessionService,
+        remembered: RememberedBrowserService,
     ) -> None:
         self._sessions = sessions
+        self._remembered = remembered
         self._db = db
         self._clock = clock
         self._passwords = passwords
@@ -229,6 +232,8 @@ class AccountService:
                 else:
                     for kind in self._factors.kinds():
                         self._factors.get(kind).remove(s, user=user)
+                    # Trust in a browser stands for a proven second factor; with none left, none stands.
+                    self._remembered.revoke_all_for(s, user.id, "two_factor_disabled", context=context, actor_id=user.id)
                     self._audit.record(
                         s, EventTag.TWO_FACTOR_DISABLED, context=context, practice_id=user.practice_id,
                         actor_id=user.id, subject_id=user.id,

@@ -36,6 +36,12 @@ class EventTag(StrEnum):
     TWO_FACTOR_DISABLE_FAILED = "account:two_factor:disable_failed"
     SESSION_EXPIRED = "account:session:expired"
     SESSION_REVOKED = "account:session:revoked"
+    PASSWORD_CHANGE_FAILED = "account:password:change_failed"
+    REMEMBERED_BROWSER_GRANTED = "account:remembered_browser:granted"
+    REMEMBERED_BROWSER_USED = "account:remembered_browser:used"
+    REMEMBERED_BROWSER_EXPIRED = "account:remembered_browser:expired"
+    REMEMBERED_BROWSER_REVOKED = "account:remembered_browser:revoked"
+    REMEMBERED_BROWSER_REJECTED = "account:remembered_browser:rejected"
     PRACTICE_CREATED = "practice:created"
     MEMBER_ADDED = "practice:member:added"
 

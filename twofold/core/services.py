@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from twofold.core.account_security import AccountSecurityService
 from twofold.core.accounts import AccountService
 from twofold.core.audit import AuditLog
 from twofold.core.clock import Clock, SystemClock
 from twofold.core.crypto import SecretBox, TokenHasher
 from twofold.core.notifier import Notifier, OutboxNotifier, SmtpConfig, SmtpNotifier
 from twofold.core.passwords import PasswordHasher
+from twofold.core.remembered import RememberedBrowserService
 from twofold.core.sessions import SessionService
 from twofold.core.signin import SignInService
 from twofold.core.throttle import DatabaseFailureStore, RedisFailureStore, Throttle
@@ -38,6 +40,8 @@ class Services:
     sessions: SessionService
     sign_in: SignInService
     accounts: AccountService
+    remembered: RememberedBrowserService
+    account_security: AccountSecurityService
 
     def close(self) -> None:
         self.notifier.flush(timeout=5)
@@ -85,14 +89,24 @@ def build_services(
     totp = TotpFactor(box=box, clock=clock)
     factors = FactorRegistry([totp])
     sessions = SessionService(db=db, clock=clock, hasher=TokenHasher(secret_key, "session"), audit=audit)
+    remembered = RememberedBrowserService(
+        clock=clock, hasher=TokenHasher(secret_key, "remembered-browser"),
+        name_hasher=TokenHasher(secret_key, "remembered-browser-cookie-name"), audit=audit,
+    )
     sign_in = SignInService(
-        db=db, clock=clock, passwords=passwords, throttle=throttle, audit=audit, sessions=sessions, factors=factors
+        db=db, clock=clock, passwords=passwords, throttle=throttle, audit=audit, sessions=sessions, factors=factors,
+        remembered=remembered,
     )
     accounts = AccountService(
         db=db, clock=clock, passwords=passwords, throttle=throttle, audit=audit, factors=factors, totp=totp,
-        sessions=sessions,
+        sessions=sessions, remembered=remembered,
+    )
+    account_security = AccountSecurityService(
+        db=db, clock=clock, passwords=passwords, throttle=throttle, audit=audit, sessions=sessions,
+        remembered=remembered, notifier=notifier,
     )
     return Services(
         settings=settings, db=db, clock=clock, passwords=passwords, box=box, audit=audit, throttle=throttle,
         notifier=notifier, factors=factors, totp=totp, sessions=sessions, sign_in=sign_in, accounts=accounts,
+        remembered=remembered, account_security=account_security,
     )

@@ -52,10 +52,12 @@ class SessionService:
         )
         return token
 
-    def resolve(self, token: str | None) -> ActiveSession | None:
+    def resolve(self, token: str | None, *, touch: bool = True) -> ActiveSession | None:
         """The live session for a cookie value, or None. One indexed lookup.
 
-        Ends (and audits) a session found past its idle or absolute limit.
+        Ends (and audits) a session found past its idle or absolute limit. With
+        ``touch=False`` the request does not count as activity (a page asking how
+        long its session has left must not keep it alive by asking).
         """
         if not token or len(token) > 128:
             return None
@@ -88,7 +90,7 @@ class SessionService:
                         actor_id=user.id, subject_id=user.id, details={"reason": reason, "session_id": record.id},
                     )
             return None
-        if now - record.last_seen_at >= TOUCH_INTERVAL:
+        if touch and now - record.last_seen_at >= TOUCH_INTERVAL:
             with self._db.transaction() as s:
                 s.execute(update(UserSession).where(UserSession.id == record.id).values(last_seen_at=now))
             idle_end = now + policy.idle_timeout

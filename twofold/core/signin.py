@@ -7,7 +7,8 @@ lives ten minutes. Only ``verify_second_factor`` turns it into a session.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 from sqlalchemy import delete, select
@@ -28,6 +29,7 @@ from twofold.core.errors import (
 )
 from twofold.core.passwords import PasswordHasher
 from twofold.core.policy import Policy
+from twofold.core.remembered import BrowserCookie, RememberedBrowserService
 from twofold.core.sessions import SessionService
 from twofold.core.throttle import CODE_PER_ACCOUNT, PASSWORD_PER_ACCOUNT, PASSWORD_PER_IP, Throttle, subject_key
 from twofold.factors.base import FactorRegistry, Outcome
@@ -50,6 +52,8 @@ class SignInResult:
     flow_id: str | None = None
     methods: list[str] = field(default_factory=list)
     return_to: str | None = None
+    # A remembered-browser cookie to set (granted) or to delete (refused token).
+    browser_cookie: BrowserCookie | None = None
 
 
 class MalformedCode(InvalidInput):
@@ -76,7 +80,9 @@ class SignInService:
         audit: AuditLog,
         sessions: SessionService,
         factors: FactorRegistry,
+        remembered: RememberedBrowserService,
     ) -> None:
+        self._remembered = remembered
         self._db = db
         self._clock = clock
         self._passwords = passwords
@@ -86,12 +92,20 @@ class SignInService:
         self._factors = factors
 
     def start_sign_in(
-        self, *, email: str, password: str, context: RequestContext, return_to: str | None = None
+        self,
+        *,
+        email: str,
+        password: str,
+        context: RequestContext,
+        return_to: str | None = None,
+        remembered_cookies: Mapping[str, str] | None = None,
     ) -> SignInResult:
         """Check the password. Unknown email and wrong password get the same error, at the same cost.
 
         The argon2 work happens outside any transaction, so a sign-in holds no
-        database lock while hashing.
+        database lock while hashing. When the account has a second factor and
+        ``remembered_cookies`` (the request's cookies) hold a live remembered-browser
+        token of this account, the sign-in completes without a code.
         """
         email = normalize_email(email)
         checks = [(PASSWORD_PER_ACCOUNT, subject_key(PASSWORD_PER_ACCOUNT, email))]
@@ -142,7 +156,14 @@ class SignInService:
                 policy = Policy.of(user.practice)
                 methods = self._factors.enabled_for(s, user, policy.allowed_methods + ("totp",))
                 if methods:
-                    result = self._open_flow(s, user=user, methods=methods, context=context, return_to=return_to)
+                    trust = self._remembered.check(s, user=user, cookies=remembered_cookies, context=context)
+                    if trust.trusted:
+                        result = self._complete(
+                            s, user=user, context=context, method="remembered_browser", return_to=return_to
+                        )
+                    else:
+                        result = self._open_flow(s, user=user, methods=methods, context=context, return_to=return_to)
+                        result = replace(result, browser_cookie=trust.cookie)
                 else:
                     result = self._complete(s, user=user, context=context, method="password", return_to=return_to)
         if failure:
@@ -150,9 +171,13 @@ class SignInService:
         return result
 
     def verify_second_factor(
-        self, *, flow_id: str, method: str, code: str, context: RequestContext
+        self, *, flow_id: str, method: str, code: str, context: RequestContext, remember_browser: bool = False
     ) -> SignInResult:
-        """Check a code for a flow; on success the flow is consumed and a session begins."""
+        """Check a code for a flow; on success the flow is consumed and a session begins.
+
+        With ``remember_browser`` (and a practice policy that allows it) the result
+        also carries a remembered-browser cookie, granted in the same transaction.
+        """
         failure: TwofoldError | None = None
         result: SignInResult | None = None
         with self._db.transaction() as s:
@@ -179,6 +204,8 @@ class SignInService:
                 if verification.accepted:
                     flow.state = SECOND_FACTOR_VERIFIED
                     result = self._complete(s, user=user, context=context, method=method, return_to=flow.return_to)
+                    if remember_browser:
+                        result = replace(result, browser_cookie=self._remembered.grant(s, user=user, context=context))
                 else:
                     flow.attempts += 1
                     wait = self._throttle.hit(s, [key])

@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 from twofold.core.errors import InvalidCode, InvalidInput
 from twofold.core.signin import SignInResult
 from twofold.web.errors import error_response
-from twofold.web.deps import SESSION_COOKIE, Context, ServicesDep, SignedIn, cookie_secure
+from twofold.web.deps import SESSION_COOKIE, Context, ServicesDep, SignedIn, apply_browser_cookie, cookie_secure
 from twofold.web.schemas import (
     ErrorPublic,
     MePublic,
@@ -45,10 +45,12 @@ def signed_in_answer(request: Request, result: SignInResult) -> JSONResponse:
     if result.status == "signed_in":
         response = JSONResponse(SignedInPublic().model_dump())
         set_session_cookie(request, response, result.session_token)
-        return response
-    return JSONResponse(
-        SecondFactorRequiredPublic(flow_id=result.flow_id, methods=result.methods).model_dump()
-    )
+    else:
+        response = JSONResponse(
+            SecondFactorRequiredPublic(flow_id=result.flow_id, methods=result.methods).model_dump()
+        )
+    apply_browser_cookie(request, response, result.browser_cookie)
+    return response
 
 
 @router.post(
@@ -56,10 +58,13 @@ def signed_in_answer(request: Request, result: SignInResult) -> JSONResponse:
     response_model=SignedInPublic | SecondFactorRequiredPublic,
     summary="Check email and password",
     description="Signs in, or opens a sign-in flow when a second factor is needed. "
-    "Unknown email and wrong password get the same 401 `invalid_credentials`.",
+    "Unknown email and wrong password get the same 401 `invalid_credentials`. "
+    "A request carrying a live remembered-browser cookie of this account is signed in without a code.",
 )
 def sign_in(body: SignInRequest, request: Request, services: ServicesDep, context: Context):
-    result = services.sign_in.start_sign_in(email=body.email, password=body.password, context=context)
+    result = services.sign_in.start_sign_in(
+        email=body.email, password=body.password, context=context, remembered_cookies=request.cookies
+    )
     return signed_in_answer(request, result)
 
 
@@ -67,12 +72,16 @@ def sign_in(body: SignInRequest, request: Request, services: ServicesDep, contex
     "/sign-in/{flow_id}/second-factor",
     response_model=SignedInPublic,
     summary="Complete a sign-in with a second factor",
+    description='With `"remember_browser": true` the answer also sets a remembered-browser cookie: '
+    "later sign-ins from this client ask for the password only, until the practice's days run out "
+    "or the trust is revoked. Ignored when the practice remembers no browser.",
     responses={404: {"model": ErrorPublic}, 410: {"model": ErrorPublic}},
 )
 def second_factor(flow_id: str, body: SecondFactorRequest, request: Request, services: ServicesDep, context: Context):
     try:
         result = services.sign_in.verify_second_factor(
-            flow_id=flow_id, method=body.method, code=body.code, context=context
+            flow_id=flow_id, method=body.method, code=body.code, context=context,
+            remember_browser=body.remember_browser,
         )
     except InvalidCode as exc:
         return error_response(exc, 401)  # the contract: a wrong code at sign-in is 401

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 
 from twofold.core.context import RequestContext
 from twofold.core.errors import NotAuthenticated
@@ -52,3 +52,39 @@ def cookie_secure(request: Request) -> bool:
         return True
     host = (request.url.hostname or "").lower()
     return not (request.url.scheme == "http" and host in ("localhost", "127.0.0.1", "::1", "testserver"))
+
+
+def peek_session(request: Request) -> ActiveSession | None:
+    """The live session without counting this request as activity (for "how long is left?")."""
+    services: Services = request.app.state.services
+    return services.sessions.resolve(request.cookies.get(SESSION_COOKIE), touch=False)
+
+
+def current_session_untouched(active: Annotated[ActiveSession | None, Depends(peek_session)]) -> ActiveSession:
+    if active is None:
+        raise NotAuthenticated()
+    return active
+
+
+SignedInUntouched = Annotated[ActiveSession, Depends(current_session_untouched)]
+
+
+def apply_browser_cookie(request: Request, response, cookie) -> None:
+    """Set or delete a remembered-browser cookie (a ``BrowserCookie`` from the core), if any.
+
+    HttpOnly, SameSite=Lax, Secure outside plain-HTTP localhost, and a Max-Age
+    equal to the trust's lifetime, so the browser drops it when the server would.
+    """
+    if cookie is None:
+        return
+    secure = cookie_secure(request)
+    if cookie.value is None:
+        response.delete_cookie(cookie.name, path="/", httponly=True, samesite="lax", secure=secure)
+    else:
+        response.set_cookie(
+            cookie.name, cookie.value, max_age=cookie.max_age, path="/", httponly=True, samesite="lax", secure=secure
+        )
+
+
+# A row id in a path: a positive 64-bit integer, so no database is handed a number it cannot store.
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -52,14 +52,26 @@ def error_response(error: core.TwofoldError, status: int | None = None) -> JSONR
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def _return_target(request: Request) -> str | None:
+    """Where to return after signing in again: this page for a GET; for a form sent
+    after the session ended, the page the form was on (a POST-only address would
+    answer 405 when revisited)."""
+    if request.method in ("GET", "HEAD"):
+        return request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    referer = urlsplit(request.headers.get("referer", ""))
+    if referer.netloc and referer.netloc == request.headers.get("host") and referer.path.startswith("/"):
+        return referer.path + (f"?{referer.query}" if referer.query else "")
+    return None
+
+
 def install(app: FastAPI, render_page) -> None:
     @app.exception_handler(core.TwofoldError)
     async def _twofold_error(request: Request, exc: core.TwofoldError) -> Response:
         if wants_json(request):
             return error_response(exc)
         if isinstance(exc, core.NotAuthenticated):
-            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            return RedirectResponse(f"/sign-in?next={quote(target, safe='')}", status_code=303)
+            target = _return_target(request)
+            return RedirectResponse(f"/sign-in?next={quote(target, safe='')}" if target else "/sign-in", status_code=303)
         return render_page(request, "error.html", {"title": "Something needs attention", "message": exc.message}, status_for(exc))
 
     @app.exception_handler(RequestValidationError)

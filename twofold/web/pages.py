@@ -9,7 +9,8 @@ from fastapi.responses import RedirectResponse
 
 from twofold.core import errors as core
 from twofold.core.otp import grouped, normalize_code
-from twofold.web.deps import SESSION_COOKIE, Context, MaybeSignedIn, ServicesDep, SignedIn, cookie_secure
+from twofold.web.deps import SESSION_COOKIE, Context, MaybeSignedIn, ServicesDep, SignedIn, apply_browser_cookie, cookie_secure
+from twofold.web.trust_context import remember_option, security_context
 
 router = APIRouter(include_in_schema=False)
 
@@ -65,21 +66,27 @@ def sign_in_submit(
     if not email.strip() or not password:
         return render(request, "sign_in.html", {**form, "error": "Enter your email and your password."}, 422)
     try:
-        result = services.sign_in.start_sign_in(email=email, password=password, context=context, return_to=safe_next(next))
+        result = services.sign_in.start_sign_in(
+            email=email, password=password, context=context, return_to=safe_next(next), remembered_cookies=request.cookies
+        )
     except (core.InvalidCredentials, core.Throttled) as exc:
         return render(request, "sign_in.html", {**form, "error": exc.message}, 429 if isinstance(exc, core.Throttled) else 401)
     if result.status == "signed_in":
-        return _with_session(request, RedirectResponse(safe_next(next), status_code=303), result.session_token)
-    return RedirectResponse(f"/sign-in/{result.flow_id}/code", status_code=303)
+        response = _with_session(request, RedirectResponse(safe_next(next), status_code=303), result.session_token)
+    else:
+        response = RedirectResponse(f"/sign-in/{result.flow_id}/code", status_code=303)
+    apply_browser_cookie(request, response, result.browser_cookie)
+    return response
 
 
 @router.get("/sign-in/{flow_id}/code")
 def code_page(request: Request, flow_id: str, services: ServicesDep):
     try:
-        _flow, _user, methods = services.sign_in.flow_methods(flow_id)
+        _flow, user, methods = services.sign_in.flow_methods(flow_id)
     except (core.FlowNotFound, core.FlowExpired) as exc:
         return render(request, "flow_gone.html", {"message": exc.message}, 410 if isinstance(exc, core.FlowExpired) else 404)
-    return render(request, "code.html", {"flow_id": flow_id, "methods": methods})
+    remember_days = services.accounts.policy_for(user).remember_browser_days
+    return render(request, "code.html", {"flow_id": flow_id, "methods": methods, "remember_days": remember_days})
 
 
 @router.post("/sign-in/{flow_id}/code")
@@ -90,16 +97,22 @@ def code_submit(
     context: Context,
     code: Annotated[str, Form(max_length=64)] = "",
     method: Annotated[str, Form(max_length=32)] = "totp",
+    remember_browser: Annotated[str, Form(max_length=8)] = "",
 ):
+    remember = remember_browser in ("1", "on", "true")
     try:
-        result = services.sign_in.verify_second_factor(flow_id=flow_id, method=method, code=code, context=context)
+        result = services.sign_in.verify_second_factor(
+            flow_id=flow_id, method=method, code=code, context=context, remember_browser=remember
+        )
     except (core.FlowNotFound, core.FlowExpired) as exc:
         return render(request, "flow_gone.html", {"message": exc.message}, 410)
     except core.Throttled as exc:
-        return render(request, "code.html", {"flow_id": flow_id, "methods": [method], "error": exc.message}, 429)
+        return render(request, "code.html", {"flow_id": flow_id, "methods": [method], "error": exc.message, **remember_option(services, flow_id, remember)}, 429)
     except (core.InvalidCode, core.InvalidInput, core.MethodNotAvailable) as exc:
-        return render(request, "code.html", {"flow_id": flow_id, "methods": [method], "error": exc.message}, 401)
-    return _with_session(request, RedirectResponse(safe_next(result.return_to), status_code=303), result.session_token)
+        return render(request, "code.html", {"flow_id": flow_id, "methods": [method], "error": exc.message, **remember_option(services, flow_id, remember)}, 401)
+    response = _with_session(request, RedirectResponse(safe_next(result.return_to), status_code=303), result.session_token)
+    apply_browser_cookie(request, response, result.browser_cookie)
+    return response
 
 
 @router.post("/sign-out")
@@ -118,7 +131,8 @@ def security_page(request: Request, active: SignedIn, services: ServicesDep, not
     return render(
         request,
         "security.html",
-        {"user": active.user, "status": status, "notice": NOTICES.get(notice or ""), "session": active},
+        {"user": active.user, "status": status, "notice": NOTICES.get(notice or ""), "session": active,
+         **security_context(request, active, services)},
     )
 
 
@@ -176,7 +190,8 @@ def totp_disable(
         except (core.InvalidCode, core.InvalidCredentials, core.Throttled, core.Conflict) as exc:
             error = exc.message
     status = services.accounts.two_factor_status(active.user)
-    return render(request, "security.html", {"user": active.user, "status": status, "disable_error": error, "session": active}, 400)
+    return render(request, "security.html", {"user": active.user, "status": status, "disable_error": error, "session": active,
+                                             **security_context(request, active, services)}, 400)
 
 
 __all__ = ["router", "grouped"]

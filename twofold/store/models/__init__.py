@@ -4,6 +4,7 @@ from twofold.store.models.accounts import ROLES, Practice, User
 from twofold.store.models.audit import AuditChainHead, AuditEvent
 from twofold.store.models.base import Base, UTCDateTime
 from twofold.store.models.factors import TotpCredential
+from twofold.store.models.remembered import RememberedBrowser
 from twofold.store.models.signin import SignInFlow, UserSession
 from twofold.store.models.throttle import ThrottleFailure
 
@@ -13,6 +14,7 @@ __all__ = [
     "AuditEvent",
     "Base",
     "Practice",
+    "RememberedBrowser",
     "SignInFlow",
     "ThrottleFailure",
     "TotpCredential",

@@ -1,0 +1,252 @@
+"""Account Settings > Security: the user's sessions, remembered browsers and password.
+
+Every revocation is a row update, so it holds on the very next request in every
+process; nothing is cached in a process or a signed cookie.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from twofold.core.accounts import check_password_rules
+from twofold.core.audit import AuditLog, EventTag
+from twofold.core.context import RequestContext
+from twofold.core.errors import InvalidCredentials, InvalidInput, NotFound, Throttled, TwofoldError
+from twofold.core.notifier import Message, Notifier
+from twofold.core.passwords import PasswordHasher
+from twofold.core.policy import Policy
+from twofold.core.remembered import BrowserCookie, BrowserNotFound, BrowserView, RememberedBrowserService
+from twofold.core.sessions import ActiveSession, SessionService
+from twofold.core.throttle import PASSWORD_PER_ACCOUNT, Throttle, subject_key
+from twofold.core.user_agents import browser_label
+from twofold.store.db import Database
+from twofold.store.models import User, UserSession
+
+
+class SessionNotFound(NotFound):
+    code = "session_not_found"
+    message = "This session was not found. It may already have ended."
+
+
+@dataclass(frozen=True, slots=True)
+class SessionView:
+    """One live session, as Account Settings shows it."""
+
+    id: int
+    label: str
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime  # the earlier of the idle end and the absolute end, as of now
+    ip: str | None
+    current: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordChanged:
+    sessions_ended: int
+    browsers_forgotten: int
+
+
+def session_end(record: UserSession, policy: Policy) -> datetime:
+    return min(record.last_seen_at + policy.idle_timeout, record.expires_at)
+
+
+class AccountSecurityService:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        clock,
+        passwords: PasswordHasher,
+        throttle: Throttle,
+        audit: AuditLog,
+        sessions: SessionService,
+        remembered: RememberedBrowserService,
+        notifier: Notifier,
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._passwords = passwords
+        self._throttle = throttle
+        self._audit = audit
+        self._sessions = sessions
+        self._remembered = remembered
+        self._notifier = notifier
+
+    # -- sessions ------------------------------------------------------------
+
+    def sessions_of(self, *, active: ActiveSession) -> list[SessionView]:
+        """The user's live sessions, this one first, then the most recently active."""
+        with self._db.reading() as s:
+            views = self._live_sessions(s, active)
+        return sorted(views, key=lambda view: (not view.current, -view.last_seen_at.timestamp(), -view.id))
+
+    def session_of(self, *, active: ActiveSession, session_id: int) -> SessionView:
+        for view in self.sessions_of(active=active):
+            if view.id == session_id:
+                return view
+        raise SessionNotFound()
+
+    def end_session(self, *, active: ActiveSession, session_id: int, context: RequestContext) -> bool:
+        """End one of the user's sessions; True when it was this one (the caller is then signed out)."""
+        with self._db.transaction() as s:
+            if session_id not in {view.id for view in self._live_sessions(s, active)}:
+                raise SessionNotFound()
+            self._end(s, active=active, ids=[session_id], scope="one", context=context)
+        return session_id == active.session_id
+
+    def end_sessions(self, *, active: ActiveSession, context: RequestContext, include_current: bool = False) -> int:
+        """End every other session of the user ("sign out other sessions"), or with
+        ``include_current`` this one too ("sign out everywhere"). Returns how many ended."""
+        with self._db.transaction() as s:
+            ids = [
+                view.id for view in self._live_sessions(s, active) if include_current or view.id != active.session_id
+            ]
+            if ids:
+                self._end(s, active=active, ids=ids, scope="all" if include_current else "others", context=context)
+        return len(ids)
+
+    # -- remembered browsers -------------------------------------------------------
+
+    def browsers_of(self, *, user: User, cookies: Mapping[str, str] | None) -> list[BrowserView]:
+        with self._db.reading() as s:
+            return self._remembered.list_for(s, user=user, cookies=cookies)
+
+    def browser_of(self, *, user: User, cookies: Mapping[str, str] | None, browser_id: int) -> BrowserView:
+        for view in self.browsers_of(user=user, cookies=cookies):
+            if view.id == browser_id:
+                return view
+        raise BrowserNotFound()
+
+    def forget_browser(
+        self, *, user: User, browser_id: int, cookies: Mapping[str, str] | None, context: RequestContext
+    ) -> BrowserCookie | None:
+        """Revoke one remembered browser; returns the cookie to delete when it was this browser."""
+        with self._db.transaction() as s:
+            user = s.get(User, user.id)
+            current = any(v.current for v in self._remembered.list_for(s, user=user, cookies=cookies) if v.id == browser_id)
+            self._remembered.revoke(s, user=user, browser_id=browser_id, context=context)
+        return BrowserCookie(self._remembered.cookie_name(user.id)) if current else None
+
+    def forget_browsers(self, *, user: User, context: RequestContext) -> tuple[int, BrowserCookie]:
+        """Revoke every remembered browser of the user; returns how many and this browser's cookie to delete."""
+        with self._db.transaction() as s:
+            count = self._remembered.revoke_all_for(s, user.id, "revoked_by_user", context=context, actor_id=user.id)
+        return count, BrowserCookie(self._remembered.cookie_name(user.id))
+
+    # -- password ------------------------------------------------------------
+
+    def change_password(
+        self, *, active: ActiveSession, current_password: str, new_password: str, context: RequestContext
+    ) -> PasswordChanged:
+        """Change the password after checking the current one.
+
+        Ends every other session and every remembered browser (a password change
+        is what a user does when they fear someone else got in), keeps this
+        session, audits, and tells the account by email. Wrong current passwords
+        count against the same throttle as sign-in passwords.
+        """
+        check_password_rules(new_password)
+        if new_password == current_password:
+            raise InvalidInput("The new password must differ from the current one.")
+        user = active.user
+        password_key = (PASSWORD_PER_ACCOUNT, subject_key(PASSWORD_PER_ACCOUNT, user.email))
+        with self._db.reading() as s:
+            wait = self._throttle.retry_after(s, [password_key])
+            verified_hash = s.get(User, user.id).password_hash
+        if wait:
+            raise Throttled(wait, "password attempts")
+        password_ok = self._passwords.verify(verified_hash, current_password)
+        new_hash = self._passwords.hash(new_password) if password_ok else None
+
+        failure: TwofoldError | None = None
+        result: PasswordChanged | None = None
+        with self._db.transaction() as s:
+            user = s.get(User, user.id)
+            if not password_ok or user.password_hash != verified_hash:
+                # A changed hash means another request changed the password meanwhile.
+                wait = self._throttle.hit(s, [password_key])
+                self._audit.record(
+                    s, EventTag.PASSWORD_CHANGE_FAILED, context=context, practice_id=user.practice_id,
+                    actor_id=user.id, subject_id=user.id,
+                    details={"reason": "wrong_password" if not password_ok else "changed_meanwhile"},
+                )
+                if wait:
+                    self._audit.record(
+                        s, EventTag.LOCKED_OUT, context=context, practice_id=user.practice_id, subject_id=user.id,
+                        details={"step": "password_change", "retry_after": wait},
+                    )
+                failure = InvalidCredentials("The current password is not right.")
+            else:
+                now = self._clock.now()
+                user.password_hash = new_hash
+                user.password_changed_at = now
+                others = [v.id for v in self._live_sessions(s, active) if v.id != active.session_id]
+                if others:
+                    self._end(s, active=active, ids=others, scope="others", context=context, reason="password_changed")
+                browsers = self._remembered.revoke_all_for(s, user.id, "password_changed", context=context, actor_id=user.id)
+                self._audit.record(
+                    s, EventTag.PASSWORD_CHANGED, context=context, practice_id=user.practice_id,
+                    actor_id=user.id, subject_id=user.id,
+                    details={"sessions_ended": len(others), "browsers_forgotten": browsers},
+                )
+                result = PasswordChanged(sessions_ended=len(others), browsers_forgotten=browsers)
+                email, name = user.email, user.name
+        if failure:
+            raise failure
+        self._notifier.send(
+            Message(
+                to=email,
+                subject="Your Twofold password was changed",
+                text=(
+                    f"Hello {name},\n\n"
+                    f"The password of your account was changed on {now:%Y-%m-%d at %H:%M} UTC"
+                    f"{' from ' + context.ip if context.ip else ''}.\n"
+                    "Every other session was signed out and every remembered browser was forgotten.\n\n"
+                    "If this was not you, contact your practice administrator at once.\n"
+                ),
+                tags=("password_changed",),
+            )
+        )
+        return result
+
+    # -- helpers -------------------------------------------------------------
+
+    def _live_sessions(self, s: Session, active: ActiveSession) -> list[SessionView]:
+        now = self._clock.now()
+        rows = s.execute(
+            select(UserSession).where(UserSession.user_id == active.user.id, UserSession.revoked_at.is_(None))
+        ).scalars()
+        views = []
+        for record in rows:
+            end = active.expires_at if record.id == active.session_id else session_end(record, active.policy)
+            if now >= end:
+                continue
+            views.append(
+                SessionView(
+                    id=record.id, label=browser_label(record.user_agent), created_at=record.created_at,
+                    last_seen_at=max(record.last_seen_at, now) if record.id == active.session_id else record.last_seen_at,
+                    expires_at=end, ip=record.ip, current=record.id == active.session_id,
+                )
+            )
+        return views
+
+    def _end(
+        self, s: Session, *, active: ActiveSession, ids: list[int], scope: str, context: RequestContext,
+        reason: str = "revoked_by_user",
+    ) -> None:
+        s.execute(
+            update(UserSession)
+            .where(UserSession.id.in_(ids), UserSession.user_id == active.user.id, UserSession.revoked_at.is_(None))
+            .values(revoked_at=self._clock.now(), revoked_reason=reason)
+        )
+        self._audit.record(
+            s, EventTag.SESSION_REVOKED, context=context, practice_id=active.user.practice_id,
+            actor_id=active.user.id, subject_id=active.user.id,
+            details={"reason": reason, "scope": scope, "count": len(ids), "session_ids": sorted(ids)},
+        )
