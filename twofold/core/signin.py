@@ -6,6 +6,7 @@ lives ten minutes. Only ``verify_second_factor`` turns it into a session.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -17,6 +18,7 @@ from twofold.core.audit import AuditLog, EventTag
 from twofold.core.context import RequestContext
 from twofold.core.errors import (
     ClockOutOfSync,
+    DeliveryFailed,
     FlowExpired,
     FlowNotFound,
     InvalidCode,
@@ -30,9 +32,11 @@ from twofold.core.passwords import PasswordHasher
 from twofold.core.policy import Policy
 from twofold.core.sessions import SessionService
 from twofold.core.throttle import CODE_PER_ACCOUNT, PASSWORD_PER_ACCOUNT, PASSWORD_PER_IP, Throttle, subject_key
-from twofold.factors.base import FactorRegistry, Outcome
+from twofold.factors.base import Challenge, FactorRegistry, Outcome
 from twofold.store.db import Database
 from twofold.store.models import SignInFlow, User
+
+log = logging.getLogger("twofold.signin")
 
 FLOW_TTL = timedelta(minutes=10)
 
@@ -58,6 +62,16 @@ class MalformedCode(InvalidInput):
 
 def normalize_email(email: str) -> str:
     return email.strip().lower()
+
+
+def run_after_commit(work, context: RequestContext) -> None:
+    """Run a factor's follow-up (a notice email) once its change is committed; it never fails the request."""
+    if work is None:
+        return
+    try:
+        work(context)
+    except Exception:  # noqa: BLE001 - the sign-in already happened; a notice must not undo the answer
+        log.exception("follow-up after a second factor failed")
 
 
 def code_throttle_key(user_id: int) -> tuple:
@@ -140,8 +154,9 @@ class SignInService:
                         actor_id=user.id, subject_id=user.id,
                     )
                 policy = Policy.of(user.practice)
-                methods = self._factors.enabled_for(s, user, policy.allowed_methods + ("totp",))
-                if methods:
+                methods = self._factors.enabled_for(s, user, policy.second_factors)
+                # A factor set up but no longer allowed still closes the password-only door.
+                if methods or self._factors.enabled_for(s, user):
                     result = self._open_flow(s, user=user, methods=methods, context=context, return_to=return_to)
                 else:
                     result = self._complete(s, user=user, context=context, method="password", return_to=return_to)
@@ -155,17 +170,18 @@ class SignInService:
         """Check a code for a flow; on success the flow is consumed and a session begins."""
         failure: TwofoldError | None = None
         result: SignInResult | None = None
+        after_commit = None
         with self._db.transaction() as s:
             flow, user = self._live_flow(s, flow_id)
             policy = Policy.of(user.practice)
             factor = self._factors.get(method)
             if factor is None or not (
-                method in self._factors.enabled_for(s, user, policy.allowed_methods + ("totp",))
+                method in self._factors.enabled_for(s, user, policy.second_factors)
             ):
                 raise MethodNotAvailable()
             if factor.normalize(code) is None:
                 # Malformed input changes nothing: no attempt is counted.
-                raise MalformedCode()
+                raise MalformedCode(f"That is not a code of this method: enter {factor.code_format}.")
             key = code_throttle_key(user.id)
             wait = self._throttle.retry_after(s, [key])
             if wait:
@@ -178,7 +194,11 @@ class SignInService:
                 verification = factor.verify(s, user=user, code=code)
                 if verification.accepted:
                     flow.state = SECOND_FACTOR_VERIFIED
-                    result = self._complete(s, user=user, context=context, method=method, return_to=flow.return_to)
+                    after_commit = verification.after_commit
+                    result = self._complete(
+                        s, user=user, context=context, method=method, return_to=flow.return_to,
+                        details=verification.details,
+                    )
                 else:
                     flow.attempts += 1
                     wait = self._throttle.hit(s, [key])
@@ -192,16 +212,55 @@ class SignInService:
                             s, EventTag.LOCKED_OUT, context=context, practice_id=user.practice_id,
                             subject_id=user.id, details={"step": "second_factor", "retry_after": wait},
                         )
-                    failure = ClockOutOfSync() if verification.outcome is Outcome.OUT_OF_SYNC else InvalidCode()
+                    failure = (
+                        ClockOutOfSync() if verification.outcome is Outcome.OUT_OF_SYNC
+                        else InvalidCode(factor.wrong_code_message)
+                    )
         if failure:
             raise failure
+        run_after_commit(after_commit, context)
         return result
+
+    def begin_challenge(self, *, flow_id: str, method: str, context: RequestContext) -> Challenge:
+        """Start ``method``'s challenge for a flow (email a code, say) and deliver it after the commit.
+
+        Raises ``MethodNotAvailable`` for a method that sends nothing or is not the
+        user's, ``Throttled`` at a send limit (audited), and ``DeliveryFailed`` when
+        the code could not be sent at once (it is retried in the background).
+        """
+        failure: TwofoldError | None = None
+        challenge = None
+        with self._db.transaction() as s:
+            flow, user = self._live_flow(s, flow_id)
+            factor = self._factors.get(method)
+            if factor is None or method not in self._factors.enabled_for(s, user, Policy.of(user.practice).second_factors):
+                raise MethodNotAvailable()
+            try:
+                challenge = factor.begin_challenge(s, user=user, flow=flow)
+            except Throttled as exc:
+                failure = exc
+                self._audit.record(
+                    s, EventTag.SIGN_IN_CODE_SEND_LIMITED, context=context, practice_id=user.practice_id,
+                    subject_id=user.id, details={"method": method, "retry_after": exc.retry_after},
+                )
+            else:
+                if challenge is None:
+                    raise MethodNotAvailable("This method needs nothing sent: enter the code it shows.")
+                self._audit.record(
+                    s, EventTag.SIGN_IN_CODE_SENT, context=context, practice_id=user.practice_id,
+                    subject_id=user.id, details={"method": method},
+                )
+        if failure:
+            raise failure
+        if not challenge.deliver(context):
+            raise DeliveryFailed()
+        return challenge
 
     def flow_methods(self, flow_id: str) -> tuple[SignInFlow, User, list[str]]:
         """The live flow, its user and the methods it offers (for the code page)."""
         with self._db.reading() as s:
             flow, user = self._live_flow(s, flow_id, lock=False)
-            return flow, user, self._factors.enabled_for(s, user, Policy.of(user.practice).allowed_methods + ("totp",))
+            return flow, user, self._factors.enabled_for(s, user, Policy.of(user.practice).second_factors)
 
     # -- steps ---------------------------------------------------------------
 
@@ -242,13 +301,14 @@ class SignInService:
         return SignInResult("second_factor_required", user.id, flow_id=flow.id, methods=methods, return_to=return_to)
 
     def _complete(
-        self, s: Session, *, user: User, context: RequestContext, method: str, return_to: str | None
+        self, s: Session, *, user: User, context: RequestContext, method: str, return_to: str | None,
+        details: dict | None = None,
     ) -> SignInResult:
         token = self._sessions.start(s, user=user, context=context)
         user.last_sign_in_at = self._clock.now()
         self._audit.record(
             s, EventTag.SIGN_IN_SUCCEEDED, context=context, practice_id=user.practice_id,
-            actor_id=user.id, subject_id=user.id, details={"method": method},
+            actor_id=user.id, subject_id=user.id, details={**(details or {}), "method": method},
         )
         return SignInResult("signed_in", user.id, session_token=token, return_to=return_to)
 
