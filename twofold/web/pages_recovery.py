@@ -145,7 +145,11 @@ def start_email_method(request: Request, active: SignedIn, services: ServicesDep
     except core.DeliveryFailed as exc:
         return render(request, "email_method_confirm.html", {"user": active.user, "session": active, "error": exc.message}, 503)
     except core.TwofoldError as exc:
-        return _security_page(request, active, services, status=_error_status(exc), email_error=exc.message)
+        return render(
+            request, "error.html",
+            {"title": "Email codes not added", "message": exc.message, "back": HOME, "session": active},
+            _error_status(exc),
+        )
     return render(request, "email_method_confirm.html", {"user": active.user, "session": active})
 
 
