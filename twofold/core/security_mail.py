@@ -1,9 +1,8 @@
 """Security emails: what changed, when, from which browser and address, and what to do if it was not you.
 
-Every change to how an account signs in is told to its owner by email (NIST SP
-800-63B-4 §4.6 asks for notice of authenticator changes; the OWASP MFA cheat sheet
-for backup-code use). Each message has a text and an HTML part rendered from
-``mail_templates/`` (Jinja2, HTML autoescaped).
+Every change to how an account signs in is told to its owner by email, so that a
+change they did not make is noticed while it can still be undone. Each message has
+a text and an HTML part rendered from ``mail_templates/`` (Jinja2, HTML autoescaped).
 
 Notices (``notify_*``) are queued and sent off the request path: call them after
 the change has committed. Codes (``send_code``) are tried once at once so the

@@ -1,12 +1,14 @@
 """Email codes: an 8-digit code sent to the account's confirmed address.
 
-The weakest factor we offer: NIST SP 800-63B-4 does not accept email as an
-out-of-band authenticator, because whoever reads the mailbox has the code. So a
+The weakest factor we offer: NIST SP 800-63B-4 §3.1.3.1 says email SHALL NOT be
+used for out-of-band authentication (a mailbox is often reachable with a password
+alone, and mail can be intercepted or rerouted). So a
 practice can disallow it, an admin never has it as their only method (it counts
 for an admin only beside a stronger factor), and the settings page says why the
 app is better.
 
-A code is valid 10 minutes and once; issuing one deletes the earlier ones of the
+A code is valid 10 minutes and once (the limits 63B-4 sets for out-of-band
+secrets); issuing one deletes the earlier ones of the
 same purpose, so only the newest can be accepted. Sending is limited per account
 (one per 30 seconds, five per hour), for every purpose together, across processes
 (the shared throttle store). Only a keyed hash of a code is stored (``TokenHasher``;
