@@ -7,14 +7,12 @@ import uuid
 
 import pytest
 
-from tests.conftest import REDIS_URL, backends, skip_or_fail
-from twofold.core.context import RequestContext
+from tests.conftest import REDIS_URL, SECRET_KEY, backends, skip_or_fail
+from twofold.core.crypto import TokenHasher
 from twofold.core.throttle import DatabaseFailureStore, RedisFailureStore, Throttle
 from twofold.factors.base import Outcome
 from twofold.factors.email_code import CHALLENGE, CONFIRM_ADDRESS, EmailCodeFactor, SendLimited
-from twofold.core.crypto import TokenHasher
 from twofold.store.models import User
-from tests.conftest import SECRET_KEY
 
 
 @pytest.fixture(params=backends())

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from twofold.core.audit import AuditLog, EventTag
 from twofold.core.context import RequestContext
-from twofold.core.errors import Conflict, InvalidCode, InvalidCredentials, InvalidInput, NotFound, Throttled, TwofoldError
+from twofold.core.errors import Conflict, InvalidCode, InvalidInput, NotFound, Throttled, TwofoldError
 from twofold.core.passwords import PasswordHasher
 from twofold.core.policy import Policy
 from twofold.core.reauth import Reauthentication
