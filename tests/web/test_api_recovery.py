@@ -83,6 +83,7 @@ def test_turning_two_factor_on_answers_ten_unambiguous_backup_codes(client, make
     assert "10 backup codes" in notice.text and "authenticator app" in notice.text
 
 
+@SQLITE_ONLY
 def test_backup_codes_are_shown_only_when_two_factor_turns_on(client, make_user, clock):
     member = signed_in_member(client, make_user, clock)
     flow = start_flow(client, member)
@@ -133,6 +134,7 @@ def test_a_backup_code_works_only_once(client, anonymous, make_user, services):
     assert failed.details["reason"] == "reused" and code not in str(failed.details)
 
 
+@SQLITE_ONLY
 def test_a_malformed_backup_code_changes_nothing(client, make_user):
     member = make_user(with_totp=True)
     flow = start_flow(client, member)
@@ -168,6 +170,7 @@ def test_regenerated_codes_invalidate_the_old_set(client, anonymous, make_user, 
     assert "All earlier backup codes stopped working" in notice.text
 
 
+@SQLITE_ONLY
 def test_a_backup_code_can_confirm_new_codes_when_the_phone_is_gone(client, make_user, clock):
     member = make_user(with_totp=True)
     second_factor(client, start_flow(client, member)["flow_id"], "recovery_code", member.recovery_codes[0])
@@ -295,6 +298,7 @@ def test_a_practice_can_disallow_email_codes(client, anonymous, make_user, clock
     assert "email" not in me(anonymous)["methods"] and other.email not in [m.to for m in mailbox.messages if m.subject == CONFIRM_CODE]
 
 
+@SQLITE_ONLY
 def test_a_disallowed_email_only_account_never_falls_back_to_the_password(client, anonymous, make_user, clock, mailbox, services, practice):
     member = make_user(role="staff")
     sign_in(client, member)
@@ -374,6 +378,7 @@ def test_an_emailed_code_can_confirm_a_security_change(client, make_user, clock,
     assert reused.status_code == 400
 
 
+@SQLITE_ONLY
 def test_email_code_answers_are_4xx_for_bad_input(client, make_user, clock, mailbox):
     member = signed_in_member(client, make_user, clock)
     assert client.post("/api/v1/me/email-method/confirm", json={"code": "12345678"}).status_code == 400
@@ -412,6 +417,7 @@ def test_switching_method_gives_no_fresh_attempts(client, anonymous, make_user, 
     assert events(services, "account:sign_in:locked_out")
 
 
+@SQLITE_ONLY
 def test_reauthentication_codes_count_against_the_same_throttle(client, anonymous, make_user, clock):
     member = signed_in_member(client, make_user, clock)
     for _ in range(5):
@@ -450,6 +456,7 @@ def test_lost_phone_sign_in_with_a_backup_code_then_replace_the_app(client, anon
     assert events(services, "account:two_factor:totp_replaced")
 
 
+@SQLITE_ONLY
 def test_replacing_the_app_needs_reauthentication(client, make_user, clock):
     member = signed_in_member(client, make_user, clock)
     plain = client.post("/api/v1/me/totp")
@@ -470,3 +477,20 @@ def test_turning_off_with_a_backup_code_removes_every_method_and_tells_the_owner
     [notice] = wait_for_subject(mailbox, member.email, "Two-factor authentication was turned off")
     assert "your backup codes no longer work" in notice.text
     assert events(services, "account:two_factor:disabled")[-1].details == {"proof": "recovery_code"}
+
+
+@SQLITE_ONLY
+def test_the_openapi_document_carries_every_route_of_the_contract(client):
+    spec = client.get("/api/openapi.json").json()
+    paths = spec["paths"]
+    for path, method in [
+        ("/api/v1/me/recovery-codes", "post"), ("/api/v1/me/email-method", "post"),
+        ("/api/v1/me/email-method/confirm", "post"), ("/api/v1/me/email-method", "delete"),
+        ("/api/v1/sign-in/{flow_id}/email-code", "post"), ("/api/v1/me/totp/replace", "post"),
+        ("/api/v1/me/email-code", "post"),
+    ]:
+        assert method in paths[path], (path, method)
+    assert "202" in paths["/api/v1/sign-in/{flow_id}/email-code"]["post"]["responses"]
+    assert "503" in paths["/api/v1/sign-in/{flow_id}/email-code"]["post"]["responses"]
+    assert "recovery_codes" in spec["components"]["schemas"]["TotpConfirmedPublic"]["properties"]
+    assert "recovery_codes_left" in spec["components"]["schemas"]["TwoFactorPublic"]["properties"]
