@@ -194,6 +194,7 @@ class Member:
     practice_id: int
     role: str
     totp_key: bytes | None = None
+    recovery_codes: list[str] | None = None  # the backup codes shown when 2FA was turned on
 
     def code(self, clock, offset_steps: int = 0) -> str:
         """The authenticator app's code at ``clock`` (shifted by whole steps)."""
@@ -230,11 +231,12 @@ def make_user(services, practice, clock):
         if with_totp:
             enrollment = services.accounts.start_totp_enrollment(user=user, context=RequestContext())
             key = otp.from_b32(enrollment.secret)
-            services.accounts.confirm_totp(
+            confirmation = services.accounts.confirm_totp(
                 user=user, enrollment_id=enrollment.enrollment_id, code=otp.totp(key, clock.now().timestamp()),
                 context=RequestContext(),
             )
             member.totp_key = key
+            member.recovery_codes = confirmation.recovery_codes
             clock.advance(seconds=otp.PERIOD)  # the confirming code is spent; next tests use a fresh step
         return member
 

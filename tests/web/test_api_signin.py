@@ -30,7 +30,7 @@ def test_password_only_account_signs_in_directly(client, make_user):
     assert "twofold_session=" in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie
     me = client.get("/api/v1/me").json()
     assert me["email"] == member.email
-    assert me["two_factor"] == {"enabled": False, "methods": []}
+    assert me["two_factor"] == {"enabled": False, "methods": [], "recovery_codes_left": 0}
 
 
 def test_unknown_email_and_wrong_password_get_the_same_answer(client, make_user):
@@ -52,7 +52,7 @@ def test_totp_account_needs_a_code_and_the_flow_grants_nothing(client, make_user
     member = make_user(with_totp=True)
     response = client.post("/api/v1/sign-in", json={"email": member.email, "password": PASSWORD})
     body = response.json()
-    assert body["status"] == "second_factor_required" and body["methods"] == ["totp"]
+    assert body["status"] == "second_factor_required" and body["methods"] == ["totp", "recovery_code"]
     assert "set-cookie" not in response.headers
     assert client.get("/api/v1/me").status_code == 401
     with services.db.reading() as s:
@@ -61,7 +61,9 @@ def test_totp_account_needs_a_code_and_the_flow_grants_nothing(client, make_user
         assert (flow.expires_at - flow.created_at).total_seconds() == 600
     done = client.post(f"/api/v1/sign-in/{body['flow_id']}/second-factor", json={"method": "totp", "code": member.code(clock)})
     assert done.status_code == 200 and done.json() == {"status": "signed_in"}
-    assert client.get("/api/v1/me").json()["two_factor"] == {"enabled": True, "methods": ["totp"]}
+    assert client.get("/api/v1/me").json()["two_factor"] == {
+        "enabled": True, "methods": ["totp", "recovery_code"], "recovery_codes_left": 10,
+    }
 
 
 @pytest.mark.parametrize("offset", [-1, 0, 1])

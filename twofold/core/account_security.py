@@ -17,7 +17,7 @@ from twofold.core.accounts import check_password_rules
 from twofold.core.audit import AuditLog, EventTag
 from twofold.core.context import RequestContext
 from twofold.core.errors import InvalidCredentials, InvalidInput, NotFound, Throttled, TwofoldError
-from twofold.core.notifier import Message, Notifier
+from twofold.core.security_mail import SecurityMail
 from twofold.core.passwords import PasswordHasher
 from twofold.core.policy import Policy
 from twofold.core.remembered import BrowserCookie, BrowserNotFound, BrowserView, RememberedBrowserService
@@ -67,7 +67,7 @@ class AccountSecurityService:
         audit: AuditLog,
         sessions: SessionService,
         remembered: RememberedBrowserService,
-        notifier: Notifier,
+        mail: SecurityMail,
     ) -> None:
         self._db = db
         self._clock = clock
@@ -76,7 +76,7 @@ class AccountSecurityService:
         self._audit = audit
         self._sessions = sessions
         self._remembered = remembered
-        self._notifier = notifier
+        self._mail = mail
 
     # -- sessions ------------------------------------------------------------
 
@@ -196,23 +196,9 @@ class AccountSecurityService:
                     details={"sessions_ended": len(others), "browsers_forgotten": browsers},
                 )
                 result = PasswordChanged(sessions_ended=len(others), browsers_forgotten=browsers)
-                email, name = user.email, user.name
         if failure:
             raise failure
-        self._notifier.send(
-            Message(
-                to=email,
-                subject="Your Twofold password was changed",
-                text=(
-                    f"Hello {name},\n\n"
-                    f"The password of your account was changed on {now:%Y-%m-%d at %H:%M} UTC"
-                    f"{' from ' + context.ip if context.ip else ''}.\n"
-                    "Every other session was signed out and every remembered browser was forgotten.\n\n"
-                    "If this was not you, contact your practice administrator at once.\n"
-                ),
-                tags=("password_changed",),
-            )
-        )
+        self._mail.notify_password_changed(user, context)
         return result
 
     # -- helpers -------------------------------------------------------------

@@ -10,14 +10,17 @@ from sqlalchemy.orm import Session
 
 from twofold.core.audit import AuditLog, EventTag
 from twofold.core.context import RequestContext
-from twofold.core.errors import Conflict, InvalidCode, InvalidCredentials, InvalidInput, NotFound, Throttled, TwofoldError
+from twofold.core.errors import Conflict, InvalidCode, InvalidInput, NotFound, Throttled, TwofoldError
 from twofold.core.passwords import PasswordHasher
 from twofold.core.policy import Policy
 from twofold.core.remembered import RememberedBrowserService
+from twofold.core.reauth import Reauthentication
+from twofold.core.security_mail import SecurityMail
 from twofold.core.sessions import SessionService
 from twofold.core.signin import code_throttle_key, normalize_email
-from twofold.core.throttle import PASSWORD_PER_ACCOUNT, Throttle, subject_key
+from twofold.core.throttle import Throttle
 from twofold.factors.base import FactorRegistry, Outcome
+from twofold.factors.recovery_codes import RecoveryCodeFactor
 from twofold.factors.totp import TotpEnrollment, TotpFactor
 from twofold.store.db import Database
 from twofold.store.models import ROLES, AuditChainHead, Practice, User
@@ -29,7 +32,10 @@ MAX_PASSWORD_LENGTH = 256
 
 class TwoFactorAlreadyEnabled(Conflict):
     code = "two_factor_already_enabled"
-    message = "Two-factor authentication is already on. Turn it off first to set up a new app."
+    message = (
+        "Two-factor authentication is already on. To use a new authenticator app, choose \"Replace authenticator "
+        "app\" and confirm with your password and a code."
+    )
 
 
 class TwoFactorNotEnabled(Conflict):
@@ -46,6 +52,16 @@ class EnrollmentNotFound(NotFound):
 class TwoFactorStatus:
     enabled: bool
     methods: list[str]
+    recovery_codes_left: int = 0
+
+
+@dataclass(frozen=True)
+class TotpConfirmation:
+    """What confirming an app did: ``enabled`` (2FA turned on; ``recovery_codes`` is the new set, shown
+    once), ``added`` (2FA was on by email codes) or ``replaced`` (the earlier app stopped working)."""
+
+    status: str
+    recovery_codes: list[str]
 
 
 def check_password_rules(password: str) -> None:
@@ -76,9 +92,15 @@ class AccountService:
         totp: TotpFactor,
         sessions: SessionService,
         remembered: RememberedBrowserService,
+        recovery: RecoveryCodeFactor,
+        reauth: Reauthentication,
+        mail: SecurityMail,
     ) -> None:
         self._sessions = sessions
         self._remembered = remembered
+        self._recovery = recovery
+        self._reauth = reauth
+        self._mail = mail
         self._db = db
         self._clock = clock
         self._passwords = passwords
@@ -153,12 +175,15 @@ class AccountService:
     def two_factor_status(self, user: User) -> TwoFactorStatus:
         with self._db.reading() as s:
             methods = self._factors.enabled_for(s, user)
-        return TwoFactorStatus(enabled=bool(methods), methods=methods)
+            left = self._recovery.remaining(s, user=user)
+        return TwoFactorStatus(enabled=bool(methods), methods=methods, recovery_codes_left=left)
 
     def start_totp_enrollment(self, *, user: User, context: RequestContext) -> TotpEnrollment:
+        """Set up the first factor. Once 2FA is on, a new app needs re-authentication
+        (``RecoveryService.start_totp_replacement``)."""
         with self._db.transaction() as s:
             user = s.get(User, user.id)
-            if self._totp.is_enabled_for(s, user):
+            if self._factors.enabled_for(s, user):
                 raise TwoFactorAlreadyEnabled()
             enrollment = self._totp.start_enrollment(s, user=user, issuer=user.practice.name or "Twofold")
             self._audit.record(
@@ -172,22 +197,38 @@ class AccountService:
         with self._db.reading() as s:
             return self._totp.pending_enrollment(s, user=user, enrollment_id=enrollment_id, issuer=user.practice.name or "Twofold")
 
-    def confirm_totp(self, *, user: User, enrollment_id: str, code: str, context: RequestContext) -> None:
-        """Turn 2FA on when ``code`` is right for the pending app; throttled like sign-in codes."""
+    def confirm_totp(self, *, user: User, enrollment_id: str, code: str, context: RequestContext) -> TotpConfirmation:
+        """Confirm a pending app with its first code; throttled like sign-in codes.
+
+        When this turns 2FA on, the account gets its first 10 backup codes, returned
+        here to be shown once. When it replaces an app, the old one stops working now.
+        """
         failure: TwofoldError | None = None
+        confirmation: TotpConfirmation | None = None
         with self._db.transaction() as s:
             key = code_throttle_key(user.id)
             wait = self._throttle.retry_after(s, [key])
             if wait:
                 raise Throttled(wait, "code attempts")
+            user = s.get(User, user.id)
+            had_app = self._totp.is_enabled_for(s, user)
+            was_on = bool(self._factors.enabled_for(s, user))
             verification = self._totp.confirm_enrollment(s, user=user, enrollment_id=enrollment_id, code=code)
             if verification.outcome is Outcome.EXPIRED:
                 raise EnrollmentNotFound()
             if verification.accepted:
-                self._audit.record(
-                    s, EventTag.TWO_FACTOR_ENABLED, context=context, practice_id=user.practice_id,
-                    actor_id=user.id, subject_id=user.id, details={"method": "totp"},
-                )
+                facts = dict(context=context, practice_id=user.practice_id, actor_id=user.id, subject_id=user.id)
+                if had_app:
+                    self._audit.record(s, EventTag.TOTP_REPLACED, **facts)
+                    confirmation = TotpConfirmation("replaced", [])
+                elif was_on:
+                    self._audit.record(s, EventTag.TOTP_ADDED, **facts)
+                    confirmation = TotpConfirmation("added", [])
+                else:
+                    self._audit.record(s, EventTag.TWO_FACTOR_ENABLED, **facts, details={"method": "totp"})
+                    codes = self._recovery.generate(s, user=user)
+                    self._audit.record(s, EventTag.RECOVERY_CODES_GENERATED, **facts, details={"count": len(codes)})
+                    confirmation = TotpConfirmation("enabled", codes)
             else:
                 self._throttle.hit(s, [key])
                 self._audit.record(
@@ -197,49 +238,41 @@ class AccountService:
                 failure = _code_error(verification.outcome)
         if failure:
             raise failure
+        notify = {
+            "enabled": lambda: self._mail.notify_two_factor_enabled(user, context, method="totp"),
+            "added": lambda: self._mail.notify_authenticator_added(user, context),
+            "replaced": lambda: self._mail.notify_authenticator_replaced(user, context),
+        }
+        notify[confirmation.status]()
+        return confirmation
 
     def disable_two_factor(self, *, user: User, password: str, code: str, context: RequestContext) -> None:
-        """Turn 2FA off after re-checking the password and a current code (re-authentication)."""
-        password_key = (PASSWORD_PER_ACCOUNT, subject_key(PASSWORD_PER_ACCOUNT, user.email))
-        code_key = code_throttle_key(user.id)
-        with self._db.reading() as s:
-            wait = self._throttle.retry_after(s, [password_key, code_key])
-            fresh = s.get(User, user.id)
-        if wait:
-            raise Throttled(wait)
-        password_ok = self._passwords.verify(fresh.password_hash, password)
-        failure: TwofoldError | None = None
+        """Turn 2FA off after re-checking the password and a current code (re-authentication).
+
+        The code may be an app code, a backup code or an emailed code; every
+        factor's credentials are then removed, backup codes included.
+        """
+        password_ok = self._reauth.check_password(user=user, password=password)
         with self._db.transaction() as s:
             user = s.get(User, user.id)
-            if not self._totp.is_enabled_for(s, user):
+            if not self._factors.enabled_for(s, user):
                 raise TwoFactorNotEnabled()
-            if not password_ok:
-                self._throttle.hit(s, [password_key])
+            proof = self._reauth.verify(
+                s, user=user, password_ok=password_ok, code=code, context=context, action="disable_two_factor",
+                failed_event=EventTag.TWO_FACTOR_DISABLE_FAILED,
+            )
+            if proof.failure is None:
+                for kind in self._factors.kinds():
+                    self._factors.get(kind).remove(s, user=user)
+                # Trust in a browser stands for a proven second factor; with none left, none stands.
+                self._remembered.revoke_all_for(s, user.id, "two_factor_disabled", context=context, actor_id=user.id)
                 self._audit.record(
-                    s, EventTag.TWO_FACTOR_DISABLE_FAILED, context=context, practice_id=user.practice_id,
-                    actor_id=user.id, subject_id=user.id, details={"reason": "wrong_password"},
+                    s, EventTag.TWO_FACTOR_DISABLED, context=context, practice_id=user.practice_id,
+                    actor_id=user.id, subject_id=user.id, details={"proof": proof.method},
                 )
-                failure = InvalidCredentials("The password is not right.")
-            else:
-                verification = self._totp.verify(s, user=user, code=code)
-                if not verification.accepted:
-                    self._throttle.hit(s, [code_key])
-                    self._audit.record(
-                        s, EventTag.TWO_FACTOR_DISABLE_FAILED, context=context, practice_id=user.practice_id,
-                        actor_id=user.id, subject_id=user.id, details={"reason": str(verification.outcome)},
-                    )
-                    failure = _code_error(verification.outcome)
-                else:
-                    for kind in self._factors.kinds():
-                        self._factors.get(kind).remove(s, user=user)
-                    # Trust in a browser stands for a proven second factor; with none left, none stands.
-                    self._remembered.revoke_all_for(s, user.id, "two_factor_disabled", context=context, actor_id=user.id)
-                    self._audit.record(
-                        s, EventTag.TWO_FACTOR_DISABLED, context=context, practice_id=user.practice_id,
-                        actor_id=user.id, subject_id=user.id,
-                    )
-        if failure:
-            raise failure
+        if proof.failure:
+            raise proof.failure
+        self._mail.notify_two_factor_disabled(user, context)
 
     def sign_out(self, *, token: str, context: RequestContext) -> bool:
         """End the session whose cookie is ``token``; False when it was not live."""

@@ -67,6 +67,16 @@ class MethodNotAvailable(TwofoldError):
     message = "That sign-in method is not available for this account."
 
 
+class DeliveryFailed(TwofoldError):
+    """An email the user is waiting for could not be sent at once (it is retried in the background)."""
+
+    code = "email_not_sent"
+    message = (
+        "We could not send the email just now. We will keep trying for a few minutes; if it does not arrive, "
+        "use your authenticator app or a backup code, or ask your practice admin for help."
+    )
+
+
 class NotAuthenticated(TwofoldError):
     code = "not_authenticated"
     message = "Sign in to continue."

@@ -4,6 +4,12 @@ Sending never blocks or fails a sign-in: messages go to a queue drained by one
 background thread, which retries a failed send with back-off and logs the
 outcome (never the body: it may hold a code). Without SMTP configured, messages
 are written to an outbox folder as .eml files, and the log says where.
+
+A message the user is waiting for (an emailed code) can be tried once at once
+with ``send_now`` and a short timeout, so the answer can say whether it went out;
+when that first try fails it joins the queue for the remaining retries. A message
+given up on is reported to the subscribed ``DeliveryListener`` (which records it
+for the member's Security page).
 """
 
 from __future__ import annotations
@@ -23,6 +29,9 @@ from typing import Protocol
 log = logging.getLogger("twofold.mail")
 
 RETRY_DELAYS = (1.0, 5.0, 30.0)
+# The synchronous first try of ``send_now``: long enough for a healthy relay, short
+# enough that a person waiting for a code is told quickly when mail is down.
+SEND_NOW_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True)
@@ -32,11 +41,24 @@ class Message:
     text: str
     html: str | None = None
     tags: tuple[str, ...] = field(default_factory=tuple)
+    user_id: int | None = None  # the member it is about, so an undelivered message can be shown to them
+
+
+class DeliveryListener(Protocol):
+    def undelivered(self, message: Message, attempts: int) -> None:
+        """``message`` was given up on after ``attempts`` tries. Called on the mail thread; must not raise."""
 
 
 class Notifier(Protocol):
     def send(self, message: Message) -> None:
         """Queue ``message``; returns at once. Delivery problems are logged, never raised."""
+
+    def send_now(self, message: Message, timeout: float = SEND_NOW_TIMEOUT) -> bool:
+        """Try once, in the caller's thread; True when delivered. On failure the message is
+        queued for the remaining retries and False is returned. Never raises."""
+
+    def subscribe(self, listener: DeliveryListener) -> None:
+        """Tell ``listener`` about every message given up on."""
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until the queue is empty; True when it is (for tests and shutdown)."""
@@ -44,6 +66,12 @@ class Notifier(Protocol):
 
 class NullNotifier:
     def send(self, message: Message) -> None:
+        return None
+
+    def send_now(self, message: Message, timeout: float = SEND_NOW_TIMEOUT) -> bool:
+        return True
+
+    def subscribe(self, listener: DeliveryListener) -> None:
         return None
 
     def flush(self, timeout: float = 10.0) -> bool:
@@ -73,14 +101,22 @@ class SmtpConfig:
     timeout: float = 10.0
 
 
+@dataclass(frozen=True)
+class _Job:
+    message: Message
+    delays: tuple[float, ...]  # wait before each try still to make
+    tried: int = 0  # tries already made (by send_now)
+
+
 class _QueuedNotifier:
     """A queue and one daemon thread; subclasses say how one message is delivered."""
 
     def __init__(self, mail_from: str, retry_delays: tuple[float, ...] = RETRY_DELAYS) -> None:
         self.mail_from = mail_from
         self._retry_delays = retry_delays
-        self._queue: queue.Queue[Message] = queue.Queue()
+        self._queue: queue.Queue[_Job] = queue.Queue()
         self._failed = 0
+        self._listeners: list[DeliveryListener] = []
         self._thread = threading.Thread(target=self._run, name="twofold-mail", daemon=True)
         self._thread.start()
 
@@ -89,8 +125,21 @@ class _QueuedNotifier:
         """Messages given up on after every retry."""
         return self._failed
 
+    def subscribe(self, listener: DeliveryListener) -> None:
+        self._listeners.append(listener)
+
     def send(self, message: Message) -> None:
-        self._queue.put(message)
+        self._queue.put(_Job(message, (0.0, *self._retry_delays)))
+
+    def send_now(self, message: Message, timeout: float = SEND_NOW_TIMEOUT) -> bool:
+        try:
+            self._deliver(build_email(message, self.mail_from), timeout=timeout)
+        except Exception as exc:  # noqa: BLE001 - reported to the caller, then retried in the background
+            log.warning("mail send failed (attempt 1, now): %s: %s; retrying in the background", type(exc).__name__, exc)
+            self._queue.put(_Job(message, self._retry_delays, tried=1))
+            return False
+        log.info("mail sent: %s (%s)", ",".join(message.tags) or "message", _mask(message.to))
+        return True
 
     def flush(self, timeout: float = 10.0) -> bool:
         deadline = time.monotonic() + timeout
@@ -102,14 +151,17 @@ class _QueuedNotifier:
 
     def _run(self) -> None:
         while True:
-            message = self._queue.get()
+            job = self._queue.get()
             try:
-                self._deliver_with_retries(message)
+                self._deliver_with_retries(job)
             finally:
                 self._queue.task_done()
 
-    def _deliver_with_retries(self, message: Message) -> None:
-        for attempt, delay in enumerate((0.0, *self._retry_delays)):
+    def _deliver_with_retries(self, job: _Job) -> None:
+        message = job.message
+        attempt = job.tried
+        for delay in job.delays:
+            attempt += 1
             if delay:
                 time.sleep(delay)
             try:
@@ -117,13 +169,16 @@ class _QueuedNotifier:
                 log.info("mail sent: %s (%s)", ",".join(message.tags) or "message", _mask(message.to))
                 return
             except Exception as exc:  # noqa: BLE001 - any delivery failure is retried, then logged
-                log.warning(
-                    "mail send failed (attempt %d): %s: %s", attempt + 1, type(exc).__name__, exc
-                )
+                log.warning("mail send failed (attempt %d): %s: %s", attempt, type(exc).__name__, exc)
         self._failed += 1
-        log.error("mail not delivered after %d attempts: %s", len(self._retry_delays) + 1, _mask(message.to))
+        log.error("mail not delivered after %d attempts: %s (%s)", attempt, ",".join(message.tags) or "message", _mask(message.to))
+        for listener in self._listeners:
+            try:
+                listener.undelivered(message, attempt)
+            except Exception:  # noqa: BLE001 - a listener must not stop the mail thread
+                log.exception("recording an undelivered message failed")
 
-    def _deliver(self, email: EmailMessage) -> None:
+    def _deliver(self, email: EmailMessage, timeout: float | None = None) -> None:
         raise NotImplementedError
 
 
@@ -132,12 +187,13 @@ class SmtpNotifier(_QueuedNotifier):
         self._config = config
         super().__init__(mail_from, retry_delays)
 
-    def _deliver(self, email: EmailMessage) -> None:
+    def _deliver(self, email: EmailMessage, timeout: float | None = None) -> None:
         config = self._config
+        timeout = min(timeout, config.timeout) if timeout else config.timeout
         if config.tls == "tls":
-            client = smtplib.SMTP_SSL(config.host, config.port, timeout=config.timeout, context=ssl.create_default_context())
+            client = smtplib.SMTP_SSL(config.host, config.port, timeout=timeout, context=ssl.create_default_context())
         else:
-            client = smtplib.SMTP(config.host, config.port, timeout=config.timeout)
+            client = smtplib.SMTP(config.host, config.port, timeout=timeout)
         with client:
             if config.tls == "starttls":
                 client.starttls(context=ssl.create_default_context())
@@ -153,7 +209,7 @@ class OutboxNotifier(_QueuedNotifier):
         self._folder = folder
         super().__init__(mail_from, retry_delays=())
 
-    def _deliver(self, email: EmailMessage) -> None:
+    def _deliver(self, email: EmailMessage, timeout: float | None = None) -> None:
         self._folder.mkdir(parents=True, exist_ok=True)
         name = f"{time.strftime('%Y%m%d-%H%M%S')}-{email['Message-ID'].strip('<>').split('@')[0]}.eml"
         path = self._folder / name

@@ -10,6 +10,10 @@ from twofold.store.models import Practice
 # HIPAA §164.312(a)(2)(iii) automatic log-off: we never allow more than an hour idle.
 MAX_IDLE_MINUTES = 60
 MAX_REMEMBER_DAYS = 30
+# Methods a practice cannot switch off: the app is the baseline second factor, and
+# backup codes are the way back in after a lost phone ("then only the app and
+# backup codes work" when email codes are disallowed).
+ALWAYS_ALLOWED = ("totp", "recovery_code")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,5 +40,10 @@ class Policy:
             grace_days=practice.grace_days,
         )
 
+    @property
+    def second_factors(self) -> tuple[str, ...]:
+        """The methods that may be used: those always allowed, then the practice's choice."""
+        return tuple(dict.fromkeys(ALWAYS_ALLOWED + self.allowed_methods))
+
     def allows(self, method: str) -> bool:
-        return method in self.allowed_methods
+        return method in self.second_factors

@@ -16,10 +16,15 @@ from twofold.core.crypto import SecretBox, TokenHasher
 from twofold.core.notifier import Notifier, OutboxNotifier, SmtpConfig, SmtpNotifier
 from twofold.core.passwords import PasswordHasher
 from twofold.core.remembered import RememberedBrowserService
+from twofold.core.reauth import Reauthentication
+from twofold.core.recovery import RecoveryService
+from twofold.core.security_mail import SecurityMail, UndeliveredMailLog
 from twofold.core.sessions import SessionService
 from twofold.core.signin import SignInService
 from twofold.core.throttle import DatabaseFailureStore, RedisFailureStore, Throttle
 from twofold.factors.base import FactorRegistry
+from twofold.factors.email_code import EmailCodeFactor
+from twofold.factors.recovery_codes import RecoveryCodeFactor
 from twofold.factors.totp import TotpFactor
 from twofold.settings import Settings
 from twofold.store.db import Database
@@ -42,6 +47,11 @@ class Services:
     accounts: AccountService
     remembered: RememberedBrowserService
     account_security: AccountSecurityService
+    mail: SecurityMail
+    undelivered_mail: UndeliveredMailLog
+    recovery_codes: RecoveryCodeFactor
+    email_codes: EmailCodeFactor
+    recovery: RecoveryService
 
     def close(self) -> None:
         self.notifier.flush(timeout=5)
@@ -86,8 +96,18 @@ def build_services(
         store = DatabaseFailureStore()
     throttle = Throttle(store=store, clock=clock)
     notifier = notifier or build_notifier(settings)
+    mail = SecurityMail(
+        notifier=notifier, clock=clock, base_url=settings.public_origin or f"http://{settings.host}:{settings.port}"
+    )
+    undelivered_mail = UndeliveredMailLog(db=db, clock=clock, audit=audit)
+    notifier.subscribe(undelivered_mail)
     totp = TotpFactor(box=box, clock=clock)
-    factors = FactorRegistry([totp])
+    email_codes = EmailCodeFactor(
+        hasher=TokenHasher(secret_key, "email-code"), clock=clock, throttle=throttle, mail=mail, stronger=[totp]
+    )
+    recovery_codes = RecoveryCodeFactor(hasher=TokenHasher(secret_key, "recovery-code"), clock=clock, notices=mail)
+    factors = FactorRegistry([totp, email_codes, recovery_codes])
+    reauth = Reauthentication(db=db, passwords=passwords, throttle=throttle, factors=factors, audit=audit)
     sessions = SessionService(db=db, clock=clock, hasher=TokenHasher(secret_key, "session"), audit=audit)
     remembered = RememberedBrowserService(
         clock=clock, hasher=TokenHasher(secret_key, "remembered-browser"),
@@ -95,18 +115,24 @@ def build_services(
     )
     sign_in = SignInService(
         db=db, clock=clock, passwords=passwords, throttle=throttle, audit=audit, sessions=sessions, factors=factors,
-        remembered=remembered,
+        remembered=remembered, mail=mail,
     )
     accounts = AccountService(
         db=db, clock=clock, passwords=passwords, throttle=throttle, audit=audit, factors=factors, totp=totp,
-        sessions=sessions, remembered=remembered,
+        sessions=sessions, remembered=remembered, recovery=recovery_codes, reauth=reauth, mail=mail,
     )
     account_security = AccountSecurityService(
         db=db, clock=clock, passwords=passwords, throttle=throttle, audit=audit, sessions=sessions,
-        remembered=remembered, notifier=notifier,
+        remembered=remembered, mail=mail,
+    )
+    recovery = RecoveryService(
+        db=db, clock=clock, audit=audit, throttle=throttle, factors=factors, totp=totp, recovery=recovery_codes,
+        email=email_codes, reauth=reauth, mail=mail, undelivered=undelivered_mail,
     )
     return Services(
         settings=settings, db=db, clock=clock, passwords=passwords, box=box, audit=audit, throttle=throttle,
         notifier=notifier, factors=factors, totp=totp, sessions=sessions, sign_in=sign_in, accounts=accounts,
         remembered=remembered, account_security=account_security,
+        mail=mail, undelivered_mail=undelivered_mail, recovery_codes=recovery_codes, email_codes=email_codes,
+        recovery=recovery,
     )

@@ -6,7 +6,9 @@ lives ten minutes. Only ``verify_second_factor`` turns it into a session.
 
 from __future__ import annotations
 
+import logging
 import secrets
+from functools import partial
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -18,6 +20,7 @@ from twofold.core.audit import AuditLog, EventTag
 from twofold.core.context import RequestContext
 from twofold.core.errors import (
     ClockOutOfSync,
+    DeliveryFailed,
     FlowExpired,
     FlowNotFound,
     InvalidCode,
@@ -29,12 +32,15 @@ from twofold.core.errors import (
 )
 from twofold.core.passwords import PasswordHasher
 from twofold.core.policy import Policy
+from twofold.core.security_mail import SecurityMail
 from twofold.core.remembered import BrowserCookie, RememberedBrowserService
 from twofold.core.sessions import SessionService
 from twofold.core.throttle import CODE_PER_ACCOUNT, PASSWORD_PER_ACCOUNT, PASSWORD_PER_IP, Throttle, subject_key
-from twofold.factors.base import FactorRegistry, Outcome
+from twofold.factors.base import Challenge, FactorRegistry, Outcome
 from twofold.store.db import Database
 from twofold.store.models import SignInFlow, User
+
+log = logging.getLogger("twofold.signin")
 
 FLOW_TTL = timedelta(minutes=10)
 
@@ -64,6 +70,28 @@ def normalize_email(email: str) -> str:
     return email.strip().lower()
 
 
+def run_after_commit(work, context: RequestContext) -> None:
+    """Run a factor's follow-up (a notice email) once its change is committed; it never fails the request."""
+    if work is None:
+        return
+    try:
+        work(context)
+    except Exception:  # noqa: BLE001 - the sign-in already happened; a notice must not undo the answer
+        log.exception("follow-up after a second factor failed")
+
+
+def _also(first, second):
+    """Two after-commit follow-ups as one; either may be None."""
+    if first is None or second is None:
+        return first or second
+
+    def both(context: RequestContext) -> None:
+        run_after_commit(first, context)
+        second(context)
+
+    return both
+
+
 def code_throttle_key(user_id: int) -> tuple:
     """Every second-factor method of an account shares one throttle: switching gives no fresh tries."""
     return (CODE_PER_ACCOUNT, f"code:user:{user_id}")
@@ -81,8 +109,10 @@ class SignInService:
         sessions: SessionService,
         factors: FactorRegistry,
         remembered: RememberedBrowserService,
+        mail: SecurityMail,
     ) -> None:
         self._remembered = remembered
+        self._mail = mail
         self._db = db
         self._clock = clock
         self._passwords = passwords
@@ -154,8 +184,9 @@ class SignInService:
                         actor_id=user.id, subject_id=user.id,
                     )
                 policy = Policy.of(user.practice)
-                methods = self._factors.enabled_for(s, user, policy.allowed_methods + ("totp",))
-                if methods:
+                methods = self._factors.enabled_for(s, user, policy.second_factors)
+                # A factor set up but no longer allowed still closes the password-only door.
+                if methods or self._factors.enabled_for(s, user):
                     trust = self._remembered.check(s, user=user, cookies=remembered_cookies, context=context)
                     if trust.trusted:
                         result = self._complete(
@@ -180,17 +211,18 @@ class SignInService:
         """
         failure: TwofoldError | None = None
         result: SignInResult | None = None
+        after_commit = None
         with self._db.transaction() as s:
             flow, user = self._live_flow(s, flow_id)
             policy = Policy.of(user.practice)
             factor = self._factors.get(method)
             if factor is None or not (
-                method in self._factors.enabled_for(s, user, policy.allowed_methods + ("totp",))
+                method in self._factors.enabled_for(s, user, policy.second_factors)
             ):
                 raise MethodNotAvailable()
             if factor.normalize(code) is None:
                 # Malformed input changes nothing: no attempt is counted.
-                raise MalformedCode()
+                raise MalformedCode(f"That is not a code of this method: enter {factor.code_format}.")
             key = code_throttle_key(user.id)
             wait = self._throttle.retry_after(s, [key])
             if wait:
@@ -203,9 +235,18 @@ class SignInService:
                 verification = factor.verify(s, user=user, code=code)
                 if verification.accepted:
                     flow.state = SECOND_FACTOR_VERIFIED
-                    result = self._complete(s, user=user, context=context, method=method, return_to=flow.return_to)
+                    after_commit = verification.after_commit
+                    result = self._complete(
+                        s, user=user, context=context, method=method, return_to=flow.return_to,
+                        details=verification.details,
+                    )
                     if remember_browser:
-                        result = replace(result, browser_cookie=self._remembered.grant(s, user=user, context=context))
+                        cookie = self._remembered.grant(s, user=user, context=context)
+                        result = replace(result, browser_cookie=cookie)
+                        if cookie is not None:
+                            after_commit = _also(after_commit, partial(
+                                self._mail.notify_browser_remembered, user, days=policy.remember_browser_days
+                            ))
                 else:
                     flow.attempts += 1
                     wait = self._throttle.hit(s, [key])
@@ -219,16 +260,55 @@ class SignInService:
                             s, EventTag.LOCKED_OUT, context=context, practice_id=user.practice_id,
                             subject_id=user.id, details={"step": "second_factor", "retry_after": wait},
                         )
-                    failure = ClockOutOfSync() if verification.outcome is Outcome.OUT_OF_SYNC else InvalidCode()
+                    failure = (
+                        ClockOutOfSync() if verification.outcome is Outcome.OUT_OF_SYNC
+                        else InvalidCode(factor.wrong_code_message)
+                    )
         if failure:
             raise failure
+        run_after_commit(after_commit, context)
         return result
+
+    def begin_challenge(self, *, flow_id: str, method: str, context: RequestContext) -> Challenge:
+        """Start ``method``'s challenge for a flow (email a code, say) and deliver it after the commit.
+
+        Raises ``MethodNotAvailable`` for a method that sends nothing or is not the
+        user's, ``Throttled`` at a send limit (audited), and ``DeliveryFailed`` when
+        the code could not be sent at once (it is retried in the background).
+        """
+        failure: TwofoldError | None = None
+        challenge = None
+        with self._db.transaction() as s:
+            flow, user = self._live_flow(s, flow_id)
+            factor = self._factors.get(method)
+            if factor is None or method not in self._factors.enabled_for(s, user, Policy.of(user.practice).second_factors):
+                raise MethodNotAvailable()
+            try:
+                challenge = factor.begin_challenge(s, user=user, flow=flow)
+            except Throttled as exc:
+                failure = exc
+                self._audit.record(
+                    s, EventTag.SIGN_IN_CODE_SEND_LIMITED, context=context, practice_id=user.practice_id,
+                    subject_id=user.id, details={"method": method, "retry_after": exc.retry_after},
+                )
+            else:
+                if challenge is None:
+                    raise MethodNotAvailable("This method needs nothing sent: enter the code it shows.")
+                self._audit.record(
+                    s, EventTag.SIGN_IN_CODE_SENT, context=context, practice_id=user.practice_id,
+                    subject_id=user.id, details={"method": method},
+                )
+        if failure:
+            raise failure
+        if not challenge.deliver(context):
+            raise DeliveryFailed()
+        return challenge
 
     def flow_methods(self, flow_id: str) -> tuple[SignInFlow, User, list[str]]:
         """The live flow, its user and the methods it offers (for the code page)."""
         with self._db.reading() as s:
             flow, user = self._live_flow(s, flow_id, lock=False)
-            return flow, user, self._factors.enabled_for(s, user, Policy.of(user.practice).allowed_methods + ("totp",))
+            return flow, user, self._factors.enabled_for(s, user, Policy.of(user.practice).second_factors)
 
     # -- steps ---------------------------------------------------------------
 
@@ -269,13 +349,14 @@ class SignInService:
         return SignInResult("second_factor_required", user.id, flow_id=flow.id, methods=methods, return_to=return_to)
 
     def _complete(
-        self, s: Session, *, user: User, context: RequestContext, method: str, return_to: str | None
+        self, s: Session, *, user: User, context: RequestContext, method: str, return_to: str | None,
+        details: dict | None = None,
     ) -> SignInResult:
         token = self._sessions.start(s, user=user, context=context)
         user.last_sign_in_at = self._clock.now()
         self._audit.record(
             s, EventTag.SIGN_IN_SUCCEEDED, context=context, practice_id=user.practice_id,
-            actor_id=user.id, subject_id=user.id, details={"method": method},
+            actor_id=user.id, subject_id=user.id, details={**(details or {}), "method": method},
         )
         return SignInResult("signed_in", user.id, session_token=token, return_to=return_to)
 

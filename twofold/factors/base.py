@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
 from sqlalchemy.orm import Session
 
+from twofold.core.context import RequestContext
 from twofold.store.models import SignInFlow, User
 
 
@@ -26,14 +28,33 @@ class Verification:
 
     outcome: Outcome
     details: dict | None = None
+    # Work for after the transaction commits, given the request's context (a
+    # "backup code used" email, say). The caller runs it only once committed.
+    after_commit: Callable[[RequestContext], None] | None = None
 
     @property
     def accepted(self) -> bool:
         return self.outcome is Outcome.ACCEPTED
 
 
+@dataclass(frozen=True)
+class Challenge:
+    """A challenge begun in a sign-in (a code to send). ``deliver`` runs after the commit.
+
+    ``deliver`` returns False when the code could not be sent at once (it is then
+    retried in the background); the caller tells the person waiting for it.
+    """
+
+    sent_to: str
+    expires_in: int  # seconds the code stays valid
+    resend_after: int  # seconds before another may be asked for
+    deliver: Callable[[RequestContext], bool]
+
+
 class SecondFactor(Protocol):
     kind: str
+    code_format: str  # how a code looks, for "enter ..." messages
+    wrong_code_message: str  # the one answer to every refused code of this factor
 
     def normalize(self, code: str) -> str | None:
         """The code in canonical form, or None when it cannot be one of this factor's codes."""
@@ -41,8 +62,11 @@ class SecondFactor(Protocol):
     def is_enabled_for(self, session: Session, user: User) -> bool:
         """True when ``user`` has this factor set up and may sign in with it."""
 
-    def begin_challenge(self, session: Session, *, user: User, flow: SignInFlow) -> None:
-        """Start a challenge in a sign-in (send a code, say); a no-op for app codes."""
+    def begin_challenge(self, session: Session, *, user: User, flow: SignInFlow) -> Challenge | None:
+        """Start a challenge in a sign-in (make a code to send, say); None for app codes.
+
+        May raise ``Throttled`` (a send limit); nothing it wrote is kept then.
+        """
 
     def verify(self, session: Session, *, user: User, code: str) -> Verification:
         """Check ``code``; on acceptance consume it in ``session``'s transaction, atomically."""
@@ -69,3 +93,23 @@ class FactorRegistry:
             for kind, factor in self._factors.items()
             if (allowed is None or kind in allowed) and factor.is_enabled_for(session, user)
         ]
+
+    def verify_any(
+        self, session: Session, *, user: User, code: str, allowed: tuple[str, ...] | None = None
+    ) -> tuple[str | None, Verification]:
+        """Re-authentication: accept a code of any factor the user has (app code, backup code, emailed code).
+
+        Tries each enabled factor whose format ``code`` fits; returns the kind that
+        accepted it (consumed, as in ``verify``), or None and the most telling refusal.
+        """
+        refusal = Verification(Outcome.MALFORMED)
+        for kind in self.enabled_for(session, user, allowed):
+            factor = self._factors[kind]
+            if factor.normalize(code) is None:
+                continue
+            verification = factor.verify(session, user=user, code=code)
+            if verification.accepted:
+                return kind, verification
+            if refusal.outcome is Outcome.MALFORMED or verification.outcome is Outcome.OUT_OF_SYNC:
+                refusal = verification
+        return None, refusal

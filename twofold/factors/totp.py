@@ -43,6 +43,8 @@ def qr_svg(uri: str) -> str:
 
 class TotpFactor:
     kind = "totp"
+    code_format = "the 6-digit code from your authenticator app"
+    wrong_code_message = "That code is not right. Enter the current code from your authenticator app."
 
     def __init__(self, *, box: SecretBox, clock) -> None:
         self._box = box
@@ -167,6 +169,12 @@ class TotpFactor:
 
     def remove(self, session: Session, *, user: User) -> None:
         session.execute(delete(TotpCredential).where(TotpCredential.user_id == user.id))
+
+    def discard_pending(self, session: Session, *, user: User) -> None:
+        """Drop unconfirmed set-ups (started before 2FA was turned on some other way)."""
+        session.execute(
+            delete(TotpCredential).where(TotpCredential.user_id == user.id, TotpCredential.confirmed_at.is_(None))
+        )
 
     # -- helpers -----------------------------------------------------------
 

@@ -23,6 +23,7 @@ from twofold.web.schemas import (
     TotpEnrollmentPublic,
     TwoFactorPublic,
 )
+from twofold.web.schemas_recovery import TotpConfirmedPublic
 
 ERRORS = {
     400: {"model": ErrorPublic, "description": "Invalid code or request"},
@@ -98,7 +99,9 @@ def me(active: SignedIn, services: ServicesDep):
         name=user.name,
         role=user.role,
         practice=PracticePublic(id=user.practice.id, name=user.practice.name),
-        two_factor=TwoFactorPublic(enabled=status.enabled, methods=status.methods),
+        two_factor=TwoFactorPublic(
+            enabled=status.enabled, methods=status.methods, recovery_codes_left=status.recovery_codes_left
+        ),
         session_expires_at=active.expires_at.isoformat(),
     )
 
@@ -114,16 +117,26 @@ def start_totp(active: SignedIn, services: ServicesDep, context: Context):
     )
 
 
-@router.post("/me/totp/confirm", response_model=StatusPublic, summary="Confirm the app with its first code")
+@router.post(
+    "/me/totp/confirm",
+    response_model=TotpConfirmedPublic,
+    response_model_exclude_none=True,
+    summary="Confirm the app with its first code",
+    description="When this turns 2FA on, the answer carries the account's 10 backup codes, shown this once.",
+)
 def confirm_totp(body: TotpConfirm, active: SignedIn, services: ServicesDep, context: Context):
     _require_digits(body.code)
-    services.accounts.confirm_totp(user=active.user, enrollment_id=body.enrollment_id, code=body.code, context=context)
-    return StatusPublic(status="enabled")
+    result = services.accounts.confirm_totp(user=active.user, enrollment_id=body.enrollment_id, code=body.code, context=context)
+    return TotpConfirmedPublic(status=result.status, recovery_codes=result.recovery_codes or None)
 
 
-@router.delete("/me/totp", response_model=StatusPublic, summary="Turn two-factor authentication off")
+@router.delete(
+    "/me/totp",
+    response_model=StatusPublic,
+    summary="Turn two-factor authentication off",
+    description="Needs the password and a code: from the app, a backup code, or an emailed code.",
+)
 def disable_totp(body: ReauthRequest, active: SignedIn, services: ServicesDep, context: Context):
-    _require_digits(body.code)
     services.accounts.disable_two_factor(user=active.user, password=body.password, code=body.code, context=context)
     return StatusPublic(status="disabled")
 

@@ -21,6 +21,7 @@ from twofold.web.api_trust import router as api_trust_router
 from twofold.web.pages_admin import router as pages_admin_router
 from twofold.web.pages import router as pages_router
 from twofold.web.pages_trust import router as pages_trust_router
+from twofold.web.pages_recovery import router as pages_recovery_router
 from twofold.web.security import SecurityMiddleware
 
 HERE = Path(__file__).parent
@@ -65,6 +66,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(api_practice_router)
     app.include_router(pages_router)
     app.include_router(pages_trust_router)
+    app.include_router(pages_recovery_router)
     app.include_router(pages_admin_router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     return app

@@ -10,6 +10,7 @@ from fastapi.responses import RedirectResponse
 from twofold.core import errors as core
 from twofold.core.otp import grouped, normalize_code
 from twofold.web.deps import SESSION_COOKIE, Context, MaybeSignedIn, ServicesDep, SignedIn, apply_browser_cookie, cookie_secure
+from twofold.web.sections_recovery import recovery_sections
 from twofold.web.trust_context import remember_option, security_context
 
 router = APIRouter(include_in_schema=False)
@@ -107,12 +108,21 @@ def code_submit(
     except (core.FlowNotFound, core.FlowExpired) as exc:
         return render(request, "flow_gone.html", {"message": exc.message}, 410)
     except core.Throttled as exc:
-        return render(request, "code.html", {"flow_id": flow_id, "methods": [method], "error": exc.message, **remember_option(services, flow_id, remember)}, 429)
+        return render(request, "code.html", {**code_page_context(services, flow_id, method, error=exc.message), **remember_option(services, flow_id, remember)}, 429)
     except (core.InvalidCode, core.InvalidInput, core.MethodNotAvailable) as exc:
-        return render(request, "code.html", {"flow_id": flow_id, "methods": [method], "error": exc.message, **remember_option(services, flow_id, remember)}, 401)
+        return render(request, "code.html", {**code_page_context(services, flow_id, method, error=exc.message), **remember_option(services, flow_id, remember)}, 401)
     response = _with_session(request, RedirectResponse(safe_next(result.return_to), status_code=303), result.session_token)
     apply_browser_cookie(request, response, result.browser_cookie)
     return response
+
+
+def code_page_context(services, flow_id: str, method: str, **extra) -> dict:
+    """The code page again, offering every method of the flow, with ``method``'s form in front."""
+    try:
+        _flow, _user, methods = services.sign_in.flow_methods(flow_id)
+    except core.TwofoldError:
+        methods = [method]
+    return {"flow_id": flow_id, "methods": methods, "active_method": method, **extra}
 
 
 @router.post("/sign-out")
@@ -131,8 +141,10 @@ def security_page(request: Request, active: SignedIn, services: ServicesDep, not
     return render(
         request,
         "security.html",
-        {"user": active.user, "status": status, "notice": NOTICES.get(notice or ""), "session": active,
-         **security_context(request, active, services)},
+        {
+            "user": active.user, "status": status, "notice": NOTICES.get(notice or ""), "session": active,
+            **security_context(request, active, services), **recovery_sections(services, active.user),
+        },
     )
 
 
@@ -159,8 +171,10 @@ def totp_confirm(
         error = "Enter the 6-digit code your app shows now (digits only)."
     else:
         try:
-            services.accounts.confirm_totp(user=active.user, enrollment_id=enrollment_id, code=code, context=context)
-            return RedirectResponse(f"{HOME}?notice=enabled", status_code=303)
+            result = services.accounts.confirm_totp(user=active.user, enrollment_id=enrollment_id, code=code, context=context)
+            if result.recovery_codes:
+                return render_recovery_codes(request, active, result.recovery_codes, headline=NOTICES["enabled"])
+            return RedirectResponse(f"{HOME}?notice={result.status}", status_code=303)
         except core.NotFound as exc:
             return render(request, "error.html", {"title": "Set-up expired", "message": exc.message, "back": HOME}, 404)
         except (core.InvalidCode, core.Throttled) as exc:
@@ -168,7 +182,11 @@ def totp_confirm(
     enrollment = services.accounts.pending_totp_enrollment(user=active.user, enrollment_id=enrollment_id)
     if enrollment is None:
         return render(request, "error.html", {"title": "Set-up expired", "message": "Start the set-up again.", "back": HOME}, 404)
-    return render(request, "totp_setup.html", {"user": active.user, "enrollment": enrollment, "error": error, "session": active}, 400)
+    replacing = services.accounts.two_factor_status(active.user).enabled
+    return render(
+        request, "totp_setup.html",
+        {"user": active.user, "enrollment": enrollment, "error": error, "session": active, "replacing": replacing}, 400,
+    )
 
 
 @router.post("/account/security/totp/disable")
@@ -181,8 +199,8 @@ def totp_disable(
     code: Annotated[str, Form(max_length=64)] = "",
 ):
     error = None
-    if not password or normalize_code(code) is None:
-        error = "Enter your password and the 6-digit code your app shows now."
+    if not password or not code.strip():
+        error = "Enter your password and the 6-digit code your app shows now (or a backup code)."
     else:
         try:
             services.accounts.disable_two_factor(user=active.user, password=password, code=code, context=context)
@@ -190,8 +208,29 @@ def totp_disable(
         except (core.InvalidCode, core.InvalidCredentials, core.Throttled, core.Conflict) as exc:
             error = exc.message
     status = services.accounts.two_factor_status(active.user)
-    return render(request, "security.html", {"user": active.user, "status": status, "disable_error": error, "session": active,
-                                             **security_context(request, active, services)}, 400)
+    return render(
+        request, "security.html",
+        {
+            "user": active.user, "status": status, "disable_error": error, "session": active,
+            **security_context(request, active, services), **recovery_sections(services, active.user),
+        },
+        400,
+    )
+
+
+def render_recovery_codes(request: Request, active, codes: list[str], *, headline: str | None = None, error: str | None = None, status: int = 200):
+    """The page that shows a new set of backup codes, once (they are kept only as hashes)."""
+    from twofold.core.security_mail import format_when
+
+    services = request.app.state.services
+    return render(
+        request, "recovery_codes.html",
+        {
+            "user": active.user, "session": active, "codes": codes, "headline": headline, "error": error,
+            "made_at": format_when(services.clock.now()),
+        },
+        status,
+    )
 
 
 __all__ = ["router", "grouped"]

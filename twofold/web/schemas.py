@@ -45,6 +45,7 @@ class SecondFactorRequiredPublic(BaseModel):
 class TwoFactorPublic(BaseModel):
     enabled: bool
     methods: list[str]
+    recovery_codes_left: int = 0
 
 
 class PracticePublic(BaseModel):

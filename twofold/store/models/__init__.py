@@ -5,6 +5,7 @@ from twofold.store.models.audit import AuditChainHead, AuditEvent
 from twofold.store.models.base import Base, UTCDateTime
 from twofold.store.models.factors import TotpCredential
 from twofold.store.models.remembered import RememberedBrowser
+from twofold.store.models.recovery import EmailCode, EmailMethod, RecoveryCode, UndeliveredMail
 from twofold.store.models.signin import SignInFlow, UserSession
 from twofold.store.models.throttle import ThrottleFailure
 
@@ -13,11 +14,15 @@ __all__ = [
     "AuditChainHead",
     "AuditEvent",
     "Base",
+    "EmailCode",
+    "EmailMethod",
     "Practice",
     "RememberedBrowser",
+    "RecoveryCode",
     "SignInFlow",
     "ThrottleFailure",
     "TotpCredential",
+    "UndeliveredMail",
     "User",
     "UTCDateTime",
     "UserSession",

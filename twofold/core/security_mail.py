@@ -1,0 +1,219 @@
+"""Security emails: what changed, when, from which browser and address, and what to do if it was not you.
+
+Every change to how an account signs in is told to its owner by email, so that a
+change they did not make is noticed while it can still be undone. Each message has
+a text and an HTML part rendered from ``mail_templates/`` (Jinja2, HTML autoescaped).
+
+Notices (``notify_*``) are queued and sent off the request path: call them after
+the change has committed. Codes (``send_code``) are tried once at once so the
+person waiting can be told when mail is down (see ``Notifier.send_now``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from sqlalchemy import delete, select
+
+from twofold.core.audit import AuditLog, EventTag
+from twofold.core.context import RequestContext
+from twofold.core.notifier import Message, Notifier
+from twofold.core.useragent import browser_label
+from twofold.store.db import Database
+from twofold.store.models import UndeliveredMail, User
+
+TEMPLATES = Path(__file__).parent / "mail_templates"
+
+METHOD_LABELS = {
+    "totp": "an authenticator app",
+    "email": "codes sent by email",
+    "recovery_code": "backup codes",
+    "webauthn": "a security key",
+}
+
+DEFAULT_ADVICE = (
+    "Someone may know your password. Change your password in your security settings now, check your "
+    "sign-in methods there, and tell your practice admin: they can reset your two-factor authentication "
+    "and check the audit log."
+)
+
+CODE_WORDING = {
+    # purpose: (subject, intro, warning)
+    "sign_in": (
+        "Your Twofold sign-in code",
+        "Someone signed in to your account with your password and asked for a code by email. Enter this code to finish signing in:",
+        "If you are not signing in right now, someone knows your password: do not share this code, change your "
+        "password, and tell your practice admin.",
+    ),
+    "reauth": (
+        "Your Twofold confirmation code",
+        "You asked for a code to confirm a change to your security settings. Enter this code with your password:",
+        "If you did not ask for this code, someone may be signed in as you: change your password and tell your "
+        "practice admin.",
+    ),
+    "confirm_address": (
+        "Confirm your email for sign-in codes",
+        "You asked to receive sign-in codes by email at this address. Enter this code in your security settings "
+        "to confirm it:",
+        "If you did not ask for this, someone may be signed in as you: change your password and tell your "
+        "practice admin. Your sign-in methods are unchanged until the code is entered.",
+    ),
+}
+
+
+class Recipient(Protocol):
+    id: int
+    email: str
+    name: str
+
+
+class SecurityMail:
+    """Renders and sends the emails about an account's security."""
+
+    def __init__(self, *, notifier: Notifier, clock, base_url: str) -> None:
+        self._notifier = notifier
+        self._clock = clock
+        self._base_url = base_url.rstrip("/")
+        self._env = Environment(
+            loader=FileSystemLoader(TEMPLATES),
+            autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+            undefined=StrictUndefined,
+            keep_trailing_newline=True,
+        )
+
+    @property
+    def security_url(self) -> str:
+        return f"{self._base_url}/account/security"
+
+    # -- codes ---------------------------------------------------------------------
+
+    def code_message(self, user: Recipient, *, code: str, purpose: str, minutes: int, context: RequestContext) -> Message:
+        subject, intro, warning = CODE_WORDING[purpose]
+        values = {
+            **self._facts(user, context),
+            "subject": subject, "intro": intro, "warning": warning, "code": code, "minutes": minutes,
+        }
+        return Message(
+            to=user.email, subject=subject, text=self._env.get_template("code.txt").render(values),
+            html=self._env.get_template("code.html").render(values), tags=(f"code:{purpose}",), user_id=user.id,
+        )
+
+    def send_code(self, user: Recipient, *, code: str, purpose: str, minutes: int, context: RequestContext) -> bool:
+        """Send a one-time code now; False when the first try failed (it is then retried in the background)."""
+        return self._notifier.send_now(self.code_message(user, code=code, purpose=purpose, minutes=minutes, context=context))
+
+    # -- notices ---------------------------------------------------------------------
+
+    def notice(self, kind: str, user: Recipient, context: RequestContext, **facts) -> Message:
+        """The rendered notice ``kind`` (a file in mail_templates/notices/) about ``user``."""
+        values = {**self._facts(user, context), "default_advice": DEFAULT_ADVICE, "actor": None, **facts}
+        spec = self._env.get_template(f"notices/{kind}.txt").make_module(values)
+        values.update(subject=spec.subject, paragraphs=list(spec.paragraphs), advice=spec.advice)
+        return Message(
+            to=user.email, subject=spec.subject, text=self._env.get_template("notice.txt").render(values),
+            html=self._env.get_template("notice.html").render(values), tags=(kind,), user_id=user.id,
+        )
+
+    def _notify(self, kind: str, user: Recipient, context: RequestContext, **facts) -> None:
+        self._notifier.send(self.notice(kind, user, context, **facts))
+
+    def notify_two_factor_enabled(self, user: Recipient, context: RequestContext, *, method: str) -> None:
+        self._notify("two_factor_enabled", user, context, method_label=METHOD_LABELS.get(method, method))
+
+    def notify_two_factor_disabled(self, user: Recipient, context: RequestContext) -> None:
+        self._notify("two_factor_disabled", user, context)
+
+    def notify_recovery_code_used(self, user: Recipient, context: RequestContext, *, codes_left: int) -> None:
+        self._notify("recovery_code_used", user, context, codes_left=codes_left)
+
+    def notify_recovery_codes_generated(self, user: Recipient, context: RequestContext) -> None:
+        self._notify("recovery_codes_generated", user, context)
+
+    def notify_email_method_added(self, user: Recipient, context: RequestContext) -> None:
+        self._notify("email_method_added", user, context, address=user.email)
+
+    def notify_email_method_removed(self, user: Recipient, context: RequestContext) -> None:
+        self._notify("email_method_removed", user, context)
+
+    def notify_authenticator_added(self, user: Recipient, context: RequestContext) -> None:
+        self._notify("authenticator_added", user, context)
+
+    def notify_authenticator_replaced(self, user: Recipient, context: RequestContext) -> None:
+        self._notify("authenticator_replaced", user, context)
+
+    def notify_password_changed(self, user: Recipient, context: RequestContext) -> None:
+        """For the password-change use case (issue 3): call after the change committed."""
+        self._notify("password_changed", user, context)
+
+    def notify_browser_remembered(self, user: Recipient, context: RequestContext, *, days: int) -> None:
+        """For the remember-this-browser use case (issue 3): ``days`` is how long it is remembered."""
+        self._notify("browser_remembered", user, context, days=days)
+
+    def notify_admin_reset(self, user: Recipient, context: RequestContext, *, admin_name: str | None) -> None:
+        """For the admin reset (issue 5): ``user`` is the member reset, ``context`` the admin's request."""
+        self._notify("admin_reset", user, context, admin_name=admin_name, actor=admin_name)
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def _facts(self, user: Recipient, context: RequestContext) -> dict:
+        practice = getattr(user, "practice", None)
+        return {
+            "name": user.name,
+            "when": format_when(self._clock.now()),
+            "browser": browser_label(context.user_agent),
+            "ip": context.ip or "not known",
+            "practice": getattr(practice, "name", None) or "your practice",
+            "security_url": self.security_url,
+        }
+
+
+def format_when(moment: datetime) -> str:
+    """'Monday 2 November 2026, 09:00 UTC': unambiguous in every locale."""
+    return f"{moment:%A} {moment.day} {moment:%B %Y, %H:%M} UTC"
+
+
+class UndeliveredMailLog:
+    """Keeps what could not be delivered, so the member sees it on their Security page.
+
+    Subscribed to the notifier; called on the mail thread once a message is given up on.
+    """
+
+    def __init__(self, *, db: Database, clock, audit: AuditLog) -> None:
+        self._db = db
+        self._clock = clock
+        self._audit = audit
+
+    def undelivered(self, message: Message, attempts: int) -> None:
+        if message.user_id is None:
+            return
+        kind = message.tags[0] if message.tags else "message"
+        with self._db.transaction() as s:
+            user = s.get(User, message.user_id)
+            if user is None:
+                return
+            s.add(UndeliveredMail(
+                user_id=user.id, kind=kind[:64], subject=message.subject[:200], failed_at=self._clock.now(),
+                attempts=attempts,
+            ))
+            self._audit.record(
+                s, EventTag.SECURITY_EMAIL_UNDELIVERED, context=RequestContext.system("mail"),
+                practice_id=user.practice_id, subject_id=user.id, details={"kind": kind, "attempts": attempts},
+            )
+
+    def recent_for(self, user_id: int, *, limit: int = 5) -> list[UndeliveredMail]:
+        """The member's latest undelivered messages, newest first."""
+        with self._db.reading() as s:
+            return list(
+                s.execute(
+                    select(UndeliveredMail).where(UndeliveredMail.user_id == user_id)
+                    .order_by(UndeliveredMail.failed_at.desc(), UndeliveredMail.id.desc()).limit(limit)
+                ).scalars()
+            )
+
+    def dismiss(self, user_id: int) -> int:
+        """Forget the member's undelivered-mail notices (they have seen them); return how many."""
+        with self._db.transaction() as s:
+            return s.execute(delete(UndeliveredMail).where(UndeliveredMail.user_id == user_id)).rowcount
