@@ -14,7 +14,7 @@ from twofold.core.errors import Conflict, InvalidCode, InvalidCredentials, Inval
 from twofold.core.passwords import PasswordHasher
 from twofold.core.policy import Policy
 from twofold.core.sessions import SessionService
-from twofold.core.signin import code_throttle_key, normalize_email
+from twofold.core.signin import code_throttle_key, lock_account, normalize_email
 from twofold.core.throttle import PASSWORD_PER_ACCOUNT, Throttle, subject_key
 from twofold.factors.base import FactorRegistry, Outcome
 from twofold.factors.totp import TotpEnrollment, TotpFactor
@@ -173,6 +173,7 @@ class AccountService:
         """Turn 2FA on when ``code`` is right for the pending app; throttled like sign-in codes."""
         failure: TwofoldError | None = None
         with self._db.transaction() as s:
+            lock_account(s, user.id)
             key = code_throttle_key(user.id)
             wait = self._throttle.retry_after(s, [key])
             if wait:

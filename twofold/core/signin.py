@@ -65,6 +65,16 @@ def code_throttle_key(user_id: int) -> tuple:
     return (CODE_PER_ACCOUNT, f"code:user:{user_id}")
 
 
+def lock_account(s: Session, user_id: int) -> None:
+    """Serialise code attempts of one account until the transaction ends.
+
+    Without it, concurrent guesses on PostgreSQL all read the throttle before any
+    of them records its failure, and a burst gets more than the allowed tries.
+    SQLite's writing transactions (BEGIN IMMEDIATE) are serialised already.
+    """
+    s.execute(select(User.id).where(User.id == user_id).with_for_update())
+
+
 class SignInService:
     def __init__(
         self,
@@ -166,6 +176,7 @@ class SignInService:
             if factor.normalize(code) is None:
                 # Malformed input changes nothing: no attempt is counted.
                 raise MalformedCode()
+            lock_account(s, user.id)
             key = code_throttle_key(user.id)
             wait = self._throttle.retry_after(s, [key])
             if wait:

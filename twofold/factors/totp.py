@@ -92,14 +92,18 @@ class TotpFactor:
         """Accept the first code of a pending credential; it then replaces any earlier app.
 
         The confirming code counts as used: its step becomes the replay guard.
+        The pending row is locked, so of concurrent confirmations only the first
+        finds it still pending (PostgreSQL re-checks the WHERE after the wait).
         """
         now = self._clock.now()
         pending = session.execute(
-            select(TotpCredential).where(
+            select(TotpCredential)
+            .where(
                 TotpCredential.id == enrollment_id,
                 TotpCredential.user_id == user.id,
                 TotpCredential.confirmed_at.is_(None),
             )
+            .with_for_update()
         ).scalar_one_or_none()
         if pending is None:
             return Verification(Outcome.EXPIRED, {"reason": "unknown_enrollment"})
