@@ -187,11 +187,12 @@ class AccountService:
                     actor_id=user.id, subject_id=user.id, details={"method": "totp"},
                 )
             else:
-                self._throttle.hit(s, [key])
+                wait = self._throttle.hit(s, [key])
                 self._audit.record(
                     s, EventTag.TOTP_ENROLLMENT_FAILED, context=context, practice_id=user.practice_id,
                     actor_id=user.id, subject_id=user.id, details={"reason": str(verification.outcome)},
                 )
+                self._audit_lockout(s, user, wait, step="totp_confirm", context=context)
                 failure = _code_error(verification.outcome)
         if failure:
             raise failure
@@ -212,20 +213,22 @@ class AccountService:
             if not self._totp.is_enabled_for(s, user):
                 raise TwoFactorNotEnabled()
             if not password_ok:
-                self._throttle.hit(s, [password_key])
+                wait = self._throttle.hit(s, [password_key])
                 self._audit.record(
                     s, EventTag.TWO_FACTOR_DISABLE_FAILED, context=context, practice_id=user.practice_id,
                     actor_id=user.id, subject_id=user.id, details={"reason": "wrong_password"},
                 )
+                self._audit_lockout(s, user, wait, step="two_factor_disable_password", context=context)
                 failure = InvalidCredentials("The password is not right.")
             else:
                 verification = self._totp.verify(s, user=user, code=code)
                 if not verification.accepted:
-                    self._throttle.hit(s, [code_key])
+                    wait = self._throttle.hit(s, [code_key])
                     self._audit.record(
                         s, EventTag.TWO_FACTOR_DISABLE_FAILED, context=context, practice_id=user.practice_id,
                         actor_id=user.id, subject_id=user.id, details={"reason": str(verification.outcome)},
                     )
+                    self._audit_lockout(s, user, wait, step="two_factor_disable", context=context)
                     failure = _code_error(verification.outcome)
                 else:
                     for kind in self._factors.kinds():
@@ -249,6 +252,14 @@ class AccountService:
                 subject_id=user.id, details={"session_id": record.id},
             )
             return True
+
+    def _audit_lockout(self, s: Session, user: User, wait: int, *, step: str, context: RequestContext) -> None:
+        """The failure that starts a wait is a lockout, audited like one at sign-in."""
+        if wait:
+            self._audit.record(
+                s, EventTag.LOCKED_OUT, context=context, practice_id=user.practice_id, subject_id=user.id,
+                details={"step": step, "retry_after": wait},
+            )
 
     def policy_for(self, user: User) -> Policy:
         return Policy.of(user.practice)

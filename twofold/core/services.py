@@ -16,7 +16,7 @@ from twofold.core.notifier import Notifier, OutboxNotifier, SmtpConfig, SmtpNoti
 from twofold.core.passwords import PasswordHasher
 from twofold.core.sessions import SessionService
 from twofold.core.signin import SignInService
-from twofold.core.throttle import DatabaseFailureStore, RedisFailureStore, Throttle
+from twofold.core.throttle import DatabaseFailureStore, FailureStore, RedisFailureStore, Throttle
 from twofold.factors.base import FactorRegistry
 from twofold.factors.totp import TotpFactor
 from twofold.settings import Settings
@@ -62,6 +62,7 @@ def build_services(
     clock: Clock | None = None,
     notifier: Notifier | None = None,
     db: Database | None = None,
+    failure_store: FailureStore | None = None,
 ) -> Services:
     clock = clock or SystemClock()
     secret_key = settings.resolved_secret_key()
@@ -74,7 +75,9 @@ def build_services(
     )
     box = SecretBox(secret_key, settings.old_secret_keys)
     audit = AuditLog(clock=clock)
-    if settings.redis_url:
+    if failure_store is not None:
+        store = failure_store
+    elif settings.redis_url:
         import redis
 
         store = RedisFailureStore(redis.Redis.from_url(settings.redis_url))
