@@ -6,6 +6,7 @@ lives ten minutes. Only ``verify_second_factor`` turns it into a session.
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -35,6 +36,7 @@ from twofold.store.db import Database
 from twofold.store.models import SignInFlow, User
 
 FLOW_TTL = timedelta(minutes=10)
+FLOW_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # secrets.token_urlsafe's alphabet
 
 PASSWORD_VERIFIED = "password_verified"
 SECOND_FACTOR_VERIFIED = "second_factor_verified"
@@ -104,6 +106,9 @@ class SignInService:
         database lock while hashing.
         """
         email = normalize_email(email)
+        if not email or not email.isprintable():
+            # No account has such an email; PostgreSQL would refuse a NUL in the lookup.
+            raise InvalidInput("Enter your email address, such as name@example.org.")
         checks = [(PASSWORD_PER_ACCOUNT, subject_key(PASSWORD_PER_ACCOUNT, email))]
         if context.ip:
             checks.append((PASSWORD_PER_IP, subject_key(PASSWORD_PER_IP, context.ip)))
@@ -217,7 +222,7 @@ class SignInService:
     # -- steps ---------------------------------------------------------------
 
     def _live_flow(self, s: Session, flow_id: str, lock: bool = True) -> tuple[SignInFlow, User]:
-        if not flow_id or len(flow_id) > 64:
+        if not FLOW_ID.fullmatch(flow_id):  # not one of ours (and PostgreSQL refuses a NUL in a lookup)
             raise FlowNotFound()
         query = select(SignInFlow).where(SignInFlow.id == flow_id)
         flow = s.execute(query.with_for_update() if lock else query).scalar_one_or_none()

@@ -41,6 +41,11 @@ def qr_svg(uri: str) -> str:
     return buffer.getvalue().decode()
 
 
+def _is_enrollment_id(value: str) -> bool:
+    """Enrolment ids are 32 hex digits; anything else is unknown without a lookup."""
+    return 0 < len(value) <= 32 and value.isascii() and value.isalnum()
+
+
 class TotpFactor:
     kind = "totp"
 
@@ -75,6 +80,8 @@ class TotpFactor:
         return TotpEnrollment(credential_id, otp.b32_secret(key), uri, qr_svg(uri))
 
     def pending_enrollment(self, session: Session, *, user: User, enrollment_id: str, issuer: str) -> TotpEnrollment | None:
+        if not _is_enrollment_id(enrollment_id):
+            return None
         pending = session.execute(
             select(TotpCredential).where(
                 TotpCredential.id == enrollment_id,
@@ -96,6 +103,8 @@ class TotpFactor:
         finds it still pending (PostgreSQL re-checks the WHERE after the wait).
         """
         now = self._clock.now()
+        if not _is_enrollment_id(enrollment_id):
+            return Verification(Outcome.EXPIRED, {"reason": "unknown_enrollment"})
         pending = session.execute(
             select(TotpCredential)
             .where(
