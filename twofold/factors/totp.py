@@ -158,20 +158,25 @@ class TotpFactor:
         if credential is None:
             return Verification(Outcome.WRONG, {"reason": "no_authenticator"})
         now_step = otp.time_step(self._clock.now().timestamp())
-        match = otp.match_step(self._key(credential), normalized, now_step)
+        key = self._key(credential)
+        match = otp.match_step(key, normalized, now_step)
         if match is None:
             return Verification(Outcome.WRONG)
         if not match.in_window:
             return Verification(Outcome.OUT_OF_SYNC, {"step_offset": match.step - now_step})
         if credential.last_used_step is not None and match.step <= credential.last_used_step:
             return Verification(Outcome.REUSED)
+        values = {"last_used_step": match.step}
+        if self._box.needs_rotation(credential.secret_sealed):
+            # Sealed under an old key (TWOFOLD_OLD_SECRET_KEYS): re-seal it under the current one.
+            values["secret_sealed"] = self._box.seal(key, context=f"totp:{credential.id}")
         claimed = session.execute(
             update(TotpCredential)
             .where(
                 TotpCredential.id == credential.id,
                 or_(TotpCredential.last_used_step.is_(None), TotpCredential.last_used_step < match.step),
             )
-            .values(last_used_step=match.step)
+            .values(**values)
             .execution_options(synchronize_session=False)
         ).rowcount
         if claimed != 1:
