@@ -17,7 +17,7 @@ from twofold.core.remembered import RememberedBrowserService
 from twofold.core.reauth import Reauthentication
 from twofold.core.security_mail import SecurityMail
 from twofold.core.sessions import SessionService
-from twofold.core.signin import code_throttle_key, normalize_email
+from twofold.core.signin import code_throttle_key, lock_account, normalize_email
 from twofold.core.throttle import Throttle
 from twofold.factors.base import FactorRegistry, Outcome
 from twofold.factors.recovery_codes import RecoveryCodeFactor
@@ -206,6 +206,7 @@ class AccountService:
         failure: TwofoldError | None = None
         confirmation: TotpConfirmation | None = None
         with self._db.transaction() as s:
+            lock_account(s, user.id)
             key = code_throttle_key(user.id)
             wait = self._throttle.retry_after(s, [key])
             if wait:
@@ -230,11 +231,12 @@ class AccountService:
                     self._audit.record(s, EventTag.RECOVERY_CODES_GENERATED, **facts, details={"count": len(codes)})
                     confirmation = TotpConfirmation("enabled", codes)
             else:
-                self._throttle.hit(s, [key])
+                wait = self._throttle.hit(s, [key])
                 self._audit.record(
                     s, EventTag.TOTP_ENROLLMENT_FAILED, context=context, practice_id=user.practice_id,
                     actor_id=user.id, subject_id=user.id, details={"reason": str(verification.outcome)},
                 )
+                self._audit_lockout(s, user, wait, step="totp_confirm", context=context)
                 failure = _code_error(verification.outcome)
         if failure:
             raise failure
@@ -286,6 +288,14 @@ class AccountService:
                 subject_id=user.id, details={"session_id": record.id},
             )
             return True
+
+    def _audit_lockout(self, s: Session, user: User, wait: int, *, step: str, context: RequestContext) -> None:
+        """The failure that starts a wait is a lockout, audited like one at sign-in."""
+        if wait:
+            self._audit.record(
+                s, EventTag.LOCKED_OUT, context=context, practice_id=user.practice_id, subject_id=user.id,
+                details={"step": step, "retry_after": wait},
+            )
 
     def policy_for(self, user: User) -> Policy:
         return Policy.of(user.practice)

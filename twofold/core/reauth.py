@@ -29,7 +29,7 @@ from twofold.core.context import RequestContext
 from twofold.core.errors import ClockOutOfSync, InvalidCode, InvalidCredentials, InvalidInput, Throttled, TwofoldError
 from twofold.core.passwords import PasswordHasher
 from twofold.core.policy import Policy
-from twofold.core.signin import code_throttle_key, run_after_commit
+from twofold.core.signin import code_throttle_key, lock_account, run_after_commit
 from twofold.core.throttle import PASSWORD_PER_ACCOUNT, Throttle, subject_key
 from twofold.factors.base import FactorRegistry, Outcome, Verification
 from twofold.store.db import Database
@@ -87,12 +87,14 @@ class Reauthentication:
         failed_event: EventTag = EventTag.REAUTHENTICATION_FAILED,
     ) -> Proof:
         """Check the code in the change's transaction; a failure is counted and audited there, and returned."""
+        lock_account(s, user.id)  # concurrent guesses are counted one after another
         if not password_ok:
-            self._throttle.hit(s, [_password_key(user)])
+            wait = self._throttle.hit(s, [_password_key(user)])
             self._audit.record(
                 s, failed_event, context=context, practice_id=user.practice_id, actor_id=user.id, subject_id=user.id,
                 details={"action": action, "reason": "wrong_password"},
             )
+            _audit_lockout(self._audit, s, user, wait, step=f"{action}_password", context=context)
             return Proof(failure=InvalidCredentials("The password is not right."))
         method, verification = self._factors.verify_any(
             s, user=user, code=code, allowed=Policy.of(user.practice).second_factors
@@ -105,12 +107,22 @@ class Reauthentication:
                 "Enter a code: 6 digits from your authenticator app, a backup code such as 7kq4-m2xp, or the "
                 "8 digits we emailed you."
             ))
-        self._throttle.hit(s, [code_throttle_key(user.id)])
+        wait = self._throttle.hit(s, [code_throttle_key(user.id)])
         self._audit.record(
             s, failed_event, context=context, practice_id=user.practice_id, actor_id=user.id, subject_id=user.id,
             details={"action": action, "reason": str(verification.outcome)},
         )
+        _audit_lockout(self._audit, s, user, wait, step=action, context=context)
         return Proof(failure=ClockOutOfSync() if verification.outcome is Outcome.OUT_OF_SYNC else InvalidCode(WRONG_CODE))
+
+
+def _audit_lockout(audit: AuditLog, s: Session, user: User, wait: int, *, step: str, context: RequestContext) -> None:
+    """The failure that starts a wait is a lockout, audited like one at sign-in."""
+    if wait:
+        audit.record(
+            s, EventTag.LOCKED_OUT, context=context, practice_id=user.practice_id, subject_id=user.id,
+            details={"step": step, "retry_after": wait},
+        )
 
 
 def _password_key(user: User) -> tuple:

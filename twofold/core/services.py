@@ -21,7 +21,7 @@ from twofold.core.recovery import RecoveryService
 from twofold.core.security_mail import SecurityMail, UndeliveredMailLog
 from twofold.core.sessions import SessionService
 from twofold.core.signin import SignInService
-from twofold.core.throttle import DatabaseFailureStore, RedisFailureStore, Throttle
+from twofold.core.throttle import DatabaseFailureStore, FailureStore, RedisFailureStore, Throttle
 from twofold.factors.base import FactorRegistry
 from twofold.factors.email_code import EmailCodeFactor
 from twofold.factors.recovery_codes import RecoveryCodeFactor
@@ -76,6 +76,7 @@ def build_services(
     clock: Clock | None = None,
     notifier: Notifier | None = None,
     db: Database | None = None,
+    failure_store: FailureStore | None = None,
 ) -> Services:
     clock = clock or SystemClock()
     secret_key = settings.resolved_secret_key()
@@ -88,7 +89,9 @@ def build_services(
     )
     box = SecretBox(secret_key, settings.old_secret_keys)
     audit = AuditLog(clock=clock)
-    if settings.redis_url:
+    if failure_store is not None:
+        store = failure_store
+    elif settings.redis_url:
         import redis
 
         store = RedisFailureStore(redis.Redis.from_url(settings.redis_url))

@@ -7,6 +7,7 @@ lives ten minutes. Only ``verify_second_factor`` turns it into a session.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from functools import partial
 from collections.abc import Mapping
@@ -43,6 +44,7 @@ from twofold.store.models import SignInFlow, User
 log = logging.getLogger("twofold.signin")
 
 FLOW_TTL = timedelta(minutes=10)
+FLOW_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # secrets.token_urlsafe's alphabet
 
 PASSWORD_VERIFIED = "password_verified"
 SECOND_FACTOR_VERIFIED = "second_factor_verified"
@@ -97,6 +99,16 @@ def code_throttle_key(user_id: int) -> tuple:
     return (CODE_PER_ACCOUNT, f"code:user:{user_id}")
 
 
+def lock_account(s: Session, user_id: int) -> None:
+    """Serialise code attempts of one account until the transaction ends.
+
+    Without it, concurrent guesses on PostgreSQL all read the throttle before any
+    of them records its failure, and a burst gets more than the allowed tries.
+    SQLite's writing transactions (BEGIN IMMEDIATE) are serialised already.
+    """
+    s.execute(select(User.id).where(User.id == user_id).with_for_update())
+
+
 class SignInService:
     def __init__(
         self,
@@ -138,6 +150,9 @@ class SignInService:
         token of this account, the sign-in completes without a code.
         """
         email = normalize_email(email)
+        if not email or not email.isprintable():
+            # No account has such an email; PostgreSQL would refuse a NUL in the lookup.
+            raise InvalidInput("Enter your email address, such as name@example.org.")
         checks = [(PASSWORD_PER_ACCOUNT, subject_key(PASSWORD_PER_ACCOUNT, email))]
         if context.ip:
             checks.append((PASSWORD_PER_IP, subject_key(PASSWORD_PER_IP, context.ip)))
@@ -223,6 +238,7 @@ class SignInService:
             if factor.normalize(code) is None:
                 # Malformed input changes nothing: no attempt is counted.
                 raise MalformedCode(f"That is not a code of this method: enter {factor.code_format}.")
+            lock_account(s, user.id)
             key = code_throttle_key(user.id)
             wait = self._throttle.retry_after(s, [key])
             if wait:
@@ -313,7 +329,7 @@ class SignInService:
     # -- steps ---------------------------------------------------------------
 
     def _live_flow(self, s: Session, flow_id: str, lock: bool = True) -> tuple[SignInFlow, User]:
-        if not flow_id or len(flow_id) > 64:
+        if not FLOW_ID.fullmatch(flow_id):  # not one of ours (and PostgreSQL refuses a NUL in a lookup)
             raise FlowNotFound()
         query = select(SignInFlow).where(SignInFlow.id == flow_id)
         flow = s.execute(query.with_for_update() if lock else query).scalar_one_or_none()

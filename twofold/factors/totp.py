@@ -41,6 +41,11 @@ def qr_svg(uri: str) -> str:
     return buffer.getvalue().decode()
 
 
+def _is_enrollment_id(value: str) -> bool:
+    """Enrolment ids are 32 hex digits; anything else is unknown without a lookup."""
+    return 0 < len(value) <= 32 and value.isascii() and value.isalnum()
+
+
 class TotpFactor:
     kind = "totp"
     code_format = "the 6-digit code from your authenticator app"
@@ -77,6 +82,8 @@ class TotpFactor:
         return TotpEnrollment(credential_id, otp.b32_secret(key), uri, qr_svg(uri))
 
     def pending_enrollment(self, session: Session, *, user: User, enrollment_id: str, issuer: str) -> TotpEnrollment | None:
+        if not _is_enrollment_id(enrollment_id):
+            return None
         pending = session.execute(
             select(TotpCredential).where(
                 TotpCredential.id == enrollment_id,
@@ -94,14 +101,20 @@ class TotpFactor:
         """Accept the first code of a pending credential; it then replaces any earlier app.
 
         The confirming code counts as used: its step becomes the replay guard.
+        The pending row is locked, so of concurrent confirmations only the first
+        finds it still pending (PostgreSQL re-checks the WHERE after the wait).
         """
         now = self._clock.now()
+        if not _is_enrollment_id(enrollment_id):
+            return Verification(Outcome.EXPIRED, {"reason": "unknown_enrollment"})
         pending = session.execute(
-            select(TotpCredential).where(
+            select(TotpCredential)
+            .where(
                 TotpCredential.id == enrollment_id,
                 TotpCredential.user_id == user.id,
                 TotpCredential.confirmed_at.is_(None),
             )
+            .with_for_update()
         ).scalar_one_or_none()
         if pending is None:
             return Verification(Outcome.EXPIRED, {"reason": "unknown_enrollment"})
@@ -147,20 +160,25 @@ class TotpFactor:
         if credential is None:
             return Verification(Outcome.WRONG, {"reason": "no_authenticator"})
         now_step = otp.time_step(self._clock.now().timestamp())
-        match = otp.match_step(self._key(credential), normalized, now_step)
+        key = self._key(credential)
+        match = otp.match_step(key, normalized, now_step)
         if match is None:
             return Verification(Outcome.WRONG)
         if not match.in_window:
             return Verification(Outcome.OUT_OF_SYNC, {"step_offset": match.step - now_step})
         if credential.last_used_step is not None and match.step <= credential.last_used_step:
             return Verification(Outcome.REUSED)
+        values = {"last_used_step": match.step}
+        if self._box.needs_rotation(credential.secret_sealed):
+            # Sealed under an old key (TWOFOLD_OLD_SECRET_KEYS): re-seal it under the current one.
+            values["secret_sealed"] = self._box.seal(key, context=f"totp:{credential.id}")
         claimed = session.execute(
             update(TotpCredential)
             .where(
                 TotpCredential.id == credential.id,
                 or_(TotpCredential.last_used_step.is_(None), TotpCredential.last_used_step < match.step),
             )
-            .values(last_used_step=match.step)
+            .values(**values)
             .execution_options(synchronize_session=False)
         ).rowcount
         if claimed != 1:

@@ -31,8 +31,15 @@ def render(request: Request, name: str, context: dict | None = None, status: int
 
 
 def safe_next(target: str | None) -> str:
-    """Only a path on this site: no scheme, no host, no protocol-relative '//' trick."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target or len(target) > 500:
+    """Only a path on this site: no scheme, no host, no protocol-relative '//' trick.
+
+    Control characters are refused too: URL parsers drop tabs and newlines, so
+    "/\t/evil.example" would otherwise become "//evil.example" on the way.
+    """
+    if (
+        not target or not target.startswith("/") or target.startswith("//") or "\\" in target or len(target) > 500
+        or any(ord(c) < 0x20 or ord(c) == 0x7F for c in target)
+    ):
         return HOME
     return target
 

@@ -67,8 +67,16 @@ class SecurityMiddleware:
             guarded_receive = receive
         else:
             guarded_receive = self._limited(receive)
+        refused = False
 
         async def send_with_headers(message) -> None:
+            nonlocal refused
+            if getattr(guarded_receive, "exceeded", False):
+                # The app caught our "too large" while parsing and answered 400 itself: say 413 instead.
+                if not refused:
+                    refused = True
+                    await self._refuse(send, 413, "body_too_large", f"The request body is over {self.max_body_bytes} bytes.")
+                return
             if message["type"] == "http.response.start":
                 extra = list(SECURITY_HEADERS)
                 if self.hsts:
@@ -80,7 +88,8 @@ class SecurityMiddleware:
         try:
             await self.app(scope, guarded_receive, send_with_headers)
         except _BodyTooLarge:
-            await self._refuse(send, 413, "body_too_large", f"The request body is over {self.max_body_bytes} bytes.")
+            if not refused:
+                await self._refuse(send, 413, "body_too_large", f"The request body is over {self.max_body_bytes} bytes.")
 
     def _limited(self, receive):
         seen = 0
@@ -91,9 +100,11 @@ class SecurityMiddleware:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_body_bytes:
+                    wrapped.exceeded = True
                     raise _BodyTooLarge()
             return message
 
+        wrapped.exceeded = False
         return wrapped
 
     def _same_origin(self, scope, headers: dict[bytes, bytes]) -> bool:
