@@ -38,6 +38,21 @@ class EventTag(StrEnum):
     SESSION_REVOKED = "account:session:revoked"
     PRACTICE_CREATED = "practice:created"
     MEMBER_ADDED = "practice:member:added"
+    MEMBERS_IMPORTED = "practice:members:imported"
+    MEMBERS_EXPORTED = "practice:members:exported"
+    MEMBER_ROLE_CHANGED = "practice:member:role_changed"
+    MEMBER_DEACTIVATED = "practice:member:deactivated"
+    MEMBER_REACTIVATED = "practice:member:reactivated"
+    SETUP_LINK_SENT = "practice:member:setup_link_sent"
+    SETUP_LINK_REFUSED = "practice:member:setup_link_refused"
+    SETUP_LINK_USED = "practice:member:setup_link_used"
+    PASSWORD_SET = "account:password:set"
+    TWO_FACTOR_SET_UP_BY_ADMIN = "practice:member:two_factor_set_up"
+    TWO_FACTOR_RESET = "practice:member:two_factor_reset"
+    TWO_FACTOR_RESET_FAILED = "practice:member:two_factor_reset_failed"
+    TWO_FACTOR_ENROLMENT_SKIPPED = "account:two_factor:enrolment_skipped"
+    POLICY_CHANGED = "practice:policy:changed"
+    AUDIT_EXPORTED = "practice:audit:exported"
 
 
 def _digest(prev_hash: str, fields: dict[str, Any]) -> str:

@@ -168,6 +168,9 @@ class TotpFactor:
     def remove(self, session: Session, *, user: User) -> None:
         session.execute(delete(TotpCredential).where(TotpCredential.user_id == user.id))
 
+    def enabled_user_ids(self):
+        return select(TotpCredential.user_id).where(TotpCredential.confirmed_at.is_not(None))
+
     # -- helpers -----------------------------------------------------------
 
     def _confirmed(self, session: Session, user: User) -> TotpCredential | None:
