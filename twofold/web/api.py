@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 from twofold.core.errors import InvalidCode, InvalidInput
 from twofold.core.signin import SignInResult
 from twofold.web.errors import error_response
-from twofold.web.deps import SESSION_COOKIE, Context, ServicesDep, SignedIn, cookie_secure
+from twofold.web.deps import SESSION_COOKIE, Context, Enrolling, ServicesDep, SignedIn, cookie_secure
 from twofold.web.schemas import (
     ErrorPublic,
     MePublic,
@@ -95,7 +95,7 @@ def me(active: SignedIn, services: ServicesDep):
 
 
 @router.post("/me/totp", response_model=TotpEnrollmentPublic, summary="Start setting up an authenticator app")
-def start_totp(active: SignedIn, services: ServicesDep, context: Context):
+def start_totp(active: Enrolling, services: ServicesDep, context: Context):
     enrollment = services.accounts.start_totp_enrollment(user=active.user, context=context)
     return TotpEnrollmentPublic(
         enrollment_id=enrollment.enrollment_id,
@@ -106,7 +106,7 @@ def start_totp(active: SignedIn, services: ServicesDep, context: Context):
 
 
 @router.post("/me/totp/confirm", response_model=StatusPublic, summary="Confirm the app with its first code")
-def confirm_totp(body: TotpConfirm, active: SignedIn, services: ServicesDep, context: Context):
+def confirm_totp(body: TotpConfirm, active: Enrolling, services: ServicesDep, context: Context):
     _require_digits(body.code)
     services.accounts.confirm_totp(user=active.user, enrollment_id=body.enrollment_id, code=body.code, context=context)
     return StatusPublic(status="enabled")

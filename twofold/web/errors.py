@@ -60,6 +60,8 @@ def install(app: FastAPI, render_page) -> None:
         if isinstance(exc, core.NotAuthenticated):
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             return RedirectResponse(f"/sign-in?next={quote(target, safe='')}", status_code=303)
+        if isinstance(exc, core.TwoFactorRequired):
+            return RedirectResponse("/account/two-factor", status_code=303)
         return render_page(request, "error.html", {"title": "Something needs attention", "message": exc.message}, status_for(exc))
 
     @app.exception_handler(RequestValidationError)
