@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
 
 from twofold.core.context import RequestContext
@@ -103,7 +104,7 @@ def members_import(
                     imported += 1
                 else:
                     failed += 1
-                    progress.console.print(f"line {result.row}: {result.email or '(no email)'}: {result.message}")
+                    progress.console.print(f"line {result.row}: {result.email or '(no email)'}: {result.message}", soft_wrap=True, markup=False)
                 if writer:
                     writer.writerow([result.row, result.email, result.status, result.error or "", result.message or ""])
         except (TwofoldError, UnicodeDecodeError) as exc:
@@ -143,14 +144,14 @@ def audit_verify(
         cli.fail(exc.message)
     broken = 0
     for report in reports:
-        label = report.practice or ("events of no practice" if report.chain == 0 else f"chain {report.chain}")
+        label = escape(report.practice) if report.practice else ("events of no practice" if report.chain == 0 else f"chain {report.chain}")
         if report.ok:
-            cli.console.print(f"[green]ok[/]   {label}: {report.events} events, head {report.head_hash[:16]}…")
+            cli.console.print(f"[green]ok[/]   {label}: {report.events} events, head {report.head_hash}", soft_wrap=True)
         else:
             broken += 1
             bad = report.first_break
             where = f"event {bad.seq}" + (f" (id {bad.event_id}, {bad.event}, {bad.at.isoformat()})" if bad.event_id else "")
-            cli.console.print(f"[bold red]BAD[/]  {label}: first bad event is {where}: {bad.problem}")
+            cli.console.print(f"[bold red]BAD[/]  {label}: first bad event is {escape(where)}: {bad.problem}", soft_wrap=True)
     services.close()
     if broken:
         raise typer.Exit(1)

@@ -31,6 +31,7 @@ from twofold.core.context import RequestContext
 from twofold.core.crypto import random_token
 from twofold.core.csv_stream import csv_line
 from twofold.core.errors import Conflict, InvalidInput, NotFound
+from twofold.core.member_setup import SetupService
 from twofold.core.passwords import PasswordHasher
 from twofold.core.sessions import SessionService
 from twofold.factors.base import FactorRegistry
@@ -121,7 +122,7 @@ def checked_fields(email: str | None, name: str | None, role: str | None) -> tup
 def member_in(session: Session, *, practice_id: int, member_id: int, lock: bool = False) -> User:
     """The member ``member_id`` of ``practice_id``, or ``MemberNotFound`` (also for other practices' members)."""
     query = select(User).where(User.id == member_id, User.practice_id == practice_id)
-    member = session.execute(query.with_for_update() if lock else query).scalar_one_or_none()
+    member = session.execute(query.with_for_update(of=User) if lock else query).scalar_one_or_none()
     if member is None:
         raise MemberNotFound()
     return member
@@ -203,7 +204,7 @@ class MemberService:
         audit: AuditLog,
         factors: FactorRegistry,
         sessions: SessionService,
-        setup,
+        setup: SetupService,
         trust_revokers: list[TrustRevoker],
         recovery_codes_left: CountsByMember = no_recovery_codes,
         remembered_browsers: CountsByMember = no_remembered_browsers,
@@ -482,14 +483,28 @@ class MemberService:
         self, practice_id: int, actor_id: int | None, rows: list[tuple[int, str, str, str]], password_hash: str,
         context: RequestContext, send_setup_links: bool, link_base: str | None,
     ) -> list:
+        """Insert ``rows`` and their audit events in one transaction (one statement each, not one per row)."""
         if not rows:
             return []
         messages = []
         with self._db.transaction() as s:
             practice = s.get(Practice, practice_id)
-            for _line, email, name, role in rows:
-                user = self._new_member(s, practice, email, name, role, password_hash, actor_id, context, via="csv")
-                if send_setup_links:
+            now = self._clock.now()
+            users = [
+                User(
+                    practice_id=practice.id, practice=practice, email=email, name=name, role=role,
+                    password_hash=password_hash, active=True, created_at=now, password_changed_at=None,
+                )
+                for _line, email, name, role in rows
+            ]
+            s.add_all(users)
+            s.flush()
+            self._audit.record_many(
+                s, [(EventTag.MEMBER_ADDED, user.id, {"role": user.role, "via": "csv"}) for user in users],
+                context=context, practice_id=practice.id, actor_id=actor_id,
+            )
+            if send_setup_links:
+                for user in users:
                     token = self._setup.issue(s, member=user, created_by_id=actor_id, context=context)
                     messages.append(self._setup.pending_message(member=user, token=token, link_base=link_base))
         return messages
@@ -526,4 +541,3 @@ class MemberService:
                         view.remembered_browsers, view.last_sign_in_at.isoformat() if view.last_sign_in_at else "",
                         view.created_at.isoformat(),
                     ])
-                s.expunge_all()

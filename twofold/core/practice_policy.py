@@ -104,20 +104,14 @@ class PolicyService:
 
     def proposed(self, *, practice_id: int, changes: dict) -> PolicySettings:
         """The current settings with ``changes`` (only the fields given) applied and checked."""
-        unknown = set(changes) - set(PolicySettings.__dataclass_fields__)
-        if unknown:
-            raise InvalidInput(f"Unknown policy fields: {', '.join(sorted(unknown))}.")
-        return replace(self.get(practice_id=practice_id), **changes).checked()
+        return _changed(self.get(practice_id=practice_id), changes)
 
     def update(self, *, practice_id: int, actor_id: int | None, changes: dict, context: RequestContext) -> PolicySettings:
         """Save the policy. Switching required 2FA on starts the grace period now; switching it off ends it."""
         with self._db.transaction() as s:
             practice = self._practice(s, practice_id, lock=True)
             before = PolicySettings.of(practice)
-            unknown = set(changes) - set(PolicySettings.__dataclass_fields__)
-            if unknown:
-                raise InvalidInput(f"Unknown policy fields: {', '.join(sorted(unknown))}.")
-            after = replace(before, **changes).checked()
+            after = _changed(before, changes)
             diff = {name: [old, new] for (name, old), new in zip(asdict(before).items(), asdict(after).values()) if old != new}
             if not diff:
                 return after
@@ -150,6 +144,13 @@ class PolicyService:
         if practice is None:
             raise NotFound("No such practice.")
         return practice
+
+
+def _changed(settings: PolicySettings, changes: dict) -> PolicySettings:
+    unknown = set(changes) - set(PolicySettings.__dataclass_fields__)
+    if unknown:
+        raise InvalidInput(f"Unknown policy fields: {', '.join(sorted(unknown))}.")
+    return replace(settings, **changes).checked()
 
 
 __all__ = ["METHODS", "PolicyPreview", "PolicyService", "PolicySettings", "Policy"]

@@ -152,7 +152,7 @@ class TwoFactorResetService:
         """The operator's reset from the server's command line, for a practice that locked itself out."""
         reason = checked_reason(reason)
         with self._db.transaction() as s:
-            member = s.execute(select(User).where(User.email == normalize_email(email)).with_for_update()).scalar_one_or_none()
+            member = s.execute(select(User).where(User.email == normalize_email(email)).with_for_update(of=User)).scalar_one_or_none()
             if member is None:
                 raise NotFound(f"No account has the email {email!r}.")
             if not self._factors.enabled_for(s, member):
