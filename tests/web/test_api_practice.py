@@ -238,6 +238,8 @@ def test_admin_reset_needs_password_code_and_reason(client, admin, make_user, cl
     assert no_reason.status_code == 422
     missing = client.post(url, json={"password": PASSWORD, "code": admin.code(clock)})
     assert missing.status_code == 422
+    malformed = client.post(url, json={"password": PASSWORD, "code": "12ab56", "reason": "lost phone"})
+    assert malformed.status_code == 422  # not counted as an attempt
     assert client.get(f"/api/v1/practice/members/{staff.id}").json()["two_factor"]["enabled"] is True
     failures = events(services, "practice:member:two_factor_reset_failed")
     assert [e.details["reason"] for e in failures] == ["wrong_password", "wrong"]

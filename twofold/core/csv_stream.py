@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 # OWASP "CSV Injection": a cell starting with one of these is run as a formula by
 # spreadsheet programs. Names, emails and browsers' user agents come from users, so
@@ -22,8 +22,3 @@ def csv_line(values: Iterable[object]) -> str:
     csv.writer(buffer, lineterminator="\r\n").writerow([defuse(value) for value in values])
     return buffer.getvalue()
 
-
-def csv_lines(header: Iterable[str], rows: Iterable[Iterable[object]]) -> Iterator[str]:
-    yield csv_line(header)
-    for row in rows:
-        yield csv_line(row)

@@ -28,6 +28,7 @@ from twofold.core.context import RequestContext
 from twofold.core.crypto import TokenHasher, random_token
 from twofold.core.enforcement import TwoFactorEnforcement
 from twofold.core.errors import Conflict, InvalidCredentials, Throttled, TwofoldError
+from twofold.core.members import member_in
 from twofold.core.notifier import Message, Notifier
 from twofold.core.passwords import PasswordHasher
 from twofold.core.signin import code_throttle_key
@@ -153,8 +154,6 @@ class SetupService:
         self, *, practice_id: int, actor_id: int | None, member_id: int, context: RequestContext, link_base: str,
     ) -> datetime:
         """Email ``member_id`` a new set-up link; returns when it expires."""
-        from twofold.core.members import member_in
-
         with self._db.transaction() as s:
             member = member_in(s, practice_id=practice_id, member_id=member_id, lock=True)
             if not member.active:
@@ -280,8 +279,6 @@ class SetupService:
         self, *, practice_id: int, admin_id: int, member_id: int, context: RequestContext
     ) -> TotpEnrollment:
         """A new app key for the member, to show once as a QR code on the admin's screen."""
-        from twofold.core.members import member_in
-
         with self._db.transaction() as s:
             member = member_in(s, practice_id=practice_id, member_id=member_id, lock=True)
             if not member.active:
@@ -299,8 +296,6 @@ class SetupService:
         self, *, practice_id: int, admin_id: int, member_id: int, enrollment_id: str, code: str, context: RequestContext,
     ) -> None:
         """The member typed their app's code on the admin's screen: turn 2FA on for them."""
-        from twofold.core.members import member_in
-
         failure: TwofoldError | None = None
         with self._db.transaction() as s:
             member = member_in(s, practice_id=practice_id, member_id=member_id, lock=True)

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -31,12 +31,14 @@ from twofold.core.context import RequestContext
 from twofold.core.crypto import random_token
 from twofold.core.csv_stream import csv_line
 from twofold.core.errors import Conflict, InvalidInput, NotFound
-from twofold.core.member_setup import SetupService
 from twofold.core.passwords import PasswordHasher
 from twofold.core.sessions import SessionService
 from twofold.factors.base import FactorRegistry
 from twofold.store.db import Database
 from twofold.store.models import ROLES, Practice, User
+
+if TYPE_CHECKING:
+    from twofold.core.member_setup import SetupService
 
 PAGE_SIZE = 50
 IMPORT_BATCH = 500
@@ -186,7 +188,6 @@ class RowResult:
 class ImportSummary:
     imported: int = 0
     failed: int = 0
-    failures: list[RowResult] = field(default_factory=list)
 
 
 def _like_term(text: str) -> str:

@@ -15,7 +15,7 @@ from twofold.core.audit import AuditLog, EventTag
 from twofold.core.context import RequestContext
 from twofold.core.errors import InvalidInput, NotFound
 from twofold.core.members import MemberFilter, MemberPage, MemberService
-from twofold.core.policy import MAX_IDLE_MINUTES, MAX_REMEMBER_DAYS, Policy
+from twofold.core.policy import MAX_IDLE_MINUTES, MAX_REMEMBER_DAYS
 from twofold.store.db import Database
 from twofold.store.models import ROLES, Practice
 
@@ -151,6 +151,3 @@ def _changed(settings: PolicySettings, changes: dict) -> PolicySettings:
     if unknown:
         raise InvalidInput(f"Unknown policy fields: {', '.join(sorted(unknown))}.")
     return replace(settings, **changes).checked()
-
-
-__all__ = ["METHODS", "PolicyPreview", "PolicyService", "PolicySettings", "Policy"]

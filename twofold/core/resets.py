@@ -118,8 +118,12 @@ class TwoFactorResetService:
         with self._db.reading() as s:
             member_in(s, practice_id=practice_id, member_id=member_id)
             fresh = s.get(User, admin.id)
-            if not self._factors.enabled_for(s, fresh):
+            methods = self._factors.enabled_for(s, fresh)
+            if not methods:
                 raise AdminTwoFactorRequired()
+            if not any(self._factors.get(kind).normalize(code) for kind in methods):
+                # Malformed input changes nothing: no attempt is counted (as at sign-in).
+                raise InvalidInput("Enter the current code from your own authenticator app.")
             wait = self._throttle.retry_after(s, [password_key, code_key])
         if wait:
             raise Throttled(wait)
@@ -162,16 +166,13 @@ class TwoFactorResetService:
         return member
 
     def _check_code(self, s: Session, admin: User, code: str) -> tuple[str, TwofoldError] | None:
-        """None when ``code`` is right for one of the admin's methods; else the audit reason and the error."""
+        """None when ``code`` is right for the admin's method that reads it; else the audit reason and the error."""
         for kind in self._factors.enabled_for(s, admin):
             factor = self._factors.get(kind)
-            if factor.normalize(code) is None:
-                continue
-            verification = factor.verify(s, user=admin, code=code)
-            if verification.accepted:
-                return None
-            return str(verification.outcome), _code_error(verification.outcome)
-        return "malformed", InvalidCode()
+            if factor.normalize(code) is not None:
+                verification = factor.verify(s, user=admin, code=code)
+                return None if verification.accepted else (str(verification.outcome), _code_error(verification.outcome))
+        return "no_method", InvalidCode()
 
     def _reset(self, s: Session, member: User, *, actor_id: int | None, reason: str, via: str, context: RequestContext) -> None:
         removed = self._factors.enabled_for(s, member)

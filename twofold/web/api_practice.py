@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from twofold.core.audit_trail import AuditFilter, parse_moment
 from twofold.core.errors import InvalidCode, InvalidInput
 from twofold.core.members import MemberFilter
+from twofold.store.models import ROLES
 from twofold.web.api import ERRORS
 from twofold.web.deps import Context, PracticeAdmin, ServicesDep, link_base
 from twofold.web.errors import error_response
@@ -76,8 +77,8 @@ def list_members(
     active: bool | None = None,
     page: Page = 1,
 ):
-    if role is not None and role not in ("admin", "provider", "staff"):
-        raise InvalidInput("role must be admin, provider or staff.")
+    if role is not None and role not in ROLES:
+        raise InvalidInput(f"role must be one of: {', '.join(ROLES)}.")
     member_filter = MemberFilter(q=q, without_two_factor=without_two_factor, role=role, active=active)
     practice_id = admin.user.practice_id
     if wants_csv(request):

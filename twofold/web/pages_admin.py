@@ -18,7 +18,7 @@ from twofold.core.audit_trail import AuditFilter, parse_moment
 from twofold.core.member_setup import SetupLinkInvalid
 from twofold.core.members import MemberFilter
 from twofold.core.otp import normalize_code
-from twofold.core.practice_policy import METHODS, PolicySettings
+from twofold.core.practice_policy import METHODS
 from twofold.store.models import ROLES
 from twofold.web.deps import Context, Enrolling, PracticeAdmin, ServicesDep, link_base
 from twofold.web.pages import HOME, safe_next
@@ -264,8 +264,6 @@ def member_reset(
             practice_id=admin.user.practice_id, admin=admin.user, member_id=member_id, password=password, code=code,
             reason=reason, context=context,
         )
-    except core.NotFound:
-        raise
     except (core.InvalidInput, core.InvalidCode, core.InvalidCredentials, core.Throttled, core.Forbidden, core.Conflict) as exc:
         return _member_page(request, admin, services, member_id, 400, reset_error=exc.message, reason=reason)
     return RedirectResponse(f"/admin/members/{member_id}?notice=reset", status_code=303)
@@ -296,30 +294,23 @@ def policy_submit(
 ):
     practice_id = admin.user.practice_id
     numbers = {"grace_days": grace_days, "remember_browser_days": remember_browser_days, "idle_timeout_minutes": idle_timeout_minutes}
-    form = PolicySettings(
-        require_two_factor=require_two_factor, required_roles=required_roles[:10], grace_days=0,
-        allowed_methods=["totp", *[m for m in allowed_methods[:10] if m != "totp"]], remember_browser_days=0,
-        idle_timeout_minutes=0,
-    )
-    preview = None
+    form = {
+        "require_two_factor": require_two_factor, "required_roles": required_roles[:10],
+        "allowed_methods": ["totp", *[m for m in allowed_methods[:10] if m != "totp"]], **numbers,
+    }
+    preview = error = None
     try:
         bad = [name for name, value in numbers.items() if not value.strip().isdigit()]
         if bad:
             raise core.InvalidInput(f"{bad[0].replace('_', ' ').capitalize()} must be a whole number.")
-        changes = {
-            "require_two_factor": form.require_two_factor, "required_roles": form.required_roles,
-            "allowed_methods": form.allowed_methods, **{name: int(value) for name, value in numbers.items()},
-        }
-        form = services.policies.proposed(practice_id=practice_id, changes=changes)
-        if action == "preview":
-            preview = services.policies.preview(practice_id=practice_id, settings=form)
-        else:
+        changes = {**form, **{name: int(value) for name, value in numbers.items()}}
+        settings = services.policies.proposed(practice_id=practice_id, changes=changes)
+        if action != "preview":
             services.policies.update(practice_id=practice_id, actor_id=admin.user.id, changes=changes, context=context)
             return RedirectResponse("/admin/policy?notice=policy", status_code=303)
-        error = None
+        preview = services.policies.preview(practice_id=practice_id, settings=settings)
     except core.InvalidInput as exc:
         error = exc.message
-        form = {**{f: getattr(form, f) for f in PolicySettings.__dataclass_fields__}, **numbers}
     return render(request, "admin/policy.html", {
         "session": admin, "policy": form, "methods": METHODS, "preview": preview, "error": error,
         "since": services.policies.required_since(practice_id=practice_id),
