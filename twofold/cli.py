@@ -18,9 +18,13 @@ app = typer.Typer(help="Twofold: two-factor sign-in for medical practices.", no_
 db_app = typer.Typer(help="Database commands.", no_args_is_help=True)
 practice_app = typer.Typer(help="Practices.", no_args_is_help=True)
 user_app = typer.Typer(help="Users (practice members).", no_args_is_help=True)
+members_app = typer.Typer(help="A practice's members as CSV: import and export.", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit log: verify its hash chains, export it.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(practice_app, name="practice")
 app.add_typer(user_app, name="user")
+app.add_typer(members_app, name="members")
+app.add_typer(audit_app, name="audit")
 
 console = Console()
 err = Console(stderr=True)
@@ -132,6 +136,11 @@ def user_add(
         fail(exc.message)
     console.print(f"Added {user.email} ({user.role}) to {found.name}.")
     services.close()
+
+
+from twofold import cli_admin  # noqa: E402 - registers the administration commands on the groups above
+
+cli_admin.register(user_app=user_app, members_app=members_app, audit_app=audit_app)
 
 
 def _redact(url: str) -> str:

@@ -87,6 +87,13 @@ class Forbidden(TwofoldError):
     message = "You are not allowed to do that."
 
 
+class TwoFactorRequired(Forbidden):
+    """The practice requires two-factor authentication of this member and the grace period is over."""
+
+    code = "two_factor_required"
+    message = "Your practice requires two-factor authentication. Set it up to continue."
+
+
 def _human_wait(seconds: int) -> str:
     if seconds < 90:
         return f"{seconds} second{'s' if seconds != 1 else ''}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from twofold.store.models import Practice
 
@@ -26,6 +26,7 @@ class Policy:
     require_two_factor: bool
     required_roles: tuple[str, ...]
     grace_days: int
+    two_factor_required_since: datetime | None = None
 
     @classmethod
     def of(cls, practice: Practice) -> Policy:
@@ -38,6 +39,7 @@ class Policy:
             require_two_factor=practice.require_two_factor,
             required_roles=tuple(practice.required_roles or ()),
             grace_days=practice.grace_days,
+            two_factor_required_since=practice.two_factor_required_since,
         )
 
     @property
@@ -47,3 +49,9 @@ class Policy:
 
     def allows(self, method: str) -> bool:
         return method in self.second_factors
+
+    def requires_two_factor_for(self, role: str) -> bool:
+        """True when members of ``role`` must use 2FA: every role when no roles are named; admins always."""
+        if not self.require_two_factor:
+            return False
+        return not self.required_roles or role in self.required_roles or role == "admin"

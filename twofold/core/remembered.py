@@ -35,7 +35,7 @@ from twofold.core.crypto import TokenHasher, random_token
 from twofold.core.errors import NotFound
 from twofold.core.policy import Policy
 from twofold.core.user_agents import browser_label
-from twofold.store.models import RememberedBrowser, User
+from twofold.store.models import Practice, RememberedBrowser, User
 
 COOKIE_PREFIX = "twofold_rb_"
 TOKEN_BYTES = 32  # 256 bits
@@ -264,6 +264,23 @@ class RememberedBrowserService:
             session, [record], reason=reason, context=context, actor_id=user.id if actor_id is None else actor_id,
             user_id=user.id,
         )
+
+    def live_count_by_user(self, session: Session, user_ids) -> dict[int, int]:
+        """Live remembered browsers of many users at once (the practice's member list)."""
+        if not user_ids:
+            return {}
+        now = self._clock.now()
+        rows = session.execute(
+            select(RememberedBrowser, Practice)
+            .join(User, User.id == RememberedBrowser.user_id)
+            .join(Practice, Practice.id == User.practice_id)
+            .where(RememberedBrowser.user_id.in_(list(user_ids)), RememberedBrowser.revoked_at.is_(None))
+        ).all()
+        counts: dict[int, int] = {}
+        for record, practice in rows:
+            if now < trust_end(record, Policy.of(practice))[0]:
+                counts[record.user_id] = counts.get(record.user_id, 0) + 1
+        return counts
 
     def revoke_all_for(
         self, session: Session, user_id: int, reason: str, *,

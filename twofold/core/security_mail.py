@@ -152,9 +152,11 @@ class SecurityMail:
         """For the remember-this-browser use case (issue 3): ``days`` is how long it is remembered."""
         self._notify("browser_remembered", user, context, days=days)
 
-    def notify_admin_reset(self, user: Recipient, context: RequestContext, *, admin_name: str | None) -> None:
-        """For the admin reset (issue 5): ``user`` is the member reset, ``context`` the admin's request."""
-        self._notify("admin_reset", user, context, admin_name=admin_name, actor=admin_name)
+    def notify_admin_reset(
+        self, user: Recipient, context: RequestContext, *, admin_name: str | None, reason: str | None = None
+    ) -> None:
+        """For the admin reset: ``user`` is the member reset, ``context`` the admin's request."""
+        self._notify("admin_reset", user, context, admin_name=admin_name, actor=admin_name, reason=reason)
 
     # -- helpers ---------------------------------------------------------------------
 

@@ -11,14 +11,20 @@ from dataclasses import dataclass
 from twofold.core.account_security import AccountSecurityService
 from twofold.core.accounts import AccountService
 from twofold.core.audit import AuditLog
+from twofold.core.audit_trail import AuditTrail
 from twofold.core.clock import Clock, SystemClock
 from twofold.core.crypto import SecretBox, TokenHasher
+from twofold.core.enforcement import TwoFactorEnforcement
+from twofold.core.member_setup import SetupService
+from twofold.core.members import MemberService, TrustRevoker
 from twofold.core.notifier import Notifier, OutboxNotifier, SmtpConfig, SmtpNotifier
 from twofold.core.passwords import PasswordHasher
 from twofold.core.remembered import RememberedBrowserService
 from twofold.core.reauth import Reauthentication
 from twofold.core.recovery import RecoveryService
 from twofold.core.security_mail import SecurityMail, UndeliveredMailLog
+from twofold.core.practice_policy import PolicyService
+from twofold.core.resets import SecurityMailResetNotice, TwoFactorResetService
 from twofold.core.sessions import SessionService
 from twofold.core.signin import SignInService
 from twofold.core.throttle import DatabaseFailureStore, FailureStore, RedisFailureStore, Throttle
@@ -52,6 +58,15 @@ class Services:
     recovery_codes: RecoveryCodeFactor
     email_codes: EmailCodeFactor
     recovery: RecoveryService
+    # Practice administration (issue 5). ``trust_revokers`` is the list deactivation and
+    # admin resets call to end standing trust beyond sessions; features append theirs.
+    enforcement: TwoFactorEnforcement
+    setup: SetupService
+    members: MemberService
+    resets: TwoFactorResetService
+    policies: PolicyService
+    audit_trail: AuditTrail
+    trust_revokers: list[TrustRevoker]
 
     def close(self) -> None:
         self.notifier.flush(timeout=5)
@@ -132,10 +147,28 @@ def build_services(
         db=db, clock=clock, audit=audit, throttle=throttle, factors=factors, totp=totp, recovery=recovery_codes,
         email=email_codes, reauth=reauth, mail=mail, undelivered=undelivered_mail,
     )
+    enforcement = TwoFactorEnforcement(db=db, clock=clock, audit=audit, factors=factors)
+    setup = SetupService(
+        db=db, clock=clock, passwords=passwords, throttle=throttle, audit=audit, factors=factors, totp=totp,
+        enforcement=enforcement, hasher=TokenHasher(secret_key, "setup-link"), notifier=notifier,
+    )
+    trust_revokers: list[TrustRevoker] = [remembered]
+    members = MemberService(
+        db=db, clock=clock, passwords=passwords, audit=audit, factors=factors, sessions=sessions, setup=setup,
+        trust_revokers=trust_revokers, recovery_codes_left=recovery_codes.remaining_by_user,
+        remembered_browsers=remembered.live_count_by_user,
+    )
+    resets = TwoFactorResetService(
+        db=db, clock=clock, passwords=passwords, throttle=throttle, audit=audit, factors=factors, sessions=sessions,
+        enforcement=enforcement, trust_revokers=trust_revokers, notice=SecurityMailResetNotice(mail=mail),
+    )
     return Services(
         settings=settings, db=db, clock=clock, passwords=passwords, box=box, audit=audit, throttle=throttle,
         notifier=notifier, factors=factors, totp=totp, sessions=sessions, sign_in=sign_in, accounts=accounts,
         remembered=remembered, account_security=account_security,
         mail=mail, undelivered_mail=undelivered_mail, recovery_codes=recovery_codes, email_codes=email_codes,
         recovery=recovery,
+        enforcement=enforcement, setup=setup, members=members, resets=resets,
+        policies=PolicyService(db=db, clock=clock, audit=audit, members=members),
+        audit_trail=AuditTrail(db=db, clock=clock, audit=audit), trust_revokers=trust_revokers,
     )

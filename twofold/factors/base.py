@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
+from sqlalchemy import Select, union
 from sqlalchemy.orm import Session
 
 from twofold.core.context import RequestContext
@@ -74,6 +75,9 @@ class SecondFactor(Protocol):
     def remove(self, session: Session, *, user: User) -> None:
         """Delete this factor's credentials for ``user``."""
 
+    def enabled_user_ids(self) -> Select:
+        """A query of one column, the ids of users with this factor enabled (for lists and filters)."""
+
 
 class FactorRegistry:
     """The available factors by kind; the sign-in flow asks it, never names a factor."""
@@ -113,3 +117,18 @@ class FactorRegistry:
             if refusal.outcome is Outcome.MALFORMED or verification.outcome is Outcome.OUT_OF_SYNC:
                 refusal = verification
         return None, refusal
+    def enabled_user_ids(self):
+        """One query for the ids of users with any factor enabled: ``User.id.in_(registry.enabled_user_ids())``."""
+        return union(*(factor.enabled_user_ids() for factor in self._factors.values()))
+
+    def methods_for(self, session: Session, user_ids: list[int]) -> dict[int, list[str]]:
+        """The enabled kinds of many users at once: one query per kind, not per user."""
+        methods: dict[int, list[str]] = {user_id: [] for user_id in user_ids}
+        if not user_ids:
+            return methods
+        for kind, factor in self._factors.items():
+            query = factor.enabled_user_ids()
+            column = query.selected_columns[0]
+            for user_id in set(session.execute(query.where(column.in_(user_ids))).scalars()):
+                methods[user_id].append(kind)
+        return methods

@@ -172,6 +172,12 @@ class EmailCodeFactor:
         # An admin's account opens the whole practice: email alone never protects it.
         return user.role != "admin" or self.has_stronger_factor(session, user)
 
+    def enabled_user_ids(self):
+        """Users whose current address is confirmed for codes (an admin's email still needs the app beside it)."""
+        return select(EmailMethod.user_id).join(User, User.id == EmailMethod.user_id).where(
+            EmailMethod.address == User.email
+        )
+
     def begin_challenge(self, session: Session, *, user: User, flow: SignInFlow) -> Challenge:
         code = self.issue(session, user=user, purpose=CHALLENGE)
         mail = self._mail

@@ -121,6 +121,20 @@ class RecoveryCodeFactor:
     def is_enabled_for(self, session: Session, user: User) -> bool:
         return self.remaining(session, user=user) > 0
 
+    def enabled_user_ids(self):
+        return select(RecoveryCode.user_id).where(RecoveryCode.used_at.is_(None)).distinct()
+
+    def remaining_by_user(self, session: Session, user_ids: list[int]) -> dict[int, int]:
+        """Unused codes of many users at once (the practice's member list)."""
+        if not user_ids:
+            return {}
+        rows = session.execute(
+            select(RecoveryCode.user_id, func.count())
+            .where(RecoveryCode.user_id.in_(user_ids), RecoveryCode.used_at.is_(None))
+            .group_by(RecoveryCode.user_id)
+        ).all()
+        return {user_id: count for user_id, count in rows}
+
     def begin_challenge(self, session: Session, *, user: User, flow: SignInFlow) -> Challenge | None:
         return None
 

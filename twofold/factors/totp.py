@@ -193,6 +193,8 @@ class TotpFactor:
         session.execute(
             delete(TotpCredential).where(TotpCredential.user_id == user.id, TotpCredential.confirmed_at.is_(None))
         )
+    def enabled_user_ids(self):
+        return select(TotpCredential.user_id).where(TotpCredential.confirmed_at.is_not(None))
 
     # -- helpers -----------------------------------------------------------
 

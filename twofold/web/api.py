@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 from twofold.core.errors import InvalidCode, InvalidInput
 from twofold.core.signin import SignInResult
 from twofold.web.errors import error_response
-from twofold.web.deps import SESSION_COOKIE, Context, ServicesDep, SignedIn, apply_browser_cookie, cookie_secure
+from twofold.web.deps import SESSION_COOKIE, Context, Enrolling, ServicesDep, SignedIn, apply_browser_cookie, cookie_secure
 from twofold.web.schemas import (
     ErrorPublic,
     MePublic,
@@ -107,7 +107,7 @@ def me(active: SignedIn, services: ServicesDep):
 
 
 @router.post("/me/totp", response_model=TotpEnrollmentPublic, summary="Start setting up an authenticator app")
-def start_totp(active: SignedIn, services: ServicesDep, context: Context):
+def start_totp(active: Enrolling, services: ServicesDep, context: Context):
     enrollment = services.accounts.start_totp_enrollment(user=active.user, context=context)
     return TotpEnrollmentPublic(
         enrollment_id=enrollment.enrollment_id,
@@ -124,7 +124,7 @@ def start_totp(active: SignedIn, services: ServicesDep, context: Context):
     summary="Confirm the app with its first code",
     description="When this turns 2FA on, the answer carries the account's 10 backup codes, shown this once.",
 )
-def confirm_totp(body: TotpConfirm, active: SignedIn, services: ServicesDep, context: Context):
+def confirm_totp(body: TotpConfirm, active: Enrolling, services: ServicesDep, context: Context):
     _require_digits(body.code)
     result = services.accounts.confirm_totp(user=active.user, enrollment_id=body.enrollment_id, code=body.code, context=context)
     return TotpConfirmedPublic(status=result.status, recovery_codes=result.recovery_codes or None)

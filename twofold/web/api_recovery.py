@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from twofold.web.api import ERRORS
-from twofold.web.deps import Context, ServicesDep, SignedIn
+from twofold.web.deps import Context, Enrolling, ServicesDep, SignedIn
 from twofold.web.schemas import ErrorPublic, ReauthRequest, StatusPublic, TotpEnrollmentPublic
 from twofold.web.schemas_recovery import CodeRequest, CodeSentPublic, EmailMethodAddedPublic, RecoveryCodesPublic
 
@@ -57,7 +57,7 @@ def regenerate_recovery_codes(body: ReauthRequest, active: SignedIn, services: S
     responses={403: {"model": ErrorPublic, "description": "Not allowed by the practice, or an admin without an app"}, **SENDING},
     summary="Start adding email codes: email a confirming code",
 )
-def start_email_method(active: SignedIn, services: ServicesDep, context: Context):
+def start_email_method(active: Enrolling, services: ServicesDep, context: Context):
     return _sent(services.recovery.start_email_method(user=active.user, context=context))
 
 
@@ -68,7 +68,7 @@ def start_email_method(active: SignedIn, services: ServicesDep, context: Context
     summary="Add email codes with the emailed code",
     description="When this turns 2FA on, the answer carries the account's 10 backup codes, shown this once.",
 )
-def confirm_email_method(body: CodeRequest, active: SignedIn, services: ServicesDep, context: Context):
+def confirm_email_method(body: CodeRequest, active: Enrolling, services: ServicesDep, context: Context):
     added = services.recovery.confirm_email_method(user=active.user, code=body.code, context=context)
     return EmailMethodAddedPublic(recovery_codes=added.recovery_codes or None)
 

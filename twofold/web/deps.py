@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 
 from twofold.core.context import RequestContext
-from twofold.core.errors import NotAuthenticated
+from twofold.core.errors import Forbidden, NotAuthenticated
 from twofold.core.services import Services
 from twofold.core.sessions import ActiveSession
 
@@ -33,9 +33,22 @@ def optional_session(request: Request) -> ActiveSession | None:
     return active
 
 
-def current_session(active: Annotated[ActiveSession | None, Depends(optional_session)]) -> ActiveSession:
+def enrolling_session(active: Annotated[ActiveSession | None, Depends(optional_session)]) -> ActiveSession:
+    """Signed in, whether or not the practice still waits for this member to set up 2FA."""
     if active is None:
         raise NotAuthenticated()
+    return active
+
+
+def current_session(request: Request, active: Annotated[ActiveSession, Depends(enrolling_session)]) -> ActiveSession:
+    """Signed in and not held at enrolment: past the grace period, only enrolment routes are open."""
+    request.app.state.services.enforcement.check(active)
+    return active
+
+
+def practice_admin(active: Annotated[ActiveSession, Depends(current_session)]) -> ActiveSession:
+    if active.user.role != "admin":
+        raise Forbidden("Only practice admins can do this.")
     return active
 
 
@@ -43,6 +56,9 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 Context = Annotated[RequestContext, Depends(request_context)]
 MaybeSignedIn = Annotated[ActiveSession | None, Depends(optional_session)]
 SignedIn = Annotated[ActiveSession, Depends(current_session)]
+# For the routes a member uses to set up 2FA (and nothing else): open even when enrolment is overdue.
+Enrolling = Annotated[ActiveSession, Depends(enrolling_session)]
+PracticeAdmin = Annotated[ActiveSession, Depends(practice_admin)]
 
 
 def cookie_secure(request: Request) -> bool:
@@ -88,3 +104,9 @@ def apply_browser_cookie(request: Request, response, cookie) -> None:
 
 # A row id in a path: a positive 64-bit integer, so no database is handed a number it cannot store.
 RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+
+
+def link_base(request: Request) -> str:
+    """Where emailed links point: TWOFOLD_PUBLIC_ORIGIN, or the address this request came to."""
+    services: Services = request.app.state.services
+    return (services.settings.public_origin or str(request.base_url)).rstrip("/")

@@ -73,6 +73,8 @@ def install(app: FastAPI, render_page) -> None:
         if isinstance(exc, core.NotAuthenticated):
             target = _return_target(request)
             return RedirectResponse(f"/sign-in?next={quote(target, safe='')}" if target else "/sign-in", status_code=303)
+        if isinstance(exc, core.TwoFactorRequired):
+            return RedirectResponse("/account/two-factor", status_code=303)
         return render_page(request, "error.html", {"title": "Something needs attention", "message": exc.message}, status_for(exc))
 
     @app.exception_handler(RequestValidationError)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 
 from twofold.core import errors as core
 from twofold.core.otp import grouped, normalize_code
-from twofold.web.deps import SESSION_COOKIE, Context, MaybeSignedIn, ServicesDep, SignedIn, apply_browser_cookie, cookie_secure
+from twofold.web.deps import SESSION_COOKIE, Context, Enrolling, MaybeSignedIn, ServicesDep, SignedIn, apply_browser_cookie, cookie_secure
 from twofold.web.sections_recovery import recovery_sections
 from twofold.web.trust_context import remember_option, security_context
 
@@ -80,7 +81,10 @@ def sign_in_submit(
     except (core.InvalidCredentials, core.Throttled) as exc:
         return render(request, "sign_in.html", {**form, "error": exc.message}, 429 if isinstance(exc, core.Throttled) else 401)
     if result.status == "signed_in":
-        response = _with_session(request, RedirectResponse(safe_next(next), status_code=303), result.session_token)
+        target = safe_next(next)
+        if services.enforcement.requirement_for(result.user_id).outstanding:
+            target = f"/account/two-factor?next={quote(target, safe='')}"  # the practice wants 2FA: enrol first
+        response = _with_session(request, RedirectResponse(target, status_code=303), result.session_token)
     else:
         response = RedirectResponse(f"/sign-in/{result.flow_id}/code", status_code=303)
     apply_browser_cookie(request, response, result.browser_cookie)
@@ -156,7 +160,7 @@ def security_page(request: Request, active: SignedIn, services: ServicesDep, not
 
 
 @router.post("/account/security/totp")
-def totp_setup(request: Request, active: SignedIn, services: ServicesDep, context: Context):
+def totp_setup(request: Request, active: Enrolling, services: ServicesDep, context: Context):
     try:
         enrollment = services.accounts.start_totp_enrollment(user=active.user, context=context)
     except core.Conflict as exc:
@@ -167,7 +171,7 @@ def totp_setup(request: Request, active: SignedIn, services: ServicesDep, contex
 @router.post("/account/security/totp/confirm")
 def totp_confirm(
     request: Request,
-    active: SignedIn,
+    active: Enrolling,
     services: ServicesDep,
     context: Context,
     enrollment_id: Annotated[str, Form(max_length=64)] = "",

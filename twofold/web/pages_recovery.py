@@ -9,7 +9,7 @@ from fastapi.responses import PlainTextResponse, RedirectResponse
 
 from twofold.core import errors as core
 from twofold.core.security_mail import format_when
-from twofold.web.deps import Context, ServicesDep, SignedIn
+from twofold.web.deps import Context, Enrolling, ServicesDep, SignedIn
 from twofold.web.pages import HOME, NOTICES, code_page_context, render, render_recovery_codes
 from twofold.web.sections_recovery import recovery_sections
 
@@ -139,7 +139,7 @@ def recovery_codes_saved(
 
 
 @router.post("/account/security/email-method")
-def start_email_method(request: Request, active: SignedIn, services: ServicesDep, context: Context):
+def start_email_method(request: Request, active: Enrolling, services: ServicesDep, context: Context):
     try:
         services.recovery.start_email_method(user=active.user, context=context)
     except core.DeliveryFailed as exc:
@@ -155,7 +155,7 @@ def start_email_method(request: Request, active: SignedIn, services: ServicesDep
 
 @router.post("/account/security/email-method/confirm")
 def confirm_email_method(
-    request: Request, active: SignedIn, services: ServicesDep, context: Context, code: CodeField = "",
+    request: Request, active: Enrolling, services: ServicesDep, context: Context, code: CodeField = "",
 ):
     try:
         added = services.recovery.confirm_email_method(user=active.user, code=code, context=context)

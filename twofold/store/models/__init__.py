@@ -1,6 +1,7 @@
 """All tables. Each concern has its module; importing this package registers them all."""
 
 from twofold.store.models.accounts import ROLES, Practice, User
+from twofold.store.models.administration import EnrolmentDemand, SetupLink
 from twofold.store.models.audit import AuditChainHead, AuditEvent
 from twofold.store.models.base import Base, UTCDateTime
 from twofold.store.models.factors import TotpCredential
@@ -19,6 +20,8 @@ __all__ = [
     "Practice",
     "RememberedBrowser",
     "RecoveryCode",
+    "EnrolmentDemand",
+    "SetupLink",
     "SignInFlow",
     "ThrottleFailure",
     "TotpCredential",

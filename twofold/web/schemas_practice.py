@@ -1,0 +1,154 @@
+"""Pydantic schemas of the practice administration API (/api/v1/practice/...)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from twofold.core.audit_trail import AuditEntry
+from twofold.core.members import MemberView, RowResult
+from twofold.core.practice_policy import PolicySettings
+from twofold.web.schemas import Strict
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+class MemberTwoFactorPublic(BaseModel):
+    enabled: bool
+    methods: list[str]
+    recovery_codes_left: int
+
+
+class MemberPublic(BaseModel):
+    id: int
+    email: str
+    name: str
+    role: str
+    active: bool
+    two_factor: MemberTwoFactorPublic
+    last_sign_in_at: str | None
+    remembered_browsers: int = 0
+
+    @classmethod
+    def of(cls, view: MemberView) -> MemberPublic:
+        return cls(
+            id=view.id, email=view.email, name=view.name, role=view.role, active=view.active,
+            two_factor=MemberTwoFactorPublic(
+                enabled=view.two_factor_enabled, methods=view.methods, recovery_codes_left=view.recovery_codes_left
+            ),
+            last_sign_in_at=_iso(view.last_sign_in_at), remembered_browsers=view.remembered_browsers,
+        )
+
+
+class MemberPagePublic(BaseModel):
+    items: list[MemberPublic]
+    total: int
+
+
+class MemberCreate(Strict):
+    email: str = Field(min_length=1, max_length=320)
+    name: str = Field(min_length=1, max_length=200)
+    role: str = Field(min_length=1, max_length=16)
+
+
+class MemberUpdate(Strict):
+    role: str | None = Field(default=None, max_length=16)
+    active: bool | None = None
+
+
+class MemberResetRequest(Strict):
+    password: str = Field(min_length=1, max_length=1024)
+    code: str = Field(min_length=1, max_length=64)
+    reason: str = Field(max_length=2000)
+
+
+class SetupLinkPublic(BaseModel):
+    status: str = "sent"
+    expires_at: str
+
+
+class ImportRowPublic(BaseModel):
+    row: int
+    email: str
+    status: str
+    error: str | None = None
+    message: str | None = None
+
+    @classmethod
+    def of(cls, result: RowResult) -> ImportRowPublic:
+        return cls(row=result.row, email=result.email, status=result.status, error=result.error, message=result.message)
+
+
+class ImportResultPublic(BaseModel):
+    imported: int
+    failed: int
+    rows: list[ImportRowPublic]
+
+
+class PolicyPublic(BaseModel):
+    require_two_factor: bool
+    required_roles: list[str]
+    grace_days: int
+    allowed_methods: list[str]
+    remember_browser_days: int
+    idle_timeout_minutes: int
+
+    @classmethod
+    def of(cls, settings: PolicySettings) -> PolicyPublic:
+        return cls(**{name: getattr(settings, name) for name in cls.model_fields})
+
+
+class PolicyUpdate(Strict):
+    """Fields left out keep their value."""
+
+    require_two_factor: bool | None = None
+    required_roles: list[str] | None = Field(default=None, max_length=10)
+    grace_days: int | None = None
+    allowed_methods: list[str] | None = Field(default=None, max_length=10)
+    remember_browser_days: int | None = None
+    idle_timeout_minutes: int | None = None
+
+    def changes(self) -> dict:
+        return {name: value for name, value in self.model_dump().items() if value is not None}
+
+
+class PolicyPreviewPublic(BaseModel):
+    """Active members who would have to set up 2FA (one page), how many in all, and by when."""
+
+    items: list[MemberPublic]
+    total: int
+    due_at: str | None
+
+
+class PersonPublic(BaseModel):
+    id: int
+    email: str
+    name: str
+
+
+class AuditEventPublic(BaseModel):
+    id: int
+    seq: int
+    at: str
+    event: str
+    actor: PersonPublic | None
+    subject: PersonPublic | None
+    ip: str | None
+    user_agent: str | None
+    details: dict
+
+    @classmethod
+    def of(cls, entry: AuditEntry) -> AuditEventPublic:
+        person = lambda p: PersonPublic(id=p.id, email=p.email, name=p.name) if p else None  # noqa: E731
+        return cls(
+            id=entry.id, seq=entry.seq, at=entry.at.isoformat(), event=entry.event, actor=person(entry.actor),
+            subject=person(entry.subject), ip=entry.ip, user_agent=entry.user_agent, details=entry.details,
+        )
+
+
+class AuditPagePublic(BaseModel):
+    items: list[AuditEventPublic]
+    total: int
