@@ -51,7 +51,7 @@ def test_each_security_email_states_what_when_where_and_what_to_do(services, mak
     assert message.message["From"] == "Twofold <no-reply@twofold.test>"
     when = format_when(clock.now())
     for part in (message.text, message.html):
-        for fact in (when, "Chrome 130 on Windows", "203.0.113.7", "If this was not you", "Riverside Family Practice"):
+        for fact in (when, "Chrome on Windows", "203.0.113.7", "If this was not you", "Riverside Family Practice"):
             assert fact in part, (fact, subject)
     for fact in facts:
         assert fact.replace("&", "&amp;") in message.text or fact in message.html, (fact, subject)
@@ -90,4 +90,4 @@ def test_code_emails_carry_the_code_in_both_parts_but_not_the_subject(services, 
     [message] = mailbox.wait_for(1, to=member.email)  # sent synchronously: already there
     assert message.subject == subject and "31415926" not in message.subject
     assert "31415926" in message.text and "31415926" in message.html
-    assert "10 minutes" in message.text and "Chrome 130 on Windows" in message.text and "Never share" in message.text
+    assert "10 minutes" in message.text and "Chrome on Windows" in message.text and "Never share" in message.text

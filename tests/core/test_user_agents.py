@@ -33,6 +33,7 @@ CASES = [
     ("Mozilla/5.0 (Windows NT 10.0; Trident/7.0; rv:11.0) like Gecko", "Internet Explorer on Windows"),
     ("curl/8.5.0", "curl"),
     ("python-httpx/0.27.0", "Python client"),
+    ("twofold-cli", "Twofold command line"),
     ("Mozilla/5.0 (Windows NT 10.0)", "A browser on Windows"),
     ("", UNKNOWN),
     (None, UNKNOWN),

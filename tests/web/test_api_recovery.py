@@ -106,10 +106,10 @@ def test_sign_in_with_a_backup_code_counts_down_and_tells_the_owner(client, make
     assert me(client)["recovery_codes_left"] == 9
     [notice] = wait_for_subject(mailbox, member.email, "A backup code was used to sign in")
     assert notice.to == member.email
-    for fact in ("You have 9 backup codes left.", "Chrome 130 on Windows", "testclient", "Monday 2 November 2026",
+    for fact in ("You have 9 backup codes left.", "Chrome on Windows", "testclient", "Monday 2 November 2026",
                  "If this was not you"):
         assert fact in notice.text
-    assert "Chrome 130 on Windows" in notice.html
+    assert "Chrome on Windows" in notice.html
     assert member.recovery_codes[3] not in notice.text  # the code itself is never mailed back
     [succeeded] = [e for e in events(services, "account:sign_in:succeeded") if e.subject_id == member.id]
     assert succeeded.details == {"method": "recovery_code", "codes_left": 9}
@@ -188,7 +188,7 @@ def test_email_is_a_method_only_after_the_address_confirms(client, make_user, cl
     assert response.json() == {"status": "sent", "sent_to": member.email, "expires_in": 600, "resend_after": 30}
     assert "email" not in me(client)["methods"]
     [message] = wait_for_subject(mailbox, member.email, CONFIRM_CODE)
-    assert message.to == member.email and "Chrome 130 on Windows" in message.text
+    assert message.to == member.email and "Chrome on Windows" in message.text
     code = emailed_code(message)
     wrong = client.post("/api/v1/me/email-method/confirm", json={"code": other_code(code)})
     assert wrong.status_code == 400 and wrong.json()["error"] == "invalid_code"
@@ -211,7 +211,7 @@ def test_sign_in_with_a_code_read_from_the_email(client, anonymous, make_user, c
     sent = anonymous.post(f"/api/v1/sign-in/{flow['flow_id']}/email-code", headers=CHROME_ON_WINDOWS)
     assert sent.status_code == 202 and sent.json()["expires_in"] == 600
     message = wait_for_subject(mailbox, member.email, SIGN_IN_CODE)[-1]
-    assert "Chrome 130 on Windows" in message.text and "10 minutes" in message.text
+    assert "Chrome on Windows" in message.text and "10 minutes" in message.text
     done = second_factor(anonymous, flow["flow_id"], "email", emailed_code(message))
     assert done.status_code == 200 and done.json() == {"status": "signed_in"}
     assert anonymous.get("/api/v1/me").json()["email"] == member.email

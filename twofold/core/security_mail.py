@@ -21,7 +21,7 @@ from sqlalchemy import delete, select
 from twofold.core.audit import AuditLog, EventTag
 from twofold.core.context import RequestContext
 from twofold.core.notifier import Message, Notifier
-from twofold.core.useragent import browser_label
+from twofold.core.user_agents import browser_label
 from twofold.store.db import Database
 from twofold.store.models import UndeliveredMail, User
 

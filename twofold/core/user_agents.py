@@ -29,6 +29,7 @@ BROWSERS: tuple[tuple[str, str], ...] = (
     ("python-requests/", "Python client"),
     ("python-urllib", "Python client"),
     ("testclient", "Test client"),
+    ("twofold-cli", "Twofold command line"),
 )
 
 SYSTEMS: tuple[tuple[str, str], ...] = (
