@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import aliased
 
+from twofold.core.paging import PAGE_SIZE, Page
 from twofold.core.audit import GENESIS, AuditLog, EventTag, event_hash
 from twofold.core.context import RequestContext
 from twofold.core.csv_stream import csv_line
@@ -25,7 +26,6 @@ from twofold.core.errors import InvalidInput, NotFound
 from twofold.store.db import Database
 from twofold.store.models import AuditChainHead, AuditEvent, Practice, User
 
-PAGE_SIZE = 50
 CHUNK = 1000
 EXPORT_COLUMNS = (
     "seq", "at", "event", "actor_email", "actor_name", "subject_email", "subject_name", "ip", "user_agent",
@@ -86,18 +86,6 @@ class AuditEntry:
 
 
 @dataclass(frozen=True, slots=True)
-class AuditPage:
-    items: list[AuditEntry]
-    total: int
-    page: int
-    page_size: int = PAGE_SIZE
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.page_size))
-
-
-@dataclass(frozen=True, slots=True)
 class ChainBreak:
     """The first event of a chain that does not fit, and why."""
 
@@ -133,7 +121,7 @@ class AuditTrail:
 
     # -- reading -------------------------------------------------------------------
 
-    def page(self, *, practice_id: int, filter: AuditFilter = AuditFilter(), page: int = 1) -> AuditPage:
+    def page(self, *, practice_id: int, filter: AuditFilter = AuditFilter(), page: int = 1) -> Page[AuditEntry]:
         """Newest first, ``PAGE_SIZE`` a page."""
         page = max(1, page)
         with self._db.reading() as s:
@@ -142,7 +130,7 @@ class AuditTrail:
             rows = s.execute(
                 self._with_people(query).order_by(AuditEvent.seq.desc()).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)
             ).all()
-        return AuditPage([_entry(*row) for row in rows], total, page)
+        return Page([_entry(*row) for row in rows], total, page)
 
     def export_csv(
         self, *, practice_id: int, filter: AuditFilter = AuditFilter(), actor_id: int | None, context: RequestContext,

@@ -25,6 +25,7 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from twofold.core.paging import PAGE_SIZE, Page
 from twofold.core.accounts import check_email
 from twofold.core.audit import AuditLog, EventTag
 from twofold.core.context import RequestContext
@@ -40,7 +41,6 @@ from twofold.store.models import ROLES, Practice, User
 if TYPE_CHECKING:
     from twofold.core.member_setup import SetupService
 
-PAGE_SIZE = 50
 IMPORT_BATCH = 500
 IMPORT_COLUMNS = ("email", "name", "role")
 EXPORT_COLUMNS = (
@@ -162,18 +162,6 @@ class MemberFilter:
 
 
 @dataclass(frozen=True, slots=True)
-class MemberPage:
-    items: list[MemberView]
-    total: int
-    page: int
-    page_size: int = PAGE_SIZE
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.page_size))
-
-
-@dataclass(frozen=True, slots=True)
 class RowResult:
     """One CSV row's outcome: ``status`` is "imported" or "failed" (with ``error`` and ``message``)."""
 
@@ -224,7 +212,7 @@ class MemberService:
 
     # -- reading ---------------------------------------------------------------
 
-    def list_members(self, *, practice_id: int, filter: MemberFilter = MemberFilter(), page: int = 1) -> MemberPage:
+    def list_members(self, *, practice_id: int, filter: MemberFilter = MemberFilter(), page: int = 1) -> Page[MemberView]:
         page = max(1, page)
         query = self._filtered(practice_id, filter)
         with self._db.reading() as s:
@@ -233,7 +221,7 @@ class MemberService:
                 query.order_by(func.lower(User.name), User.id).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)
             ).scalars().all()
             items = self._views(s, users)
-        return MemberPage(items, total, page)
+        return Page(items, total, page)
 
     def get_member(self, *, practice_id: int, member_id: int) -> MemberView:
         with self._db.reading() as s:

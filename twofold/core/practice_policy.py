@@ -14,7 +14,8 @@ from sqlalchemy import select
 from twofold.core.audit import AuditLog, EventTag
 from twofold.core.context import RequestContext
 from twofold.core.errors import InvalidInput, NotFound
-from twofold.core.members import MemberFilter, MemberPage, MemberService
+from twofold.core.members import MemberFilter, MemberService, MemberView
+from twofold.core.paging import Page
 from twofold.core.policy import MAX_IDLE_MINUTES, MAX_REMEMBER_DAYS
 from twofold.store.db import Database
 from twofold.store.models import ROLES, Practice
@@ -83,7 +84,7 @@ class PolicySettings:
 class PolicyPreview:
     """Active members who would have to set up 2FA, and by when (members who join later get the full grace)."""
 
-    members: MemberPage
+    members: Page[MemberView]
     due_at: datetime | None
 
 
