@@ -1,0 +1,99 @@
+"""A real server and a real browser, for the few tests that must see what a user sees.
+
+``live_server`` serves ``create_app(services)`` with uvicorn in a background
+thread, on a free loopback port, over the test's own services (SQLite file,
+FrozenClock): tests move ``live_server.clock`` and the server sees it.
+``browser`` is one headless Debian Chromium per test session, driven by
+Playwright's sync API; ``page`` is a fresh context (no cookies) per test.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from dataclasses import dataclass
+
+import pytest
+import uvicorn
+from playwright.sync_api import sync_playwright
+
+from tests.conftest import skip_or_fail
+from twofold.core.clock import FrozenClock
+from twofold.core.services import Services
+from twofold.web.app import create_app
+
+CHROMIUM = os.environ.get("TWOFOLD_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]
+# Short enough that a broken page fails the test in seconds, not in Playwright's default 30 s.
+TIMEOUT_MS = 10_000
+
+
+@dataclass
+class LiveServer:
+    url: str
+    services: Services
+    clock: FrozenClock
+
+
+class _ThreadedServer(uvicorn.Server):
+    """uvicorn's server that says when it listens (no polling, no sleeping)."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = threading.Event()
+
+    async def startup(self, sockets=None) -> None:
+        await super().startup(sockets=sockets)
+        self.ready.set()
+
+
+@pytest.fixture
+def live_server(services, clock):
+    """uvicorn serving the test's app on 127.0.0.1:<free port>, stopped after the test."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(create_app(services), log_level="warning", access_log=False, lifespan="on")
+    server = _ThreadedServer(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="live-server", daemon=True)
+    thread.start()
+    if not server.ready.wait(10) or not server.started:
+        server.should_exit = True
+        thread.join(5)
+        sock.close()
+        pytest.fail("the live server did not start")
+    yield LiveServer(f"http://127.0.0.1:{port}", services, clock)
+    server.should_exit = True
+    thread.join(10)
+    sock.close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Chromium from Debian's package; never a downloaded browser build."""
+    if not os.path.exists(CHROMIUM):
+        skip_or_fail(f"Chromium is not installed at {CHROMIUM}")
+    playwright = sync_playwright().start()
+    try:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    except Exception:
+        playwright.stop()
+        raise
+    yield chromium
+    chromium.close()
+    playwright.stop()
+
+
+@pytest.fixture
+def page(browser, live_server):
+    """A new browser context (its own cookies) with the live server as base URL."""
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 1000, "height": 1100})
+    context.set_default_timeout(TIMEOUT_MS)
+    tab = context.new_page()
+    yield tab
+    context.close()
