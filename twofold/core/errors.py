@@ -77,6 +77,11 @@ class Forbidden(TwofoldError):
     message = "You are not allowed to do that."
 
 
+class Unavailable(TwofoldError):
+    code = "unavailable"
+    message = "The service cannot reach its database. Try again shortly."
+
+
 def _human_wait(seconds: int) -> str:
     if seconds < 90:
         return f"{seconds} second{'s' if seconds != 1 else ''}"

@@ -12,6 +12,7 @@ from twofold.core.accounts import AccountService
 from twofold.core.audit import AuditLog
 from twofold.core.clock import Clock, SystemClock
 from twofold.core.crypto import SecretBox, TokenHasher
+from twofold.core.health import HealthCheck
 from twofold.core.notifier import Notifier, OutboxNotifier, SmtpConfig, SmtpNotifier
 from twofold.core.passwords import PasswordHasher
 from twofold.core.sessions import SessionService
@@ -38,6 +39,10 @@ class Services:
     sessions: SessionService
     sign_in: SignInService
     accounts: AccountService
+
+    @property
+    def health(self) -> HealthCheck:
+        return HealthCheck(db=self.db)
 
     def close(self) -> None:
         self.notifier.flush(timeout=5)

@@ -26,6 +26,7 @@ STATUS = [
     (core.InvalidInput, 422),
     (core.MethodNotAvailable, 400),
     (core.Forbidden, 403),
+    (core.Unavailable, 503),
 ]
 
 HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request", 413: "body_too_large", 415: "unsupported_media_type"}
