@@ -54,7 +54,8 @@ class _ThreadedServer(uvicorn.Server):
 @pytest.fixture
 def live_server(services, clock):
     """uvicorn serving the test's app on 127.0.0.1:<free port>, stopped after the test."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # proto IPPROTO_TCP, so asyncio turns Nagle off on accepted connections (uvicorn#3149).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
