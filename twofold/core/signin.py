@@ -60,8 +60,11 @@ class MalformedCode(InvalidInput):
 _FLOWS, _USERS = SignInFlow.__table__, User.__table__
 _SET_FLOW_STATE = update(_FLOWS).where(_FLOWS.c.id == bindparam("row_id"))
 _SET_LAST_SIGN_IN = update(_USERS).where(_USERS.c.id == bindparam("row_id"))
-_FLOW = select(SignInFlow).where(SignInFlow.id == bindparam("flow_id"))
-_FLOW_FOR_UPDATE = _FLOW.with_for_update()
+# The flow with its user (and, joined eagerly, the practice) in one statement; only the flow row is locked.
+_FLOW = (
+    select(SignInFlow, User).outerjoin(User, User.id == SignInFlow.user_id).where(SignInFlow.id == bindparam("flow_id"))
+)
+_FLOW_FOR_UPDATE = _FLOW.with_for_update(of=SignInFlow)
 
 
 def _write(s: Session, obj, statement, **values) -> None:
@@ -226,12 +229,12 @@ class SignInService:
     def _live_flow(self, s: Session, flow_id: str, lock: bool = True) -> tuple[SignInFlow, User]:
         if not flow_id or len(flow_id) > 64:
             raise FlowNotFound()
-        flow = s.execute(_FLOW_FOR_UPDATE if lock else _FLOW, {"flow_id": flow_id}).scalar_one_or_none()
-        if flow is None:
+        row = s.execute(_FLOW_FOR_UPDATE if lock else _FLOW, {"flow_id": flow_id}).one_or_none()
+        if row is None:
             raise FlowNotFound()
+        flow, user = row
         if flow.state != PASSWORD_VERIFIED or self._clock.now() >= flow.expires_at:
             raise FlowExpired()
-        user = s.get(User, flow.user_id)
         if user is None or not user.active:
             raise FlowExpired()
         return flow, user
