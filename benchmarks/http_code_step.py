@@ -330,9 +330,11 @@ def main() -> None:
 
     print(f"command: {shlex.join([Path(sys.executable).name, *sys.argv])}")
     print(
-        f"python {platform.python_version()}, {os.cpu_count()} CPUs (load average before: {load_before}), SQLite, "
-        f"uvicorn {uvicorn_parts()}, wrk -t1 on the same machine; "
-        f"{len(population.keys)} users prepared in {prep_seconds:.1f} s"
+        f"python {platform.python_version()}, {os.cpu_count()} CPUs (load average before: {load_before}, "
+        f"niceness {os.nice(0)}), SQLite, "
+        f"uvicorn {uvicorn_parts()}, {Settings(_env_file=None, database_url=env['TWOFOLD_DATABASE_URL']).request_threads} "
+        f"request threads per worker, wrk -t1 on the same machine; {len(population.keys)} users prepared in "
+        f"{prep_seconds:.1f} s"
     )
     print()
     print(f"{'workers':>7} {'endpoint':<16} {'clients':>7} {'requests':>9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
