@@ -21,6 +21,7 @@ anywhere). Figures are the median of REPEATS runs of N calls each.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import shlex
 import statistics
@@ -38,15 +39,20 @@ from twofold.core import otp  # noqa: E402
 NOW = 1_793_610_000.0  # a fixed instant, so every run checks the same steps
 
 
-def rate(call, n: int, repeats: int) -> float:
-    """Median calls per second over ``repeats`` runs of ``n`` calls."""
-    rates = []
+def rates(calls: dict[str, object], n: int, repeats: int) -> dict[str, float]:
+    """Median calls per second of each callable over ``repeats`` runs of ``n`` calls.
+
+    The implementations take turns within each repeat, so a change in the machine's
+    load during the run affects them alike.
+    """
+    samples: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(repeats):
-        started = time.perf_counter()
-        for _ in range(n):
-            call()
-        rates.append(n / (time.perf_counter() - started))
-    return statistics.median(rates)
+        for name, call in calls.items():
+            started = time.perf_counter()
+            for _ in range(n):
+                call()
+            samples[name].append(n / (time.perf_counter() - started))
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def candidates(key: bytes, code: str) -> dict[str, object]:
@@ -86,7 +92,11 @@ def main() -> None:
 
     cases = {"code of the current step": (current, True), "wrong code": (wrong, False)}
     print(f"command: {shlex.join([Path(sys.executable).name, *sys.argv])}")
-    print(f"python {platform.python_version()} on {platform.machine()}, {args.n} calls x {args.repeats} repeats, median")
+    print(
+        f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs "
+        f"(load average {' '.join(Path('/proc/loadavg').read_text().split()[:3])}), "
+        f"{args.n} calls x {args.repeats} repeats taken in turns, median"
+    )
     print()
     print(f"{'case':<26} {'implementation':<30} {'verifications/s':>16} {'ours / theirs':>14}")
     for case, (code, expected) in cases.items():
@@ -95,9 +105,9 @@ def main() -> None:
             outcome = call()
             accepted = outcome is True or (outcome is not None and outcome is not False and outcome.in_window)
             assert accepted is expected, f"{name} gave {outcome!r} for the {case}"
-        rates = {name: rate(call, args.n, args.repeats) for name, call in calls.items()}
-        ours = rates["twofold match_step"]
-        for name, value in rates.items():
+        measured = rates(calls, args.n, args.repeats)
+        ours = measured["twofold match_step"]
+        for name, value in measured.items():
             ratio = "" if value is ours else f"{ours / value:.2f}x"
             print(f"{case:<26} {name:<30} {value:>16,.0f} {ratio:>14}")
 

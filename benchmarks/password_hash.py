@@ -57,7 +57,8 @@ def main() -> None:
     print(f"command: {shlex.join([Path(sys.executable).name, *sys.argv])}")
     print(
         f"argon2id m={settings.argon2_memory_kib} KiB, t={settings.argon2_time_cost}, p={settings.argon2_parallelism}; "
-        f"python {platform.python_version()}, {os.cpu_count()} CPUs; {args.n} calls each"
+        f"python {platform.python_version()}, {os.cpu_count()} CPUs "
+        f"(load average {' '.join(Path('/proc/loadavg').read_text().split()[:3])}); {args.n} calls each"
     )
     print()
     print(f"{'operation':<26} {'median ms':>10} {'min ms':>8} {'max ms':>8}")
