@@ -59,6 +59,8 @@ def serve(
     """Create or upgrade the database, seed the demo practice on first run, and serve."""
     import uvicorn
 
+    from twofold.web.server import HTTP_PROTOCOL
+
     settings = Settings()
     host = host or settings.host
     port = port or settings.port
@@ -87,6 +89,7 @@ def serve(
         workers=workers,
         log_level="info",
         proxy_headers=False,
+        http=HTTP_PROTOCOL,
     )
 
 

@@ -12,7 +12,7 @@ import secrets
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from typing_extensions import Annotated
 
@@ -45,9 +45,12 @@ class Settings(BaseSettings):
 
     # Request threads and database connections are sized together: a sync route
     # holds one connection for its whole run, so fewer connections than threads
-    # makes threads queue on the pool (and overflow connections churn).
-    request_threads: int = Field(default=32, ge=1)
-    db_pool_size: int = Field(default=32, ge=1)
+    # makes threads queue on the pool (and overflow connections churn). Unset, they
+    # are 8 on SQLite, where writers take turns anyway and more threads only fight
+    # over the GIL (benchmarks/README.md), and 32 on PostgreSQL; the pool follows
+    # the threads.
+    request_threads: int | None = Field(default=None, ge=1)
+    db_pool_size: int | None = Field(default=None, ge=1)
 
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
 
@@ -61,6 +64,14 @@ class Settings(BaseSettings):
     smtp_password: str | None = None
     smtp_tls: Literal["none", "starttls", "tls"] = "none"
     mail_from: str = "Twofold <no-reply@twofold.localhost>"
+
+    @model_validator(mode="after")
+    def _size_threads_and_pool(self) -> Settings:
+        if self.request_threads is None:
+            self.request_threads = 8 if self.resolved_database_url.startswith("sqlite") else 32
+        if self.db_pool_size is None:
+            self.db_pool_size = self.request_threads
+        return self
 
     @field_validator("old_secret_keys", mode="before")
     @classmethod

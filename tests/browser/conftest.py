@@ -1,75 +1,100 @@
-"""A live Twofold server in a thread and Debian's Chromium driven by Playwright.
+"""A real server and a real browser, for the few tests that must see what a user sees.
 
-``live_server`` serves ``create_app(services)`` on a free loopback port, with the
-test's FrozenClock-backed services, so a browser test can move time too.
+``live_server`` serves ``create_app(services)`` with uvicorn in a background
+thread, on a free loopback port, over the test's own services (SQLite file,
+FrozenClock): tests move ``live_server.clock`` and the server sees it.
+``browser`` is one headless Debian Chromium per test session, driven by
+Playwright's sync API; ``page`` is a fresh context (no cookies) per test.
 """
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
-import time
 from dataclasses import dataclass
 
 import pytest
 import uvicorn
+from playwright.sync_api import sync_playwright
 
-from tests.conftest import require_tool, skip_or_fail
+from tests.conftest import skip_or_fail
+from twofold.core.clock import FrozenClock
+from twofold.core.services import Services
 from twofold.web.app import create_app
 
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = os.environ.get("TWOFOLD_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+    "--disable-component-update", "--disable-sync",
 ]
+# Short enough that a broken page fails the test in seconds, not in Playwright's default 30 s.
+TIMEOUT_MS = 10_000
 
 
 @dataclass
 class LiveServer:
     url: str
-    services: object
-    clock: object
+    services: Services
+    clock: FrozenClock
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+class _ThreadedServer(uvicorn.Server):
+    """uvicorn's server that says when it listens (no polling, no sleeping)."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = threading.Event()
+
+    async def startup(self, sockets=None) -> None:
+        await super().startup(sockets=sockets)
+        self.ready.set()
 
 
 @pytest.fixture
 def live_server(services, clock):
-    port = _free_port()
-    config = uvicorn.Config(create_app(services), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
+    """uvicorn serving the test's app on 127.0.0.1:<free port>, stopped after the test."""
+    # proto IPPROTO_TCP, so asyncio turns Nagle off on accepted connections (uvicorn#3149).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(create_app(services), log_level="warning", access_log=False, lifespan="on")
+    server = _ThreadedServer(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="live-server", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the live server did not start")
-        time.sleep(0.02)
+    if not server.ready.wait(10) or not server.started:
+        server.should_exit = True
+        thread.join(5)
+        sock.close()
+        pytest.fail("the live server did not start")
     yield LiveServer(f"http://127.0.0.1:{port}", services, clock)
     server.should_exit = True
-    thread.join(timeout=10)
+    thread.join(10)
+    sock.close()
 
 
 @pytest.fixture(scope="session")
 def browser():
-    require_tool("chromium")
+    """Headless Chromium from Debian's package; never a downloaded browser build."""
+    if not os.path.exists(CHROMIUM):
+        skip_or_fail(f"Chromium is not installed at {CHROMIUM}")
+    playwright = sync_playwright().start()
     try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        skip_or_fail("playwright is not installed")
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    except Exception:
+        playwright.stop()
+        raise
+    yield chromium
+    chromium.close()
+    playwright.stop()
 
 
 @pytest.fixture
-def context(browser):
-    ctx = browser.new_context()
+def context(browser, live_server):
+    """A new browser context (its own cookies) with the live server as base URL."""
+    ctx = browser.new_context(base_url=live_server.url, viewport={"width": 1000, "height": 1100})
+    ctx.set_default_timeout(TIMEOUT_MS)
     yield ctx
     ctx.close()
 

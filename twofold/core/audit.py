@@ -9,13 +9,22 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from twofold.core.context import RequestContext
 from twofold.store.models import AuditChainHead, AuditEvent
 
 GENESIS = "0" * 64
+
+_HEADS = AuditChainHead.__table__
+_SELECT_HEAD = (
+    select(_HEADS.c.seq, _HEADS.c.hash).where(_HEADS.c.chain == bindparam("head_chain")).with_for_update()
+)
+_INSERT_HEAD = insert(_HEADS)
+_UPDATE_HEAD = update(_HEADS).where(_HEADS.c.chain == bindparam("head_chain"))
+_EVENT_COLUMNS = tuple(column.name for column in AuditEvent.__table__.columns if column.name != "id")
+_INSERT_EVENT = insert(AuditEvent.__table__)
 
 
 class EventTag(StrEnum):
@@ -123,16 +132,19 @@ class AuditLog:
         Never put a code, secret, token or password in ``details``.
         """
         chain = practice_id or 0
-        head = session.execute(
-            select(AuditChainHead).where(AuditChainHead.chain == chain).with_for_update()
-        ).scalar_one_or_none()
+        # Plain SQL on the session's connection: the hot paths write an event on every
+        # sign-in, and this skips the ORM's flush of unrelated pending changes here
+        # (they are flushed once, at commit).
+        connection = session.connection()
+        head = connection.execute(_SELECT_HEAD, {"head_chain": chain}).one_or_none()
         if head is None:
-            head = AuditChainHead(chain=chain, seq=0, hash=GENESIS)
-            session.add(head)
-            session.flush()
+            connection.execute(_INSERT_HEAD, {"chain": chain, "seq": 0, "hash": GENESIS})
+            prev_seq, prev_hash = 0, GENESIS
+        else:
+            prev_seq, prev_hash = head
         row = AuditEvent(
             chain=chain,
-            seq=head.seq + 1,
+            seq=prev_seq + 1,
             practice_id=practice_id,
             at=at or self._clock.now(),
             event=str(event),
@@ -141,11 +153,11 @@ class AuditLog:
             ip=(context.ip or None),
             user_agent=(context.user_agent or "")[:512] or None,
             details=details or {},
-            prev_hash=head.hash,
+            prev_hash=prev_hash,
         )
-        row.hash = event_hash(head.hash, row)
-        head.seq, head.hash = row.seq, row.hash
-        session.add(row)
+        row.hash = event_hash(prev_hash, row)
+        connection.execute(_INSERT_EVENT, {column: getattr(row, column) for column in _EVENT_COLUMNS})
+        connection.execute(_UPDATE_HEAD, {"head_chain": chain, "seq": row.seq, "hash": row.hash})
         return row
 
     def record_many(

@@ -94,6 +94,11 @@ class TwoFactorRequired(Forbidden):
     message = "Your practice requires two-factor authentication. Set it up to continue."
 
 
+class Unavailable(TwofoldError):
+    code = "unavailable"
+    message = "The service cannot reach its database. Try again shortly."
+
+
 def _human_wait(seconds: int) -> str:
     if seconds < 90:
         return f"{seconds} second{'s' if seconds != 1 else ''}"

@@ -17,6 +17,7 @@ from twofold.core.crypto import SecretBox, TokenHasher
 from twofold.core.enforcement import TwoFactorEnforcement
 from twofold.core.member_setup import SetupService
 from twofold.core.members import MemberService, TrustRevoker
+from twofold.core.health import HealthCheck
 from twofold.core.notifier import Notifier, OutboxNotifier, SmtpConfig, SmtpNotifier
 from twofold.core.passwords import PasswordHasher
 from twofold.core.remembered import RememberedBrowserService
@@ -67,6 +68,10 @@ class Services:
     policies: PolicyService
     audit_trail: AuditTrail
     trust_revokers: list[TrustRevoker]
+
+    @property
+    def health(self) -> HealthCheck:
+        return HealthCheck(db=self.db)
 
     def close(self) -> None:
         self.notifier.flush(timeout=5)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from twofold.core.audit import AuditLog, EventTag
@@ -17,6 +17,8 @@ from twofold.store.models import User, UserSession
 
 # last_seen_at is written at most this often, so a busy page does not write on every request.
 TOUCH_INTERVAL = timedelta(seconds=20)
+
+_INSERT_SESSION = insert(UserSession.__table__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,16 +41,20 @@ class SessionService:
         token = random_token(32)
         now = self._clock.now()
         policy = Policy.of(user.practice)
-        session.add(
-            UserSession(
-                token_hash=self._hasher.hash(token),
-                user_id=user.id,
-                created_at=now,
-                last_seen_at=now,
-                expires_at=now + policy.session_max,
-                ip=context.ip,
-                user_agent=(context.user_agent or "")[:512] or None,
-            )
+        # A plain INSERT on the session's connection (every sign-in runs this; no ORM flush needed).
+        session.connection().execute(
+            _INSERT_SESSION,
+            {
+                "token_hash": self._hasher.hash(token),
+                "user_id": user.id,
+                "created_at": now,
+                "last_seen_at": now,
+                "expires_at": now + policy.session_max,
+                "ip": context.ip,
+                "user_agent": (context.user_agent or "")[:512] or None,
+                "revoked_at": None,
+                "revoked_reason": None,
+            },
         )
         return token
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from twofold.core.errors import Throttled
@@ -80,17 +80,19 @@ class FailureStore(Protocol):
         """Record one failure; drop those older than ``keep_seconds``."""
 
 
+# Built once: checked on every sign-in step, and building the expression costs more than running it.
+_FAILURES_SINCE = select(ThrottleFailure.at).where(
+    ThrottleFailure.key == bindparam("key"), ThrottleFailure.at > bindparam("since")
+)
+
+
 class DatabaseFailureStore:
     """Failures as rows, written in the caller's transaction."""
 
     def failures(self, session: Session | None, key: str, since: float) -> list[float]:
         from datetime import UTC
 
-        rows = session.execute(
-            select(ThrottleFailure.at).where(
-                ThrottleFailure.key == key, ThrottleFailure.at > datetime.fromtimestamp(since, UTC)
-            )
-        ).scalars()
+        rows = session.execute(_FAILURES_SINCE, {"key": key, "since": datetime.fromtimestamp(since, UTC)}).scalars()
         return [row.timestamp() for row in rows]
 
     def add(self, session: Session | None, key: str, at: float, keep_seconds: int) -> None:

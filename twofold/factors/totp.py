@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import segno
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from twofold.core import otp
@@ -17,6 +17,22 @@ from twofold.factors.base import Outcome, Verification
 from twofold.store.models import SignInFlow, TotpCredential, User
 
 ENROLLMENT_TTL = timedelta(minutes=15)
+_CONFIRMED = "twofold.totp.confirmed"  # session.info key: user id -> confirmed credential
+
+# Built once: both run on every code sign-in.
+_CONFIRMED_OF_USER = select(TotpCredential).where(
+    TotpCredential.user_id == bindparam("user_id"), TotpCredential.confirmed_at.is_not(None)
+)
+_CREDENTIALS = TotpCredential.__table__
+# The replay guard: only a step after the last accepted one may claim the credential.
+_CLAIM_STEP = (
+    update(_CREDENTIALS)
+    .where(
+        _CREDENTIALS.c.id == bindparam("credential_id"),
+        or_(_CREDENTIALS.c.last_used_step.is_(None), _CREDENTIALS.c.last_used_step < bindparam("step")),
+    )
+    .values(last_used_step=bindparam("step"))
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +147,7 @@ class TotpFactor:
         session.execute(
             delete(TotpCredential).where(TotpCredential.user_id == user.id, TotpCredential.id != pending.id)
         )
+        session.info.pop(_CONFIRMED, None)
         pending.confirmed_at = now
         pending.expires_at = None
         pending.last_used_step = match.step
@@ -168,40 +185,48 @@ class TotpFactor:
             return Verification(Outcome.OUT_OF_SYNC, {"step_offset": match.step - now_step})
         if credential.last_used_step is not None and match.step <= credential.last_used_step:
             return Verification(Outcome.REUSED)
-        values = {"last_used_step": match.step}
         if self._box.needs_rotation(credential.secret_sealed):
-            # Sealed under an old key (TWOFOLD_OLD_SECRET_KEYS): re-seal it under the current one.
-            values["secret_sealed"] = self._box.seal(key, context=f"totp:{credential.id}")
-        claimed = session.execute(
-            update(TotpCredential)
-            .where(
-                TotpCredential.id == credential.id,
-                or_(TotpCredential.last_used_step.is_(None), TotpCredential.last_used_step < match.step),
+            # Sealed under an old key (TWOFOLD_OLD_SECRET_KEYS): claim the step and re-seal it under the current one.
+            claim = (
+                update(TotpCredential)
+                .where(
+                    TotpCredential.id == credential.id,
+                    or_(TotpCredential.last_used_step.is_(None), TotpCredential.last_used_step < match.step),
+                )
+                .values(last_used_step=match.step, secret_sealed=self._box.seal(key, context=f"totp:{credential.id}"))
+                .execution_options(synchronize_session=False)
             )
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        ).rowcount
+            claimed = session.execute(claim).rowcount
+        else:
+            claimed = session.connection().execute(
+                _CLAIM_STEP, {"credential_id": credential.id, "step": match.step}
+            ).rowcount
         if claimed != 1:
             return Verification(Outcome.REUSED, {"race": True})
         return Verification(Outcome.ACCEPTED)
 
     def remove(self, session: Session, *, user: User) -> None:
         session.execute(delete(TotpCredential).where(TotpCredential.user_id == user.id))
+        session.info.pop(_CONFIRMED, None)
 
     def discard_pending(self, session: Session, *, user: User) -> None:
         """Drop unconfirmed set-ups (started before 2FA was turned on some other way)."""
         session.execute(
             delete(TotpCredential).where(TotpCredential.user_id == user.id, TotpCredential.confirmed_at.is_(None))
         )
+
     def enabled_user_ids(self):
         return select(TotpCredential.user_id).where(TotpCredential.confirmed_at.is_not(None))
 
     # -- helpers -----------------------------------------------------------
 
     def _confirmed(self, session: Session, user: User) -> TotpCredential | None:
-        return session.execute(
-            select(TotpCredential).where(TotpCredential.user_id == user.id, TotpCredential.confirmed_at.is_not(None))
-        ).scalar_one_or_none()
+        """The user's confirmed app, read once per transaction (a sign-in asks twice:
+        is it enabled, then verify); changes below forget it."""
+        known = session.info.setdefault(_CONFIRMED, {})
+        if user.id not in known:
+            known[user.id] = session.execute(_CONFIRMED_OF_USER, {"user_id": user.id}).scalar_one_or_none()
+        return known[user.id]
 
     def _key(self, credential: TotpCredential) -> bytes:
         try:

@@ -8,8 +8,10 @@ waits its turn. PostgreSQL needs none of this.
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
@@ -51,6 +53,64 @@ def create_db_engine(url: str, *, pool_size: int = 32) -> Engine:
     return create_engine(parsed, pool_size=pool_size, max_overflow=0, pool_timeout=30, pool_pre_ping=True)
 
 
+try:
+    import fcntl
+except ImportError:  # not POSIX: writers of one process still queue, processes rely on busy_timeout
+    fcntl = None
+
+
+class SqliteWriterQueue:
+    """Writers of one SQLite file take turns in a queue instead of polling for the lock.
+
+    SQLite lets one transaction write at a time. The others wait in its busy
+    handler, which sleeps and retries (after 1, 2, 5, 10 ... 100 ms) rather than
+    waking when the lock is freed: under load the file then sits idle between
+    writers while the unlucky ones wait for seconds (measured: the code step's p99
+    went over 2 s at 32 clients). So a writer first queues on a lock in its
+    process, then on ``flock(2)`` of a file beside the database, which the kernel
+    hands to the next process as soon as it is released. Programs that write the
+    file without this (a migration, sqlite3) still meet the busy timeout as before.
+    """
+
+    def __init__(self, database: str | None) -> None:
+        self._threads = threading.RLock()
+        self._depth = 0  # nested transaction() calls of the thread holding the turn
+        self._path = f"{database}.writer-lock" if database and database != ":memory:" and fcntl else None
+        self._fd: int | None = None
+        self._pid = 0
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        with self._threads:
+            if self._depth or self._path is None:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            fd = self._lock_file()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+                fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        with self._threads:
+            if self._fd is not None and self._pid == os.getpid():
+                os.close(self._fd)
+            self._fd = None
+
+    def _lock_file(self) -> int:
+        if self._fd is None or self._pid != os.getpid():  # a forked child opens its own
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+            self._pid = os.getpid()
+        return self._fd
+
+
 class Database:
     """Hands out sessions: ``transaction()`` for changes, ``reading()`` for reads."""
 
@@ -60,11 +120,12 @@ class Database:
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._reader = sessionmaker(self.engine, expire_on_commit=False)
         self._writer = sessionmaker(self.engine.execution_options(sqlite_begin="IMMEDIATE"), expire_on_commit=False)
+        self._write_turn = SqliteWriterQueue(self.engine.url.database) if self.is_sqlite else nullcontext
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """One writing transaction: committed when the block ends, rolled back on error."""
-        with self._writer() as session, session.begin():
+        with self._write_turn(), self._writer() as session, session.begin():
             yield session
 
     @contextmanager
@@ -74,3 +135,5 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if isinstance(self._write_turn, SqliteWriterQueue):
+            self._write_turn.close()

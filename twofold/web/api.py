@@ -141,6 +141,20 @@ def disable_totp(body: ReauthRequest, active: SignedIn, services: ServicesDep, c
     return StatusPublic(status="disabled")
 
 
+@router.get(
+    "/health",
+    response_model=StatusPublic,
+    summary="Is this process able to serve?",
+    description="For load balancers and operators: `{\"status\":\"ok\"}` after one primary-key read "
+    "from the database, or 503 `unavailable` when the database does not answer or is not migrated. "
+    "Needs no session and changes nothing.",
+    responses={503: {"model": ErrorPublic, "description": "The database does not answer, or is not migrated"}},
+)
+def health(services: ServicesDep):
+    services.health.check()
+    return StatusPublic(status="ok")
+
+
 @router.post("/sign-out", response_model=StatusPublic, summary="End this session")
 def sign_out(request: Request, services: ServicesDep, context: Context):
     token = request.cookies.get(SESSION_COOKIE)

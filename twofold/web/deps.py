@@ -14,11 +14,15 @@ from twofold.core.sessions import ActiveSession
 SESSION_COOKIE = "twofold_session"
 
 
-def get_services(request: Request) -> Services:
+# Dependencies that do no I/O are ``async def``: FastAPI runs a plain ``def`` one in the
+# thread pool, a round trip that costs more than the function itself.
+
+
+async def get_services(request: Request) -> Services:
     return request.app.state.services
 
 
-def request_context(request: Request) -> RequestContext:
+async def request_context(request: Request) -> RequestContext:
     client = request.client.host if request.client else None
     return RequestContext(ip=client, user_agent=request.headers.get("user-agent", "")[:512] or None)
 

@@ -27,6 +27,7 @@ STATUS = [
     (core.MethodNotAvailable, 400),
     (core.Forbidden, 403),
     (core.DeliveryFailed, 503),
+    (core.Unavailable, 503),
 ]
 
 HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request", 413: "body_too_large", 415: "unsupported_media_type"}
