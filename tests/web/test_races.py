@@ -127,3 +127,18 @@ def test_twenty_concurrent_wrong_codes_are_judged_at_most_five_times(app, servic
     assert statuses.count(401) == 5, statuses
     assert statuses.count(429) == RACERS - 5, statuses
     assert count(services, ThrottleFailure) == 5
+
+
+def test_twenty_concurrent_wrong_passwords_are_judged_at_most_five_times(app, services, make_user):
+    """Password guesses hash outside any transaction; a burst must still get only the 5 allowed."""
+    member = make_user()
+    with live_server(app, access_log=False) as base:
+        racers = clients(base, RACERS)
+        answers = all_at_once(
+            RACERS,
+            lambda i: racers[i].post("/api/v1/sign-in", json={"email": member.email, "password": f"wrong guess {i}"}),
+        )
+        close(racers)
+    statuses = [a.status_code for a in answers]
+    assert statuses.count(401) == 5, statuses
+    assert statuses.count(429) == RACERS - 5, statuses

@@ -175,6 +175,16 @@ class SignInService:
         if not email or not email.isprintable():
             # No account has such an email; PostgreSQL would refuse a NUL in the lookup.
             raise InvalidInput("Enter your email address, such as name@example.org.")
+        with self._throttle.one_at_a_time(email):
+            return self._check_password(
+                email=email, password=password, context=context, return_to=return_to,
+                remembered_cookies=remembered_cookies,
+            )
+
+    def _check_password(
+        self, *, email: str, password: str, context: RequestContext, return_to: str | None,
+        remembered_cookies: Mapping[str, str] | None,
+    ) -> SignInResult:
         checks = [(PASSWORD_PER_ACCOUNT, subject_key(PASSWORD_PER_ACCOUNT, email))]
         if context.ip:
             checks.append((PASSWORD_PER_IP, subject_key(PASSWORD_PER_IP, context.ip)))

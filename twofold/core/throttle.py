@@ -12,8 +12,10 @@ Check before verifying anything, hit on every failing branch (Warehouse's
 from __future__ import annotations
 
 import hashlib
+import threading
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -127,9 +129,23 @@ class RedisFailureStore:
 
 
 class Throttle:
-    def __init__(self, *, store: FailureStore, clock) -> None:
+    def __init__(self, *, store: FailureStore, clock, stripes: int = 256) -> None:
         self._store = store
         self._clock = clock
+        self._stripes = [threading.Lock() for _ in range(stripes)]
+
+    @contextmanager
+    def one_at_a_time(self, subject: str) -> Iterator[None]:
+        """Hold while checking, verifying and recording one guess about ``subject`` (an account).
+
+        Password checks run outside any transaction (argon2 must not hold a database
+        lock), so without this, a burst of parallel guesses would all read the same
+        counters before any failure is recorded. Striped locks serialise guesses per
+        account within a process; across processes a burst gains at most one guess
+        per worker.
+        """
+        with self._stripes[hash(subject) % len(self._stripes)]:
+            yield
 
     def retry_after(self, session: Session | None, checks: Iterable[tuple[Rule, str]]) -> int:
         """Seconds to wait before another attempt may be made; 0 when allowed."""
