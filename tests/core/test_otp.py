@@ -89,3 +89,12 @@ def test_secret_is_160_bits_and_grouped_in_fours():
     secret = otp.b32_secret(key)
     assert len(secret) == 32 and "=" not in secret
     assert otp.grouped(secret) == " ".join(secret[i : i + 4] for i in range(0, 32, 4))
+
+
+@pytest.mark.parametrize("name,shown", [("Smith: Family Care", "Smith Family Care"), (" : ", "Twofold")])
+def test_a_colon_in_the_issuer_cannot_split_the_label(name, shown):
+    uri = otp.otpauth_uri(key=bytes(20), account="dr.lee@clinic.example", issuer=name)
+    label = uri.split("otpauth://totp/", 1)[1].split("?", 1)[0]
+    assert label.count(":") == 1
+    assert label == otp.quote(f"{shown}:dr.lee@clinic.example", safe="@:")
+    assert f"issuer={otp.quote(shown)}" in uri

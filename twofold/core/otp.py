@@ -90,7 +90,12 @@ def grouped(secret_b32: str, size: int = 4) -> str:
 
 
 def otpauth_uri(*, key: bytes, account: str, issuer: str) -> str:
-    """Key URI format (Google Authenticator wiki): otpauth://totp/ISSUER:ACCOUNT?params."""
+    """Key URI format (Google Authenticator wiki): otpauth://totp/ISSUER:ACCOUNT?params.
+
+    The format forbids a colon in the issuer (it separates issuer from account in
+    the label), so a practice named "Smith: Family Care" is shown as "Smith Family Care".
+    """
+    issuer = " ".join(issuer.replace(":", " ").split()) or "Twofold"
     label = quote(f"{issuer}:{account}", safe="@:")
     query = urlencode(
         {"secret": b32_secret(key), "issuer": issuer, "algorithm": "SHA1", "digits": DIGITS, "period": PERIOD},
