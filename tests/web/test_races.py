@@ -142,3 +142,27 @@ def test_twenty_concurrent_wrong_passwords_are_judged_at_most_five_times(app, se
     statuses = [a.status_code for a in answers]
     assert statuses.count(401) == 5, statuses
     assert statuses.count(429) == RACERS - 5, statuses
+
+
+def test_twenty_concurrent_wrong_passwords_to_turn_two_factor_off_are_judged_at_most_five_times(app, services, make_user, clock):
+    """Re-authentication is no side door: a signed-in burst of wrong passwords gets the same 5."""
+    member = make_user(with_totp=True)
+    with live_server(app, access_log=False) as base:
+        racers = clients(base, RACERS)
+        owner = racers[0]
+        flow = owner.post("/api/v1/sign-in", json={"email": member.email, "password": PASSWORD}).json()["flow_id"]
+        assert owner.post(f"/api/v1/sign-in/{flow}/second-factor", json={"method": "totp", "code": member.code(clock)}).status_code == 200
+        for other in racers[1:]:
+            other.cookies.update(owner.cookies)  # one stolen session, twenty connections
+        clock.advance(seconds=30)
+        answers = all_at_once(
+            RACERS,
+            lambda i: racers[i].request(
+                "DELETE", "/api/v1/me/totp", json={"password": f"wrong guess {i}", "code": member.code(clock)}
+            ),
+        )
+        close(racers)
+    statuses = [a.status_code for a in answers]
+    assert statuses.count(401) == 5, statuses
+    assert statuses.count(429) == RACERS - 5, statuses
+    assert services.accounts.two_factor_status(type("U", (), {"id": member.id})()).enabled

@@ -68,12 +68,19 @@ class Reauthentication:
 
         Runs argon2: call it outside any transaction.
         """
-        with self._db.reading() as s:
-            wait = self._throttle.retry_after(s, [_password_key(user), code_throttle_key(user.id)])
-            fresh = s.get(User, user.id)
-        if wait:
-            raise Throttled(wait)
-        return self._passwords.verify(fresh.password_hash if fresh else None, password)
+        # Check, hash and count one guess at a time per account, as sign-in does, so a
+        # parallel burst cannot all pass the check before any failure is counted.
+        with self._throttle.one_at_a_time(user.email):
+            with self._db.reading() as s:
+                wait = self._throttle.retry_after(s, [_password_key(user), code_throttle_key(user.id)])
+                fresh = s.get(User, user.id)
+            if wait:
+                raise Throttled(wait)
+            password_ok = self._passwords.verify(fresh.password_hash if fresh else None, password)
+            if not password_ok:
+                with self._db.transaction() as s:
+                    self._throttle.hit(s, [_password_key(user)])
+            return password_ok
 
     def verify(
         self,
@@ -89,7 +96,8 @@ class Reauthentication:
         """Check the code in the change's transaction; a failure is counted and audited there, and returned."""
         lock_account(s, user.id)  # concurrent guesses are counted one after another
         if not password_ok:
-            wait = self._throttle.hit(s, [_password_key(user)])
+            # check_password already counted the failure; a wait now means it started a lockout.
+            wait = self._throttle.retry_after(s, [_password_key(user)])
             self._audit.record(
                 s, failed_event, context=context, practice_id=user.practice_id, actor_id=user.id, subject_id=user.id,
                 details={"action": action, "reason": "wrong_password"},
