@@ -22,7 +22,7 @@ from twofold.core.passwords import PasswordHasher
 from twofold.core.policy import Policy
 from twofold.core.remembered import BrowserCookie, BrowserNotFound, BrowserView, RememberedBrowserService
 from twofold.core.sessions import ActiveSession, SessionService
-from twofold.core.throttle import PASSWORD_PER_ACCOUNT, Throttle, subject_key
+from twofold.core.throttle import Throttle, password_checks
 from twofold.core.user_agents import browser_label
 from twofold.store.db import Database
 from twofold.store.models import User, UserSession
@@ -155,7 +155,7 @@ class AccountSecurityService:
         if new_password == current_password:
             raise InvalidInput("The new password must differ from the current one.")
         user = active.user
-        password_key = (PASSWORD_PER_ACCOUNT, subject_key(PASSWORD_PER_ACCOUNT, user.email))
+        password_key = password_checks(user.email)[0]
         with self._db.reading() as s:
             wait = self._throttle.retry_after(s, [password_key])
             verified_hash = s.get(User, user.id).password_hash

@@ -32,7 +32,7 @@ from twofold.core.members import member_in
 from twofold.core.notifier import Message, Notifier
 from twofold.core.passwords import PasswordHasher
 from twofold.core.signin import code_throttle_key
-from twofold.core.throttle import PASSWORD_PER_ACCOUNT, PASSWORD_PER_IP, Throttle, subject_key
+from twofold.core.throttle import Throttle, password_checks
 from twofold.factors.base import FactorRegistry, Outcome
 from twofold.factors.totp import TotpEnrollment, TotpFactor
 from twofold.store.db import Database
@@ -220,9 +220,7 @@ class SetupService:
                 failure = exc
             else:
                 password_hash = member.password_hash
-                checks = [(PASSWORD_PER_ACCOUNT, subject_key(PASSWORD_PER_ACCOUNT, member.email))]
-                if context.ip:
-                    checks.append((PASSWORD_PER_IP, subject_key(PASSWORD_PER_IP, context.ip)))
+                checks = password_checks(member.email, context.ip)
                 wait = self._throttle.retry_after(s, checks)
                 if wait:
                     failure = Throttled(wait, "password attempts")

@@ -30,7 +30,7 @@ from twofold.core.errors import ClockOutOfSync, InvalidCode, InvalidCredentials,
 from twofold.core.passwords import PasswordHasher
 from twofold.core.policy import Policy
 from twofold.core.signin import code_throttle_key, lock_account, run_after_commit
-from twofold.core.throttle import PASSWORD_PER_ACCOUNT, Throttle, subject_key
+from twofold.core.throttle import Throttle, password_checks
 from twofold.factors.base import FactorRegistry, Outcome, Verification
 from twofold.store.db import Database
 from twofold.store.models import User
@@ -134,4 +134,4 @@ def _audit_lockout(audit: AuditLog, s: Session, user: User, wait: int, *, step: 
 
 
 def _password_key(user: User) -> tuple:
-    return (PASSWORD_PER_ACCOUNT, subject_key(PASSWORD_PER_ACCOUNT, user.email))
+    return password_checks(user.email)[0]

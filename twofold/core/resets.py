@@ -23,13 +23,13 @@ from twofold.core.security_mail import SecurityMail
 from twofold.core.audit import AuditLog, EventTag
 from twofold.core.context import RequestContext
 from twofold.core.enforcement import TwoFactorEnforcement
-from twofold.core.errors import Forbidden, InvalidCode, InvalidCredentials, InvalidInput, NotFound, Throttled, TwofoldError
+from twofold.core.errors import Forbidden, InvalidCredentials, InvalidInput, NotFound, Throttled, TwofoldError
 from twofold.core.members import TrustRevoker, member_in
 from twofold.core.notifier import Notifier
 from twofold.core.passwords import PasswordHasher
 from twofold.core.sessions import SessionService
 from twofold.core.signin import code_throttle_key, normalize_email
-from twofold.core.throttle import PASSWORD_PER_ACCOUNT, Throttle, subject_key
+from twofold.core.throttle import Throttle, password_checks
 from twofold.factors.base import FactorRegistry
 from twofold.store.db import Database
 from twofold.store.models import User
@@ -107,7 +107,7 @@ class TwoFactorResetService:
         reason = checked_reason(reason)
         if member_id == admin.id:
             raise CannotResetSelf()
-        password_key = (PASSWORD_PER_ACCOUNT, subject_key(PASSWORD_PER_ACCOUNT, admin.email))
+        password_key = password_checks(admin.email)[0]
         code_key = code_throttle_key(admin.id)
         with self._db.reading() as s:
             member_in(s, practice_id=practice_id, member_id=member_id)
@@ -133,11 +133,13 @@ class TwoFactorResetService:
                 self._audit.record(s, EventTag.TWO_FACTOR_RESET_FAILED, **audit, details={"reason": "wrong_password"})
                 failure = InvalidCredentials("Your password is not right.")
             else:
-                outcome = self._check_code(s, admin, code)
-                if outcome is not None:
+                method, verification = self._factors.verify_any(s, user=admin, code=code)
+                if method is None:
                     self._throttle.hit(s, [code_key])
-                    self._audit.record(s, EventTag.TWO_FACTOR_RESET_FAILED, **audit, details={"reason": outcome[0]})
-                    failure = outcome[1]
+                    self._audit.record(
+                        s, EventTag.TWO_FACTOR_RESET_FAILED, **audit, details={"reason": str(verification.outcome)}
+                    )
+                    failure = _code_error(verification.outcome)
                 elif not removable:
                     raise TwoFactorNotEnabled("This member has no two-factor authentication to reset.")
                 else:
@@ -158,15 +160,6 @@ class TwoFactorResetService:
             self._reset(s, member, actor_id=None, reason=reason, via="cli", context=context)
         self.notice.notify_admin_reset(member=member, by="the Twofold operator", reason=reason, context=context)
         return member
-
-    def _check_code(self, s: Session, admin: User, code: str) -> tuple[str, TwofoldError] | None:
-        """None when ``code`` is right for the admin's method that reads it; else the audit reason and the error."""
-        for kind in self._factors.enabled_for(s, admin):
-            factor = self._factors.get(kind)
-            if factor.normalize(code) is not None:
-                verification = factor.verify(s, user=admin, code=code)
-                return None if verification.accepted else (str(verification.outcome), _code_error(verification.outcome))
-        return "no_method", InvalidCode()
 
     def _reset(self, s: Session, member: User, *, actor_id: int | None, reason: str, via: str, context: RequestContext) -> None:
         removed = self._factors.enabled_for(s, member)

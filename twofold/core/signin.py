@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -37,7 +37,7 @@ from twofold.core.policy import Policy
 from twofold.core.security_mail import SecurityMail
 from twofold.core.remembered import BrowserCookie, RememberedBrowserService
 from twofold.core.sessions import SessionService
-from twofold.core.throttle import CODE_PER_ACCOUNT, PASSWORD_PER_ACCOUNT, PASSWORD_PER_IP, Throttle, subject_key
+from twofold.core.throttle import CODE_PER_ACCOUNT, Throttle, password_checks
 from twofold.factors.base import Challenge, FactorRegistry, Outcome
 from twofold.store.db import Database
 from twofold.store.models import SignInFlow, User
@@ -188,9 +188,7 @@ class SignInService:
         self, *, email: str, password: str, context: RequestContext, return_to: str | None,
         remembered_cookies: Mapping[str, str] | None,
     ) -> SignInResult:
-        checks = [(PASSWORD_PER_ACCOUNT, subject_key(PASSWORD_PER_ACCOUNT, email))]
-        if context.ip:
-            checks.append((PASSWORD_PER_IP, subject_key(PASSWORD_PER_IP, context.ip)))
+        checks = password_checks(email, context.ip)
         with self._db.reading() as s:
             user = s.execute(select(User).where(User.email == email)).scalar_one_or_none()
             wait = self._throttle.retry_after(s, checks)
@@ -408,8 +406,3 @@ class SignInService:
             actor_id=user.id, subject_id=user.id, details={**(details or {}), "method": method},
         )
         return SignInResult("signed_in", user.id, session_token=token, return_to=return_to)
-
-    def purge_expired_flows(self) -> int:
-        """Delete flows past their expiry; return how many."""
-        with self._db.transaction() as s:
-            return s.execute(delete(SignInFlow).where(SignInFlow.expires_at < self._clock.now())).rowcount

@@ -74,6 +74,14 @@ def subject_key(rule: Rule, subject: str) -> str:
     return f"{rule.name}:{hashlib.sha256(subject.encode()).hexdigest()[:40]}"
 
 
+def password_checks(email: str, ip: str | None = None) -> list[tuple[Rule, str]]:
+    """The throttle keys of one password guess: the account's, and the client address's when known."""
+    checks = [(PASSWORD_PER_ACCOUNT, subject_key(PASSWORD_PER_ACCOUNT, email))]
+    if ip:
+        checks.append((PASSWORD_PER_IP, subject_key(PASSWORD_PER_IP, ip)))
+    return checks
+
+
 class FailureStore(Protocol):
     def failures(self, session: Session | None, key: str, since: float) -> list[float]:
         """Unix times of failures recorded for ``key`` after ``since``."""
