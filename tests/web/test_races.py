@@ -166,3 +166,24 @@ def test_twenty_concurrent_wrong_passwords_to_turn_two_factor_off_are_judged_at_
     assert statuses.count(401) == 5, statuses
     assert statuses.count(429) == RACERS - 5, statuses
     assert services.accounts.two_factor_status(type("U", (), {"id": member.id})()).enabled
+
+
+def test_twenty_concurrent_wrong_current_passwords_are_judged_at_most_five_times(app, services, make_user):
+    """Changing the password is no side door for guessing it either."""
+    member = make_user()
+    with live_server(app, access_log=False) as base:
+        racers = clients(base, RACERS)
+        owner = racers[0]
+        assert owner.post("/api/v1/sign-in", json={"email": member.email, "password": PASSWORD}).status_code == 200
+        for other in racers[1:]:
+            other.cookies.update(owner.cookies)
+        answers = all_at_once(
+            RACERS,
+            lambda i: racers[i].post(
+                "/api/v1/me/password", json={"current_password": f"wrong guess {i}", "new_password": "a brand new passphrase"}
+            ),
+        )
+        close(racers)
+    statuses = [a.status_code for a in answers]
+    assert statuses.count(401) == 5, statuses
+    assert statuses.count(429) == RACERS - 5, statuses

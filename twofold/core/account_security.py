@@ -144,6 +144,19 @@ class AccountSecurityService:
     def change_password(
         self, *, active: ActiveSession, current_password: str, new_password: str, context: RequestContext
     ) -> PasswordChanged:
+        """Change the password after checking the current one (see ``_change_password``).
+
+        One guess at a time per account, as at sign-in: the check, the argon2 work
+        and the recorded failure happen under the account's throttle gate.
+        """
+        with self._throttle.one_at_a_time(active.user.email):
+            return self._change_password(
+                active=active, current_password=current_password, new_password=new_password, context=context
+            )
+
+    def _change_password(
+        self, *, active: ActiveSession, current_password: str, new_password: str, context: RequestContext
+    ) -> PasswordChanged:
         """Change the password after checking the current one.
 
         Ends every other session and every remembered browser (a password change

@@ -103,7 +103,20 @@ class TwoFactorResetService:
         self, *, practice_id: int, admin: User, member_id: int, password: str, code: str, reason: str,
         context: RequestContext,
     ) -> None:
-        """An admin resets a member of their practice, after proving it is them (password and code)."""
+        """An admin resets a member of their practice, after proving it is them (password and code).
+
+        The admin's password guesses go one at a time, as at sign-in.
+        """
+        with self._throttle.one_at_a_time(admin.email):
+            self._reset_member_two_factor(
+                practice_id=practice_id, admin=admin, member_id=member_id, password=password, code=code,
+                reason=reason, context=context,
+            )
+
+    def _reset_member_two_factor(
+        self, *, practice_id: int, admin: User, member_id: int, password: str, code: str, reason: str,
+        context: RequestContext,
+    ) -> None:
         reason = checked_reason(reason)
         if member_id == admin.id:
             raise CannotResetSelf()
