@@ -19,6 +19,7 @@ from tests.conftest import PASSWORD
 from tests.live import live_server
 from twofold.core import otp
 from twofold.store.models import AuditEvent
+from twofold.web.server import RedactTokens
 
 WRONG_PASSWORD = "Tr0ub4dor&3-not-it"
 
@@ -103,9 +104,32 @@ def test_no_secret_reaches_a_log_record_or_an_audit_detail(everything_logged, ap
             for e in s.execute(select(AuditEvent)).scalars()
         )
 
+    # A flow id is a bearer handle: uvicorn's access lines name the step without it.
+    access = "\n".join(formatter.format(record) for record in records if record.name == "uvicorn.access")
+    assert flow not in access and "/api/v1/sign-in/***/second-factor" in access
+
     for where, text in (("log", logged), ("audit", audited)):
         for secret in secrets_seen:
             assert secret not in text, f"a secret appears in the {where}"
             assert secret.lower() not in text.lower(), f"a secret appears in the {where}"
         for value in codes_seen:
             assert not re.search(rf"(?<![0-9]){value}(?![0-9])", text), f"code {value} appears in the {where}"
+
+
+@pytest.mark.parametrize(
+    ("path", "logged"),
+    [
+        ("/setup/Zq8_x-Y2", "/setup/***"),
+        ("/setup/Zq8_x-Y2/password", "/setup/***/password"),
+        ("/api/v1/sign-in/AbC-12_x/second-factor", "/api/v1/sign-in/***/second-factor"),
+        ("/sign-in/AbC-12_x/code?return_to=/account", "/sign-in/***/code?return_to=/account"),
+        ("/api/v1/sign-in", "/api/v1/sign-in"),
+        ("/sign-in?return_to=/account", "/sign-in?return_to=/account"),
+    ],
+)
+def test_access_log_lines_keep_no_set_up_token_or_flow_id(path, logged):
+    record = logging.LogRecord(
+        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d', ("127.0.0.1:5", "GET", path, "1.1", 200), None
+    )
+    assert RedactTokens().filter(record)
+    assert record.getMessage() == f'127.0.0.1:5 - "GET {logged} HTTP/1.1" 200'

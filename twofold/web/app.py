@@ -23,6 +23,7 @@ from twofold.web.pages import router as pages_router
 from twofold.web.pages_trust import router as pages_trust_router
 from twofold.web.pages_recovery import router as pages_recovery_router
 from twofold.web.security import SecurityMiddleware
+from twofold.web.server import redact_access_log
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -34,6 +35,7 @@ def render(request: Request, name: str, context: dict | None = None, status: int
 
 def create_app(services: Services) -> FastAPI:
     settings = services.settings
+    redact_access_log()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):

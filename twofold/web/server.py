@@ -1,8 +1,10 @@
-"""How ``twofold serve`` runs uvicorn: its HTTP protocol, with one fix."""
+"""How ``twofold serve`` runs uvicorn: its HTTP protocol with one fix, and an access log without tokens."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 import socket
 
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
@@ -30,3 +32,34 @@ class TcpNoDelayHTTPProtocol(AutoHTTPProtocol):
             except OSError:
                 pass
         super().connection_made(transport)
+
+
+# Path segments that are bearer handles: a sign-in flow's id, a set-up link's token.
+_TOKEN_IN_PATH = re.compile(r"(/(?:sign-in|setup)/)[^/?#\s]+")
+
+
+def redact_path(path: str) -> str:
+    """``/setup/<token>`` -> ``/setup/***``: what an access log may keep of a path."""
+    return _TOKEN_IN_PATH.sub(r"\1***", path)
+
+
+class RedactTokens(logging.Filter):
+    """Takes the set-up link tokens and sign-in flow ids out of uvicorn's access log lines.
+
+    uvicorn logs ``(client, method, path, http version, status)``; a set-up link's
+    token lets whoever holds it choose a new member's password, so it must not
+    sit in a log file.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            record.args = (*args[:2], redact_path(args[2]), *args[3:])
+        return True
+
+
+def redact_access_log() -> None:
+    """Install ``RedactTokens`` on uvicorn's access logger, once per process."""
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactTokens) for f in access.filters):
+        access.addFilter(RedactTokens())
