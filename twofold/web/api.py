@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 
 from twofold.core.errors import InvalidCode, InvalidInput
 from twofold.core.signin import SignInResult
+from twofold.web.blocking import database_work
 from twofold.web.errors import error_response
 from twofold.web.deps import SESSION_COOKIE, Context, Enrolling, ServicesDep, SignedIn, apply_browser_cookie, cookie_secure
 from twofold.web.schemas import (
@@ -78,9 +79,12 @@ def sign_in(body: SignInRequest, request: Request, services: ServicesDep, contex
     "or the trust is revoked. Ignored when the practice remembers no browser.",
     responses={404: {"model": ErrorPublic}, 410: {"model": ErrorPublic}},
 )
-def second_factor(flow_id: str, body: SecondFactorRequest, request: Request, services: ServicesDep, context: Context):
+async def second_factor(
+    flow_id: str, body: SecondFactorRequest, request: Request, services: ServicesDep, context: Context
+):
     try:
-        result = services.sign_in.verify_second_factor(
+        result = await database_work(
+            services, services.sign_in.verify_second_factor,
             flow_id=flow_id, method=body.method, code=body.code, context=context,
             remember_browser=body.remember_browser,
         )
@@ -150,9 +154,9 @@ def disable_totp(body: ReauthRequest, active: SignedIn, services: ServicesDep, c
     "Needs no session and changes nothing.",
     responses={503: {"model": ErrorPublic, "description": "The database does not answer, or is not migrated"}},
 )
-def health(services: ServicesDep):
-    services.health.check()
-    return StatusPublic(status="ok")
+async def health(services: ServicesDep):
+    await database_work(services, services.health.check)
+    return JSONResponse({"status": "ok"})
 
 
 @router.post("/sign-out", response_model=StatusPublic, summary="End this session")
