@@ -14,17 +14,19 @@ from sqlalchemy.orm import Session
 
 from twofold.core.context import RequestContext
 from twofold.store.models import AuditChainHead, AuditEvent
+from twofold.store.prepared import Prepared
 
 GENESIS = "0" * 64
 
 _HEADS = AuditChainHead.__table__
-_SELECT_HEAD = (
+# The statements of record(), which every sign-in runs; see twofold/store/prepared.py.
+_SELECT_HEAD = Prepared(
     select(_HEADS.c.seq, _HEADS.c.hash).where(_HEADS.c.chain == bindparam("head_chain")).with_for_update()
 )
-_INSERT_HEAD = insert(_HEADS)
-_UPDATE_HEAD = update(_HEADS).where(_HEADS.c.chain == bindparam("head_chain"))
+_INSERT_HEAD = Prepared(insert(_HEADS))
+_UPDATE_HEAD = Prepared(update(_HEADS).where(_HEADS.c.chain == bindparam("head_chain")))
 _EVENT_COLUMNS = tuple(column.name for column in AuditEvent.__table__.columns if column.name != "id")
-_INSERT_EVENT = insert(AuditEvent.__table__)
+_INSERT_EVENT = Prepared(insert(AuditEvent.__table__))
 
 
 class EventTag(StrEnum):
@@ -89,20 +91,19 @@ def _digest(prev_hash: str, fields: dict[str, Any]) -> str:
     return hashlib.sha256(f"{prev_hash}\n{canonical}".encode()).hexdigest()
 
 
+_HASHED = ("chain", "seq", "practice_id", "at", "event", "actor_id", "subject_id", "ip", "user_agent", "details")
+
+
+def _hashed_fields(values: dict[str, Any]) -> dict[str, Any]:
+    fields = {name: values[name] for name in _HASHED}
+    fields["at"] = fields["at"].isoformat()
+    fields["details"] = fields["details"] or {}
+    return fields
+
+
 def event_fields(event: AuditEvent) -> dict[str, Any]:
     """What the hash covers: every column but the id and the hashes themselves."""
-    return {
-        "chain": event.chain,
-        "seq": event.seq,
-        "practice_id": event.practice_id,
-        "at": event.at.isoformat(),
-        "event": event.event,
-        "actor_id": event.actor_id,
-        "subject_id": event.subject_id,
-        "ip": event.ip,
-        "user_agent": event.user_agent,
-        "details": event.details or {},
-    }
+    return _hashed_fields({name: getattr(event, name) for name in _HASHED})
 
 
 def event_hash(prev_hash: str, event: AuditEvent) -> str:
@@ -124,7 +125,7 @@ class AuditLog:
         subject_id: int | None = None,
         details: dict[str, Any] | None = None,
         at: datetime | None = None,
-    ) -> AuditEvent:
+    ) -> None:
         """Append one event to its practice's chain, in ``session``'s transaction.
 
         The chain head row is locked (FOR UPDATE on PostgreSQL; SQLite's writing
@@ -132,33 +133,32 @@ class AuditLog:
         Never put a code, secret, token or password in ``details``.
         """
         chain = practice_id or 0
-        # Plain SQL on the session's connection: the hot paths write an event on every
+        # Plain SQL in the session's transaction: the hot paths write an event on every
         # sign-in, and this skips the ORM's flush of unrelated pending changes here
         # (they are flushed once, at commit).
-        connection = session.connection()
-        head = connection.execute(_SELECT_HEAD, {"head_chain": chain}).one_or_none()
+        head = _SELECT_HEAD.execute(session, {"head_chain": chain}).one_or_none()
         if head is None:
-            connection.execute(_INSERT_HEAD, {"chain": chain, "seq": 0, "hash": GENESIS})
+            _INSERT_HEAD.execute(session, {"chain": chain, "seq": 0, "hash": GENESIS})
             prev_seq, prev_hash = 0, GENESIS
         else:
             prev_seq, prev_hash = head
-        row = AuditEvent(
-            chain=chain,
-            seq=prev_seq + 1,
-            practice_id=practice_id,
-            at=at or self._clock.now(),
-            event=str(event),
-            actor_id=actor_id,
-            subject_id=subject_id,
-            ip=(context.ip or None),
-            user_agent=(context.user_agent or "")[:512] or None,
-            details=details or {},
-            prev_hash=prev_hash,
-        )
-        row.hash = event_hash(prev_hash, row)
-        connection.execute(_INSERT_EVENT, {column: getattr(row, column) for column in _EVENT_COLUMNS})
-        connection.execute(_UPDATE_HEAD, {"head_chain": chain, "seq": row.seq, "hash": row.hash})
-        return row
+        row = {
+            "chain": chain,
+            "seq": prev_seq + 1,
+            "practice_id": practice_id,
+            "at": at or self._clock.now(),
+            "event": str(event),
+            "actor_id": actor_id,
+            "subject_id": subject_id,
+            "ip": context.ip or None,
+            "user_agent": (context.user_agent or "")[:512] or None,
+            "details": details or {},
+            "prev_hash": prev_hash,
+        }
+        row["hash"] = _digest(prev_hash, _hashed_fields(row))
+        _INSERT_EVENT.execute(session, row)
+        _UPDATE_HEAD.execute(session, {"head_chain": chain, "seq": row["seq"], "hash": row["hash"]})
+
 
     def record_many(
         self,

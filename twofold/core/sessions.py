@@ -14,11 +14,12 @@ from twofold.core.crypto import TokenHasher, random_token
 from twofold.core.policy import Policy
 from twofold.store.db import Database
 from twofold.store.models import User, UserSession
+from twofold.store.prepared import Prepared
 
 # last_seen_at is written at most this often, so a busy page does not write on every request.
 TOUCH_INTERVAL = timedelta(seconds=20)
 
-_INSERT_SESSION = insert(UserSession.__table__)
+_INSERT_SESSION = Prepared(insert(UserSession.__table__))
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +43,8 @@ class SessionService:
         now = self._clock.now()
         policy = Policy.of(user.practice)
         # A plain INSERT on the session's connection (every sign-in runs this; no ORM flush needed).
-        session.connection().execute(
-            _INSERT_SESSION,
+        _INSERT_SESSION.execute(
+            session,
             {
                 "token_hash": self._hasher.hash(token),
                 "user_id": user.id,

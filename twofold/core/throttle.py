@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from twofold.core.errors import Throttled
 from twofold.store.models import ThrottleFailure
+from twofold.store.prepared import Prepared
 
 DAY = 86400
 
@@ -91,8 +92,8 @@ class FailureStore(Protocol):
 
 
 # Built once: checked on every sign-in step, and building the expression costs more than running it.
-_FAILURES_SINCE = select(ThrottleFailure.at).where(
-    ThrottleFailure.key == bindparam("key"), ThrottleFailure.at > bindparam("since")
+_FAILURES_SINCE = Prepared(
+    select(ThrottleFailure.at).where(ThrottleFailure.key == bindparam("key"), ThrottleFailure.at > bindparam("since"))
 )
 
 
@@ -102,7 +103,7 @@ class DatabaseFailureStore:
     def failures(self, session: Session | None, key: str, since: float) -> list[float]:
         from datetime import UTC
 
-        rows = session.execute(_FAILURES_SINCE, {"key": key, "since": datetime.fromtimestamp(since, UTC)}).scalars()
+        rows = _FAILURES_SINCE.execute(session, {"key": key, "since": datetime.fromtimestamp(since, UTC)}).scalars()
         return [row.timestamp() for row in rows]
 
     def add(self, session: Session | None, key: str, at: float, keep_seconds: int) -> None:

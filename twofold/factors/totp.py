@@ -6,6 +6,7 @@ import io
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from types import SimpleNamespace
 
 import segno
 from sqlalchemy import bindparam, delete, or_, select, update
@@ -15,17 +16,18 @@ from twofold.core import otp
 from twofold.core.crypto import DecryptionError, SecretBox
 from twofold.factors.base import Outcome, Verification
 from twofold.store.models import SignInFlow, TotpCredential, User
+from twofold.store.prepared import Prepared, as_record
 
 ENROLLMENT_TTL = timedelta(minutes=15)
 _CONFIRMED = "twofold.totp.confirmed"  # session.info key: user id -> confirmed credential
 
-# Built once: both run on every code sign-in.
-_CONFIRMED_OF_USER = select(TotpCredential).where(
-    TotpCredential.user_id == bindparam("user_id"), TotpCredential.confirmed_at.is_not(None)
-)
 _CREDENTIALS = TotpCredential.__table__
+# Built once: both run on every code sign-in. A plain row (read-only), not an ORM object.
+_CONFIRMED_OF_USER = Prepared(select(_CREDENTIALS).where(
+    _CREDENTIALS.c.user_id == bindparam("user_id"), _CREDENTIALS.c.confirmed_at.is_not(None)
+))
 # The replay guard: only a step after the last accepted one may claim the credential.
-_CLAIM_STEP = (
+_CLAIM_STEP = Prepared(
     update(_CREDENTIALS)
     .where(
         _CREDENTIALS.c.id == bindparam("credential_id"),
@@ -198,9 +200,7 @@ class TotpFactor:
             )
             claimed = session.execute(claim).rowcount
         else:
-            claimed = session.connection().execute(
-                _CLAIM_STEP, {"credential_id": credential.id, "step": match.step}
-            ).rowcount
+            claimed = _CLAIM_STEP.execute(session, {"credential_id": credential.id, "step": match.step}).rowcount
         if claimed != 1:
             return Verification(Outcome.REUSED, {"race": True})
         return Verification(Outcome.ACCEPTED)
@@ -220,12 +220,13 @@ class TotpFactor:
 
     # -- helpers -----------------------------------------------------------
 
-    def _confirmed(self, session: Session, user: User) -> TotpCredential | None:
+    def _confirmed(self, session: Session, user: User) -> SimpleNamespace | None:
         """The user's confirmed app, read once per transaction (a sign-in asks twice:
         is it enabled, then verify); changes below forget it."""
         known = session.info.setdefault(_CONFIRMED, {})
         if user.id not in known:
-            known[user.id] = session.execute(_CONFIRMED_OF_USER, {"user_id": user.id}).scalar_one_or_none()
+            row = _CONFIRMED_OF_USER.execute(session, {"user_id": user.id}).one_or_none()
+            known[user.id] = None if row is None else as_record(_CREDENTIALS, row)
         return known[user.id]
 
     def _key(self, credential: TotpCredential) -> bytes:

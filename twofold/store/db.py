@@ -18,6 +18,9 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 
+_BEGIN = {mode: f"BEGIN {mode}" for mode in ("DEFERRED", "IMMEDIATE", "EXCLUSIVE")}
+
+
 def _sqlite_tuning(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record) -> None:
@@ -32,7 +35,9 @@ def _sqlite_tuning(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection) -> None:
         mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
-        connection.exec_driver_sql(f"BEGIN {mode}")
+        # On the driver itself: every transaction begins here, and exec_driver_sql()
+        # would add SQLAlchemy's whole execution path to each of them.
+        connection.connection.driver_connection.execute(_BEGIN[mode])
 
 
 def create_db_engine(url: str, *, pool_size: int = 32) -> Engine:

@@ -1,0 +1,133 @@
+"""Statements of the hot paths, compiled once per dialect and run on the driver's cursor.
+
+``Connection.execute()`` spends about 25 µs per statement here before the driver
+sees it (statement cache lookup, execution context, events, result set-up): on
+the sign-in code step, which runs ten statements, that was more than SQLite's own
+work (see benchmarks/http_code_step.py). ``Prepared`` keeps SQLAlchemy as the
+author of the SQL, the same Core statement compiled by the connection's dialect
+with each column type's conversions, and skips only that per-call machinery. It
+runs inside the caller's transaction: ``session.connection()`` begins it as any
+other statement would.
+
+Supported: plain bound parameters (no ``expanding`` IN lists), INSERT and UPDATE
+whose columns are the keys of the parameters given, and SELECTs of columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import Session
+from sqlalchemy import Table
+from sqlalchemy.sql import ClauseElement, Select
+from sqlalchemy.sql.dml import UpdateBase
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    sql: str
+    order: tuple[str, ...] | None  # parameter names in placeholder order; None for a named paramstyle
+    processors: tuple[tuple[str, Any], ...]  # (name, bind processor) where the type converts
+    fixed: tuple[tuple[str, Any], ...]  # values bound in the statement itself (a literal 1, say)
+    results: tuple[Any, ...] | None  # one result processor (or None) per selected column
+
+
+class Prepared:
+    """One Core statement; ``execute(session, params)`` runs it in the session's transaction."""
+
+    def __init__(self, statement: ClauseElement) -> None:
+        self.statement = statement
+        self._plans: dict[tuple[str, tuple[str, ...]], _Plan] = {}
+
+    def execute(self, session: Session, params: Mapping[str, Any] | None = None) -> PreparedResult:
+        if session.autoflush:
+            session.flush()  # as Session.execute() would: the statement sees the ORM's pending changes
+        connection = session.connection()
+        dialect = connection.dialect
+        params = params or {}
+        key = (dialect.name, tuple(params))
+        plan = self._plans.get(key) or self._plan(dialect, key)
+        values = dict(plan.fixed)
+        values.update(params)
+        for name, process in plan.processors:
+            values[name] = process(values[name])
+        cursor = connection.connection.driver_connection.cursor()
+        if plan.order is None:
+            cursor.execute(plan.sql, values)
+        else:
+            cursor.execute(plan.sql, tuple(values[name] for name in plan.order))
+        return PreparedResult(cursor, plan.results)
+
+    def _plan(self, dialect: Dialect, key: tuple[str, tuple[str, ...]]) -> _Plan:
+        column_keys = list(key[1]) if isinstance(self.statement, UpdateBase) else None
+        compiled = self.statement.compile(dialect=dialect, column_keys=column_keys)
+        if getattr(compiled, "escaped_bind_names", None) or getattr(compiled, "literal_execute_params", None):
+            raise ValueError("Prepared supports plain bound parameters only")
+        processors, fixed = [], []
+        for name, bind in compiled.binds.items():
+            if bind.expanding:
+                raise ValueError("Prepared does not expand IN lists")
+            process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if process is not None:
+                processors.append((name, process))
+            if not bind.required and name not in key[1]:
+                fixed.append((name, bind.effective_value))
+        results = None
+        if isinstance(self.statement, Select):
+            results = tuple(
+                column.type.dialect_impl(dialect).result_processor(dialect, None)
+                for column in self.statement.selected_columns
+            )
+        plan = _Plan(
+            sql=compiled.string,
+            order=tuple(compiled.positiontup) if compiled.positional else None,
+            processors=tuple(processors),
+            fixed=tuple(fixed),
+            results=results,
+        )
+        self._plans[key] = plan
+        return plan
+
+
+class PreparedResult:
+    """What a ``Prepared`` statement gave: ``rowcount`` of a change, or the rows of a SELECT as tuples."""
+
+    __slots__ = ("_cursor", "_results")
+
+    def __init__(self, cursor, results: tuple[Any, ...] | None) -> None:
+        self._cursor = cursor
+        self._results = results
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
+    def _convert(self, row: tuple) -> tuple:
+        if not any(self._results):
+            return tuple(row)
+        return tuple(value if process is None else process(value) for process, value in zip(self._results, row))
+
+    def one_or_none(self) -> tuple | None:
+        rows = self._cursor.fetchmany(2)
+        if len(rows) > 1:
+            raise ValueError("more than one row where at most one was expected")
+        return self._convert(rows[0]) if rows else None
+
+    def all(self) -> list[tuple]:
+        return [self._convert(row) for row in self._cursor.fetchall()]
+
+    def scalars(self) -> list[Any]:
+        return [row[0] for row in self.all()]
+
+
+def as_record(table: Table, values: tuple) -> SimpleNamespace:
+    """A row of ``table`` (its columns in order) as a plain attribute record, such as ``flow.state``.
+
+    For the hot paths that read with ``Prepared`` and need no ORM object: loading
+    one costs more than the statement.
+    """
+    return SimpleNamespace(**dict(zip(table.columns.keys(), values)))
