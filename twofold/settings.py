@@ -54,6 +54,10 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
 
+    # FastAPI's own OpenTelemetry instrumentation. Off unless asked for: Twofold sets
+    # up no exporter, and checking for one costs every request.
+    opentelemetry: bool = False
+
     # How often (at most) an open page asks how long its session has left, to warn
     # a minute before the idle sign-out; asking does not count as activity.
     idle_check_seconds: float = Field(default=30.0, gt=0, le=300)

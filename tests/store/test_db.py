@@ -46,6 +46,39 @@ def test_a_writing_transaction_holds_the_writer_lock_until_it_ends(sqlite_file):
         database.dispose()
 
 
+def test_a_failed_writing_transaction_changes_nothing_and_gives_up_its_turn(sqlite_file):
+    database = Database(f"sqlite:///{sqlite_file}", pool_size=4)
+    try:
+        with pytest.raises(RuntimeError), database.transaction() as s:
+            s.execute(update(AuditChainHead).where(AuditChainHead.chain == 0).values(seq=9))
+            assert not other_process_can_take_the_writer_lock(sqlite_file)
+            raise RuntimeError("abandon")
+        assert other_process_can_take_the_writer_lock(sqlite_file)
+        with database.reading() as r:
+            assert r.get(AuditChainHead, 0).seq == 0
+        with database.transaction() as s:  # the pooled connection is clean for the next writer
+            s.execute(update(AuditChainHead).where(AuditChainHead.chain == 0).values(seq=3))
+        with database.reading() as r:
+            assert r.get(AuditChainHead, 0).seq == 3
+    finally:
+        database.dispose()
+
+
+def test_the_turn_is_taken_only_to_write(sqlite_file):
+    """The session and its connection are ready before the turn is taken: a writer that
+    waits for its turn already holds a pooled connection, and begins only once it is its turn."""
+    database = Database(f"sqlite:///{sqlite_file}", pool_size=4)
+    try:
+        with database.transaction() as s:
+            raw = s.connection().connection.driver_connection
+            assert raw.in_transaction  # BEGIN IMMEDIATE ran inside the turn
+            assert not other_process_can_take_the_writer_lock(sqlite_file)
+        assert not raw.in_transaction
+        assert other_process_can_take_the_writer_lock(sqlite_file)
+    finally:
+        database.dispose()
+
+
 def test_reading_does_not_wait_for_a_writer(sqlite_file):
     database = Database(f"sqlite:///{sqlite_file}", pool_size=4)
     try:

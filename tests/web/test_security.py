@@ -182,7 +182,7 @@ def session_cookie(response) -> str:
     return cookies[0]
 
 
-@pytest.mark.parametrize("base_url", ["http://127.0.0.1", "http://localhost"])
+@pytest.mark.parametrize("base_url", ["http://127.0.0.1", "http://localhost", "http://LocalHost:8000", "http://[::1]:8000"])
 def test_development_cookies_on_local_http_are_httponly_lax_and_not_secure(app, make_user, base_url):
     member = make_user()
     with TestClient(app, base_url=base_url) as client:
@@ -190,6 +190,14 @@ def test_development_cookies_on_local_http_are_httponly_lax_and_not_secure(app, 
     attributes = {part.strip().split("=")[0].lower() for part in cookie.split(";")[1:]}
     assert {"httponly", "samesite", "path"} <= attributes and "secure" not in attributes
     assert "samesite=lax" in cookie.lower() and "path=/" in cookie.lower()
+
+
+@pytest.mark.parametrize("base_url", ["http://clinic.example", "http://localhost.clinic.example:8000", "https://localhost"])
+def test_development_cookies_anywhere_but_local_http_are_secure(app, make_user, base_url):
+    member = make_user()
+    with TestClient(app, base_url=base_url) as client:
+        cookie = session_cookie(client.post("/api/v1/sign-in", json={"email": member.email, "password": PASSWORD}))
+    assert "; secure" in cookie.lower()
 
 
 def test_production_cookies_are_secure_and_hsts_is_sent(services_for, make_user):

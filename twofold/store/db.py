@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
@@ -35,6 +35,8 @@ def _sqlite_tuning(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection) -> None:
         mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+        if mode == "LATER":
+            return  # Database.transaction() begins once its turn to write has come
         # On the driver itself: every transaction begins here, and exec_driver_sql()
         # would add SQLAlchemy's whole execution path to each of them.
         connection.connection.driver_connection.execute(_BEGIN[mode])
@@ -124,14 +126,32 @@ class Database:
         self.engine = create_db_engine(url, pool_size=pool_size)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._reader = sessionmaker(self.engine, expire_on_commit=False)
-        self._writer = sessionmaker(self.engine.execution_options(sqlite_begin="IMMEDIATE"), expire_on_commit=False)
-        self._write_turn = SqliteWriterQueue(self.engine.url.database) if self.is_sqlite else nullcontext
+        self._writer = sessionmaker(self.engine.execution_options(sqlite_begin="LATER"), expire_on_commit=False)
+        self._write_turn = SqliteWriterQueue(self.engine.url.database) if self.is_sqlite else None
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """One writing transaction: committed when the block ends, rolled back on error."""
-        with self._write_turn(), self._writer() as session, session.begin():
-            yield session
+        """One writing transaction: committed when the block ends, rolled back on error.
+
+        On SQLite the turn to write is held from ``BEGIN IMMEDIATE`` to ``COMMIT``
+        and no longer: the session and its pooled connection are set up before the
+        turn is taken and put back after it is given up, since every other writer
+        of the file waits while it is held.
+        """
+        if self._write_turn is None:
+            with self._writer() as session, session.begin():
+                yield session
+            return
+        with self._writer() as session:
+            driver = session.connection().connection.driver_connection  # no BEGIN yet: sqlite_begin="LATER"
+            with self._write_turn():
+                driver.execute(_BEGIN["IMMEDIATE"])
+                try:
+                    yield session
+                    session.commit()
+                except BaseException:
+                    session.rollback()
+                    raise
 
     @contextmanager
     def reading(self) -> Iterator[Session]:
@@ -140,5 +160,5 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
-        if isinstance(self._write_turn, SqliteWriterQueue):
+        if self._write_turn is not None:
             self._write_turn.close()

@@ -46,8 +46,7 @@ class Prepared:
     def execute(self, session: Session, params: Mapping[str, Any] | None = None) -> PreparedResult:
         if session.autoflush:
             session.flush()  # as Session.execute() would: the statement sees the ORM's pending changes
-        connection = session.connection()
-        dialect = connection.dialect
+        dialect, driver = _driver(session)
         params = params or {}
         key = (dialect.name, tuple(params))
         plan = self._plans.get(key) or self._plan(dialect, key)
@@ -55,7 +54,7 @@ class Prepared:
         values.update(params)
         for name, process in plan.processors:
             values[name] = process(values[name])
-        cursor = connection.connection.driver_connection.cursor()
+        cursor = driver.cursor()
         if plan.order is None:
             cursor.execute(plan.sql, values)
         else:
@@ -91,6 +90,24 @@ class Prepared:
         )
         self._plans[key] = plan
         return plan
+
+
+_DRIVER = "twofold.prepared.driver"  # session.info key: (transaction, dialect, driver connection)
+
+
+def _driver(session: Session) -> tuple[Dialect, Any]:
+    """The dialect and the driver's connection of the session's transaction, begun if need be.
+
+    Looked up once per transaction: ``session.connection()`` walks a dozen calls
+    each time, and a code-step sign-in runs ten statements.
+    """
+    transaction = session.get_transaction()
+    known = session.info.get(_DRIVER)
+    if transaction is None or known is None or known[0] is not transaction:
+        connection = session.connection()
+        known = (session.get_transaction(), connection.dialect, connection.connection.driver_connection)
+        session.info[_DRIVER] = known
+    return known[1], known[2]
 
 
 class PreparedResult:
@@ -130,4 +147,10 @@ def as_record(table: Table, values: tuple) -> SimpleNamespace:
     For the hot paths that read with ``Prepared`` and need no ORM object: loading
     one costs more than the statement.
     """
-    return SimpleNamespace(**dict(zip(table.columns.keys(), values)))
+    keys = _KEYS.get(table)
+    if keys is None:
+        keys = _KEYS[table] = tuple(table.columns.keys())
+    return SimpleNamespace(**dict(zip(keys, values)))
+
+
+_KEYS: dict[Table, tuple[str, ...]] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -53,6 +54,7 @@ def create_app(services: Services) -> FastAPI:
         docs_url="/api/docs",
         redoc_url=None,
         lifespan=lifespan,
+        telemetry=None if settings.opentelemetry else {"tracing": False, "metrics": False, "logs": False},
     )
     app.state.services = services
     app.add_middleware(
@@ -75,5 +77,14 @@ def create_app(services: Services) -> FastAPI:
 
 
 def create_app_from_env() -> FastAPI:
-    """Factory for ``uvicorn --factory`` (used by ``twofold serve --workers N``)."""
-    return create_app(build_services(Settings()))
+    """Factory for ``uvicorn --factory`` (used by ``twofold serve``): one app per server process.
+
+    What start-up built (routes, models, the mapper, templates) lives as long as the
+    process, so it is frozen out of the garbage collector's sight: a full collection
+    would otherwise walk it all, a pause of about 100 ms here that every request in
+    flight waits out.
+    """
+    app = create_app(build_services(Settings()))
+    gc.collect()
+    gc.freeze()
+    return app

@@ -65,13 +65,34 @@ Enrolling = Annotated[ActiveSession, Depends(enrolling_session)]
 PracticeAdmin = Annotated[ActiveSession, Depends(practice_admin)]
 
 
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "testserver"})
+
+
 def cookie_secure(request: Request) -> bool:
     """Secure cookies everywhere but plain-HTTP localhost in development."""
     services: Services = request.app.state.services
     if services.settings.production:
         return True
-    host = (request.url.hostname or "").lower()
-    return not (request.url.scheme == "http" and host in ("localhost", "127.0.0.1", "::1", "testserver"))
+    if request.scope.get("scheme") != "http":
+        return True
+    return request_hostname(request) not in LOCAL_HOSTS
+
+
+def request_hostname(request: Request) -> str:
+    """The host the client asked for (Host header, else the server address), without the port.
+
+    What ``request.url.hostname`` gives, without building and parsing a URL on
+    every sign-in.
+    """
+    host = request.headers.get("host")
+    if not host:
+        server = request.scope.get("server")
+        return str(server[0]).lower() if server else ""
+    host = host.strip().lower()
+    if host.startswith("["):  # [::1]:8000
+        return host[1 : host.find("]")] if "]" in host else host[1:]
+    name, _, _port = host.partition(":")
+    return name
 
 
 def peek_session(request: Request) -> ActiveSession | None:
