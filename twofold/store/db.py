@@ -17,7 +17,11 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from twofold.store.checkpoint import WalCheckpointer
 
+
+WAL_AUTOCHECKPOINT_PAGES = 8000
+WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
 _BEGIN = {mode: f"BEGIN {mode}" for mode in ("DEFERRED", "IMMEDIATE", "EXCLUSIVE")}
 
 
@@ -30,6 +34,13 @@ def _sqlite_tuning(engine: Engine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=15000")
         cursor.execute("PRAGMA foreign_keys=ON")
+        # Checkpoint the WAL every 8,000 pages (32 MiB) instead of SQLite's 1,000: a
+        # sign-in rewrites the same hot pages (index tails, the audit chain head), and
+        # each checkpoint copies them back once however often they changed, with two
+        # fsyncs. Measured with benchmarks/http_code_step.py: about a quarter less CPU
+        # per sign-in at two workers. The file is cut back to 64 MiB after a checkpoint.
+        cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
+        cursor.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -157,6 +168,13 @@ class Database:
     def reading(self) -> Iterator[Session]:
         with self._reader() as session, session.begin():
             yield session
+
+    def wal_checkpointer(self) -> WalCheckpointer | None:
+        """A background checkpointer for this database's write-ahead log (SQLite files only)."""
+        database = self.engine.url.database
+        if not self.is_sqlite or not database or database == ":memory:":
+            return None
+        return WalCheckpointer(database)
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -42,8 +42,16 @@ def create_app(services: Services) -> FastAPI:
     async def lifespan(_app: FastAPI):
         # Sync routes run in AnyIO's thread pool; sized with the database pool (see Settings).
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.request_threads
-        yield
-        services.notifier.flush(timeout=5)
+        checkpointer = services.db.wal_checkpointer()
+        if checkpointer is not None:
+            checkpointer.start()
+        app.state.wal_checkpointer = checkpointer
+        try:
+            yield
+        finally:
+            if checkpointer is not None:
+                checkpointer.stop()
+            services.notifier.flush(timeout=5)
 
     app = FastAPI(
         title="Twofold",
