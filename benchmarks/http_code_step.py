@@ -19,8 +19,10 @@ by all (the code step does not read it), their confirmed TOTP credentials, and f
 each run its flows as the password step leaves them (state ``password_verified``,
 ten-minute expiry); the codes are computed right before each run.
 
-The bare endpoint is ``GET /api/v1/health``: the same app, middleware and thread
-pool, one primary-key read. The load comes from wrk (one thread, keep-alive
+The bare endpoint is ``GET /api/v1/health``: the same app and middleware, one
+primary-key read. On SQLite both run their database work on the event loop
+(twofold/web/blocking.py), and each server process checkpoints the WAL from a
+background thread (twofold/store/checkpoint.py). The load comes from wrk (one thread, keep-alive
 connections, closed loop): ``--clients`` concurrent connections, and 1 for the
 unloaded latency. wrk runs on the same machine and takes CPU from the servers.
 
@@ -332,8 +334,8 @@ def main() -> None:
     print(
         f"python {platform.python_version()}, {os.cpu_count()} CPUs (load average before: {load_before}, "
         f"niceness {os.nice(0)}), SQLite, "
-        f"uvicorn {uvicorn_parts()}, {Settings(_env_file=None, database_url=env['TWOFOLD_DATABASE_URL']).request_threads} "
-        f"request threads per worker, wrk -t1 on the same machine; {len(population.keys)} users prepared in "
+        f"uvicorn {uvicorn_parts()}, database work of both routes on the event loop, "
+        f"wrk -t1 on the same machine; {len(population.keys)} users prepared in "
         f"{prep_seconds:.1f} s"
     )
     print()
