@@ -11,8 +11,9 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import PASSWORD, backends
+from tests.conftest import PASSWORD, backends, sign_in
 from tests.live import all_at_once, live_server
+from tests.practice_admin import setup_path
 from twofold.core import otp
 from twofold.store.models import AuditEvent, ThrottleFailure, TotpCredential, UserSession
 
@@ -187,3 +188,25 @@ def test_twenty_concurrent_wrong_current_passwords_are_judged_at_most_five_times
     statuses = [a.status_code for a in answers]
     assert statuses.count(401) == 5, statuses
     assert statuses.count(429) == RACERS - 5, statuses
+
+
+def test_twenty_concurrent_wrong_passwords_on_a_set_up_link_are_judged_at_most_five_times(
+    app, services, make_user, client, clock, mailbox
+):
+    """The set-up link's "enter your password" step is no side door for guessing it either."""
+    admin = make_user(role="admin", with_totp=True, email="admin@riverside.example")
+    assert sign_in(client, admin, clock).status_code == 200
+    member = make_user(role="staff")
+    assert client.post(f"/api/v1/practice/members/{member.id}/setup-link").status_code == 200
+    link = setup_path(mailbox.wait_for(1, to=member.email)[0])
+    with live_server(app, access_log=False) as base:
+        racers = clients(base, RACERS)
+        answers = all_at_once(
+            RACERS, lambda i: racers[i].post(f"{link}/password", data={"password": f"wrong guess number {i}"})
+        )
+        close(racers)
+    statuses = [a.status_code for a in answers]
+    assert statuses.count(400) == 5, statuses
+    assert statuses.count(429) == RACERS - 5, statuses
+    assert all(a.headers["retry-after"].isdigit() for a in answers if a.status_code == 429)
+    assert count(services, ThrottleFailure) == 5 * 2  # the account's key and the address's

@@ -211,7 +211,24 @@ class SetupService:
         raise failure
 
     def verify_password(self, *, token: str, password: str, context: RequestContext) -> SetupStep:
-        """For a member who has a password: check it (throttled like sign-in), then go on to the app."""
+        """For a member who has a password: check it (throttled like sign-in), then go on to the app.
+
+        Guesses about one account take turns with its sign-in guesses (the same
+        per-account gate), so a parallel burst is judged no more often than the limit.
+        """
+        with self._throttle.one_at_a_time(self._member_email(token) or token):
+            return self._verify_password(token=token, password=password, context=context)
+
+    def _member_email(self, token: str) -> str | None:
+        if not token or len(token) > 128:
+            return None
+        with self._db.reading() as s:
+            return s.execute(
+                select(User.email).join(SetupLink, SetupLink.user_id == User.id)
+                .where(SetupLink.token_hash == self._hasher.hash(token))
+            ).scalar_one_or_none()
+
+    def _verify_password(self, *, token: str, password: str, context: RequestContext) -> SetupStep:
         failure: TwofoldError | None = None
         with self._db.transaction() as s:
             try:

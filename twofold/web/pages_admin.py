@@ -393,7 +393,11 @@ def setup_password(
     except (core.InvalidInput, core.InvalidCredentials, core.Throttled, core.Conflict) as exc:
         if isinstance(exc, core.Conflict):  # the password was chosen meanwhile: ask for it
             state = services.setup.open(token=token, context=context)
-        return render(request, "setup/start.html", {"token": token, "state": state, "error": exc.message}, 400)
+        throttled = isinstance(exc, core.Throttled)
+        page = render(request, "setup/start.html", {"token": token, "state": state, "error": exc.message}, 429 if throttled else 400)
+        if throttled:
+            page.headers["Retry-After"] = str(exc.retry_after)
+        return page
     if step.done:
         return render(request, "setup/done.html", {})
     return render(request, "setup/totp.html", {"token": token, "enrollment": step.enrollment, "state": state})
