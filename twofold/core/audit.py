@@ -25,7 +25,6 @@ _SELECT_HEAD = Prepared(
 )
 _INSERT_HEAD = Prepared(insert(_HEADS))
 _UPDATE_HEAD = Prepared(update(_HEADS).where(_HEADS.c.chain == bindparam("head_chain")))
-_EVENT_COLUMNS = tuple(column.name for column in AuditEvent.__table__.columns if column.name != "id")
 _INSERT_EVENT = Prepared(insert(AuditEvent.__table__))
 
 

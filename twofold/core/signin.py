@@ -77,21 +77,18 @@ _COUNT_FLOW_ATTEMPT = Prepared(
     update(_FLOWS).where(_FLOWS.c.id == bindparam("row_id")).values(attempts=_FLOWS.c.attempts + 1)
 )
 _SET_LAST_SIGN_IN = Prepared(update(_USERS).where(_USERS.c.id == bindparam("row_id")))
-# The flow with its user (and, joined eagerly, the practice) in one statement; only the flow row is locked.
-_FLOW = (
-    select(SignInFlow, User).outerjoin(User, User.id == SignInFlow.user_id).where(SignInFlow.id == bindparam("flow_id"))
-)
-_FLOW_FOR_UPDATE = _FLOW.with_for_update(of=SignInFlow)
-# The same as plain rows, for the code step: loading three ORM objects costs more
-# than the rest of its reads together (see benchmarks/http_code_step.py).
-_FLOW_ROWS = Prepared(
+# The flow with its user and practice in one statement, as plain rows: loading three
+# ORM objects cost more than the rest of the code step's reads together (see
+# benchmarks/http_code_step.py). The locking form locks only the flow row.
+_FLOW_SELECT = (
     select(_FLOWS, _USERS, _PRACTICES)
     .select_from(_FLOWS.outerjoin(_USERS, _USERS.c.id == _FLOWS.c.user_id).outerjoin(
         _PRACTICES, _PRACTICES.c.id == _USERS.c.practice_id))
     .where(_FLOWS.c.id == bindparam("flow_id"))
-    .with_for_update(of=_FLOWS)
 )
-# Where each table's columns sit in a row of _FLOW_ROWS.
+_FLOW_ROWS = Prepared(_FLOW_SELECT)
+_FLOW_ROWS_LOCKED = Prepared(_FLOW_SELECT.with_for_update(of=_FLOWS))
+# Where each table's columns sit in a row of them.
 _FLOW_END = len(_FLOWS.columns)
 _USER_END = _FLOW_END + len(_USERS.columns)
 
@@ -282,7 +279,7 @@ class SignInService:
         result: SignInResult | None = None
         after_commit = None
         with self._db.transaction() as s:
-            flow, user = self._live_flow_rows(s, flow_id)
+            flow, user = self._live_flow(s, flow_id)
             policy = Policy.of(user.practice)
             factor = self._factors.get(method)
             # Only the method asked for is looked up (one query, not one per factor).
@@ -373,7 +370,7 @@ class SignInService:
             raise DeliveryFailed()
         return challenge
 
-    def flow_methods(self, flow_id: str) -> tuple[SignInFlow, User, list[str]]:
+    def flow_methods(self, flow_id: str) -> tuple[SimpleNamespace, SimpleNamespace, list[str]]:
         """The live flow, its user and the methods it offers (for the code page)."""
         with self._db.reading() as s:
             flow, user = self._live_flow(s, flow_id, lock=False)
@@ -381,25 +378,14 @@ class SignInService:
 
     # -- steps ---------------------------------------------------------------
 
-    def _live_flow(self, s: Session, flow_id: str, lock: bool = True) -> tuple[SignInFlow, User]:
+    def _live_flow(self, s: Session, flow_id: str, lock: bool = True) -> tuple[SimpleNamespace, SimpleNamespace]:
+        """The live flow and its user (with ``user.practice``) as plain attribute records.
+
+        With ``lock`` the flow row stays locked until the transaction ends.
+        """
         if not FLOW_ID.fullmatch(flow_id):  # not one of ours (and PostgreSQL refuses a NUL in a lookup)
             raise FlowNotFound()
-        row = s.execute(_FLOW_FOR_UPDATE if lock else _FLOW, {"flow_id": flow_id}).one_or_none()
-        if row is None:
-            raise FlowNotFound()
-        flow, user = row
-        if flow.state != PASSWORD_VERIFIED or self._clock.now() >= flow.expires_at:
-            raise FlowExpired()
-        if user is None or not user.active:
-            raise FlowExpired()
-        return flow, user
-
-    def _live_flow_rows(self, s: Session, flow_id: str) -> tuple[SimpleNamespace, SimpleNamespace]:
-        """``_live_flow`` for the code step: the flow and its user (with ``user.practice``) as
-        plain attribute records, read in one statement that locks the flow row."""
-        if not FLOW_ID.fullmatch(flow_id):
-            raise FlowNotFound()
-        row = _FLOW_ROWS.execute(s, {"flow_id": flow_id}).one_or_none()
+        row = (_FLOW_ROWS_LOCKED if lock else _FLOW_ROWS).execute(s, {"flow_id": flow_id}).one_or_none()
         if row is None:
             raise FlowNotFound()
         flow = as_record(_FLOWS, row[:_FLOW_END])

@@ -34,11 +34,11 @@ def _sqlite_tuning(engine: Engine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=15000")
         cursor.execute("PRAGMA foreign_keys=ON")
-        # Checkpoint the WAL every 8,000 pages (32 MiB) instead of SQLite's 1,000: a
-        # sign-in rewrites the same hot pages (index tails, the audit chain head), and
-        # each checkpoint copies them back once however often they changed, with two
-        # fsyncs. Measured with benchmarks/http_code_step.py: about a quarter less CPU
-        # per sign-in at two workers. The file is cut back to 64 MiB after a checkpoint.
+        # A server process checkpoints the WAL from a background thread (store/checkpoint.py).
+        # A connection does it inside a COMMIT only past 8,000 pages (32 MiB), not SQLite's
+        # 1,000: a sign-in rewrites the same hot pages (index tails, the audit chain head)
+        # and a checkpoint copies each once however often it changed, with two fsyncs
+        # (benchmarks/README.md). The file is cut back to 64 MiB after a checkpoint.
         cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
         cursor.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
         cursor.close()

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
+from sqlalchemy import Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
-from sqlalchemy import Table
 from sqlalchemy.sql import ClauseElement, Select
 from sqlalchemy.sql.dml import UpdateBase
 
@@ -33,7 +33,7 @@ class _Plan:
     order: tuple[str, ...] | None  # parameter names in placeholder order; None for a named paramstyle
     processors: tuple[tuple[str, Any], ...]  # (name, bind processor) where the type converts
     fixed: tuple[tuple[str, Any], ...]  # values bound in the statement itself (a literal 1, say)
-    results: tuple[Any, ...] | None  # one result processor (or None) per selected column
+    results: tuple[Any, ...] | None  # one result processor (or None) per selected column; None: none converts
 
 
 class Prepared:
@@ -81,6 +81,8 @@ class Prepared:
                 column.type.dialect_impl(dialect).result_processor(dialect, None)
                 for column in self.statement.selected_columns
             )
+            if not any(results):
+                results = None
         plan = _Plan(
             sql=compiled.string,
             order=tuple(compiled.positiontup) if compiled.positional else None,
@@ -124,7 +126,7 @@ class PreparedResult:
         return self._cursor.rowcount
 
     def _convert(self, row: tuple) -> tuple:
-        if not any(self._results):
+        if self._results is None:
             return tuple(row)
         return tuple(value if process is None else process(value) for process, value in zip(self._results, row))
 
