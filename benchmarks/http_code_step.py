@@ -300,7 +300,7 @@ def main() -> None:
     )
     services = build_services(settings)
     upgrade(services.db.engine)
-    per_worker_count = int(args.max_rate * args.duration) + int(1000 * args.unloaded_duration) + 400
+    per_worker_count = int(args.max_rate * (args.duration + args.unloaded_duration)) + 400
     started = time.perf_counter()
     population = Population(services, per_worker_count * len(args.workers))
     prep_seconds = time.perf_counter() - started
@@ -310,7 +310,7 @@ def main() -> None:
         for workers in args.workers:
             server = Server(workers, env, work / f"server-{workers}.log")
             try:
-                unloaded = measure_code_step(server, population, 1, args.unloaded_duration, 1000, work)
+                unloaded = measure_code_step(server, population, 1, args.unloaded_duration, args.max_rate, work)
                 rows.append((workers, "code step", 1, unloaded))
                 rows.append((workers, "health (1 read)", 1, wrk(server, "/api/v1/health", 1, args.unloaded_duration)))
                 loaded = measure_code_step(server, population, args.clients, args.duration, args.max_rate, work)
