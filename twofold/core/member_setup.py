@@ -220,13 +220,9 @@ class SetupService:
             return self._verify_password(token=token, password=password, context=context)
 
     def _member_email(self, token: str) -> str | None:
-        if not token or len(token) > 128:
-            return None
         with self._db.reading() as s:
-            return s.execute(
-                select(User.email).join(SetupLink, SetupLink.user_id == User.id)
-                .where(SetupLink.token_hash == self._hasher.hash(token))
-            ).scalar_one_or_none()
+            link = self._link(s, token)
+            return None if link is None else s.get(User, link.user_id).email
 
     def _verify_password(self, *, token: str, password: str, context: RequestContext) -> SetupStep:
         failure: TwofoldError | None = None
@@ -263,7 +259,7 @@ class SetupService:
     def pending_enrollment(self, *, token: str, enrollment_id: str) -> TotpEnrollment | None:
         """The app set-up begun through this link, again (after a wrong first code, on the member's own screen)."""
         with self._db.reading() as s:
-            link = s.execute(select(SetupLink).where(SetupLink.token_hash == self._hasher.hash(token))).scalar_one_or_none()
+            link = self._link(s, token)
             if link is None:
                 return None
             member = s.get(User, link.user_id)
@@ -325,16 +321,19 @@ class SetupService:
 
     # -- steps ------------------------------------------------------------------------
 
+    def _link(self, s: Session, token: str, *, lock: bool = False) -> SetupLink | None:
+        """The link whose token this is (only its hash is stored), row-locked with ``lock``."""
+        if not token or len(token) > 128:
+            return None
+        query = select(SetupLink).where(SetupLink.token_hash == self._hasher.hash(token))
+        return s.execute(query.with_for_update() if lock else query).scalar_one_or_none()
+
     def _live(self, s: Session, token: str, context: RequestContext) -> tuple[SetupLink, User]:
         """The live link (row-locked) and its member; a refusal is audited in ``s`` and raised.
 
         Callers catch the refusal inside their transaction, so its audit event commits.
         """
-        if not token or len(token) > 128:
-            raise SetupLinkInvalid("unknown")
-        link = s.execute(
-            select(SetupLink).where(SetupLink.token_hash == self._hasher.hash(token)).with_for_update()
-        ).scalar_one_or_none()
+        link = self._link(s, token, lock=True)
         if link is None:
             raise SetupLinkInvalid("unknown")
         member = s.get(User, link.user_id)
