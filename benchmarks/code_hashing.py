@@ -16,10 +16,10 @@ import os
 import statistics
 import time
 
-from twofold.core.crypto import TokenHasher
-from twofold.core.passwords import PasswordHasher
-from twofold.factors.email_code import CODE_DIGITS
-from twofold.factors.recovery_codes import ALPHABET, CODE_LENGTH, CODES_PER_SET, new_code
+from twofold.crypto.secret_box import TokenHasher
+from twofold.crypto.passwords import PasswordHasher
+from twofold.factors.email_code.factor import CODE_DIGITS
+from twofold.factors.recovery_codes.factor import ALPHABET, CODE_LENGTH, CODES_PER_SET, new_code
 from twofold.settings import Settings
 
 GUESSES_PER_DAY = 50  # CODE_PER_ACCOUNT's daily limit, every method together

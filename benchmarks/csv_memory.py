@@ -22,9 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from twofold.core.context import RequestContext  # noqa: E402
+from twofold.context import RequestContext  # noqa: E402
 from twofold.core.notifier import NullNotifier  # noqa: E402
-from twofold.core.services import build_services  # noqa: E402
+from twofold.wiring import build_services  # noqa: E402
 from twofold.settings import Settings  # noqa: E402
 from twofold.store.migrate import upgrade  # noqa: E402
 

@@ -54,10 +54,10 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import func, insert, select  # noqa: E402
 
-from twofold.core import otp  # noqa: E402
-from twofold.core.audit import EventTag  # noqa: E402
-from twofold.core.context import RequestContext  # noqa: E402
-from twofold.core.services import build_services  # noqa: E402
+from twofold.crypto import otp  # noqa: E402
+from twofold.audit import EventTag  # noqa: E402
+from twofold.context import RequestContext  # noqa: E402
+from twofold.wiring import build_services  # noqa: E402
 from twofold.core.signin import FLOW_TTL, PASSWORD_VERIFIED, SECOND_FACTOR_VERIFIED  # noqa: E402
 from twofold.settings import Settings  # noqa: E402
 from twofold.store.migrate import upgrade  # noqa: E402

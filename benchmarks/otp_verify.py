@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import pyotp  # noqa: E402
 from django_otp.oath import TOTP as DjangoTOTP  # noqa: E402
 
-from twofold.core import otp  # noqa: E402
+from twofold.crypto import otp  # noqa: E402
 
 NOW = 1_793_610_000.0  # a fixed instant, so every run checks the same steps
 

@@ -1,6 +1,6 @@
 """Milliseconds for one argon2id password hash and one verification at Twofold's
 default parameters (from ``Settings``: OWASP's minimum m=19 MiB, t=2, p=1, unless
-TWOFOLD_ARGON2_* say otherwise), through ``twofold.core.passwords.PasswordHasher``.
+TWOFOLD_ARGON2_* say otherwise), through ``twofold.crypto.passwords.PasswordHasher``.
 
 One call at a time, on one thread: the figure is the cost a single sign-in adds.
 Median (and min/max) of N calls each.
@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from twofold.core.passwords import PasswordHasher  # noqa: E402
+from twofold.crypto.passwords import PasswordHasher  # noqa: E402
 from twofold.settings import Settings  # noqa: E402
 
 PASSWORD = "correct horse battery staple"

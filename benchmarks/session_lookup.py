@@ -36,11 +36,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import insert, select, text  # noqa: E402
 
-from twofold.core.clock import FrozenClock  # noqa: E402
-from twofold.core.context import RequestContext  # noqa: E402
-from twofold.core.crypto import random_token  # noqa: E402
+from twofold.clock import FrozenClock  # noqa: E402
+from twofold.context import RequestContext  # noqa: E402
+from twofold.crypto.secret_box import random_token  # noqa: E402
 from twofold.core.notifier import NullNotifier  # noqa: E402
-from twofold.core.services import build_services  # noqa: E402
+from twofold.wiring import build_services  # noqa: E402
 from twofold.settings import Settings  # noqa: E402
 from twofold.store.migrate import upgrade  # noqa: E402
 from twofold.store.models import AuditChainHead, Practice, RememberedBrowser, User, UserSession  # noqa: E402

@@ -19,12 +19,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from twofold.core import otp
-from twofold.core.clock import FrozenClock
-from twofold.core.context import RequestContext
-from tests.mail import Mailbox
+from twofold.crypto import otp
+from twofold.clock import FrozenClock
+from twofold.context import RequestContext
+from tests.support.mail import Mailbox
 from twofold.core.notifier import SmtpConfig, SmtpNotifier
-from twofold.core.services import Services, build_services
+from twofold.wiring import Services, build_services
 from twofold.settings import Settings
 from twofold.store.db import Database
 from twofold.store.migrate import upgrade

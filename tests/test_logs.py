@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import PASSWORD
-from tests.live import live_server
-from twofold.core import otp
+from tests.support.live import live_server
+from twofold.crypto import otp
 from twofold.store.models import AuditEvent
 from twofold.web.server import RedactTokens
 

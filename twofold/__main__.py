@@ -1,3 +1,3 @@
-from twofold.cli import main
+from twofold.cli.main import main
 
 main()

@@ -19,8 +19,8 @@ import uvicorn
 from playwright.sync_api import sync_playwright
 
 from tests.conftest import skip_or_fail
-from twofold.core.clock import FrozenClock
-from twofold.core.services import Services
+from twofold.clock import FrozenClock
+from twofold.wiring import Services
 from twofold.web.app import create_app
 
 CHROMIUM = os.environ.get("TWOFOLD_TEST_CHROMIUM", "/usr/bin/chromium")

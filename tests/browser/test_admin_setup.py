@@ -8,9 +8,8 @@ import subprocess
 import pytest
 
 from tests.conftest import PASSWORD, require_tool
-from tests.practice_admin import LINK
-from twofold.core import otp
-
+from tests.support.practice_admin import LINK
+from twofold.crypto import otp
 pytestmark = pytest.mark.browser
 
 

@@ -9,8 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import require_tool
-from twofold.core import otp
-
+from twofold.crypto import otp
 pytestmark = pytest.mark.browser
 
 

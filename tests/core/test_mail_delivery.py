@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import sign_in
-from tests.mail import Mailbox, _free_port
-from tests.recovery import SIGN_IN_CODE, add_email_method, emailed_code, second_factor, start_flow, wait_for_subject
+from tests.support.mail import Mailbox, _free_port
+from tests.support.recovery import SIGN_IN_CODE, add_email_method, emailed_code, second_factor, start_flow, wait_for_subject
 from twofold.core.notifier import SmtpConfig, SmtpNotifier
 from twofold.store.models import AuditEvent
 

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select, update
 
 from tests.conftest import PASSWORD
-from twofold.core.context import RequestContext
+from twofold.context import RequestContext
 from twofold.core.remembered import COOKIE_PREFIX, Rejection
 from twofold.store.models import AuditEvent, Practice, RememberedBrowser
 
@@ -153,7 +153,7 @@ def test_the_code_is_asked_without_a_cookie_and_nothing_is_audited_for_it(servic
 
 
 def test_a_wrong_password_never_reaches_the_remembered_browser(services, make_user, clock):
-    from twofold.core.errors import InvalidCredentials
+    from twofold.errors import InvalidCredentials
 
     member = make_user(with_totp=True)
     cookies = remember(services, member, clock)

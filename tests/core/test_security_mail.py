@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.recovery import CHROME_ON_WINDOWS, wait_for_subject
-from twofold.core.context import RequestContext
+from tests.support.recovery import CHROME_ON_WINDOWS, wait_for_subject
+from twofold.context import RequestContext
 from twofold.core.security_mail import format_when
 from twofold.store.models import User
 

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select, update
 
 from tests.conftest import PASSWORD
-from twofold.core.context import RequestContext
+from twofold.context import RequestContext
 from twofold.store.models import AuditEvent, Practice, UserSession
 
 

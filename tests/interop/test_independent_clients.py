@@ -16,9 +16,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pytest
 
 from tests.conftest import PASSWORD, require_tool, sign_in
-from tests.core.test_otp import RFC6238, SEEDS
-from twofold.core import otp
-
+from tests.crypto.test_otp import RFC6238, SEEDS
+from twofold.crypto import otp
 pytestmark = pytest.mark.interop
 
 

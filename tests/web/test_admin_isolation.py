@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import PASSWORD, backends, sign_in
-from tests.practice_admin import admin  # noqa: F401 - fixture
+from tests.support.practice_admin import admin  # noqa: F401 - fixture
 from twofold.store.models import AuditChainHead, Practice, SetupLink, TotpCredential, User, UserSession
 
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.recovery import wait_for_subject
+from tests.support.recovery import wait_for_subject
 from tests.conftest import PASSWORD, backends, sign_in
-from tests.practice_admin import add_members, admin, events, setup_path, user_row  # noqa: F401 - fixture
-from twofold.core import otp
-
+from tests.support.practice_admin import add_members, admin, events, setup_path, user_row  # noqa: F401 - fixture
+from twofold.crypto import otp
 # The contract's fields, and one extension: how many browsers skip the code for the member.
 MEMBER_KEYS = {"id", "email", "name", "role", "active", "two_factor", "last_sign_in_at", "remembered_browsers"}
 
@@ -92,7 +91,7 @@ BAD_NEW_MEMBERS = [
 
 
 def test_bad_new_members_are_refused_and_change_nothing(client, admin, services, practice):
-    from tests.practice_admin import count_users
+    from tests.support.practice_admin import count_users
 
     before = count_users(services, practice.id)
     for body, status, error in BAD_NEW_MEMBERS:

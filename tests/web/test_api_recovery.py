@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select, update
 
 from tests.conftest import PASSWORD, backends, sign_in
-from tests.recovery import (
+from tests.support.recovery import (
     CHROME_ON_WINDOWS,
     CONFIRM_CODE,
     REAUTH_CODE,
@@ -24,7 +24,7 @@ from tests.recovery import (
     start_flow,
     wait_for_subject,
 )
-from twofold.core import otp
+from twofold.crypto import otp
 from twofold.store.models import AuditEvent, EmailCode, Practice, RecoveryCode, TotpCredential, User
 
 CODE_SHAPE = re.compile(r"[2-9a-hjkmnp-z]{4}-[2-9a-hjkmnp-z]{4}")

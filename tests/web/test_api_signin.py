@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import PASSWORD, backends, sign_in
-from twofold.core import otp
+from twofold.crypto import otp
 from twofold.store.models import AuditEvent, SignInFlow, UserSession
 
 
@@ -115,7 +115,7 @@ def test_an_earlier_step_after_a_later_one_is_refused(client, anonymous, make_us
 
 
 def test_the_confirming_code_counts_as_used(client, make_practice, services, clock):
-    from twofold.core.context import RequestContext
+    from twofold.context import RequestContext
 
     user = services.accounts.add_member(
         practice_id=make_practice().id, email="new@riverside.example", name="New", role="staff",

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from tests.conftest import PASSWORD, backends, sign_in
-from twofold.core.services import build_services
+from twofold.wiring import build_services
 from twofold.store.models import AuditEvent, User
 from twofold.web.app import create_app
 

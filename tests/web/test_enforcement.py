@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import PASSWORD, backends, sign_in
-from tests.practice_admin import events
+from tests.support.practice_admin import events
 from tests.web.test_admin_isolation import all_routes
-from twofold.core import otp
-from twofold.core.context import RequestContext
+from twofold.crypto import otp
+from twofold.context import RequestContext
 
 # The routes a member who must enrol can still use: setting up the app or email codes, the
 # prompt itself, and the idle-timeout plumbing every signed-in page polls.

@@ -11,8 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from tests.conftest import PASSWORD
-from twofold.core import otp
-
+from twofold.crypto import otp
 HOME = "/account/security"
 GROUPED_KEY = re.compile(r"\b((?:[A-Z2-7]{4} ){7}[A-Z2-7]{4})\b")
 

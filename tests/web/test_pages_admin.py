@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from tests.conftest import PASSWORD, sign_in
-from tests.practice_admin import add_members, admin, events, user_row  # noqa: F401 - fixture
+from tests.support.practice_admin import add_members, admin, events, user_row  # noqa: F401 - fixture
 
 
 def test_the_top_bar_links_administration_for_admins_only(client, anonymous, admin, make_user):

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import select, update
 
 from tests.conftest import PASSWORD, sign_in
-from tests.recovery import CONFIRM_CODE, SIGN_IN_CODE, add_email_method, latest_code, wait_for_subject
-from twofold.core import otp
+from tests.support.recovery import CONFIRM_CODE, SIGN_IN_CODE, add_email_method, latest_code, wait_for_subject
+from twofold.crypto import otp
 from twofold.store.models import RecoveryCode
 
 CODE_IN_PAGE = re.compile(r"<code>([2-9a-z]{4}-[2-9a-z]{4})</code>")

@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import PASSWORD, backends, sign_in
-from tests.live import all_at_once, live_server
-from tests.practice_admin import setup_path
-from twofold.core import otp
+from tests.support.live import all_at_once, live_server
+from tests.support.practice_admin import setup_path
+from twofold.crypto import otp
 from twofold.store.models import AuditEvent, ThrottleFailure, TotpCredential, UserSession
 
 RACERS = 20

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings as hypothesis_settings, stra
 from sqlalchemy import func, select
 
 from tests.conftest import PASSWORD, SECRET_KEY, backends, sign_in
-from twofold.core.services import build_services
+from twofold.wiring import build_services
 from twofold.settings import Settings
 from twofold.store.models import AuditEvent, SignInFlow, ThrottleFailure, TotpCredential, UserSession
 from twofold.web.app import create_app

@@ -1,7 +1,7 @@
 """Security emails sent by the remembered-browser and password-change use cases."""
 
 from tests.conftest import PASSWORD, sign_in
-from tests.recovery import wait_for_subject
+from tests.support.recovery import wait_for_subject
 
 NEW_PASSWORD = "a brand new passphrase"
 CHROME = {"user-agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36"}

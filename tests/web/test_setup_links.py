@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import PASSWORD, backends, sign_in
-from tests.practice_admin import admin, events, setup_path  # noqa: F401 - fixture
-from twofold.core import otp
+from tests.support.practice_admin import admin, events, setup_path  # noqa: F401 - fixture
+from twofold.crypto import otp
 from twofold.store.models import SetupLink
 
 SECRET = re.compile(r'id="secret"[^>]*>([A-Z2-7 ]+)<')

@@ -11,9 +11,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from tests.conftest import PASSWORD, REDIS_URL, skip_or_fail
-from twofold.core import otp
-from twofold.core.services import build_services
-from twofold.core.throttle import DAY, PASSWORD_PER_IP, RedisFailureStore, subject_key
+from twofold.crypto import otp
+from twofold.wiring import build_services
+from twofold.throttle import DAY, PASSWORD_PER_IP, RedisFailureStore, subject_key
 from twofold.store.models import AuditEvent
 from twofold.web.app import create_app
 

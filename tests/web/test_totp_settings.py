@@ -13,9 +13,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 
 from tests.conftest import PASSWORD, SECRET_KEY, backends, sign_in
-from twofold.core import otp
-from twofold.core.crypto import DecryptionError, SecretBox
-from twofold.core.services import build_services
+from twofold.crypto import otp
+from twofold.crypto.secret_box import DecryptionError, SecretBox
+from twofold.wiring import build_services
 from twofold.settings import Settings
 from twofold.store.models import AuditEvent, TotpCredential
 from twofold.web.app import create_app

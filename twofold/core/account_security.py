@@ -13,16 +13,16 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from twofold.core.accounts import check_password_rules
-from twofold.core.audit import AuditLog, EventTag
-from twofold.core.context import RequestContext
-from twofold.core.errors import InvalidCredentials, InvalidInput, NotFound, Throttled, TwofoldError
+from twofold.core.account import check_password_rules
+from twofold.audit import AuditLog, EventTag
+from twofold.context import RequestContext
+from twofold.errors import InvalidCredentials, InvalidInput, NotFound, Throttled, TwofoldError
 from twofold.core.security_mail import SecurityMail
-from twofold.core.passwords import PasswordHasher
+from twofold.crypto.passwords import PasswordHasher
 from twofold.core.policy import Policy
 from twofold.core.remembered import BrowserCookie, BrowserNotFound, BrowserView, RememberedBrowserService
 from twofold.core.sessions import ActiveSession, SessionService
-from twofold.core.throttle import Throttle, password_checks
+from twofold.throttle import Throttle, password_checks
 from twofold.core.user_agents import browser_label
 from twofold.store.db import Database
 from twofold.store.models import User, UserSession

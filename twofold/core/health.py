@@ -6,7 +6,7 @@ import logging
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from twofold.core.errors import Unavailable
+from twofold.errors import Unavailable
 from twofold.store.db import Database
 from twofold.store.models import AuditChainHead
 

@@ -24,13 +24,13 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from twofold.core.audit import AuditLog, EventTag
-from twofold.core.context import RequestContext
-from twofold.core.errors import ClockOutOfSync, InvalidCode, InvalidCredentials, InvalidInput, Throttled, TwofoldError
-from twofold.core.passwords import PasswordHasher
+from twofold.audit import AuditLog, EventTag
+from twofold.context import RequestContext
+from twofold.errors import ClockOutOfSync, InvalidCode, InvalidCredentials, InvalidInput, Throttled, TwofoldError
+from twofold.crypto.passwords import PasswordHasher
 from twofold.core.policy import Policy
 from twofold.core.signin import code_throttle_key, lock_account, run_after_commit
-from twofold.core.throttle import Throttle, password_checks
+from twofold.throttle import Throttle, password_checks
 from twofold.factors.base import FactorRegistry, Outcome, Verification
 from twofold.store.db import Database
 from twofold.store.models import User

@@ -15,18 +15,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from twofold.core.audit import AuditLog, EventTag
-from twofold.core.context import RequestContext
-from twofold.core.errors import Conflict, DeliveryFailed, Forbidden, InvalidCode, InvalidInput, Throttled, TwofoldError
+from twofold.audit import AuditLog, EventTag
+from twofold.context import RequestContext
+from twofold.errors import Conflict, DeliveryFailed, Forbidden, InvalidCode, InvalidInput, Throttled, TwofoldError
 from twofold.core.policy import Policy
 from twofold.core.reauth import Reauthentication
 from twofold.core.security_mail import SecurityMail, UndeliveredMailLog
 from twofold.core.signin import code_throttle_key
-from twofold.core.throttle import Throttle
+from twofold.throttle import Throttle
 from twofold.factors.base import FactorRegistry, Outcome
-from twofold.factors.email_code import CHALLENGE, CODE_TTL, CONFIRM_ADDRESS, SENDS_PER_ACCOUNT, EmailCodeFactor
-from twofold.factors.recovery_codes import RecoveryCodeFactor
-from twofold.factors.totp import TotpEnrollment, TotpFactor
+from twofold.factors.email_code.factor import CHALLENGE, CODE_TTL, CONFIRM_ADDRESS, SENDS_PER_ACCOUNT, EmailCodeFactor
+from twofold.factors.recovery_codes.factor import RecoveryCodeFactor
+from twofold.factors.totp.factor import TotpEnrollment, TotpFactor
 from twofold.store.db import Database
 from twofold.store.models import UndeliveredMail, User
 

@@ -29,10 +29,10 @@ from enum import StrEnum
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from twofold.core.audit import AuditLog, EventTag
-from twofold.core.context import RequestContext
-from twofold.core.crypto import TokenHasher, random_token
-from twofold.core.errors import NotFound
+from twofold.audit import AuditLog, EventTag
+from twofold.context import RequestContext
+from twofold.crypto.secret_box import TokenHasher, random_token
+from twofold.errors import NotFound
 from twofold.core.policy import Policy
 from twofold.core.user_agents import browser_label
 from twofold.store.models import Practice, RememberedBrowser, User

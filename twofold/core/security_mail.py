@@ -18,8 +18,8 @@ from typing import Protocol
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from sqlalchemy import delete, select
 
-from twofold.core.audit import AuditLog, EventTag
-from twofold.core.context import RequestContext
+from twofold.audit import AuditLog, EventTag
+from twofold.context import RequestContext
 from twofold.core.notifier import Message, Notifier
 from twofold.core.user_agents import browser_label
 from twofold.store.db import Database

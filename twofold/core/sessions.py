@@ -8,9 +8,9 @@ from datetime import timedelta
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from twofold.core.audit import AuditLog, EventTag
-from twofold.core.context import RequestContext
-from twofold.core.crypto import TokenHasher, random_token
+from twofold.audit import AuditLog, EventTag
+from twofold.context import RequestContext
+from twofold.crypto.secret_box import TokenHasher, random_token
 from twofold.core.policy import Policy
 from twofold.store.db import Database
 from twofold.store.models import User, UserSession

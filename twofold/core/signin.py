@@ -19,9 +19,9 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from twofold.core.audit import AuditLog, EventTag
-from twofold.core.context import RequestContext
-from twofold.core.errors import (
+from twofold.audit import AuditLog, EventTag
+from twofold.context import RequestContext
+from twofold.errors import (
     ClockOutOfSync,
     DeliveryFailed,
     FlowExpired,
@@ -33,12 +33,12 @@ from twofold.core.errors import (
     Throttled,
     TwofoldError,
 )
-from twofold.core.passwords import PasswordHasher
+from twofold.crypto.passwords import PasswordHasher
 from twofold.core.policy import Policy
 from twofold.core.security_mail import SecurityMail
 from twofold.core.remembered import BrowserCookie, RememberedBrowserService
 from twofold.core.sessions import SessionService
-from twofold.core.throttle import CODE_PER_ACCOUNT, Throttle, password_checks
+from twofold.throttle import CODE_PER_ACCOUNT, Throttle, password_checks
 from twofold.factors.base import Challenge, FactorRegistry, Outcome
 from twofold.store.db import Database
 from twofold.store.models import Practice, SignInFlow, User

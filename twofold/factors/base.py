@@ -10,7 +10,7 @@ from typing import Protocol
 from sqlalchemy import Select, union
 from sqlalchemy.orm import Session
 
-from twofold.core.context import RequestContext
+from twofold.context import RequestContext
 from twofold.store.models import SignInFlow, User
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from twofold.core.errors import InvalidCode, InvalidInput
+from twofold.errors import InvalidCode, InvalidInput
 from twofold.core.signin import SignInResult
 from twofold.web.blocking import database_work
 from twofold.web.errors import error_response
@@ -170,7 +170,7 @@ def sign_out(request: Request, services: ServicesDep, context: Context):
 
 
 def _require_digits(code: str) -> None:
-    from twofold.core.otp import normalize_code
+    from twofold.crypto.otp import normalize_code
 
     if normalize_code(code) is None:
         raise InvalidInput("A code is 6 digits (0-9) from your authenticator app.")

@@ -13,9 +13,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from twofold.core.audit_trail import AuditFilter, parse_moment
-from twofold.core.errors import InvalidCode, InvalidInput
-from twofold.core.members import MemberFilter
+from twofold.core.practice.audit_log import AuditFilter, parse_moment
+from twofold.errors import InvalidCode, InvalidInput
+from twofold.core.practice.members import MemberFilter
 from twofold.store.models import ROLES
 from twofold.web.api import ERRORS
 from twofold.web.deps import Context, PracticeAdmin, ServicesDep, link_base

@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from twofold import __version__
-from twofold.core.services import Services, build_services
+from twofold.wiring import Services, build_services
 from twofold.settings import Settings
 from twofold.web import errors
 from twofold.web.api import router as api_router

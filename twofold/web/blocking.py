@@ -18,7 +18,7 @@ from typing import TypeVar
 
 from starlette.concurrency import run_in_threadpool
 
-from twofold.core.services import Services
+from twofold.wiring import Services
 
 T = TypeVar("T")
 

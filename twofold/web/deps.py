@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Request
 
-from twofold.core.context import RequestContext
-from twofold.core.errors import Forbidden, NotAuthenticated
-from twofold.core.services import Services
+from twofold.context import RequestContext
+from twofold.errors import Forbidden, NotAuthenticated
+from twofold.wiring import Services
 from twofold.core.sessions import ActiveSession
 
 SESSION_COOKIE = "twofold_session"

@@ -10,8 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from twofold.core import errors as core
-
+from twofold import errors as core
 log = logging.getLogger("twofold.web")
 
 STATUS = [

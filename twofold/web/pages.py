@@ -8,8 +8,8 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 
-from twofold.core import errors as core
-from twofold.core.otp import normalize_code
+from twofold import errors as core
+from twofold.crypto.otp import normalize_code
 from twofold.web.deps import SESSION_COOKIE, Context, Enrolling, MaybeSignedIn, ServicesDep, SignedIn, apply_browser_cookie, cookie_secure
 from twofold.web.sections_recovery import recovery_sections
 from twofold.web.trust_context import remember_option, security_context

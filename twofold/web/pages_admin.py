@@ -13,12 +13,12 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse
 
-from twofold.core import errors as core
-from twofold.core.audit_trail import AuditFilter, parse_moment
-from twofold.core.member_setup import SetupLinkInvalid
-from twofold.core.members import MemberFilter
-from twofold.core.otp import normalize_code
-from twofold.core.practice_policy import METHODS
+from twofold import errors as core
+from twofold.core.practice.audit_log import AuditFilter, parse_moment
+from twofold.core.practice.setup_links import SetupLinkInvalid
+from twofold.core.practice.members import MemberFilter
+from twofold.crypto.otp import normalize_code
+from twofold.core.practice.policy import METHODS
 from twofold.store.models import ROLES
 from twofold.web.deps import Context, Enrolling, PracticeAdmin, ServicesDep, link_base
 from twofold.web.pages import HOME, safe_next

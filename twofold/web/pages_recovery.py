@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse
 
-from twofold.core import errors as core
+from twofold import errors as core
 from twofold.core.security_mail import format_when
 from twofold.web.deps import Context, Enrolling, ServicesDep, SignedIn
 from twofold.web.pages import HOME, NOTICES, code_page_context, render, render_recovery_codes

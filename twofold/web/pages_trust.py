@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 
-from twofold.core import errors as core
+from twofold import errors as core
 from twofold.core.sessions import ActiveSession
 from twofold.web import pages
 from twofold.web.deps import SESSION_COOKIE, Context, RowId, ServicesDep, SignedIn, apply_browser_cookie, cookie_secure

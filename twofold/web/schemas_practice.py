@@ -6,9 +6,9 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from twofold.core.audit_trail import AuditEntry
-from twofold.core.members import MemberView, RowResult
-from twofold.core.practice_policy import PolicySettings
+from twofold.core.practice.audit_log import AuditEntry
+from twofold.core.practice.members import MemberView, RowResult
+from twofold.core.practice.policy import PolicySettings
 from twofold.web.schemas import Strict
 
 

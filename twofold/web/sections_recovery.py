@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from twofold.core.services import Services
+from twofold.wiring import Services
 from twofold.store.models import User
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from twofold.core import errors as core
+from twofold import errors as core
 from twofold.core.sessions import ActiveSession
 
 

@@ -1,0 +1,109 @@
+"""Required two-factor authentication: who must enrol, by when, and the gate on every request.
+
+A member must enrol when the practice's policy covers their role (admins always)
+or an admin reset demanded it. The policy's grace period runs from when the
+requirement was switched on, or from when the member joined if that is later;
+a reset allows no grace. Inside the grace period the member is sent to enrolment
+at sign-in but may skip it; after it, every route but enrolment refuses them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete
+from sqlalchemy.orm import Session
+
+from twofold.audit import AuditLog, EventTag
+from twofold.context import RequestContext
+from twofold.errors import TwoFactorRequired
+from twofold.core.policy import Policy
+from twofold.core.sessions import ActiveSession
+from twofold.factors.base import FactorRegistry
+from twofold.store.db import Database
+from twofold.store.models import EnrolmentDemand, User
+
+
+@dataclass(frozen=True, slots=True)
+class EnrolmentRequirement:
+    """``due_at`` is None when nothing requires 2FA of the member."""
+
+    due_at: datetime | None
+    enrolled: bool
+    demanded: bool = False
+
+    @property
+    def outstanding(self) -> bool:
+        return self.due_at is not None and not self.enrolled
+
+    def may_skip(self, now: datetime) -> bool:
+        return self.outstanding and now < self.due_at
+
+    def blocks(self, now: datetime) -> bool:
+        return self.outstanding and now >= self.due_at
+
+
+def policy_due_at(policy: Policy, user: User) -> datetime | None:
+    """When the policy wants ``user`` enrolled by, or None when it does not cover them."""
+    if not policy.requires_two_factor_for(user.role):
+        return None
+    start = max(policy.two_factor_required_since or user.created_at, user.created_at)
+    return start + timedelta(days=policy.grace_days)
+
+
+class TwoFactorEnforcement:
+    def __init__(self, *, db: Database, clock, audit: AuditLog, factors: FactorRegistry) -> None:
+        self._db = db
+        self._clock = clock
+        self._audit = audit
+        self._factors = factors
+
+    def requirement(self, session: Session, *, user: User, policy: Policy | None = None) -> EnrolmentRequirement:
+        """What is required of ``user`` now. One primary-key lookup, plus the factor check when required."""
+        due = policy_due_at(policy or Policy.of(user.practice), user)
+        demand = session.get(EnrolmentDemand, user.id)
+        if demand is not None:
+            due = demand.due_at if due is None else min(due, demand.due_at)
+        if due is None:
+            return EnrolmentRequirement(None, enrolled=False)
+        enrolled = bool(self._factors.enabled_for(session, user))
+        return EnrolmentRequirement(due, enrolled=enrolled, demanded=demand is not None)
+
+    def requirement_for(self, user_id: int) -> EnrolmentRequirement:
+        with self._db.reading() as s:
+            user = s.get(User, user_id)
+            return self.requirement(s, user=user)
+
+    def check(self, active: ActiveSession) -> None:
+        """Raise ``TwoFactorRequired`` when the member must enrol before doing anything else."""
+        with self._db.reading() as s:
+            requirement = self.requirement(s, user=active.user, policy=active.policy)
+        if requirement.demanded and requirement.enrolled:
+            # The member enrolled again after a reset: the demand is met, so it goes
+            # (otherwise turning 2FA off later would lock them out at once).
+            with self._db.transaction() as s:
+                s.execute(delete(EnrolmentDemand).where(EnrolmentDemand.user_id == active.user.id))
+        if requirement.blocks(self._clock.now()):
+            raise TwoFactorRequired()
+
+    def skip(self, *, user: User, context: RequestContext) -> None:
+        """Record that the member put enrolment off; refused once the grace period is over."""
+        with self._db.transaction() as s:
+            user = s.get(User, user.id)
+            requirement = self.requirement(s, user=user)
+            if requirement.blocks(self._clock.now()):
+                raise TwoFactorRequired()
+            if requirement.outstanding:
+                self._audit.record(
+                    s, EventTag.TWO_FACTOR_ENROLMENT_SKIPPED, context=context, practice_id=user.practice_id,
+                    actor_id=user.id, subject_id=user.id, details={"due_at": requirement.due_at.isoformat()},
+                )
+
+    def demand(self, session: Session, *, user_id: int, reason: str) -> None:
+        """Require ``user_id`` to enrol at their next request, whatever the policy (in the caller's transaction)."""
+        now = self._clock.now()
+        session.merge(EnrolmentDemand(user_id=user_id, due_at=now, reason=reason, created_at=now))
+
+    def clear_demand(self, session: Session, *, user_id: int) -> None:
+        session.execute(delete(EnrolmentDemand).where(EnrolmentDemand.user_id == user_id))

@@ -1,0 +1,154 @@
+"""The practice's security policy as its admins set it, and who a change would affect.
+
+Changes apply at each member's next request: sessions read the policy from the
+practice row every time (core/sessions.py), and so does the 2FA gate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from twofold.audit import AuditLog, EventTag
+from twofold.context import RequestContext
+from twofold.errors import InvalidInput, NotFound
+from twofold.core.practice.members import MemberFilter, MemberService, MemberView
+from twofold.core.paging import Page
+from twofold.core.policy import MAX_IDLE_MINUTES, MAX_REMEMBER_DAYS
+from twofold.store.db import Database
+from twofold.store.models import ROLES, Practice
+
+# The second-factor methods a practice can allow. The authenticator app is always
+# allowed: it is the method every member can enrol, and the sign-in flow always offers it.
+METHODS = ("totp", "email", "recovery_code")
+MAX_GRACE_DAYS = 30
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySettings:
+    """What an admin sets; the JSON API's policy object, field for field."""
+
+    require_two_factor: bool
+    required_roles: list[str]
+    grace_days: int
+    allowed_methods: list[str]
+    remember_browser_days: int
+    idle_timeout_minutes: int
+
+    @classmethod
+    def of(cls, practice: Practice) -> PolicySettings:
+        return cls(
+            require_two_factor=bool(practice.require_two_factor),
+            required_roles=list(practice.required_roles or []),
+            grace_days=practice.grace_days,
+            allowed_methods=list(practice.allowed_methods or []),
+            remember_browser_days=practice.remember_browser_days,
+            idle_timeout_minutes=practice.idle_timeout_minutes,
+        )
+
+    def checked(self) -> PolicySettings:
+        """The same settings, normalised; ``InvalidInput`` naming the first field out of range."""
+        roles = []
+        for role in self.required_roles:
+            if role not in ROLES:
+                raise InvalidInput(f"required_roles: {role!r} is not a role (use {', '.join(ROLES)}).")
+            if role not in roles:
+                roles.append(role)
+        methods = []
+        for method in self.allowed_methods:
+            if method not in METHODS:
+                raise InvalidInput(f"allowed_methods: {method!r} is not a method (use {', '.join(METHODS)}).")
+            if method not in methods:
+                methods.append(method)
+        if "totp" not in methods:
+            raise InvalidInput("allowed_methods: the authenticator app (totp) is always allowed; include it.")
+        for name, value, low, high in (
+            ("grace_days", self.grace_days, 0, MAX_GRACE_DAYS),
+            ("remember_browser_days", self.remember_browser_days, 0, MAX_REMEMBER_DAYS),
+            ("idle_timeout_minutes", self.idle_timeout_minutes, 1, MAX_IDLE_MINUTES),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise InvalidInput(f"{name} must be a whole number from {low} to {high}.")
+        return replace(self, required_roles=roles, allowed_methods=methods)
+
+    def affected_roles(self) -> tuple[str, ...]:
+        """The roles that must use 2FA under these settings (admins always); none when it is not required."""
+        if not self.require_two_factor:
+            return ()
+        return tuple(role for role in ROLES if not self.required_roles or role in self.required_roles or role == "admin")
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyPreview:
+    """Active members who would have to set up 2FA, and by when (members who join later get the full grace)."""
+
+    members: Page[MemberView]
+    due_at: datetime | None
+
+
+class PolicyService:
+    def __init__(self, *, db: Database, clock, audit: AuditLog, members: MemberService) -> None:
+        self._db = db
+        self._clock = clock
+        self._audit = audit
+        self._members = members
+
+    def get(self, *, practice_id: int) -> PolicySettings:
+        with self._db.reading() as s:
+            return PolicySettings.of(self._practice(s, practice_id))
+
+    def required_since(self, *, practice_id: int) -> datetime | None:
+        with self._db.reading() as s:
+            return self._practice(s, practice_id).two_factor_required_since
+
+    def proposed(self, *, practice_id: int, changes: dict) -> PolicySettings:
+        """The current settings with ``changes`` (only the fields given) applied and checked."""
+        return _changed(self.get(practice_id=practice_id), changes)
+
+    def update(self, *, practice_id: int, actor_id: int | None, changes: dict, context: RequestContext) -> PolicySettings:
+        """Save the policy. Switching required 2FA on starts the grace period now; switching it off ends it."""
+        with self._db.transaction() as s:
+            practice = self._practice(s, practice_id, lock=True)
+            before = PolicySettings.of(practice)
+            after = _changed(before, changes)
+            diff = {name: [old, new] for (name, old), new in zip(asdict(before).items(), asdict(after).values()) if old != new}
+            if not diff:
+                return after
+            for name, value in asdict(after).items():
+                setattr(practice, name, value)
+            if after.require_two_factor and not before.require_two_factor:
+                practice.two_factor_required_since = self._clock.now()
+            elif not after.require_two_factor:
+                practice.two_factor_required_since = None
+            self._audit.record(
+                s, EventTag.POLICY_CHANGED, context=context, practice_id=practice_id, actor_id=actor_id,
+                details={"changes": diff},
+            )
+            return after
+
+    def preview(self, *, practice_id: int, settings: PolicySettings, page: int = 1) -> PolicyPreview:
+        """Who would have to set up 2FA under ``settings``: active members of the covered roles without it."""
+        roles = settings.affected_roles()
+        members = self._members.list_members(
+            practice_id=practice_id, filter=MemberFilter(without_two_factor=True, roles=roles, active=True), page=page,
+        )
+        if not roles:
+            return PolicyPreview(members, None)
+        since = self.required_since(practice_id=practice_id) if self.get(practice_id=practice_id).require_two_factor else None
+        return PolicyPreview(members, (since or self._clock.now()) + timedelta(days=settings.grace_days))
+
+    def _practice(self, s, practice_id: int, lock: bool = False) -> Practice:
+        query = select(Practice).where(Practice.id == practice_id)
+        practice = s.execute(query.with_for_update() if lock else query).scalar_one_or_none()
+        if practice is None:
+            raise NotFound("No such practice.")
+        return practice
+
+
+def _changed(settings: PolicySettings, changes: dict) -> PolicySettings:
+    unknown = set(changes) - set(PolicySettings.__dataclass_fields__)
+    if unknown:
+        raise InvalidInput(f"Unknown policy fields: {', '.join(sorted(unknown))}.")
+    return replace(settings, **changes).checked()

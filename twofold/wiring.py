@@ -1,0 +1,179 @@
+"""Wiring: builds every service from the settings, with explicit collaborators.
+
+Front ends (web app, CLI) hold one ``Services`` and call its use cases; tests
+build one with a ``FrozenClock`` and a real SMTP server or the outbox.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from twofold.core.account_security import AccountSecurityService
+from twofold.core.account import AccountService
+from twofold.audit import AuditLog
+from twofold.core.practice.audit_log import AuditTrail
+from twofold.clock import Clock, SystemClock
+from twofold.crypto.secret_box import SecretBox, TokenHasher
+from twofold.core.practice.enforcement import TwoFactorEnforcement
+from twofold.core.practice.setup_links import SetupService
+from twofold.core.practice.members import MemberService, TrustRevoker
+from twofold.core.health import HealthCheck
+from twofold.core.notifier import Notifier, OutboxNotifier, SmtpConfig, SmtpNotifier
+from twofold.crypto.passwords import PasswordHasher
+from twofold.core.remembered import RememberedBrowserService
+from twofold.core.reauth import Reauthentication
+from twofold.core.recovery import RecoveryService
+from twofold.core.security_mail import SecurityMail, UndeliveredMailLog
+from twofold.core.practice.policy import PolicyService
+from twofold.core.practice.resets import SecurityMailResetNotice, TwoFactorResetService
+from twofold.core.sessions import SessionService
+from twofold.core.signin import SignInService
+from twofold.throttle import DatabaseFailureStore, FailureStore, RedisFailureStore, Throttle
+from twofold.factors.base import FactorRegistry
+from twofold.factors.email_code.factor import EmailCodeFactor
+from twofold.factors.recovery_codes.factor import RecoveryCodeFactor
+from twofold.factors.totp.factor import TotpFactor
+from twofold.settings import Settings
+from twofold.store.db import Database
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    clock: Clock
+    passwords: PasswordHasher
+    box: SecretBox
+    audit: AuditLog
+    throttle: Throttle
+    notifier: Notifier
+    factors: FactorRegistry
+    totp: TotpFactor
+    sessions: SessionService
+    sign_in: SignInService
+    accounts: AccountService
+    remembered: RememberedBrowserService
+    account_security: AccountSecurityService
+    mail: SecurityMail
+    undelivered_mail: UndeliveredMailLog
+    recovery_codes: RecoveryCodeFactor
+    email_codes: EmailCodeFactor
+    recovery: RecoveryService
+    # Practice administration (issue 5). ``trust_revokers`` is the list deactivation and
+    # admin resets call to end standing trust beyond sessions; features append theirs.
+    enforcement: TwoFactorEnforcement
+    setup: SetupService
+    members: MemberService
+    resets: TwoFactorResetService
+    policies: PolicyService
+    audit_trail: AuditTrail
+    trust_revokers: list[TrustRevoker]
+
+    @property
+    def health(self) -> HealthCheck:
+        return HealthCheck(db=self.db)
+
+    def close(self) -> None:
+        self.notifier.flush(timeout=5)
+        self.db.dispose()
+
+
+def build_notifier(settings: Settings) -> Notifier:
+    if settings.smtp_host:
+        return SmtpNotifier(
+            SmtpConfig(
+                host=settings.smtp_host, port=settings.smtp_port, user=settings.smtp_user,
+                password=settings.smtp_password, tls=settings.smtp_tls,
+            ),
+            settings.mail_from,
+        )
+    return OutboxNotifier(settings.var_dir / "outbox", settings.mail_from)
+
+
+def build_services(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    notifier: Notifier | None = None,
+    db: Database | None = None,
+    failure_store: FailureStore | None = None,
+) -> Services:
+    clock = clock or SystemClock()
+    secret_key = settings.resolved_secret_key()
+    db = db or Database(settings.resolved_database_url, pool_size=settings.db_pool_size)
+    passwords = PasswordHasher(
+        time_cost=settings.argon2_time_cost,
+        memory_kib=settings.argon2_memory_kib,
+        parallelism=settings.argon2_parallelism,
+        concurrency=settings.password_hash_concurrency,
+    )
+    box = SecretBox(secret_key, settings.old_secret_keys)
+    audit = AuditLog(clock=clock)
+    if failure_store is not None:
+        store = failure_store
+    elif settings.redis_url:
+        import redis
+
+        store = RedisFailureStore(redis.Redis.from_url(settings.redis_url))
+    else:
+        store = DatabaseFailureStore()
+    throttle = Throttle(store=store, clock=clock)
+    notifier = notifier or build_notifier(settings)
+    mail = SecurityMail(
+        notifier=notifier, clock=clock, base_url=settings.public_origin or f"http://{settings.host}:{settings.port}"
+    )
+    undelivered_mail = UndeliveredMailLog(db=db, clock=clock, audit=audit)
+    notifier.subscribe(undelivered_mail)
+    totp = TotpFactor(box=box, clock=clock)
+    email_codes = EmailCodeFactor(
+        hasher=TokenHasher(secret_key, "email-code"), clock=clock, throttle=throttle, mail=mail, stronger=[totp]
+    )
+    recovery_codes = RecoveryCodeFactor(hasher=TokenHasher(secret_key, "recovery-code"), clock=clock, notices=mail)
+    factors = FactorRegistry([totp, email_codes, recovery_codes])
+    reauth = Reauthentication(db=db, passwords=passwords, throttle=throttle, factors=factors, audit=audit)
+    sessions = SessionService(db=db, clock=clock, hasher=TokenHasher(secret_key, "session"), audit=audit)
+    remembered = RememberedBrowserService(
+        clock=clock, hasher=TokenHasher(secret_key, "remembered-browser"),
+        name_hasher=TokenHasher(secret_key, "remembered-browser-cookie-name"), audit=audit,
+    )
+    sign_in = SignInService(
+        db=db, clock=clock, passwords=passwords, throttle=throttle, audit=audit, sessions=sessions, factors=factors,
+        remembered=remembered, mail=mail,
+    )
+    accounts = AccountService(
+        db=db, clock=clock, passwords=passwords, throttle=throttle, audit=audit, factors=factors, totp=totp,
+        sessions=sessions, remembered=remembered, recovery=recovery_codes, reauth=reauth, mail=mail,
+    )
+    account_security = AccountSecurityService(
+        db=db, clock=clock, passwords=passwords, throttle=throttle, audit=audit, sessions=sessions,
+        remembered=remembered, mail=mail,
+    )
+    recovery = RecoveryService(
+        db=db, clock=clock, audit=audit, throttle=throttle, factors=factors, totp=totp, recovery=recovery_codes,
+        email=email_codes, reauth=reauth, mail=mail, undelivered=undelivered_mail,
+    )
+    enforcement = TwoFactorEnforcement(db=db, clock=clock, audit=audit, factors=factors)
+    setup = SetupService(
+        db=db, clock=clock, passwords=passwords, throttle=throttle, audit=audit, factors=factors, totp=totp,
+        enforcement=enforcement, hasher=TokenHasher(secret_key, "setup-link"), notifier=notifier,
+    )
+    trust_revokers: list[TrustRevoker] = [remembered]
+    members = MemberService(
+        db=db, clock=clock, passwords=passwords, audit=audit, factors=factors, sessions=sessions, setup=setup,
+        trust_revokers=trust_revokers, recovery_codes_left=recovery_codes.remaining_by_user,
+        remembered_browsers=remembered.live_count_by_user,
+    )
+    resets = TwoFactorResetService(
+        db=db, clock=clock, passwords=passwords, throttle=throttle, audit=audit, factors=factors, sessions=sessions,
+        enforcement=enforcement, trust_revokers=trust_revokers, notice=SecurityMailResetNotice(mail=mail),
+    )
+    return Services(
+        settings=settings, db=db, clock=clock, passwords=passwords, box=box, audit=audit, throttle=throttle,
+        notifier=notifier, factors=factors, totp=totp, sessions=sessions, sign_in=sign_in, accounts=accounts,
+        remembered=remembered, account_security=account_security,
+        mail=mail, undelivered_mail=undelivered_mail, recovery_codes=recovery_codes, email_codes=email_codes,
+        recovery=recovery,
+        enforcement=enforcement, setup=setup, members=members, resets=resets,
+        policies=PolicyService(db=db, clock=clock, audit=audit, members=members),
+        audit_trail=AuditTrail(db=db, clock=clock, audit=audit), trust_revokers=trust_revokers,
+    )
