@@ -3,6 +3,7 @@
 
     python3 run.py serve [twofold serve options]   # install, then serve on http://127.0.0.1:8000
     python3 run.py test [pytest options]           # install with test extras, then run every test
+    python3 run.py lint                            # ruff format --check, ruff check, mypy (what CI runs first)
 
 Needs only Python 3.11+. Installs again only when pyproject.toml changed.
 """
@@ -23,7 +24,7 @@ PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 
 
 def ensure_venv(extras: str) -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - run.py is what a person with an older Python runs first
         sys.exit(f"Twofold needs Python 3.11 or newer; this is {sys.version.split()[0]}.")
     if not PYTHON.exists():
         print("Creating .venv ...", flush=True)
@@ -39,8 +40,24 @@ def ensure_venv(extras: str) -> None:
     stamp.write_text(digest)
 
 
+def lint() -> int:
+    """Every check, even after one fails, so one run shows all there is to fix; 1 if any failed."""
+    checks = [
+        ("ruff format", [BIN / "ruff", "format", "--check", "."]),
+        ("ruff check", [BIN / "ruff", "check", "."]),
+        ("mypy", [BIN / "mypy"]),  # its files and strictness are in pyproject.toml
+    ]
+    failed = []
+    for name, command in checks:
+        print(f"== {name}", flush=True)
+        if subprocess.call(command, cwd=ROOT) != 0:
+            failed.append(name)
+    print(f"lint: {', '.join(failed)} failed" if failed else "lint: all checks passed", flush=True)
+    return 1 if failed else 0
+
+
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("serve", "test"):
+    if not argv or argv[0] not in ("serve", "test", "lint"):
         print(__doc__)
         return 2
     command, rest = argv[0], argv[1:]
@@ -48,6 +65,8 @@ def main(argv: list[str]) -> int:
         ensure_venv("")
         return subprocess.call([BIN / "twofold", "serve", *rest], cwd=ROOT)
     ensure_venv("test,bench")
+    if command == "lint":
+        return lint()
     return subprocess.call([PYTHON, "-m", "pytest", *rest], cwd=ROOT)
 
 
