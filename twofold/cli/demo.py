@@ -9,8 +9,8 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from twofold.context import RequestContext
-from twofold.wiring import Services
 from twofold.store.models import Practice
+from twofold.wiring import Services
 
 DEMO_PRACTICE = "Riverside Family Practice"
 DEMO_MEMBERS = (
@@ -56,4 +56,4 @@ def read_logins(path: Path) -> list[tuple[str, str, str]] | None:
     if not path.exists():
         return None
     rows = [line.split("\t") for line in path.read_text().splitlines() if line.strip()]
-    return [tuple(row) for row in rows if len(row) == 3]
+    return [(row[0], row[1], row[2]) for row in rows if len(row) == 3]
