@@ -1,254 +1,51 @@
-"""Fixtures that compose: a database per test (SQLite file, or PostgreSQL when
-TWOFOLD_TEST_POSTGRES_URL is set), a frozen clock, the services and app on them,
-and factories such as ``make_user(with_totp=True)``.
+"""The suite's root: registers the shared fixtures (tests/support/fixtures.py and the
+practice-admin fixtures), tags every test with the optional parts it uses, and ends each
+run with a summary of which optional parts ran and which were skipped, and why.
 
-Set TWOFOLD_TEST_REQUIRE_ALL=1 (CI does) to turn every "tool or service missing"
-skip into a failure, so CI cannot pass by skipping.
+PostgreSQL and Redis are used when they answer on their default local ports, or where
+TWOFOLD_TEST_POSTGRES_URL / TWOFOLD_TEST_REDIS_URL say (an empty value leaves one out).
+Set TWOFOLD_TEST_REQUIRE_ALL=1 (CI does) to turn every "tool or service missing" skip
+into a failure, so CI cannot pass by skipping.
+
+The constants and helpers below are re-exported for the test modules that import them
+from here; new code imports them from tests.support.base.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import uuid
-from dataclasses import dataclass
-from pathlib import Path
+from tests.support.base import (  # noqa: F401 - re-exported
+    PASSWORD,
+    POSTGRES_URL,
+    REDIS_URL,
+    REQUIRE_ALL,
+    SECRET_KEY,
+    Member,
+    backends,
+    require_tool,
+    sign_in,
+    skip_or_fail,
+)
+from tests.support.optional import OPTIONAL
 
-import pytest
-from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-
-from twofold.crypto import otp
-from twofold.clock import FrozenClock
-from twofold.context import RequestContext
-from tests.support.mail import Mailbox
-from twofold.core.notifier import SmtpConfig, SmtpNotifier
-from twofold.wiring import Services, build_services
-from twofold.settings import Settings
-from twofold.store.db import Database
-from twofold.store.migrate import upgrade
-from twofold.store.models import Base
-from twofold.web.app import create_app
-
-SECRET_KEY = "test-secret-key-0123456789-abcdefghijklmnop"
-PASSWORD = "correct horse battery"
-POSTGRES_URL = os.environ.get("TWOFOLD_TEST_POSTGRES_URL")
-REDIS_URL = os.environ.get("TWOFOLD_TEST_REDIS_URL")
-REQUIRE_ALL = os.environ.get("TWOFOLD_TEST_REQUIRE_ALL") == "1"
+pytest_plugins = ["tests.support.fixtures", "tests.support.practice_admin"]
 
 
-def skip_or_fail(reason: str) -> None:
-    if REQUIRE_ALL:
-        pytest.fail(f"{reason} (TWOFOLD_TEST_REQUIRE_ALL=1 forbids skipping)")
-    pytest.skip(reason)
+def pytest_report_header(config) -> str:
+    return OPTIONAL.header()
 
 
-def require_tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        skip_or_fail(f"{name} is not installed")
-    return path
+def pytest_collection_modifyitems(items) -> None:
+    for item in items:
+        OPTIONAL.tag(item)
 
 
-# -- databases ---------------------------------------------------------------
+def pytest_runtest_logreport(report) -> None:
+    OPTIONAL.count(report)
 
 
-@pytest.fixture(scope="session")
-def sqlite_template(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("template") / "template.db"
-    database = Database(f"sqlite:///{path}")
-    upgrade(database.engine)
-    database.dispose()
-    return path
-
-
-@pytest.fixture(scope="session")
-def postgres_database(worker_id) -> str | None:
-    """One migrated PostgreSQL database per test worker, dropped at the end."""
-    if not POSTGRES_URL:
-        yield None
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    if hasattr(config, "workerinput"):  # an xdist worker: the controller prints the summary
         return
-    admin_url = make_url(POSTGRES_URL).set(drivername="postgresql+psycopg")
-    name = f"twofold_test_{worker_id}_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = admin_url.set(database=name).render_as_string(hide_password=False)
-    database = Database(url, pool_size=2)
-    upgrade(database.engine)
-    database.dispose()
-    yield url
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
-@pytest.fixture(scope="session")
-def worker_id(request) -> str:
-    return getattr(request.config, "workerinput", {}).get("workerid", "main")
-
-
-def _reset_postgres(url: str) -> None:
-    engine = create_engine(url)
-    tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
-    with engine.begin() as connection:
-        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-        connection.execute(text("INSERT INTO audit_chain_heads (chain, seq, hash) VALUES (0, 0, :h)"), {"h": "0" * 64})
-    engine.dispose()
-
-
-def backends() -> list:
-    return ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
-
-
-@pytest.fixture(params=["sqlite"])
-def backend(request) -> str:
-    """The storage backend. Suites that must pass on both override this with ``backends()``."""
-    return request.param
-
-
-@pytest.fixture
-def database_url(backend, tmp_path, sqlite_template, request) -> str:
-    if backend == "sqlite":
-        path = tmp_path / "twofold.db"
-        shutil.copy(sqlite_template, path)
-        return f"sqlite:///{path}"
-    url = request.getfixturevalue("postgres_database")
-    if url is None:
-        skip_or_fail("TWOFOLD_TEST_POSTGRES_URL is not set")
-    _reset_postgres(url)
-    return url
-
-
-# -- services and app ----------------------------------------------------------
-
-
-@pytest.fixture
-def clock() -> FrozenClock:
-    return FrozenClock()
-
-
-@pytest.fixture
-def settings(tmp_path, database_url) -> Settings:
-    return Settings(
-        _env_file=None,
-        env="development",
-        var_dir=tmp_path / "var",
-        database_url=database_url,
-        secret_key=SECRET_KEY,
-        db_pool_size=24,
-        password_hash_concurrency=4,
-    )
-
-
-@pytest.fixture
-def mailbox():
-    """A real SMTP server (aiosmtpd) on a free loopback port; ``mailbox.wait_for(...)`` reads it."""
-    box = Mailbox().start()
-    yield box
-    box.stop()
-
-
-@pytest.fixture
-def notifier(mailbox):
-    """The app's real SMTP notifier, delivering to ``mailbox``; retries are quick in tests."""
-    sender = SmtpNotifier(SmtpConfig(host=mailbox.host, port=mailbox.port), "Twofold <no-reply@twofold.test>", retry_delays=(0.05, 0.1))
-    yield sender
-    sender.flush(timeout=5)
-
-
-@pytest.fixture
-def services(settings, clock, notifier) -> Services:
-    built = build_services(settings, clock=clock, notifier=notifier)
-    yield built
-    built.close()
-
-
-@pytest.fixture
-def app(services):
-    return create_app(services)
-
-
-@pytest.fixture
-def client(app) -> TestClient:
-    with TestClient(app, base_url="http://127.0.0.1") as test_client:
-        yield test_client
-
-
-@pytest.fixture
-def anonymous(app) -> TestClient:
-    """A second, independent client (another browser)."""
-    with TestClient(app, base_url="http://127.0.0.1") as test_client:
-        yield test_client
-
-
-# -- factories ---------------------------------------------------------------
-
-
-@dataclass
-class Member:
-    id: int
-    email: str
-    password: str
-    practice_id: int
-    role: str
-    totp_key: bytes | None = None
-    recovery_codes: list[str] | None = None  # the backup codes shown when 2FA was turned on
-
-    def code(self, clock, offset_steps: int = 0) -> str:
-        """The authenticator app's code at ``clock`` (shifted by whole steps)."""
-        return otp.totp(self.totp_key, clock.now().timestamp() + offset_steps * otp.PERIOD)
-
-
-@pytest.fixture
-def make_practice(services):
-    counter = iter(range(1, 10_000))
-
-    def factory(name: str | None = None):
-        return services.accounts.create_practice(name=name or f"Practice {next(counter)}", context=RequestContext())
-
-    return factory
-
-
-@pytest.fixture
-def practice(make_practice):
-    return make_practice("Riverside Family Practice")
-
-
-@pytest.fixture
-def make_user(services, practice, clock):
-    counter = iter(range(1, 10_000))
-
-    def factory(*, role: str = "provider", with_totp: bool = False, email: str | None = None, practice_id: int | None = None,
-                password: str = PASSWORD) -> Member:
-        email = email or f"member{next(counter)}@riverside.example"
-        user = services.accounts.add_member(
-            practice_id=practice_id or practice.id, email=email, name=email.split("@")[0].title(), role=role,
-            password=password, context=RequestContext(),
-        )
-        member = Member(user.id, email, password, user.practice_id, role)
-        if with_totp:
-            enrollment = services.accounts.start_totp_enrollment(user=user, context=RequestContext())
-            key = otp.from_b32(enrollment.secret)
-            confirmation = services.accounts.confirm_totp(
-                user=user, enrollment_id=enrollment.enrollment_id, code=otp.totp(key, clock.now().timestamp()),
-                context=RequestContext(),
-            )
-            member.totp_key = key
-            member.recovery_codes = confirmation.recovery_codes
-            clock.advance(seconds=otp.PERIOD)  # the confirming code is spent; next tests use a fresh step
-        return member
-
-    return factory
-
-
-def sign_in(client: TestClient, member: Member, clock=None, remember: bool = False):
-    """Password, then (if asked) the current code. Returns the last response."""
-    response = client.post("/api/v1/sign-in", json={"email": member.email, "password": member.password})
-    if response.json().get("status") == "second_factor_required" and clock is not None:
-        body = {"method": "totp", "code": member.code(clock)}
-        if remember:
-            body["remember_browser"] = True
-        response = client.post(f"/api/v1/sign-in/{response.json()['flow_id']}/second-factor", json=body)
-    return response
+    terminalreporter.section("optional parts")
+    for line in OPTIONAL.summary():
+        terminalreporter.write_line(line)

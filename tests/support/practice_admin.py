@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import sign_in
+from tests.support.base import sign_in
 from twofold.context import RequestContext
 from twofold.store.models import AuditEvent, User
 
@@ -25,10 +25,19 @@ def admin(client, make_user, clock):
 
 def add_members(services, practice_id: int, count: int, *, prefix: str = "bulk", role: str = "staff") -> None:
     """Many members at once through the CSV import (no password hashing per member)."""
-    lines = ["email,name,role"] + [f"{prefix}{i:05d}@riverside.example,{prefix.title()} {i:05d},{role}" for i in range(count)]
-    results = list(services.members.import_csv(
-        practice_id=practice_id, actor_id=None, lines=lines, context=RequestContext(), send_setup_links=False, link_base=None,
-    ))
+    lines = ["email,name,role"] + [
+        f"{prefix}{i:05d}@riverside.example,{prefix.title()} {i:05d},{role}" for i in range(count)
+    ]
+    results = list(
+        services.members.import_csv(
+            practice_id=practice_id,
+            actor_id=None,
+            lines=lines,
+            context=RequestContext(),
+            send_setup_links=False,
+            link_base=None,
+        )
+    )
     assert all(r.status == "imported" for r in results)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 
-from tests.conftest import PASSWORD
+from tests.support.base import PASSWORD
 from tests.support.mail import Mailbox, Received
 
 CHROME_ON_WINDOWS = {
@@ -49,13 +49,17 @@ def latest_code(mailbox: Mailbox, to: str, subject: str = SIGN_IN_CODE) -> str:
 
 
 def start_flow(client, member, headers: dict | None = None) -> dict:
-    response = client.post("/api/v1/sign-in", json={"email": member.email, "password": member.password}, headers=headers)
+    response = client.post(
+        "/api/v1/sign-in", json={"email": member.email, "password": member.password}, headers=headers
+    )
     assert response.status_code == 200 and response.json()["status"] == "second_factor_required", response.text
     return response.json()
 
 
 def second_factor(client, flow_id: str, method: str, code: str, headers: dict | None = None):
-    return client.post(f"/api/v1/sign-in/{flow_id}/second-factor", json={"method": method, "code": code}, headers=headers)
+    return client.post(
+        f"/api/v1/sign-in/{flow_id}/second-factor", json={"method": method, "code": code}, headers=headers
+    )
 
 
 def add_email_method(client, mailbox: Mailbox, member, clock) -> dict:
