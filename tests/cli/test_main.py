@@ -38,9 +38,9 @@ def env(tmp_path) -> dict[str, str]:
 def prepared(env):
     """A migrated database with the practice, made in-process (quicker than another subprocess)."""
     from twofold.context import RequestContext
-    from twofold.wiring import build_services
     from twofold.settings import Settings
     from twofold.store.migrate import upgrade
+    from twofold.wiring import build_services
 
     services = build_services(
         Settings(_env_file=None, var_dir=Path(env["TWOFOLD_VAR_DIR"]), database_url=env["TWOFOLD_DATABASE_URL"])
@@ -55,8 +55,13 @@ def prepared(env):
 
 def twofold(env, *args: str, stdin: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "twofold", *args], input=stdin, capture_output=True, text=True, env=env,
-        cwd=cwd or Path(env["TWOFOLD_VAR_DIR"]).parent, timeout=60,
+        [sys.executable, "-m", "twofold", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd or Path(env["TWOFOLD_VAR_DIR"]).parent,
+        timeout=60,
     )
 
 
@@ -70,8 +75,19 @@ def assert_clear_failure(result: subprocess.CompletedProcess, code: int, *phrase
 
 def add_user(env, email: str, *, role: str = "provider", password: str = PASSWORD, practice: str = PRACTICE):
     return twofold(
-        env, "user", "add", "--practice", practice, "--email", email, "--name", "Dr. Lee", "--role", role,
-        "--password-stdin", stdin=password + "\n",
+        env,
+        "user",
+        "add",
+        "--practice",
+        practice,
+        "--email",
+        email,
+        "--name",
+        "Dr. Lee",
+        "--role",
+        role,
+        "--password-stdin",
+        stdin=password + "\n",
     )
 
 
@@ -84,7 +100,15 @@ def test_db_upgrade_creates_every_table_and_keeps_a_development_secret_key(env):
         tables = set(inspect(engine).get_table_names())
     finally:
         engine.dispose()
-    assert {"users", "practices", "totp_credentials", "sign_in_flows", "sessions", "audit_events", "throttle_failures"} <= tables
+    assert {
+        "users",
+        "practices",
+        "totp_credentials",
+        "sign_in_flows",
+        "sessions",
+        "audit_events",
+        "throttle_failures",
+    } <= tables
     key_file = Path(env["TWOFOLD_VAR_DIR"], "secret_key")
     first = key_file.read_text()
     assert len(first.strip()) >= 32 and (key_file.stat().st_mode & 0o777) == 0o600
@@ -105,7 +129,9 @@ def test_user_add_reads_the_password_from_stdin_and_the_account_signs_in(env, pr
     result = add_user(env, "Dr.Lee@Riverside.example")
     assert result.returncode == 0, result.stderr
     assert "dr.lee@riverside.example" in result.stdout and PASSWORD not in result.stdout + result.stderr
-    signed_in = prepared.sign_in.start_sign_in(email="dr.lee@riverside.example", password=PASSWORD, context=RequestContext())
+    signed_in = prepared.sign_in.start_sign_in(
+        email="dr.lee@riverside.example", password=PASSWORD, context=RequestContext()
+    )
     assert signed_in.status == "signed_in"
     with prepared.db.reading() as s:
         stored = s.execute(text("SELECT password_hash FROM users")).scalar_one()
@@ -117,8 +143,12 @@ def test_a_duplicate_email_is_a_clear_error(env, prepared):
 
     practice = prepared.accounts.find_practice(PRACTICE)
     prepared.accounts.add_member(
-        practice_id=practice.id, email="dr.lee@riverside.example", name="Dr. Lee", role="provider",
-        password=PASSWORD, context=RequestContext(),
+        practice_id=practice.id,
+        email="dr.lee@riverside.example",
+        name="Dr. Lee",
+        role="provider",
+        password=PASSWORD,
+        context=RequestContext(),
     )
     assert_clear_failure(add_user(env, "DR.LEE@riverside.example"), 1, "already exists")
 
@@ -138,7 +168,17 @@ def test_bad_user_details_are_clear_errors(env, prepared, kwargs, phrase):
 
 def test_user_add_without_password_stdin_exits_2_and_says_why(env):
     result = twofold(
-        env, "user", "add", "--practice", PRACTICE, "--email", "a@riverside.example", "--name", "A", "--role", "staff",
+        env,
+        "user",
+        "add",
+        "--practice",
+        PRACTICE,
+        "--email",
+        "a@riverside.example",
+        "--name",
+        "A",
+        "--role",
+        "staff",
         stdin=PASSWORD + "\n",
     )
     assert_clear_failure(result, 2, "--password-stdin")
@@ -146,8 +186,19 @@ def test_user_add_without_password_stdin_exits_2_and_says_why(env):
 
 def test_user_add_with_an_empty_stdin_exits_2(env):
     result = twofold(
-        env, "user", "add", "--practice", PRACTICE, "--email", "a@riverside.example", "--name", "A", "--role", "staff",
-        "--password-stdin", stdin="",
+        env,
+        "user",
+        "add",
+        "--practice",
+        PRACTICE,
+        "--email",
+        "a@riverside.example",
+        "--name",
+        "A",
+        "--role",
+        "staff",
+        "--password-stdin",
+        stdin="",
     )
     assert_clear_failure(result, 2, "no password")
 
@@ -175,8 +226,12 @@ def test_serve_on_a_fresh_machine_creates_the_database_seeds_the_demo_and_signs_
     var = Path(env["TWOFOLD_VAR_DIR"])
     env = {k: v for k, v in env.items() if k != "TWOFOLD_DATABASE_URL"}  # the default: a SQLite file under var/
     server = subprocess.Popen(
-        [sys.executable, "-m", "twofold", "serve", "--port", str(port)], env=env, cwd=tmp_path,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [sys.executable, "-m", "twofold", "serve", "--port", str(port)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     lines: list[str] = []
     try:
@@ -203,12 +258,14 @@ def test_serve_on_a_fresh_machine_creates_the_database_seeds_the_demo_and_signs_
                 break
             except httpx.TransportError:
                 if server.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError("the server did not answer:\n" + output + server.stdout.read())
+                    raise AssertionError("the server did not answer:\n" + output + server.stdout.read()) from None
                 time.sleep(0.1)
         email, password = logins["admin"]
         response = httpx.post(f"{base}/api/v1/sign-in", json={"email": email, "password": password}, timeout=10)
         assert response.status_code == 200 and response.json() == {"status": "signed_in"}
-        me = httpx.get(f"{base}/api/v1/me", cookies={"twofold_session": response.cookies["twofold_session"]}, timeout=10)
+        me = httpx.get(
+            f"{base}/api/v1/me", cookies={"twofold_session": response.cookies["twofold_session"]}, timeout=10
+        )
         assert me.json()["role"] == "admin" and me.json()["practice"]["name"] == PRACTICE
     finally:
         server.terminate()

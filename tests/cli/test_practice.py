@@ -6,13 +6,12 @@ import csv
 import io
 
 import pytest
-
-from tests.support.recovery import wait_for_subject
 from sqlalchemy import select, update
 from typer.testing import CliRunner
 
 from tests.conftest import SECRET_KEY, sign_in
 from tests.support.practice_admin import events
+from tests.support.recovery import wait_for_subject
 from twofold.cli.main import app as cli
 from twofold.store.models import AuditEvent
 
@@ -21,8 +20,11 @@ from twofold.store.models import AuditEvent
 def run(settings, mailbox, monkeypatch):
     """Run ``twofold ...`` against the test's database, mailing to the test's SMTP server."""
     for name, value in {
-        "TWOFOLD_DATABASE_URL": settings.database_url, "TWOFOLD_SECRET_KEY": SECRET_KEY,
-        "TWOFOLD_VAR_DIR": str(settings.var_dir), "TWOFOLD_SMTP_HOST": mailbox.host, "TWOFOLD_SMTP_PORT": str(mailbox.port),
+        "TWOFOLD_DATABASE_URL": settings.database_url,
+        "TWOFOLD_SECRET_KEY": SECRET_KEY,
+        "TWOFOLD_VAR_DIR": str(settings.var_dir),
+        "TWOFOLD_SMTP_HOST": mailbox.host,
+        "TWOFOLD_SMTP_PORT": str(mailbox.port),
         "TWOFOLD_PUBLIC_ORIGIN": "https://signin.example.org",
     }.items():
         monkeypatch.setenv(name, value)
@@ -93,9 +95,13 @@ def test_audit_export_writes_csv_since_a_date(run, services, practice, make_user
 
 def test_members_import_and_export_stream_with_a_report(run, services, practice, tmp_path, mailbox):
     source = tmp_path / "members.csv"
-    source.write_text("email,name,role\nok@riverside.example,Ok,staff\nbad-address,Bad,staff\nok2@riverside.example,Ok Two,chief\n")
+    source.write_text(
+        "email,name,role\nok@riverside.example,Ok,staff\nbad-address,Bad,staff\nok2@riverside.example,Ok Two,chief\n"
+    )
     report = tmp_path / "report.csv"
-    result = run("members", "import", "--practice", practice.name, str(source), "--report", str(report), "--send-setup-links")
+    result = run(
+        "members", "import", "--practice", practice.name, str(source), "--report", str(report), "--send-setup-links"
+    )
     assert result.exit_code == 1  # some rows failed
     assert "Imported 1 member; 2 rows failed." in result.output
     assert "line 3: bad-address" in result.output

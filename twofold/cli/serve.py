@@ -11,6 +11,12 @@ from rich.table import Table
 from twofold.cli.common import console, load_services, redact
 from twofold.settings import Settings
 
+# What uvicorn serves, as import strings: uvicorn imports them in every worker process, and
+# the CLI never imports the web package (front ends stand side by side; tests/cli/test_serve.py
+# proves both strings resolve).
+APP_FACTORY = "twofold.web.app:create_app_from_env"
+HTTP_PROTOCOL = "twofold.web.server:TcpNoDelayHTTPProtocol"
+
 
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
@@ -22,8 +28,6 @@ def serve(
 ) -> None:
     """Create or upgrade the database, seed the demo practice on first run, and serve."""
     import uvicorn
-
-    from twofold.web.server import HTTP_PROTOCOL
 
     settings = Settings()
     host = host or settings.host
@@ -49,7 +53,7 @@ def serve(
         console.print(table)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvicorn.run(
-        "twofold.web.app:create_app_from_env",
+        APP_FACTORY,
         factory=True,
         host=host,
         port=port,
