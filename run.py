@@ -42,9 +42,10 @@ def ensure_venv(extras: str) -> None:
 
 def lint() -> int:
     """Every check, even after one fails, so one run shows all there is to fix; 1 if any failed."""
+    # One line per finding; `ruff check --output-format full FILE` shows the context and the fix.
     checks = [
-        ("ruff format", [BIN / "ruff", "format", "--check", "."]),
-        ("ruff check", [BIN / "ruff", "check", "."]),
+        ("ruff format", [BIN / "ruff", "format", "--check", "--output-format", "concise", "."]),
+        ("ruff check", [BIN / "ruff", "check", "--output-format", "concise", "."]),
         ("mypy", [BIN / "mypy"]),  # its files and strictness are in pyproject.toml
     ]
     failed = []
