@@ -7,31 +7,33 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio.to_thread
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
 
 from twofold import __version__
-from twofold.wiring import Services, build_services
 from twofold.settings import Settings
-from twofold.web import errors
-from twofold.web.api import router as api_router
-from twofold.web.api_practice import router as api_practice_router
-from twofold.web.api_recovery import router as api_recovery_router
-from twofold.web.api_trust import router as api_trust_router
-from twofold.web.pages_admin import router as pages_admin_router
-from twofold.web.pages import router as pages_router
-from twofold.web.pages_trust import router as pages_trust_router
-from twofold.web.pages_recovery import router as pages_recovery_router
+from twofold.web import errors, health, signin
+from twofold.web.account import browsers, me, password, security, sessions, two_factor_required
+from twofold.web.factors import email_code, recovery_codes, totp
+from twofold.web.practice import audit_log, enrolment, members, policy, resets, setup_links
 from twofold.web.security import SecurityMiddleware
 from twofold.web.server import redact_access_log
+from twofold.wiring import Services, build_services
 
-HERE = Path(__file__).parent
-templates = Jinja2Templates(directory=HERE / "templates")
+STATIC = Path(__file__).parent / "static"
 
-
-def render(request: Request, name: str, context: dict | None = None, status: int = 200):
-    return templates.TemplateResponse(request, name, context or {}, status_code=status)
+# The order routes are tried in. Only paths that could match the same request need care:
+# members.pages registers "/admin/members/new" and "/admin/members/import" before
+# "/admin/members/{member_id}"; no two modules hold such a pair.
+API_ROUTERS = (
+    signin.api, me.api, totp.api, health.api, sessions.api, browsers.api, password.api, recovery_codes.api,
+    email_code.api, members.api, setup_links.api, enrolment.api, resets.api, policy.api, audit_log.api,
+)
+PAGE_ROUTERS = (
+    signin.pages, security.pages, totp.pages, password.pages, sessions.pages, browsers.pages, recovery_codes.pages,
+    email_code.pages, members.pages, setup_links.pages, enrolment.pages, resets.pages, policy.pages, audit_log.pages,
+    two_factor_required.pages,
+)
 
 
 def create_app(services: Services) -> FastAPI:
@@ -71,16 +73,10 @@ def create_app(services: Services) -> FastAPI:
         public_origin=settings.public_origin,
         hsts=settings.production,
     )
-    errors.install(app, render)
-    app.include_router(api_router)
-    app.include_router(api_trust_router)
-    app.include_router(api_recovery_router)
-    app.include_router(api_practice_router)
-    app.include_router(pages_router)
-    app.include_router(pages_trust_router)
-    app.include_router(pages_recovery_router)
-    app.include_router(pages_admin_router)
-    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    errors.install(app)
+    for router in (*API_ROUTERS, *PAGE_ROUTERS):
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
 
 

@@ -10,8 +10,7 @@ from twofold.context import RequestContext
 from twofold.errors import Forbidden, NotAuthenticated
 from twofold.wiring import Services
 from twofold.core.sessions import ActiveSession
-
-SESSION_COOKIE = "twofold_session"
+from twofold.web.rendering import SESSION_COOKIE
 
 
 # Dependencies that do no I/O are ``async def``: FastAPI runs a plain ``def`` one in the
@@ -65,36 +64,6 @@ Enrolling = Annotated[ActiveSession, Depends(enrolling_session)]
 PracticeAdmin = Annotated[ActiveSession, Depends(practice_admin)]
 
 
-LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "testserver"})
-
-
-def cookie_secure(request: Request) -> bool:
-    """Secure cookies everywhere but plain-HTTP localhost in development."""
-    services: Services = request.app.state.services
-    if services.settings.production:
-        return True
-    if request.scope.get("scheme") != "http":
-        return True
-    return request_hostname(request) not in LOCAL_HOSTS
-
-
-def request_hostname(request: Request) -> str:
-    """The host the client asked for (Host header, else the server address), without the port.
-
-    What ``request.url.hostname`` gives, without building and parsing a URL on
-    every sign-in.
-    """
-    host = request.headers.get("host")
-    if not host:
-        server = request.scope.get("server")
-        return str(server[0]).lower() if server else ""
-    host = host.strip().lower()
-    if host.startswith("["):  # [::1]:8000
-        return host[1 : host.find("]")] if "]" in host else host[1:]
-    name, _, _port = host.partition(":")
-    return name
-
-
 def peek_session(request: Request) -> ActiveSession | None:
     """The live session without counting this request as activity (for "how long is left?")."""
     services: Services = request.app.state.services
@@ -110,28 +79,6 @@ def current_session_untouched(active: Annotated[ActiveSession | None, Depends(pe
 SignedInUntouched = Annotated[ActiveSession, Depends(current_session_untouched)]
 
 
-def apply_browser_cookie(request: Request, response, cookie) -> None:
-    """Set or delete a remembered-browser cookie (a ``BrowserCookie`` from the core), if any.
-
-    HttpOnly, SameSite=Lax, Secure outside plain-HTTP localhost, and a Max-Age
-    equal to the trust's lifetime, so the browser drops it when the server would.
-    """
-    if cookie is None:
-        return
-    secure = cookie_secure(request)
-    if cookie.value is None:
-        response.delete_cookie(cookie.name, path="/", httponly=True, samesite="lax", secure=secure)
-    else:
-        response.set_cookie(
-            cookie.name, cookie.value, max_age=cookie.max_age, path="/", httponly=True, samesite="lax", secure=secure
-        )
-
-
 # A row id in a path: a positive 64-bit integer, so no database is handed a number it cannot store.
 RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
-
-def link_base(request: Request) -> str:
-    """Where emailed links point: TWOFOLD_PUBLIC_ORIGIN, or the address this request came to."""
-    services: Services = request.app.state.services
-    return (services.settings.public_origin or str(request.base_url)).rstrip("/")

@@ -11,6 +11,8 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from twofold import errors as core
+from twofold.web.rendering import render
+
 log = logging.getLogger("twofold.web")
 
 STATUS = [
@@ -65,7 +67,7 @@ def _return_target(request: Request) -> str | None:
     return None
 
 
-def install(app: FastAPI, render_page) -> None:
+def install(app: FastAPI) -> None:
     @app.exception_handler(core.TwofoldError)
     async def _twofold_error(request: Request, exc: core.TwofoldError) -> Response:
         if wants_json(request):
@@ -75,7 +77,7 @@ def install(app: FastAPI, render_page) -> None:
             return RedirectResponse(f"/sign-in?next={quote(target, safe='')}" if target else "/sign-in", status_code=303)
         if isinstance(exc, core.TwoFactorRequired):
             return RedirectResponse("/account/two-factor", status_code=303)
-        return render_page(request, "error.html", {"title": "Something needs attention", "message": exc.message}, status_for(exc))
+        return render(request, "error.html", {"title": "Something needs attention", "message": exc.message}, status_for(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
@@ -86,7 +88,7 @@ def install(app: FastAPI, render_page) -> None:
         message = "The request is not valid. " + "; ".join(problems[:5])
         if wants_json(request):
             return JSONResponse({"error": "validation_error", "message": message}, status_code=422)
-        return render_page(request, "error.html", {"title": "That did not look right", "message": message}, 422)
+        return render(request, "error.html", {"title": "That did not look right", "message": message}, 422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -96,7 +98,7 @@ def install(app: FastAPI, render_page) -> None:
             message = "There is nothing at this address."
         if wants_json(request):
             return JSONResponse({"error": code, "message": message}, status_code=exc.status_code, headers=exc.headers)
-        return render_page(request, "error.html", {"title": "Not here", "message": message}, exc.status_code)
+        return render(request, "error.html", {"title": "Not here", "message": message}, exc.status_code)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -1,73 +1,24 @@
-"""Pydantic schemas of the JSON API, by family."""
+"""Pydantic schemas every part of the JSON API shares: the error body, a bare status, the
+re-authentication body, and the error answers every route documents.
+
+Each domain's own schemas sit beside its routes (``account/schemas.py``, ``factors/schemas.py``,
+``practice/schemas.py``); sign-in's are in ``signin.py``.
+"""
 
 from __future__ import annotations
-
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 
 class Strict(BaseModel):
+    """A request body: unknown fields and loose types are refused (422)."""
+
     model_config = ConfigDict(extra="forbid", strict=True)
-
-
-class SignInRequest(Strict):
-    email: str = Field(min_length=1, max_length=320)
-    password: str = Field(min_length=1, max_length=1024)
-
-
-class SecondFactorRequest(Strict):
-    method: str = Field(min_length=1, max_length=32)
-    code: str = Field(min_length=1, max_length=64)
-    remember_browser: bool = False
-
-
-class TotpConfirm(Strict):
-    enrollment_id: str = Field(min_length=1, max_length=64)
-    code: str = Field(min_length=1, max_length=64)
 
 
 class ReauthRequest(Strict):
     password: str = Field(min_length=1, max_length=1024)
     code: str = Field(min_length=1, max_length=64)
-
-
-class SignedInPublic(BaseModel):
-    status: Literal["signed_in"] = "signed_in"
-
-
-class SecondFactorRequiredPublic(BaseModel):
-    status: Literal["second_factor_required"] = "second_factor_required"
-    flow_id: str
-    methods: list[str]
-
-
-class TwoFactorPublic(BaseModel):
-    enabled: bool
-    methods: list[str]
-    recovery_codes_left: int = 0
-
-
-class PracticePublic(BaseModel):
-    id: int
-    name: str
-
-
-class MePublic(BaseModel):
-    id: int
-    email: str
-    name: str
-    role: str
-    practice: PracticePublic
-    two_factor: TwoFactorPublic
-    session_expires_at: str
-
-
-class TotpEnrollmentPublic(BaseModel):
-    enrollment_id: str
-    secret: str
-    otpauth_uri: str
-    qr_svg: str
 
 
 class StatusPublic(BaseModel):
@@ -77,3 +28,12 @@ class StatusPublic(BaseModel):
 class ErrorPublic(BaseModel):
     error: str
     message: str
+
+
+ERRORS = {
+    400: {"model": ErrorPublic, "description": "Invalid code or request"},
+    401: {"model": ErrorPublic, "description": "Not signed in, or wrong credentials"},
+    403: {"model": ErrorPublic, "description": "Refused (another origin, or not allowed)"},
+    422: {"model": ErrorPublic, "description": "Malformed input"},
+    429: {"model": ErrorPublic, "description": "Throttled; see retry_after and Retry-After"},
+}

@@ -1,4 +1,4 @@
-"""Pydantic schemas of the sessions, remembered-browsers and password routes (issue 3)."""
+"""Pydantic schemas of the account routes: /me, sessions, remembered browsers and the password."""
 
 from __future__ import annotations
 
@@ -7,6 +7,27 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from twofold.web.schemas import Strict
+
+
+class TwoFactorPublic(BaseModel):
+    enabled: bool
+    methods: list[str]
+    recovery_codes_left: int = 0
+
+
+class PracticePublic(BaseModel):
+    id: int
+    name: str
+
+
+class MePublic(BaseModel):
+    id: int
+    email: str
+    name: str
+    role: str
+    practice: PracticePublic
+    two_factor: TwoFactorPublic
+    session_expires_at: str
 
 
 class SessionPublic(BaseModel):

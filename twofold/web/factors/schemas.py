@@ -1,10 +1,22 @@
-"""Pydantic schemas of the backup-code, email-code and lost-phone API (issue 4)."""
+"""Pydantic schemas of the second factors' routes: the authenticator app, backup codes and email codes."""
 
 from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
 from twofold.web.schemas import Strict
+
+
+class TotpConfirm(Strict):
+    enrollment_id: str = Field(min_length=1, max_length=64)
+    code: str = Field(min_length=1, max_length=64)
+
+
+class TotpEnrollmentPublic(BaseModel):
+    enrollment_id: str
+    secret: str
+    otpauth_uri: str
+    qr_svg: str
 
 
 class CodeRequest(Strict):

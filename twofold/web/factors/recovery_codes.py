@@ -1,0 +1,117 @@
+"""Backup codes: new codes (the Security page's form and ``POST /api/v1/me/recovery-codes``), and
+the page that shows a new set once, with its download and "I have saved them"."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import PlainTextResponse, RedirectResponse, Response
+
+from twofold import errors as core
+from twofold.core.security_mail import format_when
+from twofold.core.sessions import ActiveSession
+from twofold.web.account.security import security_page
+from twofold.web.deps import Context, ServicesDep, SignedIn
+from twofold.web.errors import status_for
+from twofold.web.factors.schemas import RecoveryCodesPublic
+from twofold.web.rendering import HOME, back_home, render
+from twofold.web.schemas import ERRORS, ReauthRequest
+
+api = APIRouter(prefix="/api/v1", responses=ERRORS)
+pages = APIRouter(include_in_schema=False)
+
+CodeField = Annotated[str, Form(max_length=64)]
+PasswordField = Annotated[str, Form(max_length=1024)]
+CodesField = Annotated[list[str], Form()]
+
+
+def recovery_codes_page(
+    request: Request, active: ActiveSession, services, codes: list[str], *,
+    headline: str | None = None, error: str | None = None, status: int = 200,
+) -> Response:
+    """The page that shows a new set of backup codes, once (they are kept only as hashes)."""
+    return render(
+        request, "recovery_codes.html",
+        {
+            "user": active.user, "session": active, "codes": codes, "headline": headline, "error": error,
+            "made_at": format_when(services.clock.now()),
+        },
+        status,
+    )
+
+
+@api.post(
+    "/me/recovery-codes",
+    response_model=RecoveryCodesPublic,
+    summary="Generate new backup codes",
+    description="Needs the password and a code (app, backup or emailed). Every earlier backup code stops working.",
+)
+def regenerate_recovery_codes(body: ReauthRequest, active: SignedIn, services: ServicesDep, context: Context):
+    codes = services.recovery_code_enrollment.regenerate_recovery_codes(
+        user=active.user, password=body.password, code=body.code, context=context
+    )
+    return RecoveryCodesPublic(recovery_codes=codes)
+
+
+@pages.post("/account/security/recovery-codes")
+def regenerate_recovery_codes_form(
+    request: Request, active: SignedIn, services: ServicesDep, context: Context,
+    password: PasswordField = "", code: CodeField = "",
+):
+    try:
+        if not password or not code.strip():
+            raise core.InvalidInput("Enter your password and a code.")
+        codes = services.recovery_code_enrollment.regenerate_recovery_codes(user=active.user, password=password, code=code, context=context)
+    except core.TwofoldError as exc:
+        return security_page(request, active, services, status=status_for(exc), form="regen", error=exc.message)
+    return recovery_codes_page(
+        request, active, services, codes, headline="New backup codes are ready. Your earlier codes no longer work."
+    )
+
+
+def _codes_from(values: list[str]) -> list[str]:
+    return [value for value in values if len(value) <= 32][:20]
+
+
+@pages.post("/account/security/recovery-codes/download")
+def download_recovery_codes(
+    request: Request, active: SignedIn, services: ServicesDep, code: CodesField = [],  # noqa: B006 - FastAPI copies defaults
+):
+    """The codes just shown, as a text file. The page sends them back (the server keeps only hashes);
+    only the account's own unused codes are written out."""
+    codes = services.recovery_code_enrollment.unused_recovery_codes(user=active.user, codes=_codes_from(code))
+    if not codes:
+        return render(request, "error.html", {
+            "title": "Nothing to download", "back": HOME, "session": active,
+            "message": "These backup codes are no longer valid. Generate new codes in your security settings.",
+        }, 410)
+    lines = [
+        f"Twofold backup codes for {active.user.email} ({active.user.practice.name})",
+        f"Made {format_when(services.clock.now())}. Each code works once, in place of a code from your app.",
+        "Keep this file somewhere safe, away from your phone.",
+        "",
+        *codes,
+        "",
+    ]
+    return PlainTextResponse(
+        "\n".join(lines),
+        headers={"Content-Disposition": 'attachment; filename="twofold-backup-codes.txt"'},
+    )
+
+
+@pages.post("/account/security/recovery-codes/saved")
+def recovery_codes_saved(
+    request: Request, active: SignedIn, services: ServicesDep,
+    code: CodesField = [],  # noqa: B006 - FastAPI copies defaults
+    saved: Annotated[str, Form(max_length=8)] = "",
+):
+    if saved == "yes":
+        return back_home("codes_saved")
+    codes = services.recovery_code_enrollment.unused_recovery_codes(user=active.user, codes=_codes_from(code))
+    if not codes:
+        return RedirectResponse(HOME, status_code=303)
+    return recovery_codes_page(
+        request, active, services, codes, status=422,
+        error="Tick the box to confirm you have saved the codes: you will not see them again.",
+    )

@@ -1,0 +1,97 @@
+"""The practice's security policy: whether 2FA is required and for whom, the grace period, the
+methods allowed, remembered-browser days and the idle timeout; page (with a preview of who
+would be asked) and JSON."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse
+
+from twofold import errors as core
+from twofold.web.deps import Context, PracticeAdmin, ServicesDep
+from twofold.web.practice.common import Page, api_router
+from twofold.web.practice.schemas import MemberPublic, PolicyPreviewPublic, PolicyPublic, PolicyUpdate
+from twofold.web.rendering import PRACTICE_NOTICES, render
+
+api = api_router()
+pages = APIRouter(include_in_schema=False)
+
+
+@api.get("/policy", response_model=PolicyPublic, summary="The practice's security policy")
+def get_policy(admin: PracticeAdmin, services: ServicesDep):
+    return PolicyPublic.of(services.policies.get(practice_id=admin.user.practice_id))
+
+
+@api.put(
+    "/policy", response_model=PolicyPublic, summary="Change the practice's security policy",
+    description="Fields left out keep their value. `grace_days` 0-30, `remember_browser_days` 0-30, "
+    "`idle_timeout_minutes` 1-60; `required_roles` empty means every role (admins are always included); "
+    "`allowed_methods` from `totp` (always), `email`, `recovery_code`. Applies at each member's next request.",
+)
+def put_policy(body: PolicyUpdate, admin: PracticeAdmin, services: ServicesDep, context: Context):
+    settings = services.policies.update(
+        practice_id=admin.user.practice_id, actor_id=admin.user.id, changes=body.changes(), context=context
+    )
+    return PolicyPublic.of(settings)
+
+
+@api.post(
+    "/policy/preview", response_model=PolicyPreviewPublic, summary="Who a policy would require to set up 2FA",
+    description="Changes nothing. The body is as for PUT; answers the active members who would have to set up "
+    "two-factor authentication (50 a page), how many in all, and by when.",
+)
+def preview_policy(body: PolicyUpdate, admin: PracticeAdmin, services: ServicesDep, page: Page = 1):
+    practice_id = admin.user.practice_id
+    settings = services.policies.proposed(practice_id=practice_id, changes=body.changes())
+    preview = services.policies.preview(practice_id=practice_id, settings=settings, page=page)
+    return PolicyPreviewPublic(
+        items=[MemberPublic.of(view) for view in preview.members.items], total=preview.members.total,
+        due_at=preview.due_at.isoformat() if preview.due_at else None,
+    )
+
+
+@pages.get("/admin/policy")
+def policy_page(request: Request, admin: PracticeAdmin, services: ServicesDep, notice: str = ""):
+    practice_id = admin.user.practice_id
+    return render(request, "admin/policy.html", {
+        "session": admin, "policy": services.policies.get(practice_id=practice_id), "methods": services.policies.methods(),
+        "since": services.policies.required_since(practice_id=practice_id), "notice": PRACTICE_NOTICES.get(notice),
+    })
+
+
+@pages.post("/admin/policy")
+def policy_submit(
+    request: Request, admin: PracticeAdmin, services: ServicesDep, context: Context,
+    action: Annotated[str, Form(max_length=16)] = "save",
+    require_two_factor: Annotated[bool, Form()] = False,
+    required_roles: Annotated[list[str], Form()] = [],  # noqa: B006 - FastAPI copies defaults
+    grace_days: Annotated[str, Form(max_length=6)] = "",
+    allowed_methods: Annotated[list[str], Form()] = [],  # noqa: B006
+    remember_browser_days: Annotated[str, Form(max_length=6)] = "",
+    idle_timeout_minutes: Annotated[str, Form(max_length=6)] = "",
+):
+    practice_id = admin.user.practice_id
+    numbers = {"grace_days": grace_days, "remember_browser_days": remember_browser_days, "idle_timeout_minutes": idle_timeout_minutes}
+    form = {
+        "require_two_factor": require_two_factor, "required_roles": required_roles[:10],
+        "allowed_methods": ["totp", *[m for m in allowed_methods[:10] if m != "totp"]], **numbers,
+    }
+    preview = error = None
+    try:
+        bad = [name for name, value in numbers.items() if not value.strip().isdigit()]
+        if bad:
+            raise core.InvalidInput(f"{bad[0].replace('_', ' ').capitalize()} must be a whole number.")
+        changes = {**form, **{name: int(value) for name, value in numbers.items()}}
+        settings = services.policies.proposed(practice_id=practice_id, changes=changes)
+        if action != "preview":
+            services.policies.update(practice_id=practice_id, actor_id=admin.user.id, changes=changes, context=context)
+            return RedirectResponse("/admin/policy?notice=policy", status_code=303)
+        preview = services.policies.preview(practice_id=practice_id, settings=settings)
+    except core.InvalidInput as exc:
+        error = exc.message
+    return render(request, "admin/policy.html", {
+        "session": admin, "policy": form, "methods": services.policies.methods(), "preview": preview, "error": error,
+        "since": services.policies.required_since(practice_id=practice_id),
+    }, 422 if error else 200)

@@ -1,0 +1,117 @@
+"""Set-up links: the admin emails a member a one-time link (page and JSON), and the member's
+side of it, ``/setup/{token}``: choose a password, then set up an authenticator app. The
+member's pages need no session: the link's token is the bearer."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse
+
+from twofold import errors as core
+from twofold.core.practice.setup_links import SetupLinkInvalid
+from twofold.crypto.otp import normalize_code
+from twofold.web.deps import Context, PracticeAdmin, ServicesDep
+from twofold.web.practice.common import CONFLICT, NOT_FOUND, api_router, member_page
+from twofold.web.practice.schemas import SetupLinkPublic
+from twofold.web.rendering import link_base, render
+
+api = api_router()
+pages = APIRouter(include_in_schema=False)
+
+
+@api.post(
+    "/members/{member_id}/setup-link", response_model=SetupLinkPublic, responses={**NOT_FOUND, **CONFLICT},
+    summary="Email the member a one-time set-up link",
+    description="Valid 72 hours, used once; any earlier link of the member stops working.",
+)
+def send_setup_link(member_id: int, request: Request, admin: PracticeAdmin, services: ServicesDep, context: Context):
+    expires_at = services.setup.send_link(
+        practice_id=admin.user.practice_id, actor_id=admin.user.id, member_id=member_id, context=context,
+        link_base=link_base(request),
+    )
+    return SetupLinkPublic(expires_at=expires_at.isoformat())
+
+
+@pages.post("/admin/members/{member_id}/setup-link")
+def member_setup_link(request: Request, member_id: int, admin: PracticeAdmin, services: ServicesDep, context: Context):
+    try:
+        services.setup.send_link(
+            practice_id=admin.user.practice_id, actor_id=admin.user.id, member_id=member_id, context=context,
+            link_base=link_base(request),
+        )
+    except core.Conflict as exc:
+        return member_page(request, admin, services, member_id, 409, link_error=exc.message)
+    return RedirectResponse(f"/admin/members/{member_id}?notice=link_sent", status_code=303)
+
+
+# -- the member's side (no session needed) ----------------------------------------------------------
+
+
+def _setup_gone(request: Request, exc: SetupLinkInvalid):
+    return render(request, "setup/invalid.html", {"message": exc.message}, 410 if exc.reason != "unknown" else 404)
+
+
+@pages.get("/setup/{token}")
+def setup_page(request: Request, token: str, services: ServicesDep, context: Context):
+    try:
+        state = services.setup.open(token=token, context=context)
+    except SetupLinkInvalid as exc:
+        return _setup_gone(request, exc)
+    return render(request, "setup/start.html", {"token": token, "state": state})
+
+
+@pages.post("/setup/{token}/password")
+def setup_password(
+    request: Request, token: str, services: ServicesDep, context: Context,
+    password: Annotated[str, Form(max_length=1024)] = "", password_again: Annotated[str, Form(max_length=1024)] = "",
+):
+    try:
+        state = services.setup.open(token=token, context=context)
+    except SetupLinkInvalid as exc:
+        return _setup_gone(request, exc)
+    try:
+        if state.needs_password:
+            if password != password_again:
+                raise core.InvalidInput("The two passwords are not the same. Type the same password twice.")
+            step = services.setup.choose_password(token=token, password=password, context=context)
+        else:
+            step = services.setup.verify_password(token=token, password=password, context=context)
+    except SetupLinkInvalid as exc:
+        return _setup_gone(request, exc)
+    except (core.InvalidInput, core.InvalidCredentials, core.Throttled, core.Conflict) as exc:
+        if isinstance(exc, core.Conflict):  # the password was chosen meanwhile: ask for it
+            state = services.setup.open(token=token, context=context)
+        throttled = isinstance(exc, core.Throttled)
+        page = render(request, "setup/start.html", {"token": token, "state": state, "error": exc.message}, 429 if throttled else 400)
+        if throttled:
+            page.headers["Retry-After"] = str(exc.retry_after)
+        return page
+    if step.done:
+        return render(request, "setup/done.html", {})
+    return render(request, "setup/totp.html", {"token": token, "enrollment": step.enrollment, "state": state})
+
+
+@pages.post("/setup/{token}/confirm")
+def setup_confirm(
+    request: Request, token: str, services: ServicesDep, context: Context,
+    enrollment_id: Annotated[str, Form(max_length=64)] = "", code: Annotated[str, Form(max_length=64)] = "",
+):
+    error = None
+    if normalize_code(code) is None:
+        error = "Enter the 6-digit code your app shows now (digits only)."
+    else:
+        try:
+            services.setup.confirm(token=token, enrollment_id=enrollment_id, code=code, context=context)
+            return render(request, "setup/done.html", {})
+        except SetupLinkInvalid as exc:
+            return _setup_gone(request, exc)
+        except core.NotFound:
+            return render(request, "setup/invalid.html", {"message": "This set-up took too long and expired. Open the link from your email again."}, 410)
+        except (core.InvalidCode, core.Throttled) as exc:
+            error = exc.message
+    enrollment = services.setup.pending_enrollment(token=token, enrollment_id=enrollment_id)
+    if enrollment is None:
+        return render(request, "setup/invalid.html", {"message": "This set-up expired. Open the link from your email again."}, 410)
+    return render(request, "setup/totp.html", {"token": token, "enrollment": enrollment, "error": error}, 400)

@@ -1,0 +1,242 @@
+"""Signing in and out: the sign-in page and ``POST /api/v1/sign-in``, the code step (page and
+``second-factor``), a sign-in code by email, sign-out, and the lost-phone help page.
+
+The browser carries only the sign-in flow's id between the password and the code; the
+session cookie is set once the flow is done.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import JSONResponse, RedirectResponse
+from pydantic import BaseModel, Field
+
+from twofold import errors as core
+from twofold.core.signin import SignInResult
+from twofold.web.blocking import database_work
+from twofold.web.deps import Context, MaybeSignedIn, ServicesDep
+from twofold.web.errors import error_response, status_for
+from twofold.web.factors.email_code import SENDING, code_sent
+from twofold.web.factors.schemas import CodeSentPublic
+from twofold.web.rendering import HOME, NOTICES, SESSION_COOKIE, render, safe_next, set_cookies
+from twofold.web.schemas import ERRORS, ErrorPublic, StatusPublic, Strict
+
+api = APIRouter(prefix="/api/v1", responses=ERRORS)
+pages = APIRouter(include_in_schema=False)
+
+class SignInRequest(Strict):
+    email: str = Field(min_length=1, max_length=320)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class SecondFactorRequest(Strict):
+    method: str = Field(min_length=1, max_length=32)
+    code: str = Field(min_length=1, max_length=64)
+    remember_browser: bool = False
+
+
+class SignedInPublic(BaseModel):
+    status: Literal["signed_in"] = "signed_in"
+
+
+class SecondFactorRequiredPublic(BaseModel):
+    status: Literal["second_factor_required"] = "second_factor_required"
+    flow_id: str
+    methods: list[str]
+
+
+# -- JSON ------------------------------------------------------------------------------------
+
+
+def signed_in_answer(request: Request, result: SignInResult) -> JSONResponse:
+    if result.status == "signed_in":
+        response = JSONResponse(SignedInPublic().model_dump())
+        set_cookies(request, response, session_token=result.session_token, browser=result.browser_cookie)
+    else:
+        response = JSONResponse(SecondFactorRequiredPublic(flow_id=result.flow_id, methods=result.methods).model_dump())
+        set_cookies(request, response, browser=result.browser_cookie)
+    return response
+
+
+@api.post(
+    "/sign-in",
+    response_model=SignedInPublic | SecondFactorRequiredPublic,
+    summary="Check email and password",
+    description="Signs in, or opens a sign-in flow when a second factor is needed. "
+    "Unknown email and wrong password get the same 401 `invalid_credentials`. "
+    "A request carrying a live remembered-browser cookie of this account is signed in without a code.",
+)
+def sign_in(body: SignInRequest, request: Request, services: ServicesDep, context: Context):
+    result = services.sign_in.start_sign_in(
+        email=body.email, password=body.password, context=context, remembered_cookies=request.cookies
+    )
+    return signed_in_answer(request, result)
+
+
+@api.post(
+    "/sign-in/{flow_id}/second-factor",
+    response_model=SignedInPublic,
+    summary="Complete a sign-in with a second factor",
+    description='With `"remember_browser": true` the answer also sets a remembered-browser cookie: '
+    "later sign-ins from this client ask for the password only, until the practice's days run out "
+    "or the trust is revoked. Ignored when the practice remembers no browser.",
+    responses={404: {"model": ErrorPublic}, 410: {"model": ErrorPublic}},
+)
+async def second_factor(
+    flow_id: str, body: SecondFactorRequest, request: Request, services: ServicesDep, context: Context
+):
+    try:
+        result = await database_work(
+            services, services.sign_in.verify_second_factor,
+            flow_id=flow_id, method=body.method, code=body.code, context=context,
+            remember_browser=body.remember_browser,
+        )
+    except core.InvalidCode as exc:
+        return error_response(exc, 401)  # the contract: a wrong code at sign-in is 401
+    return signed_in_answer(request, result)
+
+
+@api.post("/sign-out", response_model=StatusPublic, summary="End this session")
+def sign_out(request: Request, services: ServicesDep, context: Context):
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        services.accounts.sign_out(token=token, context=context)
+    return set_cookies(request, JSONResponse(StatusPublic(status="signed_out").model_dump()), end_session=True)
+
+
+@api.post(
+    "/sign-in/{flow_id}/email-code",
+    status_code=202,
+    response_model=CodeSentPublic,
+    responses={404: {"model": ErrorPublic}, 410: {"model": ErrorPublic}, **SENDING},
+    summary="Email an 8-digit sign-in code",
+    description="Sends a code valid 10 minutes, once; a newer code replaces it. Only when the flow's `methods` "
+    "lists `email`. Complete with `second-factor` and `{\"method\": \"email\", \"code\"}`.",
+)
+def sign_in_email_code(flow_id: str, services: ServicesDep, context: Context):
+    return code_sent(services.sign_in.begin_challenge(flow_id=flow_id, method="email", context=context))
+
+
+# -- pages ------------------------------------------------------------------------------------
+
+
+@pages.get("/")
+def index(active: MaybeSignedIn):
+    return RedirectResponse(HOME if active else "/sign-in", status_code=303)
+
+
+@pages.get("/sign-in")
+def sign_in_page(request: Request, active: MaybeSignedIn, next: str | None = None, notice: str | None = None):
+    if active:
+        return RedirectResponse(safe_next(next), status_code=303)
+    return render(request, "sign_in.html", {"next": safe_next(next) if next else "", "notice": NOTICES.get(notice or "")})
+
+
+@pages.post("/sign-in")
+def sign_in_submit(
+    request: Request,
+    services: ServicesDep,
+    context: Context,
+    email: Annotated[str, Form(max_length=320)] = "",
+    password: Annotated[str, Form(max_length=1024)] = "",
+    next: Annotated[str, Form(max_length=500)] = "",
+):
+    form = {"email": email, "next": next}
+    if not email.strip() or not password:
+        return render(request, "sign_in.html", {**form, "error": "Enter your email and your password."}, 422)
+    try:
+        result = services.sign_in.start_sign_in(
+            email=email, password=password, context=context, return_to=safe_next(next), remembered_cookies=request.cookies
+        )
+    except (core.InvalidCredentials, core.Throttled) as exc:
+        return render(request, "sign_in.html", {**form, "error": exc.message}, status_for(exc))
+    if result.status != "signed_in":
+        response = RedirectResponse(f"/sign-in/{result.flow_id}/code", status_code=303)
+        return set_cookies(request, response, browser=result.browser_cookie)
+    target = safe_next(next)
+    if services.enforcement.requirement_for(result.user_id).outstanding:
+        target = f"/account/two-factor?next={quote(target, safe='')}"  # the practice wants 2FA: enrol first
+    response = RedirectResponse(target, status_code=303)
+    return set_cookies(request, response, session_token=result.session_token, browser=result.browser_cookie)
+
+
+@pages.get("/sign-in/{flow_id}/code")
+def code_page(request: Request, flow_id: str, services: ServicesDep):
+    try:
+        _flow, user, methods = services.sign_in.flow_methods(flow_id)
+    except (core.FlowNotFound, core.FlowExpired) as exc:
+        return render(request, "flow_gone.html", {"message": exc.message}, status_for(exc))
+    remember_days = services.accounts.policy_for(user).remember_browser_days
+    return render(request, "code.html", {"flow_id": flow_id, "methods": methods, "remember_days": remember_days})
+
+
+@pages.post("/sign-in/{flow_id}/code")
+def code_submit(
+    request: Request,
+    flow_id: str,
+    services: ServicesDep,
+    context: Context,
+    code: Annotated[str, Form(max_length=64)] = "",
+    method: Annotated[str, Form(max_length=32)] = "totp",
+    remember_browser: Annotated[str, Form(max_length=8)] = "",
+):
+    remember = remember_browser in ("1", "on", "true")
+    try:
+        result = services.sign_in.verify_second_factor(
+            flow_id=flow_id, method=method, code=code, context=context, remember_browser=remember
+        )
+    except (core.FlowNotFound, core.FlowExpired) as exc:
+        return render(request, "flow_gone.html", {"message": exc.message}, 410)  # this form's answer for both
+    except (core.Throttled, core.InvalidCode, core.InvalidInput, core.MethodNotAvailable) as exc:
+        # As the JSON contract: a refused code at sign-in is 401, whatever the reason.
+        status = 429 if isinstance(exc, core.Throttled) else 401
+        page = {**code_page_context(services, flow_id, method, error=exc.message), **remember_option(services, flow_id, remember)}
+        return render(request, "code.html", page, status)
+    response = RedirectResponse(safe_next(result.return_to), status_code=303)
+    return set_cookies(request, response, session_token=result.session_token, browser=result.browser_cookie)
+
+
+@pages.post("/sign-in/{flow_id}/email-code")
+def email_code_form(request: Request, flow_id: str, services: ServicesDep, context: Context):
+    try:
+        sent = services.sign_in.begin_challenge(flow_id=flow_id, method="email", context=context)
+    except (core.FlowNotFound, core.FlowExpired) as exc:
+        return render(request, "flow_gone.html", {"message": exc.message}, status_for(exc))
+    except (core.Throttled, core.DeliveryFailed, core.MethodNotAvailable) as exc:
+        return render(request, "code.html", code_page_context(services, flow_id, "email", error=exc.message), status_for(exc))
+    notice = f"We emailed a code to {sent.sent_to}. It works once, for 10 minutes."
+    return render(request, "code.html", code_page_context(services, flow_id, "email", notice=notice))
+
+
+def code_page_context(services, flow_id: str, method: str, **extra) -> dict:
+    """The code page again, offering every method of the flow, with ``method``'s form in front."""
+    try:
+        _flow, _user, methods = services.sign_in.flow_methods(flow_id)
+    except core.TwofoldError:
+        methods = [method]
+    return {"flow_id": flow_id, "methods": methods, "active_method": method, **extra}
+
+
+def remember_option(services, flow_id: str, checked: bool = False) -> dict:
+    """What the code page's "Remember this browser" checkbox needs (none when the policy says 0 days)."""
+    try:
+        _flow, user, _methods = services.sign_in.flow_methods(flow_id)
+    except core.TwofoldError:
+        return {"remember_days": 0}
+    return {"remember_days": services.accounts.policy_for(user).remember_browser_days, "remember_checked": checked}
+
+
+@pages.post("/sign-out")
+def sign_out_form(request: Request, services: ServicesDep, context: Context):
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        services.accounts.sign_out(token=token, context=context)
+    return set_cookies(request, RedirectResponse("/sign-in?notice=signed_out", status_code=303), end_session=True)
+
+
+@pages.get("/help/lost-phone")
+def lost_phone(request: Request):
+    return render(request, "lost_phone.html", {})
