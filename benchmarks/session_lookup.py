@@ -69,8 +69,8 @@ def timed(rounds: int, call) -> list[int]:
 def populate(services, *, users: int, per_user: int) -> tuple[list[str], list[tuple[int, str]]]:
     """Users, sessions and remembered browsers in bulk; returns session tokens and (user id, browser token)."""
     now = services.clock.now()
-    session_hasher = services.sessions._hasher  # noqa: SLF001 - the benchmark stores rows as the service would
-    browser_hasher = services.remembered._hasher  # noqa: SLF001
+    session_hasher = services.sessions.hasher  # noqa: SLF001 - the benchmark stores rows as the service would
+    browser_hasher = services.remembered.hasher  # noqa: SLF001
     with services.db.transaction() as s:
         practice = Practice(name="Benchmark Practice", created_at=now)
         s.add(practice)

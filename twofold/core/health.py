@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import logging
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -16,14 +18,14 @@ log = logging.getLogger("twofold.health")
 PROBE_CHAIN = 0
 
 
+@dataclass(kw_only=True, slots=True)
 class HealthCheck:
-    def __init__(self, *, db: Database) -> None:
-        self._db = db
+    db: Database
 
     def check(self) -> None:
         """Return when the database answers one primary-key read; raise ``Unavailable`` otherwise."""
         try:
-            with self._db.reading() as s:
+            with self.db.reading() as s:
                 head = s.get(AuditChainHead, PROBE_CHAIN)
         except SQLAlchemyError as exc:
             log.warning("health check: database error %s", type(exc).__name__)

@@ -29,6 +29,7 @@ from enum import StrEnum
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from twofold.clock import Clock
 from twofold.audit import AuditLog, EventTag
 from twofold.context import RequestContext
 from twofold.crypto.secret_box import TokenHasher, random_token
@@ -107,6 +108,7 @@ def trust_end(record: RememberedBrowser, policy: Policy) -> tuple[datetime, Reje
     return absolute, Rejection.EXPIRED
 
 
+@dataclass(kw_only=True, slots=True)
 class RememberedBrowserService:
     """Grants, checks, lists and revokes remembered browsers, inside the caller's transaction.
 
@@ -115,17 +117,16 @@ class RememberedBrowserService:
     an admin reset) and its audit event.
     """
 
-    def __init__(self, *, clock, hasher: TokenHasher, name_hasher: TokenHasher, audit: AuditLog) -> None:
-        self._clock = clock
-        self._hasher = hasher
-        self._name_hasher = name_hasher
-        self._audit = audit
+    clock: Clock
+    hasher: TokenHasher
+    name_hasher: TokenHasher
+    audit: AuditLog
 
     # -- cookies -----------------------------------------------------------------
 
     def cookie_name(self, user_id: int) -> str:
         """The name of ``user_id``'s remembered-browser cookie (64 bits of a keyed hash)."""
-        return COOKIE_PREFIX + self._name_hasher.hash(f"user:{user_id}")[:16]
+        return COOKIE_PREFIX + self.name_hasher.hash(f"user:{user_id}")[:16]
 
     def token_in(self, cookies: Mapping[str, str] | None, user_id: int) -> str | None:
         return (cookies or {}).get(self.cookie_name(user_id))
@@ -138,10 +139,10 @@ class RememberedBrowserService:
         if policy.remember_browser_days <= 0:
             return None
         token = random_token(TOKEN_BYTES)
-        now = self._clock.now()
+        now = self.clock.now()
         lifetime = timedelta(days=policy.remember_browser_days)
         record = RememberedBrowser(
-            token_hash=self._hasher.hash(token),
+            token_hash=self.hasher.hash(token),
             user_id=user.id,
             created_at=now,
             last_used_at=now,
@@ -152,7 +153,7 @@ class RememberedBrowserService:
         )
         session.add(record)
         session.flush()
-        self._audit.record(
+        self.audit.record(
             session, EventTag.REMEMBERED_BROWSER_GRANTED, context=context, practice_id=user.practice_id,
             actor_id=user.id, subject_id=user.id,
             details={"browser_id": record.id, "days": policy.remember_browser_days, "label": browser_label(record.user_agent)},
@@ -174,7 +175,7 @@ class RememberedBrowserService:
         token = (cookies or {}).get(name)
         if token is None:
             return TrustCheck()
-        now = self._clock.now()
+        now = self.clock.now()
         record = self.find(session, token)
         details: dict = {}
         if record is None:
@@ -195,19 +196,19 @@ class RememberedBrowserService:
             if now < end:
                 record.last_used_at = now
                 record.last_ip = context.ip
-                self._audit.record(
+                self.audit.record(
                     session, EventTag.REMEMBERED_BROWSER_USED, context=context, practice_id=user.practice_id,
                     actor_id=user.id, subject_id=user.id, details={"browser_id": record.id},
                 )
                 return TrustCheck(browser_id=record.id)
             record.revoked_at = now
             record.revoked_reason = str(why)
-            self._audit.record(
+            self.audit.record(
                 session, EventTag.REMEMBERED_BROWSER_EXPIRED, context=context, practice_id=user.practice_id,
                 subject_id=user.id, details={"browser_id": record.id, "reason": str(why), "ended_at": end.isoformat()},
             )
             return TrustCheck(rejection=why, cookie=BrowserCookie(name))
-        self._audit.record(
+        self.audit.record(
             session, EventTag.REMEMBERED_BROWSER_REJECTED, context=context, practice_id=user.practice_id,
             subject_id=user.id, details={"reason": str(rejection), **details},
         )
@@ -218,15 +219,15 @@ class RememberedBrowserService:
         if not 0 < len(token) <= MAX_TOKEN_LENGTH:
             return None
         return session.execute(
-            select(RememberedBrowser).where(RememberedBrowser.token_hash == self._hasher.hash(token))
+            select(RememberedBrowser).where(RememberedBrowser.token_hash == self.hasher.hash(token))
         ).scalar_one_or_none()
 
     def list_for(self, session: Session, *, user: User, cookies: Mapping[str, str] | None = None) -> list[BrowserView]:
         """``user``'s live remembered browsers, most recently used first; ``current`` marks this browser's."""
         policy = Policy.of(user.practice)
-        now = self._clock.now()
+        now = self.clock.now()
         token = self.token_in(cookies, user.id)
-        current_hash = self._hasher.hash(token) if token and len(token) <= MAX_TOKEN_LENGTH else None
+        current_hash = self.hasher.hash(token) if token and len(token) <= MAX_TOKEN_LENGTH else None
         rows = session.execute(
             select(RememberedBrowser)
             .where(RememberedBrowser.user_id == user.id, RememberedBrowser.revoked_at.is_(None))
@@ -258,7 +259,7 @@ class RememberedBrowserService:
                 RememberedBrowser.revoked_at.is_(None),
             )
         ).scalar_one_or_none()
-        if record is None or self._clock.now() >= trust_end(record, Policy.of(user.practice))[0]:
+        if record is None or self.clock.now() >= trust_end(record, Policy.of(user.practice))[0]:
             raise BrowserNotFound()
         self._revoke_rows(
             session, [record], reason=reason, context=context, actor_id=user.id if actor_id is None else actor_id,
@@ -269,7 +270,7 @@ class RememberedBrowserService:
         """Live remembered browsers of many users at once (the practice's member list)."""
         if not user_ids:
             return {}
-        now = self._clock.now()
+        now = self.clock.now()
         rows = session.execute(
             select(RememberedBrowser, Practice)
             .join(User, User.id == RememberedBrowser.user_id)
@@ -297,7 +298,7 @@ class RememberedBrowserService:
                 select(RememberedBrowser).where(
                     RememberedBrowser.user_id == user_id,
                     RememberedBrowser.revoked_at.is_(None),
-                    RememberedBrowser.expires_at > self._clock.now(),
+                    RememberedBrowser.expires_at > self.clock.now(),
                 )
             ).scalars()
         )
@@ -309,7 +310,7 @@ class RememberedBrowserService:
         self, session: Session, records: list[RememberedBrowser], *, reason: str, context: RequestContext,
         actor_id: int | None, user_id: int,
     ) -> None:
-        now = self._clock.now()
+        now = self.clock.now()
         ids = [record.id for record in records]
         session.execute(
             update(RememberedBrowser)
@@ -317,7 +318,7 @@ class RememberedBrowserService:
             .values(revoked_at=now, revoked_reason=reason[:64])
         )
         owner = session.get(User, user_id)
-        self._audit.record(
+        self.audit.record(
             session, EventTag.REMEMBERED_BROWSER_REVOKED, context=context,
             practice_id=owner.practice_id if owner else None, actor_id=actor_id, subject_id=user_id,
             details={"reason": reason, "count": len(ids), "browser_ids": ids},

@@ -8,6 +8,7 @@ from datetime import timedelta
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
+from twofold.clock import Clock
 from twofold.audit import AuditLog, EventTag
 from twofold.context import RequestContext
 from twofold.crypto.secret_box import TokenHasher, random_token
@@ -30,23 +31,23 @@ class ActiveSession:
     expires_at: object  # datetime: the earlier of idle and absolute end, as of this request
 
 
+@dataclass(kw_only=True, slots=True)
 class SessionService:
-    def __init__(self, *, db: Database, clock, hasher: TokenHasher, audit: AuditLog) -> None:
-        self._db = db
-        self._clock = clock
-        self._hasher = hasher
-        self._audit = audit
+    db: Database
+    clock: Clock
+    hasher: TokenHasher
+    audit: AuditLog
 
     def start(self, session: Session, *, user: User, context: RequestContext) -> str:
         """Create a session for ``user`` and return its id (256 random bits) for the cookie."""
         token = random_token(32)
-        now = self._clock.now()
+        now = self.clock.now()
         policy = Policy.of(user.practice)
         # A plain INSERT on the session's connection (every sign-in runs this; no ORM flush needed).
         _INSERT_SESSION.execute(
             session,
             {
-                "token_hash": self._hasher.hash(token),
+                "token_hash": self.hasher.hash(token),
                 "user_id": user.id,
                 "created_at": now,
                 "last_seen_at": now,
@@ -68,9 +69,9 @@ class SessionService:
         """
         if not token or len(token) > 128:
             return None
-        token_hash = self._hasher.hash(token)
-        now = self._clock.now()
-        with self._db.reading() as s:
+        token_hash = self.hasher.hash(token)
+        now = self.clock.now()
+        with self.db.reading() as s:
             row = s.execute(
                 select(UserSession, User).join(User, User.id == UserSession.user_id).where(
                     UserSession.token_hash == token_hash
@@ -85,31 +86,31 @@ class SessionService:
         idle_end = record.last_seen_at + policy.idle_timeout
         if now >= record.expires_at or now >= idle_end:
             reason = "absolute_limit" if now >= record.expires_at else "idle"
-            with self._db.transaction() as s:
+            with self.db.transaction() as s:
                 ended = s.execute(
                     update(UserSession)
                     .where(UserSession.id == record.id, UserSession.revoked_at.is_(None))
                     .values(revoked_at=now, revoked_reason=reason)
                 ).rowcount
                 if ended:
-                    self._audit.record(
+                    self.audit.record(
                         s, EventTag.SESSION_EXPIRED, context=RequestContext(), practice_id=user.practice_id,
                         actor_id=user.id, subject_id=user.id, details={"reason": reason, "session_id": record.id},
                     )
             return None
         if touch and now - record.last_seen_at >= TOUCH_INTERVAL:
-            with self._db.transaction() as s:
+            with self.db.transaction() as s:
                 s.execute(update(UserSession).where(UserSession.id == record.id).values(last_seen_at=now))
             idle_end = now + policy.idle_timeout
         return ActiveSession(record.id, user, policy, min(idle_end, record.expires_at))
 
     def end(self, session: Session, *, token: str, reason: str = "signed_out") -> UserSession | None:
         record = session.execute(
-            select(UserSession).where(UserSession.token_hash == self._hasher.hash(token))
+            select(UserSession).where(UserSession.token_hash == self.hasher.hash(token))
         ).scalar_one_or_none()
         if record is None or record.revoked_at is not None:
             return None
-        record.revoked_at = self._clock.now()
+        record.revoked_at = self.clock.now()
         record.revoked_reason = reason
         return record
 
@@ -118,4 +119,4 @@ class SessionService:
         query = update(UserSession).where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
         if keep_session_id is not None:
             query = query.where(UserSession.id != keep_session_id)
-        return session.execute(query.values(revoked_at=self._clock.now(), revoked_reason=reason)).rowcount
+        return session.execute(query.values(revoked_at=self.clock.now(), revoked_reason=reason)).rowcount

@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import aliased
 
+from twofold.clock import Clock
 from twofold.core.paging import PAGE_SIZE, Page
 from twofold.audit import GENESIS, AuditLog, EventTag, event_hash
 from twofold.context import RequestContext
@@ -113,18 +114,18 @@ _actor = aliased(User)
 _subject = aliased(User)
 
 
+@dataclass(kw_only=True, slots=True)
 class AuditTrail:
-    def __init__(self, *, db: Database, clock, audit: AuditLog) -> None:
-        self._db = db
-        self._clock = clock
-        self._audit = audit
+    db: Database
+    clock: Clock
+    audit: AuditLog
 
     # -- reading -------------------------------------------------------------------
 
     def page(self, *, practice_id: int, filter: AuditFilter = AuditFilter(), page: int = 1) -> Page[AuditEntry]:
         """Newest first, ``PAGE_SIZE`` a page."""
         page = max(1, page)
-        with self._db.reading() as s:
+        with self.db.reading() as s:
             query = self._filtered(s, practice_id, filter)
             total = s.execute(select(func.count()).select_from(query.subquery())).scalar_one()
             rows = s.execute(
@@ -139,9 +140,9 @@ class AuditTrail:
 
         The export is itself an audited event, written before the first line.
         """
-        with self._db.transaction() as s:
+        with self.db.transaction() as s:
             query = self._filtered(s, practice_id, filter)
-            self._audit.record(
+            self.audit.record(
                 s, EventTag.AUDIT_EXPORTED, context=context, practice_id=practice_id, actor_id=actor_id,
                 details={k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in _asdict(filter).items() if v},
             )
@@ -149,7 +150,7 @@ class AuditTrail:
 
     def _export_lines(self, query: Select) -> Iterator[str]:
         yield csv_line(EXPORT_COLUMNS)
-        with self._db.reading() as s:
+        with self.db.reading() as s:
             for row in s.execute(query.execution_options(yield_per=CHUNK)):
                 entry = _entry(*row)
                 yield csv_line([
@@ -160,7 +161,7 @@ class AuditTrail:
                 ])
 
     def count(self, *, practice_id: int, filter: AuditFilter = AuditFilter()) -> int:
-        with self._db.reading() as s:
+        with self.db.reading() as s:
             return s.execute(select(func.count()).select_from(self._filtered(s, practice_id, filter).subquery())).scalar_one()
 
     def _filtered(self, s, practice_id: int, f: AuditFilter) -> Select:
@@ -201,7 +202,7 @@ class AuditTrail:
 
     def verify(self, *, practice_id: int | None = None) -> list[ChainReport]:
         """Check every chain (or one practice's): each event's hash, its link, the sequence, and the head."""
-        with self._db.reading() as s:
+        with self.db.reading() as s:
             heads = s.execute(select(AuditChainHead).order_by(AuditChainHead.chain)).scalars().all()
             names = dict(s.execute(select(Practice.id, Practice.name)).all())
         if practice_id is not None:
@@ -213,7 +214,7 @@ class AuditTrail:
     def _verify_chain(self, head: AuditChainHead, practice: str | None) -> ChainReport:
         expected_seq, prev_hash, count = 1, GENESIS, 0
         problem: ChainBreak | None = None
-        with self._db.reading() as s:
+        with self.db.reading() as s:
             rows = s.execute(
                 select(AuditEvent).where(AuditEvent.chain == head.chain).order_by(AuditEvent.seq)
                 .execution_options(yield_per=CHUNK)
