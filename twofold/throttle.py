@@ -83,6 +83,11 @@ def password_checks(email: str, ip: str | None = None) -> list[tuple[Rule, str]]
     return checks
 
 
+def code_throttle_key(user_id: int) -> tuple[Rule, str]:
+    """Every second-factor method of an account shares one throttle: switching gives no fresh tries."""
+    return (CODE_PER_ACCOUNT, f"code:user:{user_id}")
+
+
 class FailureStore(Protocol):
     def failures(self, session: Session | None, key: str, since: float) -> list[float]:
         """Unix times of failures recorded for ``key`` after ``since``."""

@@ -13,11 +13,12 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, select
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from twofold.store.checkpoint import WalCheckpointer
+from twofold.store.models import User
 
 
 WAL_AUTOCHECKPOINT_PAGES = 8000
@@ -51,6 +52,39 @@ def _sqlite_tuning(engine: Engine) -> None:
         # On the driver itself: every transaction begins here, and exec_driver_sql()
         # would add SQLAlchemy's whole execution path to each of them.
         connection.connection.driver_connection.execute(_BEGIN[mode])
+
+
+class Refusal(Exception):
+    """Raised inside ``Database.transaction()`` to refuse a request but keep its record.
+
+    The block's writes (the audit event of the refusal, the throttle's failure count)
+    are committed, then ``error`` is raised to the caller. A failed guess must count
+    even though the change it asked for is refused (OWASP ASVS 2.2.1, NIST SP
+    800-63B-4 §3.2.2 rate limiting), so a plain rollback would be wrong here::
+
+        with db.transaction() as s:
+            if not code_ok:
+                throttle.hit(s, keys)
+                audit.record(s, ...)
+                raise Refusal(InvalidCode())
+    """
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+def lock_account(s: Session, user_id: int) -> None:
+    """Serialise guesses about one account until the transaction ends.
+
+    Without it, concurrent guesses on PostgreSQL all read the throttle before any
+    of them records its failure, and a burst gets more than the allowed tries.
+    SQLite's writing transactions (BEGIN IMMEDIATE) are serialised already, so
+    there the row lock would be one more query for nothing.
+    """
+    if s.get_bind().dialect.name == "sqlite":
+        return
+    s.execute(select(User.id).where(User.id == user_id).with_for_update())
 
 
 def create_db_engine(url: str, *, pool_size: int = 32) -> Engine:
@@ -144,25 +178,38 @@ class Database:
     def transaction(self) -> Iterator[Session]:
         """One writing transaction: committed when the block ends, rolled back on error.
 
+        A ``Refusal`` raised in the block commits it, then raises the refusal's error.
+
         On SQLite the turn to write is held from ``BEGIN IMMEDIATE`` to ``COMMIT``
         and no longer: the session and its pooled connection are set up before the
         turn is taken and put back after it is given up, since every other writer
         of the file waits while it is held.
         """
-        if self._write_turn is None:
-            with self._writer() as session, session.begin():
-                yield session
-            return
         with self._writer() as session:
+            if self._write_turn is None:
+                session.begin()
+                try:
+                    yield session
+                except Refusal as refusal:
+                    session.commit()
+                    raise refusal.error from None
+                except BaseException:
+                    session.rollback()
+                    raise
+                session.commit()
+                return
             driver = session.connection().connection.driver_connection  # no BEGIN yet: sqlite_begin="LATER"
             with self._write_turn():
                 driver.execute(_BEGIN["IMMEDIATE"])
                 try:
                     yield session
+                except Refusal as refusal:
                     session.commit()
+                    raise refusal.error from None
                 except BaseException:
                     session.rollback()
                     raise
+                session.commit()
 
     @contextmanager
     def reading(self) -> Iterator[Session]:
