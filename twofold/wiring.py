@@ -8,33 +8,35 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from twofold.core.account_security import AccountSecurityService
-from twofold.core.account import AccountService
 from twofold.audit import AuditLog
-from twofold.core.practice.audit_log import AuditTrail
 from twofold.clock import Clock, SystemClock
-from twofold.crypto.secret_box import SecretBox, TokenHasher
-from twofold.core.practice.enforcement import TwoFactorEnforcement
-from twofold.core.practice.setup_links import SetupService
-from twofold.core.practice.members import MemberService, TrustRevoker
+from twofold.core.account import AccountService
+from twofold.core.account_security import AccountSecurityService
 from twofold.core.health import HealthCheck
 from twofold.core.notifier import Notifier, OutboxNotifier, SmtpConfig, SmtpNotifier
-from twofold.crypto.passwords import PasswordHasher
-from twofold.core.remembered import RememberedBrowserService
-from twofold.core.reauth import Reauthentication
-from twofold.core.recovery import RecoveryService
-from twofold.core.security_mail import SecurityMail, UndeliveredMailLog
+from twofold.core.practice.audit_log import AuditTrail
+from twofold.core.practice.enforcement import TwoFactorEnforcement
+from twofold.core.practice.members import MemberService, TrustRevoker
 from twofold.core.practice.policy import PolicyService
 from twofold.core.practice.resets import SecurityMailResetNotice, TwoFactorResetService
+from twofold.core.practice.setup_links import SetupService
+from twofold.core.reauth import PasswordGate, Reauthentication
+from twofold.core.remembered import RememberedBrowserService
+from twofold.core.security_mail import SecurityMail, UndeliveredMailLog
 from twofold.core.sessions import SessionService
 from twofold.core.signin import SignInService
-from twofold.throttle import DatabaseFailureStore, FailureStore, RedisFailureStore, Throttle
+from twofold.crypto.passwords import PasswordHasher
+from twofold.crypto.secret_box import SecretBox, TokenHasher
 from twofold.factors.base import FactorRegistry
+from twofold.factors.email_code.enrollment import EmailCodeEnrollmentService
 from twofold.factors.email_code.factor import EmailCodeFactor
+from twofold.factors.recovery_codes.enrollment import RecoveryCodeEnrollmentService
 from twofold.factors.recovery_codes.factor import RecoveryCodeFactor
+from twofold.factors.totp.enrollment import TotpEnrollmentService
 from twofold.factors.totp.factor import TotpFactor
 from twofold.settings import Settings
 from twofold.store.db import Database
+from twofold.throttle import DatabaseFailureStore, FailureStore, RedisFailureStore, Throttle
 
 
 @dataclass
@@ -58,7 +60,10 @@ class Services:
     undelivered_mail: UndeliveredMailLog
     recovery_codes: RecoveryCodeFactor
     email_codes: EmailCodeFactor
-    recovery: RecoveryService
+    # Each factor's own use cases (factors/<kind>/enrollment.py): set-up, removal, new codes.
+    totp_enrollment: TotpEnrollmentService
+    email_enrollment: EmailCodeEnrollmentService
+    recovery_code_enrollment: RecoveryCodeEnrollmentService
     # Practice administration (issue 5). ``trust_revokers`` is the list deactivation and
     # admin resets call to end standing trust beyond sessions; features append theirs.
     enforcement: TwoFactorEnforcement
@@ -129,33 +134,43 @@ def build_services(
         hasher=TokenHasher(secret_key, "email-code"), clock=clock, throttle=throttle, mail=mail, stronger=[totp]
     )
     recovery_codes = RecoveryCodeFactor(hasher=TokenHasher(secret_key, "recovery-code"), clock=clock, notices=mail)
+    # The only list of factor kinds: the order is the order methods are offered in.
     factors = FactorRegistry([totp, email_codes, recovery_codes])
-    reauth = Reauthentication(db=db, passwords=passwords, throttle=throttle, factors=factors, audit=audit)
+    gate = PasswordGate(db=db, passwords=passwords, throttle=throttle)
+    reauth = Reauthentication(db=db, gate=gate, throttle=throttle, factors=factors, audit=audit)
     sessions = SessionService(db=db, clock=clock, hasher=TokenHasher(secret_key, "session"), audit=audit)
     remembered = RememberedBrowserService(
         clock=clock, hasher=TokenHasher(secret_key, "remembered-browser"),
         name_hasher=TokenHasher(secret_key, "remembered-browser-cookie-name"), audit=audit,
     )
     sign_in = SignInService(
-        db=db, clock=clock, passwords=passwords, throttle=throttle, audit=audit, sessions=sessions, factors=factors,
-        remembered=remembered, mail=mail,
+        db=db, clock=clock, passwords=passwords, gate=gate, throttle=throttle, audit=audit, sessions=sessions,
+        factors=factors, remembered=remembered, mail=mail,
     )
     accounts = AccountService(
-        db=db, clock=clock, passwords=passwords, throttle=throttle, audit=audit, factors=factors, totp=totp,
-        sessions=sessions, remembered=remembered, recovery=recovery_codes, reauth=reauth, mail=mail,
+        db=db, clock=clock, passwords=passwords, audit=audit, factors=factors, sessions=sessions,
+        remembered=remembered, reauth=reauth, mail=mail, backup_codes=recovery_codes,
     )
     account_security = AccountSecurityService(
-        db=db, clock=clock, passwords=passwords, throttle=throttle, audit=audit, sessions=sessions,
-        remembered=remembered, mail=mail,
+        db=db, clock=clock, passwords=passwords, gate=gate, audit=audit, sessions=sessions, remembered=remembered,
+        mail=mail,
     )
-    recovery = RecoveryService(
-        db=db, clock=clock, audit=audit, throttle=throttle, factors=factors, totp=totp, recovery=recovery_codes,
-        email=email_codes, reauth=reauth, mail=mail, undelivered=undelivered_mail,
+    recovery_code_enrollment = RecoveryCodeEnrollmentService(
+        db=db, audit=audit, factor=recovery_codes, factors=factors, reauth=reauth, mail=mail,
+    )
+    totp_enrollment = TotpEnrollmentService(
+        db=db, clock=clock, box=box, throttle=throttle, audit=audit, factor=totp, factors=factors, reauth=reauth,
+        backup_codes=recovery_code_enrollment, mail=mail,
+    )
+    email_enrollment = EmailCodeEnrollmentService(
+        db=db, audit=audit, throttle=throttle, factor=email_codes, factors=factors, reauth=reauth,
+        backup_codes=recovery_code_enrollment, pending_elsewhere=[totp_enrollment], mail=mail,
     )
     enforcement = TwoFactorEnforcement(db=db, clock=clock, audit=audit, factors=factors)
     setup = SetupService(
-        db=db, clock=clock, passwords=passwords, throttle=throttle, audit=audit, factors=factors, totp=totp,
-        enforcement=enforcement, hasher=TokenHasher(secret_key, "setup-link"), notifier=notifier,
+        db=db, clock=clock, passwords=passwords, gate=gate, audit=audit, factors=factors,
+        enrollment=totp_enrollment, enforcement=enforcement, hasher=TokenHasher(secret_key, "setup-link"),
+        notifier=notifier,
     )
     trust_revokers: list[TrustRevoker] = [remembered]
     members = MemberService(
@@ -164,16 +179,19 @@ def build_services(
         remembered_browsers=remembered.live_count_by_user,
     )
     resets = TwoFactorResetService(
-        db=db, clock=clock, passwords=passwords, throttle=throttle, audit=audit, factors=factors, sessions=sessions,
-        enforcement=enforcement, trust_revokers=trust_revokers, notice=SecurityMailResetNotice(mail=mail),
+        db=db, clock=clock, audit=audit, factors=factors, reauth=reauth, sessions=sessions, enforcement=enforcement,
+        trust_revokers=trust_revokers, notice=SecurityMailResetNotice(mail=mail),
     )
     return Services(
         settings=settings, db=db, clock=clock, passwords=passwords, box=box, audit=audit, throttle=throttle,
         notifier=notifier, factors=factors, totp=totp, sessions=sessions, sign_in=sign_in, accounts=accounts,
         remembered=remembered, account_security=account_security,
         mail=mail, undelivered_mail=undelivered_mail, recovery_codes=recovery_codes, email_codes=email_codes,
-        recovery=recovery,
+        totp_enrollment=totp_enrollment, email_enrollment=email_enrollment,
+        recovery_code_enrollment=recovery_code_enrollment,
         enforcement=enforcement, setup=setup, members=members, resets=resets,
-        policies=PolicyService(db=db, clock=clock, audit=audit, members=members),
+        policies=PolicyService(
+            db=db, clock=clock, audit=audit, members=members, factors=factors, baseline=totp_enrollment.kind
+        ),
         audit_trail=AuditTrail(db=db, clock=clock, audit=audit), trust_revokers=trust_revokers,
     )

@@ -13,7 +13,7 @@ CONTEXT = RequestContext(ip="203.0.113.7", user_agent=CHROME_ON_WINDOWS["user-ag
 
 # (how the service is called, subject, facts the text must state)
 NOTICES = [
-    (lambda mail, u: mail.notify_two_factor_enabled(u, CONTEXT, method="totp"), "Two-factor authentication is on",
+    (lambda mail, u: mail.notify_two_factor_enabled(u, CONTEXT, method_label="an authenticator app"), "Two-factor authentication is on",
      ["turned on", "an authenticator app", "10 backup codes"]),
     (lambda mail, u: mail.notify_two_factor_disabled(u, CONTEXT), "Two-factor authentication was turned off",
      ["password only", "backup codes no longer work"]),

@@ -201,9 +201,9 @@ def make_user(services, practice, clock):
         )
         member = Member(user.id, email, password, user.practice_id, role)
         if with_totp:
-            enrollment = services.accounts.start_totp_enrollment(user=user, context=RequestContext())
+            enrollment = services.totp_enrollment.start_totp_enrollment(user=user, context=RequestContext())
             key = otp.from_b32(enrollment.secret)
-            confirmation = services.accounts.confirm_totp(
+            confirmation = services.totp_enrollment.confirm_totp(
                 user=user,
                 enrollment_id=enrollment.enrollment_id,
                 code=otp.totp(key, clock.now().timestamp()),

@@ -121,10 +121,10 @@ def test_the_confirming_code_counts_as_used(client, make_practice, services, clo
         practice_id=make_practice().id, email="new@riverside.example", name="New", role="staff",
         password=PASSWORD, context=RequestContext(),
     )
-    enrollment = services.accounts.start_totp_enrollment(user=user, context=RequestContext())
+    enrollment = services.totp_enrollment.start_totp_enrollment(user=user, context=RequestContext())
     key = otp.from_b32(enrollment.secret)
     code = otp.totp(key, clock.now().timestamp())
-    services.accounts.confirm_totp(user=user, enrollment_id=enrollment.enrollment_id, code=code, context=RequestContext())
+    services.totp_enrollment.confirm_totp(user=user, enrollment_id=enrollment.enrollment_id, code=code, context=RequestContext())
     flow = client.post("/api/v1/sign-in", json={"email": "new@riverside.example", "password": PASSWORD}).json()["flow_id"]
     assert client.post(f"/api/v1/sign-in/{flow}/second-factor", json={"method": "totp", "code": code}).status_code == 401
 

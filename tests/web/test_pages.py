@@ -177,7 +177,7 @@ def test_the_key_on_the_page_is_the_secret_of_the_pending_app(client, make_user,
         from twofold.store.models import User
 
         user = s.get(User, member.id)
-    pending = services.accounts.pending_totp_enrollment(user=user, enrollment_id=hidden(page, "enrollment_id"))
+    pending = services.totp_enrollment.pending_totp_enrollment(user=user, enrollment_id=hidden(page, "enrollment_id"))
     assert pending.secret == grouped.replace(" ", "")
     assert parse_qs(urlsplit(pending.otpauth_uri).query)["secret"] == [pending.secret]
 

@@ -16,15 +16,17 @@ from sqlalchemy.orm import Session
 from twofold.core.account import check_password_rules
 from twofold.audit import AuditLog, EventTag
 from twofold.context import RequestContext
-from twofold.errors import InvalidCredentials, InvalidInput, NotFound, Throttled, TwofoldError
+from twofold.clock import Clock
+from twofold.errors import InvalidCredentials, InvalidInput, NotFound
 from twofold.core.security_mail import SecurityMail
 from twofold.crypto.passwords import PasswordHasher
 from twofold.core.policy import Policy
+from twofold.core.reauth import PasswordCheck, PasswordGate
 from twofold.core.remembered import BrowserCookie, BrowserNotFound, BrowserView, RememberedBrowserService
 from twofold.core.sessions import ActiveSession, SessionService
-from twofold.throttle import Throttle, password_checks
+from twofold.throttle import password_checks
 from twofold.core.user_agents import browser_label
-from twofold.store.db import Database
+from twofold.store.db import Database, Refusal
 from twofold.store.models import User, UserSession
 
 
@@ -56,33 +58,22 @@ def session_end(record: UserSession, policy: Policy) -> datetime:
     return min(record.last_seen_at + policy.idle_timeout, record.expires_at)
 
 
+@dataclass(kw_only=True, slots=True)
 class AccountSecurityService:
-    def __init__(
-        self,
-        *,
-        db: Database,
-        clock,
-        passwords: PasswordHasher,
-        throttle: Throttle,
-        audit: AuditLog,
-        sessions: SessionService,
-        remembered: RememberedBrowserService,
-        mail: SecurityMail,
-    ) -> None:
-        self._db = db
-        self._clock = clock
-        self._passwords = passwords
-        self._throttle = throttle
-        self._audit = audit
-        self._sessions = sessions
-        self._remembered = remembered
-        self._mail = mail
+    db: Database
+    clock: Clock
+    passwords: PasswordHasher
+    gate: PasswordGate
+    audit: AuditLog
+    sessions: SessionService
+    remembered: RememberedBrowserService
+    mail: SecurityMail
 
     # -- sessions ------------------------------------------------------------
 
     def sessions_of(self, *, active: ActiveSession) -> list[SessionView]:
         """The user's live sessions, this one first, then the most recently active."""
-        with self._db.reading() as s:
+        with self.db.reading() as s:
             views = self._live_sessions(s, active)
         return sorted(views, key=lambda view: (not view.current, -view.last_seen_at.timestamp(), -view.id))
 
@@ -94,7 +85,7 @@ class AccountSecurityService:
 
     def end_session(self, *, active: ActiveSession, session_id: int, context: RequestContext) -> bool:
         """End one of the user's sessions; True when it was this one (the caller is then signed out)."""
-        with self._db.transaction() as s:
+        with self.db.transaction() as s:
             if session_id not in {view.id for view in self._live_sessions(s, active)}:
                 raise SessionNotFound()
             self._end(s, active=active, ids=[session_id], scope="one", context=context)
@@ -103,7 +94,7 @@ class AccountSecurityService:
     def end_sessions(self, *, active: ActiveSession, context: RequestContext, include_current: bool = False) -> int:
         """End every other session of the user ("sign out other sessions"), or with
         ``include_current`` this one too ("sign out everywhere"). Returns how many ended."""
-        with self._db.transaction() as s:
+        with self.db.transaction() as s:
             ids = [
                 view.id for view in self._live_sessions(s, active) if include_current or view.id != active.session_id
             ]
@@ -114,8 +105,8 @@ class AccountSecurityService:
     # -- remembered browsers -------------------------------------------------------
 
     def browsers_of(self, *, user: User, cookies: Mapping[str, str] | None) -> list[BrowserView]:
-        with self._db.reading() as s:
-            return self._remembered.list_for(s, user=user, cookies=cookies)
+        with self.db.reading() as s:
+            return self.remembered.list_for(s, user=user, cookies=cookies)
 
     def browser_of(self, *, user: User, cookies: Mapping[str, str] | None, browser_id: int) -> BrowserView:
         for view in self.browsers_of(user=user, cookies=cookies):
@@ -127,34 +118,21 @@ class AccountSecurityService:
         self, *, user: User, browser_id: int, cookies: Mapping[str, str] | None, context: RequestContext
     ) -> BrowserCookie | None:
         """Revoke one remembered browser; returns the cookie to delete when it was this browser."""
-        with self._db.transaction() as s:
+        with self.db.transaction() as s:
             user = s.get(User, user.id)
-            current = any(v.current for v in self._remembered.list_for(s, user=user, cookies=cookies) if v.id == browser_id)
-            self._remembered.revoke(s, user=user, browser_id=browser_id, context=context)
-        return BrowserCookie(self._remembered.cookie_name(user.id)) if current else None
+            current = any(v.current for v in self.remembered.list_for(s, user=user, cookies=cookies) if v.id == browser_id)
+            self.remembered.revoke(s, user=user, browser_id=browser_id, context=context)
+        return BrowserCookie(self.remembered.cookie_name(user.id)) if current else None
 
     def forget_browsers(self, *, user: User, context: RequestContext) -> tuple[int, BrowserCookie]:
         """Revoke every remembered browser of the user; returns how many and this browser's cookie to delete."""
-        with self._db.transaction() as s:
-            count = self._remembered.revoke_all_for(s, user.id, "revoked_by_user", context=context, actor_id=user.id)
-        return count, BrowserCookie(self._remembered.cookie_name(user.id))
+        with self.db.transaction() as s:
+            count = self.remembered.revoke_all_for(s, user.id, "revoked_by_user", context=context, actor_id=user.id)
+        return count, BrowserCookie(self.remembered.cookie_name(user.id))
 
     # -- password ------------------------------------------------------------
 
     def change_password(
-        self, *, active: ActiveSession, current_password: str, new_password: str, context: RequestContext
-    ) -> PasswordChanged:
-        """Change the password after checking the current one (see ``_change_password``).
-
-        One guess at a time per account, as at sign-in: the check, the argon2 work
-        and the recorded failure happen under the account's throttle gate.
-        """
-        with self._throttle.one_at_a_time(active.user.email):
-            return self._change_password(
-                active=active, current_password=current_password, new_password=new_password, context=context
-            )
-
-    def _change_password(
         self, *, active: ActiveSession, current_password: str, new_password: str, context: RequestContext
     ) -> PasswordChanged:
         """Change the password after checking the current one.
@@ -162,62 +140,55 @@ class AccountSecurityService:
         Ends every other session and every remembered browser (a password change
         is what a user does when they fear someone else got in), keeps this
         session, audits, and tells the account by email. Wrong current passwords
-        count against the same throttle as sign-in passwords.
+        count against the same throttle as sign-in passwords, one guess at a time
+        per account (the password gate).
         """
         check_password_rules(new_password)
         if new_password == current_password:
             raise InvalidInput("The new password must differ from the current one.")
-        user = active.user
-        password_key = password_checks(user.email)[0]
-        with self._db.reading() as s:
-            wait = self._throttle.retry_after(s, [password_key])
-            verified_hash = s.get(User, user.id).password_hash
-        if wait:
-            raise Throttled(wait, "password attempts")
-        password_ok = self._passwords.verify(verified_hash, current_password)
-        new_hash = self._passwords.hash(new_password) if password_ok else None
+        email = active.user.email
+        with self.gate.guess(email=email, password=current_password, counted=password_checks(email)[:1]) as check:
+            return self._change_password(active=active, check=check, new_password=new_password, context=context)
 
-        failure: TwofoldError | None = None
-        result: PasswordChanged | None = None
-        with self._db.transaction() as s:
-            user = s.get(User, user.id)
-            if not password_ok or user.password_hash != verified_hash:
+    def _change_password(
+        self, *, active: ActiveSession, check: PasswordCheck, new_password: str, context: RequestContext
+    ) -> PasswordChanged:
+        new_hash = self.passwords.hash(new_password) if check.ok else None
+        with self.db.transaction() as s:
+            user = s.get(User, active.user.id)
+            if not check.ok or user.password_hash != check.password_hash:
                 # A changed hash means another request changed the password meanwhile.
-                wait = self._throttle.hit(s, [password_key])
-                self._audit.record(
+                wait = check.count_failure(s)
+                self.audit.record(
                     s, EventTag.PASSWORD_CHANGE_FAILED, context=context, practice_id=user.practice_id,
                     actor_id=user.id, subject_id=user.id,
-                    details={"reason": "wrong_password" if not password_ok else "changed_meanwhile"},
+                    details={"reason": "wrong_password" if not check.ok else "changed_meanwhile"},
                 )
                 if wait:
-                    self._audit.record(
+                    self.audit.record(
                         s, EventTag.LOCKED_OUT, context=context, practice_id=user.practice_id, subject_id=user.id,
                         details={"step": "password_change", "retry_after": wait},
                     )
-                failure = InvalidCredentials("The current password is not right.")
-            else:
-                now = self._clock.now()
-                user.password_hash = new_hash
-                user.password_changed_at = now
-                others = [v.id for v in self._live_sessions(s, active) if v.id != active.session_id]
-                if others:
-                    self._end(s, active=active, ids=others, scope="others", context=context, reason="password_changed")
-                browsers = self._remembered.revoke_all_for(s, user.id, "password_changed", context=context, actor_id=user.id)
-                self._audit.record(
-                    s, EventTag.PASSWORD_CHANGED, context=context, practice_id=user.practice_id,
-                    actor_id=user.id, subject_id=user.id,
-                    details={"sessions_ended": len(others), "browsers_forgotten": browsers},
-                )
-                result = PasswordChanged(sessions_ended=len(others), browsers_forgotten=browsers)
-        if failure:
-            raise failure
-        self._mail.notify_password_changed(user, context)
-        return result
+                raise Refusal(InvalidCredentials("The current password is not right."))
+            now = self.clock.now()
+            user.password_hash = new_hash
+            user.password_changed_at = now
+            others = [v.id for v in self._live_sessions(s, active) if v.id != active.session_id]
+            if others:
+                self._end(s, active=active, ids=others, scope="others", context=context, reason="password_changed")
+            browsers = self.remembered.revoke_all_for(s, user.id, "password_changed", context=context, actor_id=user.id)
+            self.audit.record(
+                s, EventTag.PASSWORD_CHANGED, context=context, practice_id=user.practice_id,
+                actor_id=user.id, subject_id=user.id,
+                details={"sessions_ended": len(others), "browsers_forgotten": browsers},
+            )
+        self.mail.notify_password_changed(user, context)
+        return PasswordChanged(sessions_ended=len(others), browsers_forgotten=browsers)
 
     # -- helpers -------------------------------------------------------------
 
     def _live_sessions(self, s: Session, active: ActiveSession) -> list[SessionView]:
-        now = self._clock.now()
+        now = self.clock.now()
         rows = s.execute(
             select(UserSession).where(UserSession.user_id == active.user.id, UserSession.revoked_at.is_(None))
         ).scalars()
@@ -242,9 +213,9 @@ class AccountSecurityService:
         s.execute(
             update(UserSession)
             .where(UserSession.id.in_(ids), UserSession.user_id == active.user.id, UserSession.revoked_at.is_(None))
-            .values(revoked_at=self._clock.now(), revoked_reason=reason)
+            .values(revoked_at=self.clock.now(), revoked_reason=reason)
         )
-        self._audit.record(
+        self.audit.record(
             s, EventTag.SESSION_REVOKED, context=context, practice_id=active.user.practice_id,
             actor_id=active.user.id, subject_id=active.user.id,
             details={"reason": reason, "scope": scope, "count": len(ids), "session_ids": sorted(ids)},

@@ -10,10 +10,6 @@ from twofold.store.models import Practice
 # HIPAA §164.312(a)(2)(iii) automatic log-off: we never allow more than an hour idle.
 MAX_IDLE_MINUTES = 60
 MAX_REMEMBER_DAYS = 30
-# Methods a practice cannot switch off: the app is the baseline second factor, and
-# backup codes are the way back in after a lost phone ("then only the app and
-# backup codes work" when email codes are disallowed).
-ALWAYS_ALLOWED = ("totp", "recovery_code")
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +18,8 @@ class Policy:
     session_max: timedelta
     remember_browser_days: int
     remember_browser_idle_days: int
+    # The optional methods the practice chose; those a practice cannot switch off are
+    # added by the factor registry (``FactorRegistry.allowed``).
     allowed_methods: tuple[str, ...]
     require_two_factor: bool
     required_roles: tuple[str, ...]
@@ -41,14 +39,6 @@ class Policy:
             grace_days=practice.grace_days,
             two_factor_required_since=practice.two_factor_required_since,
         )
-
-    @property
-    def second_factors(self) -> tuple[str, ...]:
-        """The methods that may be used: those always allowed, then the practice's choice."""
-        return tuple(dict.fromkeys(ALWAYS_ALLOWED + self.allowed_methods))
-
-    def allows(self, method: str) -> bool:
-        return method in self.second_factors
 
     def requires_two_factor_for(self, role: str) -> bool:
         """True when members of ``role`` must use 2FA: every role when no roles are named; admins always."""

@@ -1,137 +1,188 @@
-"""Re-authentication for sensitive changes: the password again, and a fresh code.
+"""The one password gate, and re-authentication (password and a fresh code) for sensitive changes.
 
-Turning 2FA off, generating new backup codes, replacing the authenticator app and
-removing email codes each need it (design invariant 6). The code may come from
-any method the account has and its practice allows: the app, a backup code (the
-lost-phone path), or an emailed code. Password and code guesses count against the
-same per-account throttles as sign-in, so re-authentication is no side door for
-guessing.
+``PasswordGate.guess`` is the only place a password is checked: sign-in, the
+set-up link's password step, a password change and re-authentication all use it.
+It holds the account's turn (one guess at a time per account, so a parallel burst
+cannot all pass the check before any failure is counted: OWASP ASVS 2.2.1),
+refuses while the throttle blocks, runs argon2 outside any transaction, and lets
+the caller count a wrong guess in its own transaction, beside its audit event.
 
-Use it in two steps, because argon2 must run outside any transaction::
+Re-authentication (``Reauthentication``) adds a current code to the password.
+Turning 2FA off, generating new backup codes, replacing the authenticator app,
+removing email codes and an admin's reset of a member each need it (design
+invariant 6). The code may come from any method the account has and its
+practice allows: the app, a backup code (the lost-phone path), or an emailed code.
+Guesses count against the same per-account throttles as sign-in, so
+re-authentication is no side door for guessing::
 
-    password_ok = reauth.check_password(user=user, password=password)   # may raise Throttled
-    with db.transaction() as s:
-        proof = reauth.verify(s, user=user, password_ok=password_ok, code=code, context=..., action="...")
-        if proof.failure is None:
-            ...the change...
-    if proof.failure: raise proof.failure      # the throttle hit and audit event are kept
-    proof.after_commit(context)                # e.g. the "backup code used" email
+    with reauth.password(user=user, password=password) as password_check:   # may raise Throttled
+        with db.transaction() as s:
+            proof = reauth.verify(s, user=user, password=password_check, code=code, context=..., action="...")
+            ...the change...          # not reached when refused: the count and audit event commit
+    proof.after_commit(context)        # e.g. the "backup code used" email
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from twofold.audit import AuditLog, EventTag
 from twofold.context import RequestContext
-from twofold.errors import ClockOutOfSync, InvalidCode, InvalidCredentials, InvalidInput, Throttled, TwofoldError
-from twofold.crypto.passwords import PasswordHasher
 from twofold.core.policy import Policy
-from twofold.core.signin import code_throttle_key, lock_account, run_after_commit
-from twofold.throttle import Throttle, password_checks
-from twofold.factors.base import FactorRegistry, Outcome, Verification
-from twofold.store.db import Database
+from twofold.crypto.passwords import PasswordHasher
+from twofold.errors import InvalidCredentials, InvalidInput, Throttled
+from twofold.factors.base import FactorRegistry, FactorResponse, Outcome, Verification, run_after_commit
+from twofold.store.db import Database, Refusal, lock_account
 from twofold.store.models import User
+from twofold.throttle import Rule, Throttle, code_throttle_key, password_checks
 
 WRONG_CODE = (
     "That code is not right. Enter the current code from your authenticator app, a backup code you have not "
     "used, or the newest code we emailed you."
 )
 
+ThrottleKey = tuple[Rule, str]
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordCheck:
+    """One password guess, judged: ``ok``, and the account as read for it (None: no such account)."""
+
+    ok: bool
+    user: User | None
+    password_hash: str | None
+    counted: tuple[ThrottleKey, ...] = field(repr=False)
+    throttle: Throttle = field(repr=False)
+
+    def count_failure(self, session: Session) -> int:
+        """Count this guess as failed, in ``session``'s transaction; return the wait it started (0: none)."""
+        return self.throttle.hit(session, self.counted)
+
+
+@dataclass(kw_only=True, slots=True)
+class PasswordGate:
+    """Check, hash and count one password guess at a time per account."""
+
+    db: Database
+    passwords: PasswordHasher
+    throttle: Throttle
+
+    @contextmanager
+    def guess(
+        self,
+        *,
+        email: str,
+        password: str,
+        counted: Sequence[ThrottleKey],
+        also_blocked_by: Sequence[ThrottleKey] = (),
+        what: str = "password attempts",
+        on_throttled: Callable[[User | None, int], None] | None = None,
+    ) -> Iterator[PasswordCheck]:
+        """Judge ``password`` for the account ``email``; the block runs in the account's turn.
+
+        Raises ``Throttled`` (after ``on_throttled``, to audit it) while ``counted`` or
+        ``also_blocked_by`` block: then no argon2 work is done. A wrong guess is
+        counted on ``counted`` by the block, with ``PasswordCheck.count_failure``,
+        before the turn passes on. An unknown account costs the same argon2 work.
+        """
+        with self.throttle.one_at_a_time(email):
+            with self.db.reading() as s:
+                user = s.execute(select(User).where(User.email == email)).scalar_one_or_none()
+                wait = self.throttle.retry_after(s, [*counted, *also_blocked_by])
+            if wait:
+                if on_throttled is not None:
+                    on_throttled(user, wait)
+                raise Throttled(wait, what)
+            password_hash = user.password_hash if user is not None else None
+            ok = self.passwords.verify(password_hash, password)
+            yield PasswordCheck(ok, user, password_hash, tuple(counted), self.throttle)
+
 
 @dataclass(frozen=True)
 class Proof:
-    """The outcome of a re-authentication: ``failure`` to raise after the commit, or the method that passed."""
+    """A passed re-authentication: the method whose code passed, and its follow-up."""
 
-    method: str | None = None
-    failure: TwofoldError | None = None
-    verification: Verification | None = None
+    method: str
+    verification: Verification
 
     def after_commit(self, context: RequestContext) -> None:
-        run_after_commit(self.verification.after_commit if self.verification else None, context)
+        run_after_commit(self.verification.after_commit, context)
 
 
+@dataclass(kw_only=True, slots=True)
 class Reauthentication:
-    def __init__(
-        self, *, db: Database, passwords: PasswordHasher, throttle: Throttle, factors: FactorRegistry, audit: AuditLog
-    ) -> None:
-        self._db = db
-        self._passwords = passwords
-        self._throttle = throttle
-        self._factors = factors
-        self._audit = audit
+    db: Database
+    gate: PasswordGate
+    throttle: Throttle
+    factors: FactorRegistry
+    audit: AuditLog
 
-    def check_password(self, *, user: User, password: str) -> bool:
-        """True when ``password`` is the account's. Raises ``Throttled`` while password or code guesses are blocked.
+    @contextmanager
+    def password(self, *, user: User, password: str) -> Iterator[PasswordCheck]:
+        """The account's password, judged; hold it around the change's transaction (see the module docstring).
 
-        Runs argon2: call it outside any transaction.
+        Raises ``Throttled`` while password or code guesses are blocked.
         """
-        # Check, hash and count one guess at a time per account, as sign-in does, so a
-        # parallel burst cannot all pass the check before any failure is counted.
-        with self._throttle.one_at_a_time(user.email):
-            with self._db.reading() as s:
-                wait = self._throttle.retry_after(s, [_password_key(user), code_throttle_key(user.id)])
-                fresh = s.get(User, user.id)
-            if wait:
-                raise Throttled(wait)
-            password_ok = self._passwords.verify(fresh.password_hash if fresh else None, password)
-            if not password_ok:
-                with self._db.transaction() as s:
-                    self._throttle.hit(s, [_password_key(user)])
-            return password_ok
+        with self.gate.guess(
+            email=user.email, password=password, counted=[password_checks(user.email)[0]],
+            also_blocked_by=[code_throttle_key(user.id)], what="attempts",
+        ) as check:
+            yield check
 
     def verify(
         self,
         s: Session,
         *,
         user: User,
-        password_ok: bool,
-        code: str,
+        password: PasswordCheck,
+        code: FactorResponse,
         context: RequestContext,
         action: str,
         failed_event: EventTag = EventTag.REAUTHENTICATION_FAILED,
+        subject_id: int | None = None,
+        wrong_password: str = "The password is not right.",
     ) -> Proof:
-        """Check the code in the change's transaction; a failure is counted and audited there, and returned."""
+        """Check the code in the change's transaction, with any method the user's practice allows.
+
+        A wrong password or code is counted and audited (``failed_event``, about
+        ``subject_id``, by default the user) and refused with ``Refusal``: the count
+        and the event commit, the change does not happen.
+        """
         lock_account(s, user.id)  # concurrent guesses are counted one after another
-        if not password_ok:
-            # check_password already counted the failure; a wait now means it started a lockout.
-            wait = self._throttle.retry_after(s, [_password_key(user)])
-            self._audit.record(
-                s, failed_event, context=context, practice_id=user.practice_id, actor_id=user.id, subject_id=user.id,
-                details={"action": action, "reason": "wrong_password"},
-            )
-            _audit_lockout(self._audit, s, user, wait, step=f"{action}_password", context=context)
-            return Proof(failure=InvalidCredentials("The password is not right."))
-        method, verification = self._factors.verify_any(
-            s, user=user, code=code, allowed=Policy.of(user.practice).second_factors
+        audited = dict(
+            context=context, practice_id=user.practice_id, actor_id=user.id,
+            subject_id=user.id if subject_id is None else subject_id,
+        )
+        if not password.ok:
+            wait = password.count_failure(s)
+            self.audit.record(s, failed_event, **audited, details={"action": action, "reason": "wrong_password"})
+            self._audit_lockout(s, user, wait, step=f"{action}_password", context=context)
+            raise Refusal(InvalidCredentials(wrong_password))
+        method, verification = self.factors.verify_any(
+            s, user=user, response=code, allowed=self.factors.allowed(Policy.of(user.practice).allowed_methods)
         )
         if method is not None:
-            return Proof(method=method, verification=verification)
+            return Proof(method, verification)
         if verification.outcome is Outcome.MALFORMED:
             # Nothing the user has could have made this code: input error, no attempt counted.
-            return Proof(failure=InvalidInput(
+            raise InvalidInput(
                 "Enter a code: 6 digits from your authenticator app, a backup code such as 7kq4-m2xp, or the "
                 "8 digits we emailed you."
-            ))
-        wait = self._throttle.hit(s, [code_throttle_key(user.id)])
-        self._audit.record(
-            s, failed_event, context=context, practice_id=user.practice_id, actor_id=user.id, subject_id=user.id,
-            details={"action": action, "reason": str(verification.outcome)},
-        )
-        _audit_lockout(self._audit, s, user, wait, step=action, context=context)
-        return Proof(failure=ClockOutOfSync() if verification.outcome is Outcome.OUT_OF_SYNC else InvalidCode(WRONG_CODE))
+            )
+        wait = self.throttle.hit(s, [code_throttle_key(user.id)])
+        self.audit.record(s, failed_event, **audited, details={"action": action, "reason": str(verification.outcome)})
+        self._audit_lockout(s, user, wait, step=action, context=context)
+        raise Refusal(verification.refusal(WRONG_CODE))
 
-
-def _audit_lockout(audit: AuditLog, s: Session, user: User, wait: int, *, step: str, context: RequestContext) -> None:
-    """The failure that starts a wait is a lockout, audited like one at sign-in."""
-    if wait:
-        audit.record(
-            s, EventTag.LOCKED_OUT, context=context, practice_id=user.practice_id, subject_id=user.id,
-            details={"step": step, "retry_after": wait},
-        )
-
-
-def _password_key(user: User) -> tuple:
-    return password_checks(user.email)[0]
+    def _audit_lockout(self, s: Session, user: User, wait: int, *, step: str, context: RequestContext) -> None:
+        """The failure that starts a wait is a lockout, audited like one at sign-in."""
+        if wait:
+            self.audit.record(
+                s, EventTag.LOCKED_OUT, context=context, practice_id=user.practice_id, subject_id=user.id,
+                details={"step": step, "retry_after": wait},
+            )

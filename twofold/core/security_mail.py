@@ -11,6 +11,8 @@ person waiting can be told when mail is down (see ``Notifier.send_now``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -18,6 +20,7 @@ from typing import Protocol
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from sqlalchemy import delete, select
 
+from twofold.clock import Clock
 from twofold.audit import AuditLog, EventTag
 from twofold.context import RequestContext
 from twofold.core.notifier import Message, Notifier
@@ -26,13 +29,6 @@ from twofold.store.db import Database
 from twofold.store.models import UndeliveredMail, User
 
 TEMPLATES = Path(__file__).parent / "mail_templates"
-
-METHOD_LABELS = {
-    "totp": "an authenticator app",
-    "email": "codes sent by email",
-    "recovery_code": "backup codes",
-    "webauthn": "a security key",
-}
 
 DEFAULT_ADVICE = (
     "Someone may know your password. Change your password in your security settings now, check your "
@@ -70,13 +66,16 @@ class Recipient(Protocol):
     name: str
 
 
+@dataclass(kw_only=True, slots=True)
 class SecurityMail:
     """Renders and sends the emails about an account's security."""
 
-    def __init__(self, *, notifier: Notifier, clock, base_url: str) -> None:
-        self._notifier = notifier
-        self._clock = clock
-        self._base_url = base_url.rstrip("/")
+    notifier: Notifier
+    clock: Clock
+    base_url: str
+    _env: Environment = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
         self._env = Environment(
             loader=FileSystemLoader(TEMPLATES),
             autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
@@ -86,7 +85,7 @@ class SecurityMail:
 
     @property
     def security_url(self) -> str:
-        return f"{self._base_url}/account/security"
+        return f"{self.base_url.rstrip('/')}/account/security"
 
     # -- codes ---------------------------------------------------------------------
 
@@ -103,7 +102,7 @@ class SecurityMail:
 
     def send_code(self, user: Recipient, *, code: str, purpose: str, minutes: int, context: RequestContext) -> bool:
         """Send a one-time code now; False when the first try failed (it is then retried in the background)."""
-        return self._notifier.send_now(self.code_message(user, code=code, purpose=purpose, minutes=minutes, context=context))
+        return self.notifier.send_now(self.code_message(user, code=code, purpose=purpose, minutes=minutes, context=context))
 
     # -- notices ---------------------------------------------------------------------
 
@@ -118,10 +117,12 @@ class SecurityMail:
         )
 
     def _notify(self, kind: str, user: Recipient, context: RequestContext, **facts) -> None:
-        self._notifier.send(self.notice(kind, user, context, **facts))
+        self.notifier.send(self.notice(kind, user, context, **facts))
 
-    def notify_two_factor_enabled(self, user: Recipient, context: RequestContext, *, method: str) -> None:
-        self._notify("two_factor_enabled", user, context, method_label=METHOD_LABELS.get(method, method))
+    def notify_two_factor_enabled(self, user: Recipient, context: RequestContext, *, method_label: str) -> None:
+        """``method_label`` names the method 2FA was turned on with, as a sentence does (the factor's
+        ``described_as``: "an authenticator app")."""
+        self._notify("two_factor_enabled", user, context, method_label=method_label)
 
     def notify_two_factor_disabled(self, user: Recipient, context: RequestContext) -> None:
         self._notify("two_factor_disabled", user, context)
@@ -164,7 +165,7 @@ class SecurityMail:
         practice = getattr(user, "practice", None)
         return {
             "name": user.name,
-            "when": format_when(self._clock.now()),
+            "when": format_when(self.clock.now()),
             "browser": browser_label(context.user_agent),
             "ip": context.ip or "not known",
             "practice": getattr(practice, "name", None) or "your practice",
@@ -177,37 +178,37 @@ def format_when(moment: datetime) -> str:
     return f"{moment:%A} {moment.day} {moment:%B %Y, %H:%M} UTC"
 
 
+@dataclass(kw_only=True, slots=True)
 class UndeliveredMailLog:
     """Keeps what could not be delivered, so the member sees it on their Security page.
 
     Subscribed to the notifier; called on the mail thread once a message is given up on.
     """
 
-    def __init__(self, *, db: Database, clock, audit: AuditLog) -> None:
-        self._db = db
-        self._clock = clock
-        self._audit = audit
+    db: Database
+    clock: Clock
+    audit: AuditLog
 
     def undelivered(self, message: Message, attempts: int) -> None:
         if message.user_id is None:
             return
         kind = message.tags[0] if message.tags else "message"
-        with self._db.transaction() as s:
+        with self.db.transaction() as s:
             user = s.get(User, message.user_id)
             if user is None:
                 return
             s.add(UndeliveredMail(
-                user_id=user.id, kind=kind[:64], subject=message.subject[:200], failed_at=self._clock.now(),
+                user_id=user.id, kind=kind[:64], subject=message.subject[:200], failed_at=self.clock.now(),
                 attempts=attempts,
             ))
-            self._audit.record(
+            self.audit.record(
                 s, EventTag.SECURITY_EMAIL_UNDELIVERED, context=RequestContext.system("mail"),
                 practice_id=user.practice_id, subject_id=user.id, details={"kind": kind, "attempts": attempts},
             )
 
     def recent_for(self, user_id: int, *, limit: int = 5) -> list[UndeliveredMail]:
         """The member's latest undelivered messages, newest first."""
-        with self._db.reading() as s:
+        with self.db.reading() as s:
             return list(
                 s.execute(
                     select(UndeliveredMail).where(UndeliveredMail.user_id == user_id)
@@ -217,5 +218,5 @@ class UndeliveredMailLog:
 
     def dismiss(self, user_id: int) -> int:
         """Forget the member's undelivered-mail notices (they have seen them); return how many."""
-        with self._db.transaction() as s:
+        with self.db.transaction() as s:
             return s.execute(delete(UndeliveredMail).where(UndeliveredMail.user_id == user_id)).rowcount

@@ -6,7 +6,6 @@ lives ten minutes. Only ``verify_second_factor`` turns it into a session.
 
 from __future__ import annotations
 
-import logging
 import re
 import secrets
 from functools import partial
@@ -21,30 +20,27 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from twofold.audit import AuditLog, EventTag
 from twofold.context import RequestContext
+from twofold.clock import Clock
 from twofold.errors import (
-    ClockOutOfSync,
     DeliveryFailed,
     FlowExpired,
     FlowNotFound,
-    InvalidCode,
     InvalidCredentials,
     InvalidInput,
     MethodNotAvailable,
     Throttled,
-    TwofoldError,
 )
 from twofold.crypto.passwords import PasswordHasher
 from twofold.core.policy import Policy
+from twofold.core.reauth import PasswordCheck, PasswordGate
 from twofold.core.security_mail import SecurityMail
 from twofold.core.remembered import BrowserCookie, RememberedBrowserService
 from twofold.core.sessions import SessionService
-from twofold.throttle import CODE_PER_ACCOUNT, Throttle, password_checks
-from twofold.factors.base import Challenge, FactorRegistry, Outcome
-from twofold.store.db import Database
+from twofold.throttle import Throttle, code_throttle_key, password_checks
+from twofold.factors.base import Challenge, FactorRegistry, FactorResponse, run_after_commit
+from twofold.store.db import Database, Refusal, lock_account
 from twofold.store.models import Practice, SignInFlow, User
 from twofold.store.prepared import Prepared, as_record
-
-log = logging.getLogger("twofold.signin")
 
 FLOW_TTL = timedelta(minutes=10)
 FLOW_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # secrets.token_urlsafe's alphabet
@@ -112,16 +108,6 @@ def normalize_email(email: str) -> str:
     return email.strip().lower()
 
 
-def run_after_commit(work, context: RequestContext) -> None:
-    """Run a factor's follow-up (a notice email) once its change is committed; it never fails the request."""
-    if work is None:
-        return
-    try:
-        work(context)
-    except Exception:  # noqa: BLE001 - the sign-in already happened; a notice must not undo the answer
-        log.exception("follow-up after a second factor failed")
-
-
 def _also(first, second):
     """Two after-commit follow-ups as one; either may be None."""
     if first is None or second is None:
@@ -134,47 +120,18 @@ def _also(first, second):
     return both
 
 
-def code_throttle_key(user_id: int) -> tuple:
-    """Every second-factor method of an account shares one throttle: switching gives no fresh tries."""
-    return (CODE_PER_ACCOUNT, f"code:user:{user_id}")
-
-
-def lock_account(s: Session, user_id: int) -> None:
-    """Serialise code attempts of one account until the transaction ends.
-
-    Without it, concurrent guesses on PostgreSQL all read the throttle before any
-    of them records its failure, and a burst gets more than the allowed tries.
-    SQLite's writing transactions (BEGIN IMMEDIATE) are serialised already, so
-    there the row lock would be one more query for nothing.
-    """
-    if s.get_bind().dialect.name == "sqlite":
-        return
-    s.execute(select(User.id).where(User.id == user_id).with_for_update())
-
-
+@dataclass(kw_only=True, slots=True)
 class SignInService:
-    def __init__(
-        self,
-        *,
-        db: Database,
-        clock,
-        passwords: PasswordHasher,
-        throttle: Throttle,
-        audit: AuditLog,
-        sessions: SessionService,
-        factors: FactorRegistry,
-        remembered: RememberedBrowserService,
-        mail: SecurityMail,
-    ) -> None:
-        self._remembered = remembered
-        self._mail = mail
-        self._db = db
-        self._clock = clock
-        self._passwords = passwords
-        self._throttle = throttle
-        self._audit = audit
-        self._sessions = sessions
-        self._factors = factors
+    db: Database
+    clock: Clock
+    passwords: PasswordHasher
+    gate: PasswordGate
+    throttle: Throttle
+    audit: AuditLog
+    sessions: SessionService
+    factors: FactorRegistry
+    remembered: RememberedBrowserService
+    mail: SecurityMail
 
     def start_sign_in(
         self,
@@ -196,142 +153,122 @@ class SignInService:
         if not email or not email.isprintable():
             # No account has such an email; PostgreSQL would refuse a NUL in the lookup.
             raise InvalidInput("Enter your email address, such as name@example.org.")
-        with self._throttle.one_at_a_time(email):
-            return self._check_password(
-                email=email, password=password, context=context, return_to=return_to,
-                remembered_cookies=remembered_cookies,
+        with self.gate.guess(
+            email=email, password=password, counted=password_checks(email, context.ip), what="sign-in attempts",
+            on_throttled=lambda user, wait: self._audit_throttled(user, wait, context),
+        ) as check:
+            return self._after_password(
+                check, password=password, context=context, return_to=return_to, remembered_cookies=remembered_cookies
             )
 
-    def _check_password(
-        self, *, email: str, password: str, context: RequestContext, return_to: str | None,
+    def _audit_throttled(self, user: User | None, wait: int, context: RequestContext) -> None:
+        with self.db.transaction() as s:
+            self.audit.record(
+                s, EventTag.SIGN_IN_THROTTLED, context=context,
+                practice_id=user.practice_id if user else None, subject_id=user.id if user else None,
+                details={"step": "password", "retry_after": wait},
+            )
+
+    def _after_password(
+        self, check: PasswordCheck, *, password: str, context: RequestContext, return_to: str | None,
         remembered_cookies: Mapping[str, str] | None,
     ) -> SignInResult:
-        checks = password_checks(email, context.ip)
-        with self._db.reading() as s:
-            user = s.execute(select(User).where(User.email == email)).scalar_one_or_none()
-            wait = self._throttle.retry_after(s, checks)
-        if wait:
-            with self._db.transaction() as s:
-                self._audit.record(
-                    s, EventTag.SIGN_IN_THROTTLED, context=context,
-                    practice_id=user.practice_id if user else None, subject_id=user.id if user else None,
-                    details={"step": "password", "retry_after": wait},
-                )
-            raise Throttled(wait, "sign-in attempts")
-
-        password_ok = self._passwords.verify(user.password_hash if user else None, password)
-        usable = password_ok and user is not None and user.active
-        rehashed = self._passwords.hash(password) if usable and self._passwords.needs_rehash(user.password_hash) else None
-
-        failure: TwofoldError | None = None
-        result: SignInResult | None = None
-        with self._db.transaction() as s:
+        user = check.user
+        usable = check.ok and user is not None and user.active
+        rehashed = self.passwords.hash(password) if usable and self.passwords.needs_rehash(user.password_hash) else None
+        with self.db.transaction() as s:
             if not usable:
-                reason = "unknown_email" if user is None else ("inactive" if password_ok else "wrong_password")
-                wait = self._throttle.hit(s, checks)
+                reason = "unknown_email" if user is None else ("inactive" if check.ok else "wrong_password")
+                wait = check.count_failure(s)
                 practice_id = user.practice_id if user else None
                 subject_id = user.id if user else None
-                self._audit.record(
+                self.audit.record(
                     s, EventTag.SIGN_IN_PASSWORD_FAILED, context=context, practice_id=practice_id,
                     subject_id=subject_id, details={"reason": reason},
                 )
                 if wait:
-                    self._audit.record(
+                    self.audit.record(
                         s, EventTag.LOCKED_OUT, context=context, practice_id=practice_id, subject_id=subject_id,
                         details={"step": "password", "retry_after": wait},
                     )
-                failure = InvalidCredentials()
-            else:
-                user = s.get(User, user.id)
-                if rehashed:
-                    user.password_hash = rehashed
-                    self._audit.record(
-                        s, EventTag.PASSWORD_REHASHED, context=context, practice_id=user.practice_id,
-                        actor_id=user.id, subject_id=user.id,
-                    )
-                policy = Policy.of(user.practice)
-                methods = self._factors.enabled_for(s, user, policy.second_factors)
-                # A factor set up but no longer allowed still closes the password-only door.
-                if methods or self._factors.enabled_for(s, user):
-                    trust = self._remembered.check(s, user=user, cookies=remembered_cookies, context=context)
-                    if trust.trusted:
-                        result = self._complete(
-                            s, user=user, context=context, method="remembered_browser", return_to=return_to
-                        )
-                    else:
-                        result = self._open_flow(s, user=user, methods=methods, context=context, return_to=return_to)
-                        result = replace(result, browser_cookie=trust.cookie)
-                else:
-                    result = self._complete(s, user=user, context=context, method="password", return_to=return_to)
-        if failure:
-            raise failure
-        return result
+                raise Refusal(InvalidCredentials())
+            user = s.get(User, user.id)
+            if rehashed:
+                user.password_hash = rehashed
+                self.audit.record(
+                    s, EventTag.PASSWORD_REHASHED, context=context, practice_id=user.practice_id,
+                    actor_id=user.id, subject_id=user.id,
+                )
+            policy = Policy.of(user.practice)
+            methods = self.factors.enabled_for(s, user, self.factors.allowed(policy.allowed_methods))
+            # A factor set up but no longer allowed still closes the password-only door.
+            if not methods and not self.factors.enabled_for(s, user):
+                return self._complete(s, user=user, context=context, method="password", return_to=return_to)
+            trust = self.remembered.check(s, user=user, cookies=remembered_cookies, context=context)
+            if trust.trusted:
+                return self._complete(s, user=user, context=context, method="remembered_browser", return_to=return_to)
+            result = self._open_flow(s, user=user, methods=methods, context=context, return_to=return_to)
+            return replace(result, browser_cookie=trust.cookie)
 
     def verify_second_factor(
-        self, *, flow_id: str, method: str, code: str, context: RequestContext, remember_browser: bool = False
+        self, *, flow_id: str, method: str, code: FactorResponse, context: RequestContext,
+        remember_browser: bool = False,
     ) -> SignInResult:
         """Check a code for a flow; on success the flow is consumed and a session begins.
 
         With ``remember_browser`` (and a practice policy that allows it) the result
         also carries a remembered-browser cookie, granted in the same transaction.
         """
-        failure: TwofoldError | None = None
-        result: SignInResult | None = None
-        after_commit = None
-        with self._db.transaction() as s:
+        with self.db.transaction() as s:
             flow, user = self._live_flow(s, flow_id)
             policy = Policy.of(user.practice)
-            factor = self._factors.get(method)
+            factor = self.factors.get(method)
             # Only the method asked for is looked up (one query, not one per factor).
-            if factor is None or method not in policy.second_factors or not factor.is_enabled_for(s, user):
+            if (
+                factor is None or not self.factors.allows(policy.allowed_methods, method)
+                or not factor.is_enabled_for(s, user)
+            ):
                 raise MethodNotAvailable()
             if factor.normalize(code) is None:
                 # Malformed input changes nothing: no attempt is counted.
                 raise MalformedCode(f"That is not a code of this method: enter {factor.code_format}.")
             lock_account(s, user.id)
             key = code_throttle_key(user.id)
-            wait = self._throttle.retry_after(s, [key])
+            wait = self.throttle.retry_after(s, [key])
             if wait:
-                self._audit.record(
+                self.audit.record(
                     s, EventTag.SIGN_IN_THROTTLED, context=context, practice_id=user.practice_id,
                     subject_id=user.id, details={"step": "second_factor", "method": method, "retry_after": wait},
                 )
-                failure = Throttled(wait, "code attempts")
-            else:
-                verification = factor.verify(s, user=user, code=code)
-                if verification.accepted:
-                    _write(s, flow, _SET_FLOW_STATE, state=SECOND_FACTOR_VERIFIED)
-                    after_commit = verification.after_commit
-                    result = self._complete(
-                        s, user=user, context=context, method=method, return_to=flow.return_to,
-                        details=verification.details,
+                raise Refusal(Throttled(wait, "code attempts"))
+            verification = factor.verify(s, user=user, response=code)
+            if not verification.accepted:
+                _COUNT_FLOW_ATTEMPT.execute(s, {"row_id": flow.id})
+                wait = self.throttle.hit(s, [key])
+                self.audit.record(
+                    s, EventTag.SIGN_IN_CODE_FAILED, context=context, practice_id=user.practice_id,
+                    subject_id=user.id,
+                    details={"method": method, "reason": str(verification.outcome), **(verification.details or {})},
+                )
+                if wait:
+                    self.audit.record(
+                        s, EventTag.LOCKED_OUT, context=context, practice_id=user.practice_id,
+                        subject_id=user.id, details={"step": "second_factor", "retry_after": wait},
                     )
-                    if remember_browser:
-                        cookie = self._remembered.grant(s, user=user, context=context)
-                        result = replace(result, browser_cookie=cookie)
-                        if cookie is not None:
-                            after_commit = _also(after_commit, partial(
-                                self._mail.notify_browser_remembered, user, days=policy.remember_browser_days
-                            ))
-                else:
-                    _COUNT_FLOW_ATTEMPT.execute(s, {"row_id": flow.id})
-                    wait = self._throttle.hit(s, [key])
-                    self._audit.record(
-                        s, EventTag.SIGN_IN_CODE_FAILED, context=context, practice_id=user.practice_id,
-                        subject_id=user.id,
-                        details={"method": method, "reason": str(verification.outcome), **(verification.details or {})},
-                    )
-                    if wait:
-                        self._audit.record(
-                            s, EventTag.LOCKED_OUT, context=context, practice_id=user.practice_id,
-                            subject_id=user.id, details={"step": "second_factor", "retry_after": wait},
-                        )
-                    failure = (
-                        ClockOutOfSync() if verification.outcome is Outcome.OUT_OF_SYNC
-                        else InvalidCode(factor.wrong_code_message)
-                    )
-        if failure:
-            raise failure
+                raise Refusal(verification.refusal(factor.wrong_code_message))
+            _write(s, flow, _SET_FLOW_STATE, state=SECOND_FACTOR_VERIFIED)
+            after_commit = verification.after_commit
+            result = self._complete(
+                s, user=user, context=context, method=method, return_to=flow.return_to,
+                details=verification.details,
+            )
+            if remember_browser:
+                cookie = self.remembered.grant(s, user=user, context=context)
+                result = replace(result, browser_cookie=cookie)
+                if cookie is not None:
+                    after_commit = _also(after_commit, partial(
+                        self.mail.notify_browser_remembered, user, days=policy.remember_browser_days
+                    ))
         run_after_commit(after_commit, context)
         return result
 
@@ -342,41 +279,40 @@ class SignInService:
         user's, ``Throttled`` at a send limit (audited), and ``DeliveryFailed`` when
         the code could not be sent at once (it is retried in the background).
         """
-        failure: TwofoldError | None = None
-        challenge = None
-        with self._db.transaction() as s:
+        with self.db.transaction() as s:
             flow, user = self._live_flow(s, flow_id)
-            factor = self._factors.get(method)
-            if factor is None or method not in self._factors.enabled_for(s, user, Policy.of(user.practice).second_factors):
+            factor = self.factors.get(method)
+            if factor is None or method not in self._methods(s, user):
                 raise MethodNotAvailable()
             try:
                 challenge = factor.begin_challenge(s, user=user, flow=flow)
             except Throttled as exc:
-                failure = exc
-                self._audit.record(
+                self.audit.record(
                     s, EventTag.SIGN_IN_CODE_SEND_LIMITED, context=context, practice_id=user.practice_id,
                     subject_id=user.id, details={"method": method, "retry_after": exc.retry_after},
                 )
-            else:
-                if challenge is None:
-                    raise MethodNotAvailable("This method needs nothing sent: enter the code it shows.")
-                self._audit.record(
-                    s, EventTag.SIGN_IN_CODE_SENT, context=context, practice_id=user.practice_id,
-                    subject_id=user.id, details={"method": method},
-                )
-        if failure:
-            raise failure
+                raise Refusal(exc) from None
+            if challenge is None:
+                raise MethodNotAvailable("This method needs nothing sent: enter the code it shows.")
+            self.audit.record(
+                s, EventTag.SIGN_IN_CODE_SENT, context=context, practice_id=user.practice_id,
+                subject_id=user.id, details={"method": method},
+            )
         if not challenge.deliver(context):
             raise DeliveryFailed()
         return challenge
 
     def flow_methods(self, flow_id: str) -> tuple[SimpleNamespace, SimpleNamespace, list[str]]:
         """The live flow, its user and the methods it offers (for the code page)."""
-        with self._db.reading() as s:
+        with self.db.reading() as s:
             flow, user = self._live_flow(s, flow_id, lock=False)
-            return flow, user, self._factors.enabled_for(s, user, Policy.of(user.practice).second_factors)
+            return flow, user, self._methods(s, user)
 
     # -- steps ---------------------------------------------------------------
+
+    def _methods(self, s: Session, user: User | SimpleNamespace) -> list[str]:
+        """The methods ``user`` has set up that their practice allows."""
+        return self.factors.enabled_for(s, user, self.factors.allowed(Policy.of(user.practice).allowed_methods))
 
     def _live_flow(self, s: Session, flow_id: str, lock: bool = True) -> tuple[SimpleNamespace, SimpleNamespace]:
         """The live flow and its user (with ``user.practice``) as plain attribute records.
@@ -389,7 +325,7 @@ class SignInService:
         if row is None:
             raise FlowNotFound()
         flow = as_record(_FLOWS, row[:_FLOW_END])
-        if flow.state != PASSWORD_VERIFIED or self._clock.now() >= flow.expires_at:
+        if flow.state != PASSWORD_VERIFIED or self.clock.now() >= flow.expires_at:
             raise FlowExpired()
         user = as_record(_USERS, row[_FLOW_END:_USER_END])
         if user.id is None or not user.active:
@@ -400,7 +336,7 @@ class SignInService:
     def _open_flow(
         self, s: Session, *, user: User, methods: list[str], context: RequestContext, return_to: str | None
     ) -> SignInResult:
-        now = self._clock.now()
+        now = self.clock.now()
         flow = SignInFlow(
             id=secrets.token_urlsafe(24),
             user_id=user.id,
@@ -413,7 +349,7 @@ class SignInService:
             return_to=return_to,
         )
         s.add(flow)
-        self._audit.record(
+        self.audit.record(
             s, EventTag.SIGN_IN_SECOND_FACTOR_REQUIRED, context=context, practice_id=user.practice_id,
             subject_id=user.id, details={"methods": methods},
         )
@@ -423,9 +359,9 @@ class SignInService:
         self, s: Session, *, user: User, context: RequestContext, method: str, return_to: str | None,
         details: dict | None = None,
     ) -> SignInResult:
-        token = self._sessions.start(s, user=user, context=context)
-        _write(s, user, _SET_LAST_SIGN_IN, last_sign_in_at=self._clock.now())
-        self._audit.record(
+        token = self.sessions.start(s, user=user, context=context)
+        _write(s, user, _SET_LAST_SIGN_IN, last_sign_in_at=self.clock.now())
+        self.audit.record(
             s, EventTag.SIGN_IN_SUCCEEDED, context=context, practice_id=user.practice_id,
             actor_id=user.id, subject_id=user.id, details={**(details or {}), "method": method},
         )

@@ -114,7 +114,7 @@ def test_a_row_taken_by_someone_else_meanwhile_fails_alone(services, practice, m
         calls.append(1)
         return original(practice_id, *args, **kwargs)
 
-    monkeypatch.setattr(services.members, "_write_members", types.MethodType(racing, services.members))
+    monkeypatch.setattr(type(services.members), "_write_members", racing)
     results = run_import(services, practice.id, "email,name,role\na@riverside.example,A,staff\nb@riverside.example,B,staff\nc@riverside.example,C,staff\n")
     assert [(r.email, r.status, r.error) for r in results] == [
         ("a@riverside.example", "imported", None), ("b@riverside.example", "failed", "duplicate_email"),

@@ -55,7 +55,7 @@ def test_codes_are_bound_to_their_account(services, make_user):
     first = make_user(with_totp=True)
     second = make_user(with_totp=True)
     with services.db.transaction() as s:
-        verification = services.recovery_codes.verify(s, user=s.get(User, second.id), code=first.recovery_codes[0])
+        verification = services.recovery_codes.verify(s, user=s.get(User, second.id), response=first.recovery_codes[0])
     assert not verification.accepted
 
 

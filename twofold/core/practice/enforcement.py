@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
+from twofold.clock import Clock
 from twofold.audit import AuditLog, EventTag
 from twofold.context import RequestContext
 from twofold.errors import TwoFactorRequired
@@ -52,12 +53,12 @@ def policy_due_at(policy: Policy, user: User) -> datetime | None:
     return start + timedelta(days=policy.grace_days)
 
 
+@dataclass(kw_only=True, slots=True)
 class TwoFactorEnforcement:
-    def __init__(self, *, db: Database, clock, audit: AuditLog, factors: FactorRegistry) -> None:
-        self._db = db
-        self._clock = clock
-        self._audit = audit
-        self._factors = factors
+    db: Database
+    clock: Clock
+    audit: AuditLog
+    factors: FactorRegistry
 
     def requirement(self, session: Session, *, user: User, policy: Policy | None = None) -> EnrolmentRequirement:
         """What is required of ``user`` now. One primary-key lookup, plus the factor check when required."""
@@ -67,42 +68,42 @@ class TwoFactorEnforcement:
             due = demand.due_at if due is None else min(due, demand.due_at)
         if due is None:
             return EnrolmentRequirement(None, enrolled=False)
-        enrolled = bool(self._factors.enabled_for(session, user))
+        enrolled = bool(self.factors.enabled_for(session, user))
         return EnrolmentRequirement(due, enrolled=enrolled, demanded=demand is not None)
 
     def requirement_for(self, user_id: int) -> EnrolmentRequirement:
-        with self._db.reading() as s:
+        with self.db.reading() as s:
             user = s.get(User, user_id)
             return self.requirement(s, user=user)
 
     def check(self, active: ActiveSession) -> None:
         """Raise ``TwoFactorRequired`` when the member must enrol before doing anything else."""
-        with self._db.reading() as s:
+        with self.db.reading() as s:
             requirement = self.requirement(s, user=active.user, policy=active.policy)
         if requirement.demanded and requirement.enrolled:
             # The member enrolled again after a reset: the demand is met, so it goes
             # (otherwise turning 2FA off later would lock them out at once).
-            with self._db.transaction() as s:
+            with self.db.transaction() as s:
                 s.execute(delete(EnrolmentDemand).where(EnrolmentDemand.user_id == active.user.id))
-        if requirement.blocks(self._clock.now()):
+        if requirement.blocks(self.clock.now()):
             raise TwoFactorRequired()
 
     def skip(self, *, user: User, context: RequestContext) -> None:
         """Record that the member put enrolment off; refused once the grace period is over."""
-        with self._db.transaction() as s:
+        with self.db.transaction() as s:
             user = s.get(User, user.id)
             requirement = self.requirement(s, user=user)
-            if requirement.blocks(self._clock.now()):
+            if requirement.blocks(self.clock.now()):
                 raise TwoFactorRequired()
             if requirement.outstanding:
-                self._audit.record(
+                self.audit.record(
                     s, EventTag.TWO_FACTOR_ENROLMENT_SKIPPED, context=context, practice_id=user.practice_id,
                     actor_id=user.id, subject_id=user.id, details={"due_at": requirement.due_at.isoformat()},
                 )
 
     def demand(self, session: Session, *, user_id: int, reason: str) -> None:
         """Require ``user_id`` to enrol at their next request, whatever the policy (in the caller's transaction)."""
-        now = self._clock.now()
+        now = self.clock.now()
         session.merge(EnrolmentDemand(user_id=user_id, due_at=now, reason=reason, created_at=now))
 
     def clear_demand(self, session: Session, *, user_id: int) -> None:

@@ -5,7 +5,7 @@ so an admin of one practice can neither see nor change a member of another: a
 member id of another practice is simply "not found".
 
 Members added by an admin have no password yet. They get a one-time set-up link
-by email (see core/member_setup.py) that asks them to choose a password and then
+by email (see core/practice/setup_links.py) that asks them to choose a password and then
 to set up two-factor authentication. Until then their password hash is that of a
 random secret nobody knows (so signing in costs the same argon2 work as for
 anyone else, and answers reveal nothing), and ``password_changed_at`` is None,
@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from twofold.clock import Clock
+from twofold.core.notifier import Message
 from twofold.core.paging import PAGE_SIZE, Page
 from twofold.core.account import check_email
 from twofold.audit import AuditLog, EventTag
@@ -37,9 +39,6 @@ from twofold.core.sessions import SessionService
 from twofold.factors.base import FactorRegistry
 from twofold.store.db import Database
 from twofold.store.models import ROLES, Practice, User
-
-if TYPE_CHECKING:
-    from twofold.core.practice.setup_links import SetupService
 
 IMPORT_BATCH = 500
 IMPORT_COLUMNS = ("email", "name", "role")
@@ -71,6 +70,19 @@ class TrustRevoker(Protocol):
 
     def revoke_all_for(self, session: Session, *, user_id: int, reason: str) -> int:
         """Revoke everything of ``user_id`` in the caller's transaction; return how many were revoked."""
+
+
+class SetupLinks(Protocol):
+    """Issuing a member's set-up link (core/practice/setup_links.py), as adding members needs it."""
+
+    def issue(self, session: Session, *, member: User, created_by_id: int | None, context: RequestContext) -> str:
+        """A new link for ``member`` in the caller's transaction; returns its token."""
+
+    def pending_message(self, *, member: User, token: str, link_base: str) -> Message:
+        """The email carrying the link, to send once committed."""
+
+    def deliver(self, message: Message) -> None:
+        """Send ``message`` (queued; never raises for a delivery problem)."""
 
 
 # -- errors -----------------------------------------------------------------------
@@ -183,39 +195,26 @@ def _like_term(text: str) -> str:
     return f"%{escaped}%"
 
 
+@dataclass(kw_only=True, slots=True)
 class MemberService:
-    def __init__(
-        self,
-        *,
-        db: Database,
-        clock,
-        passwords: PasswordHasher,
-        audit: AuditLog,
-        factors: FactorRegistry,
-        sessions: SessionService,
-        setup: SetupService,
-        trust_revokers: list[TrustRevoker],
-        recovery_codes_left: CountsByMember = no_recovery_codes,
-        remembered_browsers: CountsByMember = no_remembered_browsers,
-    ) -> None:
-        self._db = db
-        self._clock = clock
-        self._passwords = passwords
-        self._audit = audit
-        self._factors = factors
-        self._sessions = sessions
-        self._setup = setup
-        self.trust_revokers = trust_revokers
-        self.recovery_codes_left = recovery_codes_left
-        self.remembered_browsers = remembered_browsers
-        self._invited_hash: str | None = None
+    db: Database
+    clock: Clock
+    passwords: PasswordHasher
+    audit: AuditLog
+    factors: FactorRegistry
+    sessions: SessionService
+    setup: SetupLinks
+    trust_revokers: list[TrustRevoker]
+    recovery_codes_left: CountsByMember = no_recovery_codes
+    remembered_browsers: CountsByMember = no_remembered_browsers
+    _invited_hash: str | None = field(default=None, init=False, repr=False)
 
     # -- reading ---------------------------------------------------------------
 
     def list_members(self, *, practice_id: int, filter: MemberFilter = MemberFilter(), page: int = 1) -> Page[MemberView]:
         page = max(1, page)
         query = self._filtered(practice_id, filter)
-        with self._db.reading() as s:
+        with self.db.reading() as s:
             total = s.execute(select(func.count()).select_from(query.subquery())).scalar_one()
             users = s.execute(
                 query.order_by(func.lower(User.name), User.id).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)
@@ -224,11 +223,11 @@ class MemberService:
         return Page(items, total, page)
 
     def get_member(self, *, practice_id: int, member_id: int) -> MemberView:
-        with self._db.reading() as s:
+        with self.db.reading() as s:
             return self._views(s, [member_in(s, practice_id=practice_id, member_id=member_id)])[0]
 
     def admins_without_two_factor(self, *, practice_id: int) -> int:
-        with self._db.reading() as s:
+        with self.db.reading() as s:
             query = self._filtered(practice_id, MemberFilter(role="admin", without_two_factor=True, active=True))
             return s.execute(select(func.count()).select_from(query.subquery())).scalar_one()
 
@@ -238,7 +237,7 @@ class MemberService:
             term = _like_term(f.q.strip())
             query = query.where(or_(func.lower(User.name).like(term, escape="\\"), func.lower(User.email).like(term, escape="\\")))
         if f.without_two_factor:
-            query = query.where(User.id.not_in(self._factors.enabled_user_ids()))
+            query = query.where(User.id.not_in(self.factors.enabled_user_ids()))
         if f.role:
             query = query.where(User.role == f.role)
         if f.roles is not None:
@@ -249,7 +248,7 @@ class MemberService:
 
     def _views(self, session: Session, users: Sequence[User]) -> list[MemberView]:
         ids = [user.id for user in users]
-        methods = self._factors.methods_for(session, ids)
+        methods = self.factors.methods_for(session, ids)
         codes = self.recovery_codes_left(session, ids) if ids else {}
         browsers = self.remembered_browsers(session, ids) if ids else {}
         return [
@@ -267,7 +266,7 @@ class MemberService:
     def invited_password_hash(self) -> str:
         """The hash of a random secret, thrown away: nobody can sign in with it (see the module docstring)."""
         if self._invited_hash is None:
-            self._invited_hash = self._passwords.hash(random_token(32))
+            self._invited_hash = self.passwords.hash(random_token(32))
         return self._invited_hash
 
     def add_member(
@@ -278,19 +277,19 @@ class MemberService:
         email, name, role = checked_fields(email, name, role)
         password_hash = self.invited_password_hash()
         try:
-            with self._db.transaction() as s:
+            with self.db.transaction() as s:
                 practice = s.get(Practice, practice_id)
                 if practice is None:
                     raise NotFound("No such practice.")
                 if s.execute(select(User.id).where(User.email == email)).first():
                     raise DuplicateEmail()
                 user = self._new_member(s, practice, email, name, role, password_hash, actor_id, context, via="admin")
-                token = self._setup.issue(s, member=user, created_by_id=actor_id, context=context)
-                link = self._setup.pending_message(member=user, token=token, link_base=link_base)
+                token = self.setup.issue(s, member=user, created_by_id=actor_id, context=context)
+                link = self.setup.pending_message(member=user, token=token, link_base=link_base)
                 view = self._views(s, [user])[0]
         except IntegrityError:
             raise DuplicateEmail() from None
-        self._setup.deliver(link)
+        self.setup.deliver(link)
         return view
 
     def _new_member(
@@ -299,11 +298,11 @@ class MemberService:
     ) -> User:
         user = User(
             practice_id=practice.id, practice=practice, email=email, name=name, role=role,
-            password_hash=password_hash, active=True, created_at=self._clock.now(), password_changed_at=None,
+            password_hash=password_hash, active=True, created_at=self.clock.now(), password_changed_at=None,
         )
         s.add(user)
         s.flush()
-        self._audit.record(
+        self.audit.record(
             s, EventTag.MEMBER_ADDED, context=context, practice_id=practice.id, actor_id=actor_id,
             subject_id=user.id, details={"role": role, "via": via},
         )
@@ -326,7 +325,7 @@ class MemberService:
             raise InvalidInput("Give a new role or active state.")
         if role is not None and role not in ROLES:
             raise UnknownRole()
-        with self._db.transaction() as s:
+        with self.db.transaction() as s:
             s.execute(select(Practice.id).where(Practice.id == practice_id).with_for_update())
             member = member_in(s, practice_id=practice_id, member_id=member_id, lock=True)
             stays_admin = (role or member.role) == "admin" and (member.active if active is None else active)
@@ -340,18 +339,18 @@ class MemberService:
                     raise LastAdmin()
             audit = dict(context=context, practice_id=practice_id, actor_id=actor_id, subject_id=member.id)
             if role is not None and role != member.role:
-                self._audit.record(s, EventTag.MEMBER_ROLE_CHANGED, **audit, details={"from": member.role, "to": role})
+                self.audit.record(s, EventTag.MEMBER_ROLE_CHANGED, **audit, details={"from": member.role, "to": role})
                 member.role = role
             if active is False and member.active:
                 member.active = False
-                ended = self._sessions.end_all_for(s, user_id=member.id, reason="deactivated")
+                ended = self.sessions.end_all_for(s, user_id=member.id, reason="deactivated")
                 revoked = sum(r.revoke_all_for(s, user_id=member.id, reason="deactivated") for r in self.trust_revokers)
-                self._audit.record(
+                self.audit.record(
                     s, EventTag.MEMBER_DEACTIVATED, **audit, details={"sessions_ended": ended, "trust_revoked": revoked}
                 )
             elif active is True and not member.active:
                 member.active = True
-                self._audit.record(s, EventTag.MEMBER_REACTIVATED, **audit)
+                self.audit.record(s, EventTag.MEMBER_REACTIVATED, **audit)
             s.flush()
             return self._views(s, [member])[0]
 
@@ -382,7 +381,7 @@ class MemberService:
         if missing:
             raise InvalidInput(f"The first line must name the columns email, name and role (missing: {', '.join(missing)}).")
         where = {name: columns.index(name) for name in IMPORT_COLUMNS}
-        with self._db.reading() as s:
+        with self.db.reading() as s:
             if s.get(Practice, practice_id) is None:
                 raise NotFound("No such practice.")
         if send_setup_links and not link_base:
@@ -412,8 +411,8 @@ class MemberService:
                 else:
                     summary.failed += 1
                 yield result
-        with self._db.transaction() as s:
-            self._audit.record(
+        with self.db.transaction() as s:
+            self.audit.record(
                 s, EventTag.MEMBERS_IMPORTED, context=context, practice_id=practice_id, actor_id=actor_id,
                 details={"imported": summary.imported, "failed": summary.failed},
             )
@@ -440,7 +439,7 @@ class MemberService:
                 continue
             seen.add(email)
             candidates.append((line, email, name, role))
-        with self._db.reading() as s:
+        with self.db.reading() as s:
             taken = set(s.execute(select(User.email).where(User.email.in_([c[1] for c in candidates]))).scalars())
         fresh = []
         for candidate in candidates:
@@ -465,7 +464,7 @@ class MemberService:
                 except IntegrityError:
                     results[candidate[0]] = RowResult(candidate[0], candidate[1], "failed", DuplicateEmail.code, DuplicateEmail.message)
         for message in messages:
-            self._setup.deliver(message)
+            self.setup.deliver(message)
         return [results[line] for line in sorted(results)]
 
     def _write_members(
@@ -476,9 +475,9 @@ class MemberService:
         if not rows:
             return []
         messages = []
-        with self._db.transaction() as s:
+        with self.db.transaction() as s:
             practice = s.get(Practice, practice_id)
-            now = self._clock.now()
+            now = self.clock.now()
             users = [
                 User(
                     practice_id=practice.id, practice=practice, email=email, name=name, role=role,
@@ -488,14 +487,14 @@ class MemberService:
             ]
             s.add_all(users)
             s.flush()
-            self._audit.record_many(
+            self.audit.record_many(
                 s, [(EventTag.MEMBER_ADDED, user.id, {"role": user.role, "via": "csv"}) for user in users],
                 context=context, practice_id=practice.id, actor_id=actor_id,
             )
             if send_setup_links:
                 for user in users:
-                    token = self._setup.issue(s, member=user, created_by_id=actor_id, context=context)
-                    messages.append(self._setup.pending_message(member=user, token=token, link_base=link_base))
+                    token = self.setup.issue(s, member=user, created_by_id=actor_id, context=context)
+                    messages.append(self.setup.pending_message(member=user, token=token, link_base=link_base))
         return messages
 
     def export_csv(
@@ -505,22 +504,22 @@ class MemberService:
 
         The export itself is audited before the first line is produced.
         """
-        with self._db.transaction() as s:
+        with self.db.transaction() as s:
             if s.get(Practice, practice_id) is None:
                 raise NotFound("No such practice.")
-            self._audit.record(
+            self.audit.record(
                 s, EventTag.MEMBERS_EXPORTED, context=context, practice_id=practice_id, actor_id=actor_id,
             )
         query = self._filtered(practice_id, filter).order_by(User.id)
         return self._export_lines(query)
 
     def count(self, *, practice_id: int, filter: MemberFilter = MemberFilter()) -> int:
-        with self._db.reading() as s:
+        with self.db.reading() as s:
             return s.execute(select(func.count()).select_from(self._filtered(practice_id, filter).subquery())).scalar_one()
 
     def _export_lines(self, query: Select) -> Iterator[str]:
         yield csv_line(EXPORT_COLUMNS)
-        with self._db.reading() as s:
+        with self.db.reading() as s:
             result = s.execute(query.execution_options(yield_per=IMPORT_BATCH))
             for chunk in result.scalars().partitions():
                 for view in self._views(s, chunk):

@@ -11,18 +11,17 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
+from twofold.clock import Clock
 from twofold.audit import AuditLog, EventTag
 from twofold.context import RequestContext
 from twofold.errors import InvalidInput, NotFound
 from twofold.core.practice.members import MemberFilter, MemberService, MemberView
 from twofold.core.paging import Page
 from twofold.core.policy import MAX_IDLE_MINUTES, MAX_REMEMBER_DAYS
+from twofold.factors.base import FactorRegistry
 from twofold.store.db import Database
 from twofold.store.models import ROLES, Practice
 
-# The second-factor methods a practice can allow. The authenticator app is always
-# allowed: it is the method every member can enrol, and the sign-in flow always offers it.
-METHODS = ("totp", "email", "recovery_code")
 MAX_GRACE_DAYS = 30
 
 
@@ -48,8 +47,13 @@ class PolicySettings:
             idle_timeout_minutes=practice.idle_timeout_minutes,
         )
 
-    def checked(self) -> PolicySettings:
-        """The same settings, normalised; ``InvalidInput`` naming the first field out of range."""
+    def checked(self, factors: FactorRegistry, baseline: str) -> PolicySettings:
+        """The same settings, normalised; ``InvalidInput`` naming the first field out of range.
+
+        The methods are the registry's kinds; ``baseline`` (the kind every member can
+        set up, and the sign-in flow always offers) must be among them.
+        """
+        kinds = factors.kinds()
         roles = []
         for role in self.required_roles:
             if role not in ROLES:
@@ -58,12 +62,14 @@ class PolicySettings:
                 roles.append(role)
         methods = []
         for method in self.allowed_methods:
-            if method not in METHODS:
-                raise InvalidInput(f"allowed_methods: {method!r} is not a method (use {', '.join(METHODS)}).")
+            if method not in kinds:
+                raise InvalidInput(f"allowed_methods: {method!r} is not a method (use {', '.join(kinds)}).")
             if method not in methods:
                 methods.append(method)
-        if "totp" not in methods:
-            raise InvalidInput("allowed_methods: the authenticator app (totp) is always allowed; include it.")
+        if baseline not in methods:
+            raise InvalidInput(
+                f"allowed_methods: the {factors.label(baseline).lower()} ({baseline}) is always allowed; include it."
+            )
         for name, value, low, high in (
             ("grace_days", self.grace_days, 0, MAX_GRACE_DAYS),
             ("remember_browser_days", self.remember_browser_days, 0, MAX_REMEMBER_DAYS),
@@ -88,41 +94,43 @@ class PolicyPreview:
     due_at: datetime | None
 
 
+@dataclass(kw_only=True, slots=True)
 class PolicyService:
-    def __init__(self, *, db: Database, clock, audit: AuditLog, members: MemberService) -> None:
-        self._db = db
-        self._clock = clock
-        self._audit = audit
-        self._members = members
+    db: Database
+    clock: Clock
+    audit: AuditLog
+    members: MemberService
+    factors: FactorRegistry
+    baseline: str  # the kind every member can set up (the set-up link's): always allowed
 
     def get(self, *, practice_id: int) -> PolicySettings:
-        with self._db.reading() as s:
+        with self.db.reading() as s:
             return PolicySettings.of(self._practice(s, practice_id))
 
     def required_since(self, *, practice_id: int) -> datetime | None:
-        with self._db.reading() as s:
+        with self.db.reading() as s:
             return self._practice(s, practice_id).two_factor_required_since
 
     def proposed(self, *, practice_id: int, changes: dict) -> PolicySettings:
         """The current settings with ``changes`` (only the fields given) applied and checked."""
-        return _changed(self.get(practice_id=practice_id), changes)
+        return self._changed(self.get(practice_id=practice_id), changes)
 
     def update(self, *, practice_id: int, actor_id: int | None, changes: dict, context: RequestContext) -> PolicySettings:
         """Save the policy. Switching required 2FA on starts the grace period now; switching it off ends it."""
-        with self._db.transaction() as s:
+        with self.db.transaction() as s:
             practice = self._practice(s, practice_id, lock=True)
             before = PolicySettings.of(practice)
-            after = _changed(before, changes)
+            after = self._changed(before, changes)
             diff = {name: [old, new] for (name, old), new in zip(asdict(before).items(), asdict(after).values()) if old != new}
             if not diff:
                 return after
             for name, value in asdict(after).items():
                 setattr(practice, name, value)
             if after.require_two_factor and not before.require_two_factor:
-                practice.two_factor_required_since = self._clock.now()
+                practice.two_factor_required_since = self.clock.now()
             elif not after.require_two_factor:
                 practice.two_factor_required_since = None
-            self._audit.record(
+            self.audit.record(
                 s, EventTag.POLICY_CHANGED, context=context, practice_id=practice_id, actor_id=actor_id,
                 details={"changes": diff},
             )
@@ -131,13 +139,23 @@ class PolicyService:
     def preview(self, *, practice_id: int, settings: PolicySettings, page: int = 1) -> PolicyPreview:
         """Who would have to set up 2FA under ``settings``: active members of the covered roles without it."""
         roles = settings.affected_roles()
-        members = self._members.list_members(
+        members = self.members.list_members(
             practice_id=practice_id, filter=MemberFilter(without_two_factor=True, roles=roles, active=True), page=page,
         )
         if not roles:
             return PolicyPreview(members, None)
         since = self.required_since(practice_id=practice_id) if self.get(practice_id=practice_id).require_two_factor else None
-        return PolicyPreview(members, (since or self._clock.now()) + timedelta(days=settings.grace_days))
+        return PolicyPreview(members, (since or self.clock.now()) + timedelta(days=settings.grace_days))
+
+    def methods(self) -> dict[str, str]:
+        """The methods a policy may list, with their labels (the registry's, in its order)."""
+        return self.factors.labels()
+
+    def _changed(self, settings: PolicySettings, changes: dict) -> PolicySettings:
+        unknown = set(changes) - set(PolicySettings.__dataclass_fields__)
+        if unknown:
+            raise InvalidInput(f"Unknown policy fields: {', '.join(sorted(unknown))}.")
+        return replace(settings, **changes).checked(self.factors, self.baseline)
 
     def _practice(self, s, practice_id: int, lock: bool = False) -> Practice:
         query = select(Practice).where(Practice.id == practice_id)
@@ -146,9 +164,3 @@ class PolicyService:
             raise NotFound("No such practice.")
         return practice
 
-
-def _changed(settings: PolicySettings, changes: dict) -> PolicySettings:
-    unknown = set(changes) - set(PolicySettings.__dataclass_fields__)
-    if unknown:
-        raise InvalidInput(f"Unknown policy fields: {', '.join(sorted(unknown))}.")
-    return replace(settings, **changes).checked()

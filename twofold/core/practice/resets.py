@@ -13,24 +13,25 @@ server itself and is audited the same way, marked ``via: cli``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from twofold.core.account import TwoFactorNotEnabled, _code_error
+from twofold.core.account import TwoFactorNotEnabled
 from twofold.core.security_mail import SecurityMail
 from twofold.audit import AuditLog, EventTag
+from twofold.clock import Clock
 from twofold.context import RequestContext
+from twofold.core.policy import Policy
 from twofold.core.practice.enforcement import TwoFactorEnforcement
-from twofold.errors import Forbidden, InvalidCredentials, InvalidInput, NotFound, Throttled, TwofoldError
+from twofold.errors import Forbidden, InvalidInput, NotFound
 from twofold.core.practice.members import TrustRevoker, member_in
-from twofold.core.notifier import Notifier
-from twofold.crypto.passwords import PasswordHasher
+from twofold.core.reauth import Reauthentication
 from twofold.core.sessions import SessionService
-from twofold.core.signin import code_throttle_key, normalize_email
-from twofold.throttle import Throttle, password_checks
-from twofold.factors.base import FactorRegistry
+from twofold.core.signin import normalize_email
+from twofold.factors.base import FactorRegistry, FactorResponse
 from twofold.store.db import Database
 from twofold.store.models import User
 
@@ -54,14 +55,14 @@ class ResetNotice(Protocol):
         """Queue the notice; never raises for a delivery problem."""
 
 
+@dataclass(kw_only=True, slots=True)
 class SecurityMailResetNotice:
     """The reset email, in the same form as every other security email."""
 
-    def __init__(self, *, mail: SecurityMail) -> None:
-        self._mail = mail
+    mail: SecurityMail
 
     def notify_admin_reset(self, *, member: User, by: str, reason: str, context: RequestContext) -> None:
-        self._mail.notify_admin_reset(member, context, admin_name=by, reason=reason)
+        self.mail.notify_admin_reset(member, context, admin_name=by, reason=reason)
 
 
 def checked_reason(reason: str | None) -> str:
@@ -73,115 +74,76 @@ def checked_reason(reason: str | None) -> str:
     return reason
 
 
+@dataclass(kw_only=True, slots=True)
 class TwoFactorResetService:
-    def __init__(
-        self,
-        *,
-        db: Database,
-        clock,
-        passwords: PasswordHasher,
-        throttle: Throttle,
-        audit: AuditLog,
-        factors: FactorRegistry,
-        sessions: SessionService,
-        enforcement: TwoFactorEnforcement,
-        trust_revokers: list[TrustRevoker],
-        notice: ResetNotice,
-    ) -> None:
-        self._db = db
-        self._clock = clock
-        self._passwords = passwords
-        self._throttle = throttle
-        self._audit = audit
-        self._factors = factors
-        self._sessions = sessions
-        self._enforcement = enforcement
-        self.trust_revokers = trust_revokers
-        self.notice = notice
+    db: Database
+    clock: Clock
+    audit: AuditLog
+    factors: FactorRegistry
+    reauth: Reauthentication
+    sessions: SessionService
+    enforcement: TwoFactorEnforcement
+    trust_revokers: list[TrustRevoker]
+    notice: ResetNotice
 
     def reset_member_two_factor(
-        self, *, practice_id: int, admin: User, member_id: int, password: str, code: str, reason: str,
+        self, *, practice_id: int, admin: User, member_id: int, password: str, code: FactorResponse, reason: str,
         context: RequestContext,
     ) -> None:
-        """An admin resets a member of their practice, after proving it is them (password and code).
+        """An admin resets a member of their practice, after re-authenticating (password and a code).
 
-        The admin's password guesses go one at a time, as at sign-in.
+        The admin's code may be of any method they have that their practice allows,
+        as for every other re-authentication; their password guesses go one at a
+        time, as at sign-in.
         """
-        with self._throttle.one_at_a_time(admin.email):
-            self._reset_member_two_factor(
-                practice_id=practice_id, admin=admin, member_id=member_id, password=password, code=code,
-                reason=reason, context=context,
-            )
-
-    def _reset_member_two_factor(
-        self, *, practice_id: int, admin: User, member_id: int, password: str, code: str, reason: str,
-        context: RequestContext,
-    ) -> None:
         reason = checked_reason(reason)
         if member_id == admin.id:
             raise CannotResetSelf()
-        password_key = password_checks(admin.email)[0]
-        code_key = code_throttle_key(admin.id)
-        with self._db.reading() as s:
+        with self.db.reading() as s:
             member_in(s, practice_id=practice_id, member_id=member_id)
             fresh = s.get(User, admin.id)
-            methods = self._factors.enabled_for(s, fresh)
+            methods = self.factors.enabled_for(s, fresh, self.factors.allowed(Policy.of(fresh.practice).allowed_methods))
             if not methods:
                 raise AdminTwoFactorRequired()
-            if not any(self._factors.get(kind).normalize(code) for kind in methods):
+            if not any(self.factors.get(kind).normalize(code) for kind in methods):
                 # Malformed input changes nothing: no attempt is counted (as at sign-in).
                 raise InvalidInput("Enter the current code from your own authenticator app.")
-            wait = self._throttle.retry_after(s, [password_key, code_key])
-        if wait:
-            raise Throttled(wait)
-        password_ok = self._passwords.verify(fresh.password_hash, password)
-        failure: TwofoldError | None = None
-        with self._db.transaction() as s:
-            admin = s.get(User, admin.id)
-            member = member_in(s, practice_id=practice_id, member_id=member_id, lock=True)
-            removable = self._factors.enabled_for(s, member)
-            audit = dict(context=context, practice_id=practice_id, actor_id=admin.id, subject_id=member.id)
-            if not password_ok:
-                self._throttle.hit(s, [password_key])
-                self._audit.record(s, EventTag.TWO_FACTOR_RESET_FAILED, **audit, details={"reason": "wrong_password"})
-                failure = InvalidCredentials("Your password is not right.")
-            else:
-                method, verification = self._factors.verify_any(s, user=admin, code=code)
-                if method is None:
-                    self._throttle.hit(s, [code_key])
-                    self._audit.record(
-                        s, EventTag.TWO_FACTOR_RESET_FAILED, **audit, details={"reason": str(verification.outcome)}
-                    )
-                    failure = _code_error(verification.outcome)
-                elif not removable:
+        with self.reauth.password(user=fresh, password=password) as password_check:
+            with self.db.transaction() as s:
+                admin = s.get(User, admin.id)
+                member = member_in(s, practice_id=practice_id, member_id=member_id, lock=True)
+                removable = self.factors.enabled_for(s, member)
+                self.reauth.verify(
+                    s, user=admin, password=password_check, code=code, context=context,
+                    action="reset_member_two_factor", failed_event=EventTag.TWO_FACTOR_RESET_FAILED,
+                    subject_id=member.id, wrong_password="Your password is not right.",
+                )
+                if not removable:
                     raise TwoFactorNotEnabled("This member has no two-factor authentication to reset.")
-                else:
-                    self._reset(s, member, actor_id=admin.id, reason=reason, via="admin", context=context)
-        if failure:
-            raise failure
+                self._reset(s, member, actor_id=admin.id, reason=reason, via="admin", context=context)
         self.notice.notify_admin_reset(member=member, by=f"{admin.name} (practice admin)", reason=reason, context=context)
 
     def break_glass_reset(self, *, email: str, reason: str, context: RequestContext) -> User:
         """The operator's reset from the server's command line, for a practice that locked itself out."""
         reason = checked_reason(reason)
-        with self._db.transaction() as s:
+        with self.db.transaction() as s:
             member = s.execute(select(User).where(User.email == normalize_email(email)).with_for_update(of=User)).scalar_one_or_none()
             if member is None:
                 raise NotFound(f"No account has the email {email!r}.")
-            if not self._factors.enabled_for(s, member):
+            if not self.factors.enabled_for(s, member):
                 raise TwoFactorNotEnabled("This account has no two-factor authentication to reset.")
             self._reset(s, member, actor_id=None, reason=reason, via="cli", context=context)
         self.notice.notify_admin_reset(member=member, by="the Twofold operator", reason=reason, context=context)
         return member
 
     def _reset(self, s: Session, member: User, *, actor_id: int | None, reason: str, via: str, context: RequestContext) -> None:
-        removed = self._factors.enabled_for(s, member)
-        for kind in self._factors.kinds():
-            self._factors.get(kind).remove(s, user=member)
-        ended = self._sessions.end_all_for(s, user_id=member.id, reason="two_factor_reset")
+        removed = self.factors.enabled_for(s, member)
+        for factor in self.factors:
+            factor.remove(s, user=member)
+        ended = self.sessions.end_all_for(s, user_id=member.id, reason="two_factor_reset")
         revoked = sum(r.revoke_all_for(s, user_id=member.id, reason="two_factor_reset") for r in self.trust_revokers)
-        self._enforcement.demand(s, user_id=member.id, reason="admin_reset")
-        self._audit.record(
+        self.enforcement.demand(s, user_id=member.id, reason="admin_reset")
+        self.audit.record(
             s, EventTag.TWO_FACTOR_RESET, context=context, practice_id=member.practice_id, actor_id=actor_id,
             subject_id=member.id,
             details={"reason": reason, "via": via, "methods_removed": removed, "sessions_ended": ended, "trust_revoked": revoked},

@@ -21,21 +21,23 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from twofold.core.account import EnrollmentNotFound, TwoFactorAlreadyEnabled, _code_error, check_password_rules
+from typing import Any
+
+from twofold.core.account import TwoFactorAlreadyEnabled, check_password_rules
 from twofold.core.practice.mail import setup_link_message
 from twofold.audit import AuditLog, EventTag
+from twofold.clock import Clock
 from twofold.context import RequestContext
 from twofold.crypto.secret_box import TokenHasher, random_token
 from twofold.core.practice.enforcement import TwoFactorEnforcement
-from twofold.errors import Conflict, InvalidCredentials, Throttled, TwofoldError
+from twofold.errors import Conflict, InvalidCredentials, TwofoldError
 from twofold.core.practice.members import member_in
 from twofold.core.notifier import Message, Notifier
 from twofold.crypto.passwords import PasswordHasher
-from twofold.core.signin import code_throttle_key
-from twofold.throttle import Throttle, password_checks
-from twofold.factors.base import FactorRegistry, Outcome
-from twofold.factors.totp.factor import TotpEnrollment, TotpFactor
-from twofold.store.db import Database
+from twofold.core.reauth import PasswordGate
+from twofold.throttle import password_checks
+from twofold.factors.base import FactorEnrollment, FactorRegistry, FactorResponse
+from twofold.store.db import Database, Refusal
 from twofold.store.models import SetupLink, User
 
 SETUP_LINK_TTL = timedelta(hours=72)
@@ -87,43 +89,37 @@ class SetupState:
 
 @dataclass(frozen=True, slots=True)
 class SetupStep:
-    """After the password: an app to set up (``enrollment``), or nothing left (``done``)."""
+    """After the password: an app to set up (``enrollment``, what ``FactorEnrollment.start`` made to show),
+    or nothing left (``done``)."""
 
-    enrollment: TotpEnrollment | None
+    enrollment: Any | None
     done: bool = False
 
 
+@dataclass(kw_only=True, slots=True)
 class SetupService:
-    def __init__(
-        self,
-        *,
-        db: Database,
-        clock,
-        passwords: PasswordHasher,
-        throttle: Throttle,
-        audit: AuditLog,
-        factors: FactorRegistry,
-        totp: TotpFactor,
-        enforcement: TwoFactorEnforcement,
-        hasher: TokenHasher,
-        notifier: Notifier,
-    ) -> None:
-        self._db = db
-        self._clock = clock
-        self._passwords = passwords
-        self._throttle = throttle
-        self._audit = audit
-        self._factors = factors
-        self._totp = totp
-        self._enforcement = enforcement
-        self._hasher = hasher
-        self._notifier = notifier
+    """Set-up links and set-up on the admin's screen.
+
+    ``enrollment`` is the factor a member sets up here (the wiring passes the
+    authenticator app's); this module never names it.
+    """
+
+    db: Database
+    clock: Clock
+    passwords: PasswordHasher
+    gate: PasswordGate
+    audit: AuditLog
+    factors: FactorRegistry
+    enrollment: FactorEnrollment
+    enforcement: TwoFactorEnforcement
+    hasher: TokenHasher
+    notifier: Notifier
 
     # -- sending -------------------------------------------------------------------
 
     def issue(self, session: Session, *, member: User, created_by_id: int | None, context: RequestContext) -> str:
         """A new link for ``member`` in the caller's transaction; every older live link is revoked."""
-        now = self._clock.now()
+        now = self.clock.now()
         session.execute(
             update(SetupLink)
             .where(SetupLink.user_id == member.id, SetupLink.used_at.is_(None), SetupLink.revoked_at.is_(None))
@@ -131,11 +127,11 @@ class SetupService:
         )
         token = random_token(32)
         link = SetupLink(
-            token_hash=self._hasher.hash(token), user_id=member.id, created_by_id=created_by_id,
+            token_hash=self.hasher.hash(token), user_id=member.id, created_by_id=created_by_id,
             created_at=now, expires_at=now + SETUP_LINK_TTL,
         )
         session.add(link)
-        self._audit.record(
+        self.audit.record(
             session, EventTag.SETUP_LINK_SENT, context=context, practice_id=member.practice_id, actor_id=created_by_id,
             subject_id=member.id, details={"expires_at": link.expires_at.isoformat(), "welcome": member.password_changed_at is None},
         )
@@ -144,180 +140,129 @@ class SetupService:
     def pending_message(self, *, member: User, token: str, link_base: str) -> Message:
         return setup_link_message(
             to=member.email, name=member.name, practice=member.practice.name, url=f"{link_base.rstrip('/')}/setup/{token}",
-            expires_at=self._clock.now() + SETUP_LINK_TTL, welcome=member.password_changed_at is None,
+            expires_at=self.clock.now() + SETUP_LINK_TTL, welcome=member.password_changed_at is None,
         )
 
     def deliver(self, message: Message) -> None:
-        self._notifier.send(message)
+        self.notifier.send(message)
 
     def send_link(
         self, *, practice_id: int, actor_id: int | None, member_id: int, context: RequestContext, link_base: str,
     ) -> datetime:
         """Email ``member_id`` a new set-up link; returns when it expires."""
-        with self._db.transaction() as s:
+        with self.db.transaction() as s:
             member = member_in(s, practice_id=practice_id, member_id=member_id, lock=True)
             if not member.active:
                 raise MemberInactive()
-            if member.password_changed_at is not None and self._factors.enabled_for(s, member):
+            if member.password_changed_at is not None and self.factors.enabled_for(s, member):
                 raise MemberAlreadySetUp()
             token = self.issue(s, member=member, created_by_id=actor_id, context=context)
             message = self.pending_message(member=member, token=token, link_base=link_base)
         self.deliver(message)
-        return self._clock.now() + SETUP_LINK_TTL
+        return self.clock.now() + SETUP_LINK_TTL
 
     # -- following a link -------------------------------------------------------------
 
     def open(self, *, token: str, context: RequestContext) -> SetupState:
         """What the link at ``token`` still has to do; ``SetupLinkInvalid`` (audited) when it cannot be used."""
-        failure: TwofoldError | None = None
-        with self._db.transaction() as s:
-            try:
-                link, member = self._live(s, token, context)
-            except SetupLinkInvalid as exc:
-                failure = exc
-            else:
-                needs_two_factor = not self._factors.enabled_for(s, member)
-                if member.password_changed_at is None or needs_two_factor:
-                    return SetupState(
-                        member_name=member.name, member_email=member.email, practice_name=member.practice.name,
-                        needs_password=member.password_changed_at is None, needs_two_factor=needs_two_factor,
-                        expires_at=link.expires_at,
-                    )
-                # Set up by other means since the link was sent: nothing left, the link is spent.
-                self._use(s, link, member, context)
-                failure = SetupLinkInvalid("used")
-        raise failure
+        with self.db.transaction() as s:
+            link, member = self._live(s, token, context)
+            needs_two_factor = not self.factors.enabled_for(s, member)
+            if member.password_changed_at is None or needs_two_factor:
+                return SetupState(
+                    member_name=member.name, member_email=member.email, practice_name=member.practice.name,
+                    needs_password=member.password_changed_at is None, needs_two_factor=needs_two_factor,
+                    expires_at=link.expires_at,
+                )
+            # Set up by other means since the link was sent: nothing left, the link is spent.
+            self._use(s, link, member, context)
+            raise Refusal(SetupLinkInvalid("used"))
 
     def choose_password(self, *, token: str, password: str, context: RequestContext) -> SetupStep:
         """For a member without a password: set it, then go on to the app."""
         check_password_rules(password)
-        password_hash = self._passwords.hash(password)
-        failure: TwofoldError | None = None
-        with self._db.transaction() as s:
-            try:
-                link, member = self._live(s, token, context)
-            except SetupLinkInvalid as exc:
-                failure = exc
-            else:
-                if member.password_changed_at is not None:
-                    raise PasswordAlreadySet()
-                member.password_hash = password_hash
-                member.password_changed_at = self._clock.now()
-                self._audit.record(
-                    s, EventTag.PASSWORD_SET, context=context, practice_id=member.practice_id, actor_id=member.id,
-                    subject_id=member.id, details={"via": "setup_link"},
-                )
-                return self._next_step(s, link, member, context)
-        raise failure
+        password_hash = self.passwords.hash(password)
+        with self.db.transaction() as s:
+            link, member = self._live(s, token, context)
+            if member.password_changed_at is not None:
+                raise PasswordAlreadySet()
+            member.password_hash = password_hash
+            member.password_changed_at = self.clock.now()
+            self.audit.record(
+                s, EventTag.PASSWORD_SET, context=context, practice_id=member.practice_id, actor_id=member.id,
+                subject_id=member.id, details={"via": "setup_link"},
+            )
+            return self._next_step(s, link, member, context)
 
     def verify_password(self, *, token: str, password: str, context: RequestContext) -> SetupStep:
         """For a member who has a password: check it (throttled like sign-in), then go on to the app.
 
         Guesses about one account take turns with its sign-in guesses (the same
-        per-account gate), so a parallel burst is judged no more often than the limit.
+        password gate), so a parallel burst is judged no more often than the limit.
         """
-        with self._throttle.one_at_a_time(self._member_email(token) or token):
-            return self._verify_password(token=token, password=password, context=context)
-
-    def _member_email(self, token: str) -> str | None:
-        with self._db.reading() as s:
-            link = self._link(s, token)
-            return None if link is None else s.get(User, link.user_id).email
-
-    def _verify_password(self, *, token: str, password: str, context: RequestContext) -> SetupStep:
-        failure: TwofoldError | None = None
-        with self._db.transaction() as s:
-            try:
-                _link, member = self._live(s, token, context)
-            except SetupLinkInvalid as exc:
-                failure = exc
-            else:
-                password_hash = member.password_hash
-                checks = password_checks(member.email, context.ip)
-                wait = self._throttle.retry_after(s, checks)
-                if wait:
-                    failure = Throttled(wait, "password attempts")
-        if failure:
-            raise failure
-        password_ok = self._passwords.verify(password_hash, password)
-        with self._db.transaction() as s:
-            try:
+        with self.db.transaction() as s:
+            _link, member = self._live(s, token, context)
+            email = member.email
+        with self.gate.guess(email=email, password=password, counted=password_checks(email, context.ip)) as check:
+            with self.db.transaction() as s:
                 link, member = self._live(s, token, context)
-            except SetupLinkInvalid as exc:
-                failure = exc
-            else:
-                if password_ok:
+                if check.ok:
                     return self._next_step(s, link, member, context)
-                self._throttle.hit(s, checks)
-                self._audit.record(
+                check.count_failure(s)
+                self.audit.record(
                     s, EventTag.SIGN_IN_PASSWORD_FAILED, context=context, practice_id=member.practice_id,
                     subject_id=member.id, details={"reason": "wrong_password", "via": "setup_link"},
                 )
-                failure = InvalidCredentials("That password is not right.")
-        raise failure
+                raise Refusal(InvalidCredentials("That password is not right."))
 
-    def pending_enrollment(self, *, token: str, enrollment_id: str) -> TotpEnrollment | None:
-        """The app set-up begun through this link, again (after a wrong first code, on the member's own screen)."""
-        with self._db.reading() as s:
+    def pending_enrollment(self, *, token: str, enrollment_id: str) -> Any | None:
+        """The set-up begun through this link, again (after a wrong first code, on the member's own screen)."""
+        with self.db.reading() as s:
             link = self._link(s, token)
             if link is None:
                 return None
             member = s.get(User, link.user_id)
-            return self._totp.pending_enrollment(s, user=member, enrollment_id=enrollment_id, issuer=member.practice.name)
+            return self.enrollment.pending(s, user=member, enrollment_id=enrollment_id)
 
-    def confirm(self, *, token: str, enrollment_id: str, code: str, context: RequestContext) -> None:
-        """Accept the app's first code: 2FA is on and the link is used up, in one transaction."""
-        failure: TwofoldError | None = None
-        with self._db.transaction() as s:
-            try:
-                link, member = self._live(s, token, context)
-            except SetupLinkInvalid as exc:
-                failure = exc
-            else:
-                failure = self._confirm_enrollment(s, member, enrollment_id, code, context, actor_id=member.id)
-                if failure is None:
-                    self._audit.record(
-                        s, EventTag.TWO_FACTOR_ENABLED, context=context, practice_id=member.practice_id,
-                        actor_id=member.id, subject_id=member.id, details={"method": "totp", "via": "setup_link"},
-                    )
-                    self._use(s, link, member, context)
-        if failure:
-            raise failure
+    def confirm(self, *, token: str, enrollment_id: str, code: FactorResponse, context: RequestContext) -> None:
+        """Accept the first code of the member's new factor: 2FA is on and the link is used up, in one transaction."""
+        with self.db.transaction() as s:
+            link, member = self._live(s, token, context)
+            self._confirm_enrollment(s, member, enrollment_id, code, context, actor_id=member.id)
+            self.audit.record(
+                s, EventTag.TWO_FACTOR_ENABLED, context=context, practice_id=member.practice_id,
+                actor_id=member.id, subject_id=member.id, details={"method": self.enrollment.kind, "via": "setup_link"},
+            )
+            self._use(s, link, member, context)
 
     # -- set up on the admin's screen ----------------------------------------------------
 
     def start_on_admin_screen(
         self, *, practice_id: int, admin_id: int, member_id: int, context: RequestContext
-    ) -> TotpEnrollment:
-        """A new app key for the member, to show once as a QR code on the admin's screen."""
-        with self._db.transaction() as s:
+    ) -> Any:
+        """A new set-up for the member (an app key), to show once as a QR code on the admin's screen."""
+        with self.db.transaction() as s:
             member = member_in(s, practice_id=practice_id, member_id=member_id, lock=True)
             if not member.active:
                 raise MemberInactive()
-            if self._factors.enabled_for(s, member):
+            if self.factors.enabled_for(s, member):
                 raise TwoFactorAlreadyEnabled("This member already has two-factor authentication. Reset it first to set up a new app.")
-            enrollment = self._totp.start_enrollment(s, user=member, issuer=member.practice.name)
-            self._audit.record(
-                s, EventTag.TOTP_ENROLLMENT_STARTED, context=context, practice_id=practice_id, actor_id=admin_id,
-                subject_id=member.id, details={"on_admin_screen": True},
+            return self.enrollment.start(
+                s, user=member, context=context, actor_id=admin_id, details={"on_admin_screen": True}
             )
-            return enrollment
 
     def confirm_on_admin_screen(
-        self, *, practice_id: int, admin_id: int, member_id: int, enrollment_id: str, code: str, context: RequestContext,
+        self, *, practice_id: int, admin_id: int, member_id: int, enrollment_id: str, code: FactorResponse,
+        context: RequestContext,
     ) -> None:
         """The member typed their app's code on the admin's screen: turn 2FA on for them."""
-        failure: TwofoldError | None = None
-        with self._db.transaction() as s:
+        with self.db.transaction() as s:
             member = member_in(s, practice_id=practice_id, member_id=member_id, lock=True)
-            failure = self._confirm_enrollment(s, member, enrollment_id, code, context, actor_id=admin_id)
-            if failure is None:
-                self._audit.record(
-                    s, EventTag.TWO_FACTOR_SET_UP_BY_ADMIN, context=context, practice_id=practice_id,
-                    actor_id=admin_id, subject_id=member.id, details={"method": "totp", "via": "admin_screen"},
-                )
-        if failure:
-            raise failure
+            self._confirm_enrollment(s, member, enrollment_id, code, context, actor_id=admin_id)
+            self.audit.record(
+                s, EventTag.TWO_FACTOR_SET_UP_BY_ADMIN, context=context, practice_id=practice_id,
+                actor_id=admin_id, subject_id=member.id, details={"method": self.enrollment.kind, "via": "admin_screen"},
+            )
 
     # -- steps ------------------------------------------------------------------------
 
@@ -325,70 +270,53 @@ class SetupService:
         """The link whose token this is (only its hash is stored), row-locked with ``lock``."""
         if not token or len(token) > 128:
             return None
-        query = select(SetupLink).where(SetupLink.token_hash == self._hasher.hash(token))
+        query = select(SetupLink).where(SetupLink.token_hash == self.hasher.hash(token))
         return s.execute(query.with_for_update() if lock else query).scalar_one_or_none()
 
     def _live(self, s: Session, token: str, context: RequestContext) -> tuple[SetupLink, User]:
-        """The live link (row-locked) and its member; a refusal is audited in ``s`` and raised.
-
-        Callers catch the refusal inside their transaction, so its audit event commits.
-        """
+        """The live link (row-locked) and its member; a refusal is audited in ``s`` and raised as a
+        ``Refusal``, so its audit event commits with the caller's transaction."""
         link = self._link(s, token, lock=True)
         if link is None:
-            raise SetupLinkInvalid("unknown")
+            raise Refusal(SetupLinkInvalid("unknown"))
         member = s.get(User, link.user_id)
         reason = None
         if link.used_at is not None:
             reason = "used"
         elif link.revoked_at is not None:
             reason = "revoked"
-        elif self._clock.now() >= link.expires_at:
+        elif self.clock.now() >= link.expires_at:
             reason = "expired"
         elif not member.active:
             reason = "inactive"
         if reason:
-            self._audit.record(
+            self.audit.record(
                 s, EventTag.SETUP_LINK_REFUSED, context=context, practice_id=member.practice_id,
                 subject_id=member.id, details={"reason": reason, "link_id": link.id},
             )
-            raise SetupLinkInvalid(reason)
+            raise Refusal(SetupLinkInvalid(reason))
         return link, member
 
     def _next_step(self, s: Session, link: SetupLink, member: User, context: RequestContext) -> SetupStep:
-        if self._factors.enabled_for(s, member):
+        if self.factors.enabled_for(s, member):
             self._use(s, link, member, context)
             return SetupStep(None, done=True)
-        enrollment = self._totp.start_enrollment(s, user=member, issuer=member.practice.name)
-        self._audit.record(
-            s, EventTag.TOTP_ENROLLMENT_STARTED, context=context, practice_id=member.practice_id,
-            actor_id=member.id, subject_id=member.id, details={"via": "setup_link"},
-        )
-        return SetupStep(enrollment)
+        return SetupStep(self.enrollment.start(s, user=member, context=context, actor_id=member.id, details={"via": "setup_link"}))
 
     def _use(self, s: Session, link: SetupLink, member: User, context: RequestContext) -> None:
-        link.used_at = self._clock.now()
-        self._audit.record(
+        link.used_at = self.clock.now()
+        self.audit.record(
             s, EventTag.SETUP_LINK_USED, context=context, practice_id=member.practice_id, actor_id=member.id,
             subject_id=member.id, details={"link_id": link.id},
         )
 
     def _confirm_enrollment(
-        self, s: Session, member: User, enrollment_id: str, code: str, context: RequestContext, *, actor_id: int,
-    ) -> TwofoldError | None:
-        """Check the first code of a pending app (throttled per member); None when accepted."""
-        key = code_throttle_key(member.id)
-        wait = self._throttle.retry_after(s, [key])
-        if wait:
-            raise Throttled(wait, "code attempts")
-        verification = self._totp.confirm_enrollment(s, user=member, enrollment_id=enrollment_id, code=code)
-        if verification.outcome is Outcome.EXPIRED:
-            raise EnrollmentNotFound()
-        if verification.accepted:
-            self._enforcement.clear_demand(s, user_id=member.id)
-            return None
-        self._throttle.hit(s, [key])
-        self._audit.record(
-            s, EventTag.TOTP_ENROLLMENT_FAILED, context=context, practice_id=member.practice_id,
-            actor_id=actor_id, subject_id=member.id, details={"reason": str(verification.outcome)},
+        self, s: Session, member: User, enrollment_id: str, code: FactorResponse, context: RequestContext, *,
+        actor_id: int,
+    ) -> None:
+        """Finish the member's set-up (throttled, audited and refused by the enrolment) and meet any
+        demand to enrol."""
+        self.enrollment.confirm(
+            s, user=member, enrollment_id=enrollment_id, response=code, context=context, actor_id=actor_id
         )
-        return _code_error(verification.outcome)
+        self.enforcement.clear_demand(s, user_id=member.id)

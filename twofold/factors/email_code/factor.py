@@ -20,18 +20,20 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from twofold.clock import Clock
 from twofold.context import RequestContext
 from twofold.crypto.secret_box import TokenHasher
 from twofold.errors import Throttled
 from twofold.crypto.otp import normalize_code
 from twofold.throttle import Limit, Rule, Throttle
-from twofold.factors.base import Challenge, Outcome, SecondFactor, Verification
+from twofold.factors.base import Challenge, FactorResponse, Outcome, SecondFactor, Verification
 from twofold.store.models import EmailCode, EmailMethod, SignInFlow, User
 
 CODE_DIGITS = 8
@@ -68,22 +70,24 @@ class CodeMail(Protocol):
         """Send ``code`` now; False when the first try failed (retried in the background)."""
 
 
+@dataclass(kw_only=True, slots=True)
 class EmailCodeFactor:
-    kind = "email"
-    code_format = "the 8-digit code from the email we sent you"
-    wrong_code_message = (
+    kind: ClassVar[str] = "email"
+    label: ClassVar[str] = "Email code"
+    described_as: ClassVar[str] = "codes sent by email"
+    always_allowed: ClassVar[bool] = False  # the weakest factor: a practice may disallow it
+    code_format: ClassVar[str] = "the 8-digit code from the email we sent you"
+    wrong_code_message: ClassVar[str] = (
         "That code is not right, or it has expired or was replaced by a newer one. Enter the 8 digits from the "
         "newest email; each code works once, for 10 minutes."
     )
 
-    def __init__(
-        self, *, hasher: TokenHasher, clock, throttle: Throttle, mail: CodeMail, stronger: list[SecondFactor]
-    ) -> None:
-        self._hasher = hasher
-        self._clock = clock
-        self._throttle = throttle
-        self._mail = mail
-        self._stronger = stronger
+    hasher: TokenHasher
+    clock: Clock
+    throttle: Throttle
+    mail: CodeMail
+    # Factors that make email acceptable for an admin when beside it (the app).
+    stronger: list[SecondFactor]
 
     # -- the method ----------------------------------------------------------------
 
@@ -93,20 +97,20 @@ class EmailCodeFactor:
         return method is not None and method.address == user.email
 
     def has_stronger_factor(self, session: Session, user: User) -> bool:
-        return any(factor.is_enabled_for(session, user) for factor in self._stronger)
+        return any(factor.is_enabled_for(session, user) for factor in self.stronger)
 
     def add_method(self, session: Session, *, user: User) -> None:
         method = session.get(EmailMethod, user.id)
         if method is None:
-            session.add(EmailMethod(user_id=user.id, address=user.email, confirmed_at=self._clock.now()))
+            session.add(EmailMethod(user_id=user.id, address=user.email, confirmed_at=self.clock.now()))
         else:
-            method.address, method.confirmed_at = user.email, self._clock.now()
+            method.address, method.confirmed_at = user.email, self.clock.now()
 
     # -- codes ---------------------------------------------------------------------
 
     def send_wait(self, session: Session, *, user: User) -> int:
         """Seconds before another code may be sent to ``user``; 0 when one may."""
-        return self._throttle.retry_after(session, [self._send_key(user)])
+        return self.throttle.retry_after(session, [self._send_key(user)])
 
     def issue(self, session: Session, *, user: User, purpose: str) -> str:
         """A new code for ``purpose``, replacing earlier ones; raises ``SendLimited``.
@@ -119,7 +123,7 @@ class EmailCodeFactor:
         wait = self.send_wait(session, user=user)
         if wait:
             raise SendLimited(wait)
-        now = self._clock.now()
+        now = self.clock.now()
         session.execute(
             delete(EmailCode).where(
                 EmailCode.user_id == user.id, (EmailCode.purpose == purpose) | (EmailCode.expires_at < now)
@@ -132,10 +136,10 @@ class EmailCodeFactor:
                 expires_at=now + CODE_TTL,
             )
         )
-        self._throttle.hit(session, [self._send_key(user)])
+        self.throttle.hit(session, [self._send_key(user)])
         return code
 
-    def check(self, session: Session, *, user: User, code: str, purpose: str) -> Verification:
+    def check(self, session: Session, *, user: User, code: FactorResponse, purpose: str) -> Verification:
         """Accept ``code`` if it is the newest live code of ``purpose``; consume it atomically."""
         normalized = self.normalize(code)
         if normalized is None:
@@ -148,7 +152,7 @@ class EmailCodeFactor:
             return Verification(Outcome.WRONG)
         if row.used_at is not None:
             return Verification(Outcome.REUSED)
-        now = self._clock.now()
+        now = self.clock.now()
         if now >= row.expires_at:
             return Verification(Outcome.EXPIRED)
         claimed = session.execute(
@@ -163,8 +167,10 @@ class EmailCodeFactor:
 
     # -- the SecondFactor protocol -------------------------------------------------
 
-    def normalize(self, code: str) -> str | None:
-        return normalize_code(code, digits=CODE_DIGITS) if len(code) <= 32 else None
+    def normalize(self, response: FactorResponse) -> str | None:
+        if not isinstance(response, str) or len(response) > 32:
+            return None
+        return normalize_code(response, digits=CODE_DIGITS)
 
     def is_enabled_for(self, session: Session, user: User) -> bool:
         if not self.is_confirmed_for(session, user):
@@ -180,7 +186,7 @@ class EmailCodeFactor:
 
     def begin_challenge(self, session: Session, *, user: User, flow: SignInFlow) -> Challenge:
         code = self.issue(session, user=user, purpose=CHALLENGE)
-        mail = self._mail
+        mail = self.mail
         return Challenge(
             sent_to=user.email,
             expires_in=int(CODE_TTL.total_seconds()),
@@ -190,8 +196,8 @@ class EmailCodeFactor:
             ),
         )
 
-    def verify(self, session: Session, *, user: User, code: str) -> Verification:
-        return self.check(session, user=user, code=code, purpose=CHALLENGE)
+    def verify(self, session: Session, *, user: User, response: FactorResponse) -> Verification:
+        return self.check(session, user=user, code=response, purpose=CHALLENGE)
 
     def remove(self, session: Session, *, user: User) -> None:
         session.execute(delete(EmailCode).where(EmailCode.user_id == user.id))
@@ -203,7 +209,7 @@ class EmailCodeFactor:
         return (SENDS_PER_ACCOUNT, f"email-send:user:{user.id}")
 
     def _hash(self, user_id: int, purpose: str, code: str) -> str:
-        return self._hasher.hash(f"{user_id}:{purpose}:{code}")
+        return self.hasher.hash(f"{user_id}:{purpose}:{code}")
 
 
 def _seconds(seconds: int) -> str:

@@ -22,14 +22,16 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from typing import Protocol
+from dataclasses import dataclass
+from typing import ClassVar, Protocol
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from twofold.clock import Clock
 from twofold.context import RequestContext
 from twofold.crypto.secret_box import TokenHasher
-from twofold.factors.base import Challenge, Outcome, Verification
+from twofold.factors.base import Challenge, FactorResponse, Outcome, Verification
 from twofold.store.models import RecoveryCode, SignInFlow, User
 
 ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"
@@ -51,9 +53,9 @@ def display(code: str) -> str:
     return f"{code[:half]}-{code[half:]}"
 
 
-def normalize_recovery_code(raw: str) -> str | None:
+def normalize_recovery_code(raw: FactorResponse) -> str | None:
     """Canonical form: lower case, without the dash or spaces people type; None if it cannot be a code."""
-    if len(raw) > 32:
+    if not isinstance(raw, str) or len(raw) > 32:
         return None
     cleaned = raw.translate(_SEPARATORS).lower()
     if len(cleaned) != CODE_LENGTH or not all(char in ALPHABET for char in cleaned):
@@ -66,15 +68,20 @@ class RecoveryNotices(Protocol):
         """Tell the account's owner a backup code was used and how many are left."""
 
 
+@dataclass(kw_only=True, slots=True)
 class RecoveryCodeFactor:
-    kind = "recovery_code"
-    code_format = "a backup code, 8 letters and digits such as 7kq4-m2xp"
-    wrong_code_message = "That backup code is not right, or it was already used. Each backup code works once."
+    kind: ClassVar[str] = "recovery_code"
+    label: ClassVar[str] = "Backup codes"
+    described_as: ClassVar[str] = "backup codes"
+    # The way back in after a lost phone: a practice that disallows email codes leaves
+    # "only the app and backup codes" (mission/2fa-faq.md), never the app alone.
+    always_allowed: ClassVar[bool] = True
+    code_format: ClassVar[str] = "a backup code, 8 letters and digits such as 7kq4-m2xp"
+    wrong_code_message: ClassVar[str] = "That backup code is not right, or it was already used. Each backup code works once."
 
-    def __init__(self, *, hasher: TokenHasher, clock, notices: RecoveryNotices) -> None:
-        self._hasher = hasher
-        self._clock = clock
-        self._notices = notices
+    hasher: TokenHasher
+    clock: Clock
+    notices: RecoveryNotices
 
     # -- the set of codes ----------------------------------------------------------
 
@@ -84,7 +91,7 @@ class RecoveryCodeFactor:
         codes: set[str] = set()
         while len(codes) < CODES_PER_SET:
             codes.add(new_code())
-        now = self._clock.now()
+        now = self.clock.now()
         ordered = sorted(codes)
         session.add_all(
             RecoveryCode(user_id=user.id, code_hash=self._hash(user.id, code), created_at=now) for code in ordered
@@ -115,8 +122,8 @@ class RecoveryCodeFactor:
 
     # -- the SecondFactor protocol -------------------------------------------------
 
-    def normalize(self, code: str) -> str | None:
-        return normalize_recovery_code(code)
+    def normalize(self, response: FactorResponse) -> str | None:
+        return normalize_recovery_code(response)
 
     def is_enabled_for(self, session: Session, user: User) -> bool:
         return self.remaining(session, user=user) > 0
@@ -138,8 +145,8 @@ class RecoveryCodeFactor:
     def begin_challenge(self, session: Session, *, user: User, flow: SignInFlow) -> Challenge | None:
         return None
 
-    def verify(self, session: Session, *, user: User, code: str) -> Verification:
-        normalized = normalize_recovery_code(code)
+    def verify(self, session: Session, *, user: User, response: FactorResponse) -> Verification:
+        normalized = normalize_recovery_code(response)
         if normalized is None:
             return Verification(Outcome.MALFORMED)
         wanted = self._hash(user.id, normalized)
@@ -158,13 +165,13 @@ class RecoveryCodeFactor:
         claimed = session.execute(
             update(RecoveryCode)
             .where(RecoveryCode.id == row_id, RecoveryCode.used_at.is_(None))
-            .values(used_at=self._clock.now())
+            .values(used_at=self.clock.now())
             .execution_options(synchronize_session=False)
         ).rowcount
         if claimed != 1:
             return Verification(Outcome.REUSED, {"race": True})
         left = self.remaining(session, user=user)
-        notices = self._notices
+        notices = self.notices
         return Verification(
             Outcome.ACCEPTED,
             {"codes_left": left},
@@ -176,4 +183,4 @@ class RecoveryCodeFactor:
 
     def _hash(self, user_id: int, code: str) -> str:
         # Bound to the account: the same code of two accounts has two hashes.
-        return self._hasher.hash(f"{user_id}:{code}")
+        return self.hasher.hash(f"{user_id}:{code}")

@@ -1,24 +1,25 @@
-"""Authenticator apps (RFC 6238 TOTP): enrolment, verification with replay guard, removal."""
+"""Authenticator apps (RFC 6238 TOTP): verification with a replay guard, and removal.
+
+Setting an app up (a pending credential confirmed by its first code) is in
+``enrollment.py`` beside this module.
+"""
 
 from __future__ import annotations
 
-import io
-import secrets
 from dataclasses import dataclass
-from datetime import timedelta
 from types import SimpleNamespace
+from typing import ClassVar
 
-import segno
 from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.orm import Session
 
+from twofold.clock import Clock
 from twofold.crypto import otp
 from twofold.crypto.secret_box import DecryptionError, SecretBox
-from twofold.factors.base import Outcome, Verification
+from twofold.factors.base import FactorResponse, Outcome, Verification
 from twofold.store.models import SignInFlow, TotpCredential, User
 from twofold.store.prepared import Prepared, as_record
 
-ENROLLMENT_TTL = timedelta(minutes=15)
 _CONFIRMED = "twofold.totp.confirmed"  # session.info key: user id -> confirmed credential
 
 _CREDENTIALS = TotpCredential.__table__
@@ -37,128 +38,23 @@ _CLAIM_STEP = Prepared(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class TotpEnrollment:
-    enrollment_id: str
-    secret: str  # unpadded base32
-    otpauth_uri: str
-    qr_svg: str
-
-    @property
-    def secret_grouped(self) -> str:
-        return otp.grouped(self.secret)
-
-
-def qr_svg(uri: str) -> str:
-    """The URI as an inline SVG QR code (segno; error correction M, 4 px modules)."""
-    buffer = io.BytesIO()
-    segno.make(uri, error="m", micro=False).save(
-        buffer, kind="svg", scale=5, border=4, dark="#000", light="#fff", xmldecl=False, nl=False,
-        title="QR code for your authenticator app",
-    )
-    return buffer.getvalue().decode()
-
-
-def _is_enrollment_id(value: str) -> bool:
-    """Enrolment ids are 32 hex digits; anything else is unknown without a lookup."""
-    return 0 < len(value) <= 32 and value.isascii() and value.isalnum()
-
-
+@dataclass(kw_only=True, slots=True)
 class TotpFactor:
-    kind = "totp"
-    code_format = "the 6-digit code from your authenticator app"
-    wrong_code_message = "That code is not right. Enter the current code from your authenticator app."
+    kind: ClassVar[str] = "totp"
+    label: ClassVar[str] = "Authenticator app"
+    described_as: ClassVar[str] = "an authenticator app"
+    # The baseline second factor: every member can set it up, so no practice can switch it off.
+    always_allowed: ClassVar[bool] = True
+    code_format: ClassVar[str] = "the 6-digit code from your authenticator app"
+    wrong_code_message: ClassVar[str] = "That code is not right. Enter the current code from your authenticator app."
 
-    def __init__(self, *, box: SecretBox, clock) -> None:
-        self._box = box
-        self._clock = clock
-
-    # -- enrolment -------------------------------------------------------
-
-    def start_enrollment(self, session: Session, *, user: User, issuer: str) -> TotpEnrollment:
-        """A new pending credential. Not usable until ``confirm_enrollment`` accepts a code."""
-        now = self._clock.now()
-        session.execute(
-            delete(TotpCredential).where(
-                TotpCredential.user_id == user.id,
-                TotpCredential.confirmed_at.is_(None),
-                TotpCredential.expires_at < now,
-            )
-        )
-        key = otp.new_secret()
-        credential_id = secrets.token_hex(16)
-        session.add(
-            TotpCredential(
-                id=credential_id,
-                user_id=user.id,
-                secret_sealed=self._box.seal(key, context=f"totp:{credential_id}"),
-                created_at=now,
-                expires_at=now + ENROLLMENT_TTL,
-            )
-        )
-        uri = otp.otpauth_uri(key=key, account=user.email, issuer=issuer)
-        return TotpEnrollment(credential_id, otp.b32_secret(key), uri, qr_svg(uri))
-
-    def pending_enrollment(self, session: Session, *, user: User, enrollment_id: str, issuer: str) -> TotpEnrollment | None:
-        if not _is_enrollment_id(enrollment_id):
-            return None
-        pending = session.execute(
-            select(TotpCredential).where(
-                TotpCredential.id == enrollment_id,
-                TotpCredential.user_id == user.id,
-                TotpCredential.confirmed_at.is_(None),
-            )
-        ).scalar_one_or_none()
-        if pending is None or (pending.expires_at is not None and self._clock.now() >= pending.expires_at):
-            return None
-        key = self._key(pending)
-        uri = otp.otpauth_uri(key=key, account=user.email, issuer=issuer)
-        return TotpEnrollment(pending.id, otp.b32_secret(key), uri, qr_svg(uri))
-
-    def confirm_enrollment(self, session: Session, *, user: User, enrollment_id: str, code: str) -> Verification:
-        """Accept the first code of a pending credential; it then replaces any earlier app.
-
-        The confirming code counts as used: its step becomes the replay guard.
-        The pending row is locked, so of concurrent confirmations only the first
-        finds it still pending (PostgreSQL re-checks the WHERE after the wait).
-        """
-        now = self._clock.now()
-        if not _is_enrollment_id(enrollment_id):
-            return Verification(Outcome.EXPIRED, {"reason": "unknown_enrollment"})
-        pending = session.execute(
-            select(TotpCredential)
-            .where(
-                TotpCredential.id == enrollment_id,
-                TotpCredential.user_id == user.id,
-                TotpCredential.confirmed_at.is_(None),
-            )
-            .with_for_update()
-        ).scalar_one_or_none()
-        if pending is None:
-            return Verification(Outcome.EXPIRED, {"reason": "unknown_enrollment"})
-        if pending.expires_at is not None and now >= pending.expires_at:
-            return Verification(Outcome.EXPIRED, {"reason": "enrollment_expired"})
-        normalized = otp.normalize_code(code)
-        if normalized is None:
-            return Verification(Outcome.MALFORMED)
-        match = otp.match_step(self._key(pending), normalized, otp.time_step(now.timestamp()))
-        if match is None:
-            return Verification(Outcome.WRONG)
-        if not match.in_window:
-            return Verification(Outcome.OUT_OF_SYNC, {"step_offset": match.step - otp.time_step(now.timestamp())})
-        session.execute(
-            delete(TotpCredential).where(TotpCredential.user_id == user.id, TotpCredential.id != pending.id)
-        )
-        session.info.pop(_CONFIRMED, None)
-        pending.confirmed_at = now
-        pending.expires_at = None
-        pending.last_used_step = match.step
-        return Verification(Outcome.ACCEPTED, {"credential_id": pending.id})
+    box: SecretBox
+    clock: Clock
 
     # -- the SecondFactor protocol ----------------------------------------
 
-    def normalize(self, code: str) -> str | None:
-        return otp.normalize_code(code)
+    def normalize(self, response: FactorResponse) -> str | None:
+        return otp.normalize_code(response) if isinstance(response, str) else None
 
     def is_enabled_for(self, session: Session, user: User) -> bool:
         return self._confirmed(session, user) is not None
@@ -166,20 +62,20 @@ class TotpFactor:
     def begin_challenge(self, session: Session, *, user: User, flow: SignInFlow) -> None:
         return None
 
-    def verify(self, session: Session, *, user: User, code: str) -> Verification:
+    def verify(self, session: Session, *, user: User, response: FactorResponse) -> Verification:
         """RFC 6238 §5.2: current step ±1; a step at or before the last accepted one is refused.
 
         The replay guard is one conditional UPDATE, so of two requests racing with
         the same code exactly one changes the row (and the other is told REUSED).
         """
-        normalized = otp.normalize_code(code)
+        normalized = otp.normalize_code(response) if isinstance(response, str) else None
         if normalized is None:
             return Verification(Outcome.MALFORMED)
         credential = self._confirmed(session, user)
         if credential is None:
             return Verification(Outcome.WRONG, {"reason": "no_authenticator"})
-        now_step = otp.time_step(self._clock.now().timestamp())
-        key = self._key(credential)
+        now_step = otp.time_step(self.clock.now().timestamp())
+        key = self.key(credential)
         match = otp.match_step(key, normalized, now_step)
         if match is None:
             return Verification(Outcome.WRONG)
@@ -187,7 +83,7 @@ class TotpFactor:
             return Verification(Outcome.OUT_OF_SYNC, {"step_offset": match.step - now_step})
         if credential.last_used_step is not None and match.step <= credential.last_used_step:
             return Verification(Outcome.REUSED)
-        if self._box.needs_rotation(credential.secret_sealed):
+        if self.box.needs_rotation(credential.secret_sealed):
             # Sealed under an old key (TWOFOLD_OLD_SECRET_KEYS): claim the step and re-seal it under the current one.
             claim = (
                 update(TotpCredential)
@@ -195,7 +91,7 @@ class TotpFactor:
                     TotpCredential.id == credential.id,
                     or_(TotpCredential.last_used_step.is_(None), TotpCredential.last_used_step < match.step),
                 )
-                .values(last_used_step=match.step, secret_sealed=self._box.seal(key, context=f"totp:{credential.id}"))
+                .values(last_used_step=match.step, secret_sealed=self.box.seal(key, context=f"totp:{credential.id}"))
                 .execution_options(synchronize_session=False)
             )
             claimed = session.execute(claim).rowcount
@@ -207,13 +103,11 @@ class TotpFactor:
 
     def remove(self, session: Session, *, user: User) -> None:
         session.execute(delete(TotpCredential).where(TotpCredential.user_id == user.id))
-        session.info.pop(_CONFIRMED, None)
+        self.forget_confirmed(session)
 
-    def discard_pending(self, session: Session, *, user: User) -> None:
-        """Drop unconfirmed set-ups (started before 2FA was turned on some other way)."""
-        session.execute(
-            delete(TotpCredential).where(TotpCredential.user_id == user.id, TotpCredential.confirmed_at.is_(None))
-        )
+    def forget_confirmed(self, session: Session) -> None:
+        """Forget the confirmed apps read in this transaction (after a change to them)."""
+        session.info.pop(_CONFIRMED, None)
 
     def enabled_user_ids(self):
         return select(TotpCredential.user_id).where(TotpCredential.confirmed_at.is_not(None))
@@ -229,9 +123,10 @@ class TotpFactor:
             known[user.id] = None if row is None else as_record(_CREDENTIALS, row)
         return known[user.id]
 
-    def _key(self, credential: TotpCredential) -> bytes:
+    def key(self, credential: TotpCredential | SimpleNamespace) -> bytes:
+        """The credential's secret key, opened (its sealing is bound to the credential's id)."""
         try:
-            return self._box.open(credential.secret_sealed, context=f"totp:{credential.id}")
+            return self.box.open(credential.secret_sealed, context=f"totp:{credential.id}")
         except DecryptionError as exc:
             # A key that cannot open the secret is a configuration error, not bad input.
             raise RuntimeError("TOTP secret could not be decrypted; check TWOFOLD_SECRET_KEY") from exc

@@ -24,7 +24,9 @@ class Practice(Base):
     required_roles: Mapped[list] = mapped_column(JSON, default=list)
     grace_days: Mapped[int] = mapped_column(Integer, default=7)
     two_factor_required_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    allowed_methods: Mapped[list] = mapped_column(JSON, default=lambda: ["totp", "email", "recovery_code"])
+    # The optional second factors the practice allows, by kind. A new practice gets every
+    # registered factor (core/account.py asks the factor registry); the store names none.
+    allowed_methods: Mapped[list] = mapped_column(JSON, default=list)
     remember_browser_days: Mapped[int] = mapped_column(Integer, default=30)
     remember_browser_idle_days: Mapped[int] = mapped_column(Integer, default=14)
     idle_timeout_minutes: Mapped[int] = mapped_column(Integer, default=15)
