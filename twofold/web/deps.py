@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
+from pydantic import AfterValidator
 
 from twofold.context import RequestContext
 from twofold.errors import Forbidden, NotAuthenticated
@@ -81,4 +82,16 @@ SignedInUntouched = Annotated[ActiveSession, Depends(current_session_untouched)]
 
 # A row id in a path: a positive 64-bit integer, so no database is handed a number it cannot store.
 RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+
+
+def _fits_64_bits(value: int) -> int:
+    if not -(2**63) <= value <= 2**63 - 1:
+        raise ValueError("is not an id")
+    return value
+
+
+# A member's id in a path: any 64-bit integer (one that matches no member answers 404 "not found", as
+# it always has), refused with 422 beyond that, where SQLite would raise. The check is a validator,
+# not a Path bound, so the published OpenAPI schema of these routes stays a plain integer.
+MemberId = Annotated[int, AfterValidator(_fits_64_bits)]
 

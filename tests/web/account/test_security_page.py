@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from tests.conftest import PASSWORD, sign_in
+from tests.support.base import PASSWORD, sign_in
 from tests.support.recovery import add_email_method
 from tests.web.support import browser, missing_sections, wrong_code
 

@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse
 
 from twofold import errors as core
 from twofold.crypto.otp import normalize_code
-from twofold.web.deps import Context, PracticeAdmin, ServicesDep
+from twofold.web.deps import Context, MemberId, PracticeAdmin, ServicesDep
 from twofold.web.factors.schemas import TotpConfirm, TotpEnrollmentPublic
 from twofold.web.factors.totp import enrollment_public
 from twofold.web.practice.common import CONFLICT, NOT_FOUND, api_router, member_page
@@ -26,7 +26,7 @@ pages = APIRouter(include_in_schema=False)
     summary="Set up an authenticator app for a member on this screen",
     description="Answers the new key once, to show as a QR code for the member to scan; confirm with their first code.",
 )
-def start_member_totp(member_id: int, admin: PracticeAdmin, services: ServicesDep, context: Context):
+def start_member_totp(member_id: MemberId, admin: PracticeAdmin, services: ServicesDep, context: Context):
     enrollment = services.setup.start_on_admin_screen(
         practice_id=admin.user.practice_id, admin_id=admin.user.id, member_id=member_id, context=context
     )
@@ -37,7 +37,7 @@ def start_member_totp(member_id: int, admin: PracticeAdmin, services: ServicesDe
     "/members/{member_id}/totp/confirm", response_model=StatusPublic, responses=NOT_FOUND,
     summary="Confirm a member's app with the code they type",
 )
-def confirm_member_totp(member_id: int, body: TotpConfirm, admin: PracticeAdmin, services: ServicesDep, context: Context):
+def confirm_member_totp(member_id: MemberId, body: TotpConfirm, admin: PracticeAdmin, services: ServicesDep, context: Context):
     services.setup.confirm_on_admin_screen(
         practice_id=admin.user.practice_id, admin_id=admin.user.id, member_id=member_id,
         enrollment_id=body.enrollment_id, code=body.code, context=context,
@@ -46,7 +46,7 @@ def confirm_member_totp(member_id: int, body: TotpConfirm, admin: PracticeAdmin,
 
 
 @pages.post("/admin/members/{member_id}/enrol")
-def member_enrol_start(request: Request, member_id: int, admin: PracticeAdmin, services: ServicesDep, context: Context):
+def member_enrol_start(request: Request, member_id: MemberId, admin: PracticeAdmin, services: ServicesDep, context: Context):
     try:
         enrollment = services.setup.start_on_admin_screen(
             practice_id=admin.user.practice_id, admin_id=admin.user.id, member_id=member_id, context=context
@@ -59,7 +59,7 @@ def member_enrol_start(request: Request, member_id: int, admin: PracticeAdmin, s
 
 @pages.post("/admin/members/{member_id}/enrol/confirm")
 def member_enrol_confirm(
-    request: Request, member_id: int, admin: PracticeAdmin, services: ServicesDep, context: Context,
+    request: Request, member_id: MemberId, admin: PracticeAdmin, services: ServicesDep, context: Context,
     enrollment_id: Annotated[str, Form(max_length=64)] = "", code: Annotated[str, Form(max_length=64)] = "",
 ):
     member = services.members.get_member(practice_id=admin.user.practice_id, member_id=member_id)

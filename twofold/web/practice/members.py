@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from twofold import errors as core
 from twofold.core.practice.members import MemberFilter
 from twofold.store.models import ROLES
-from twofold.web.deps import Context, PracticeAdmin, ServicesDep
+from twofold.web.deps import Context, MemberId, PracticeAdmin, ServicesDep
 from twofold.web.practice.common import (
     CONFLICT,
     CSV_ANSWER,
@@ -108,7 +108,7 @@ async def import_members(
 
 
 @api.get("/members/{member_id}", response_model=MemberPublic, responses=NOT_FOUND, summary="One member")
-def get_member(member_id: int, admin: PracticeAdmin, services: ServicesDep):
+def get_member(member_id: MemberId, admin: PracticeAdmin, services: ServicesDep):
     return MemberPublic.of(services.members.get_member(practice_id=admin.user.practice_id, member_id=member_id))
 
 
@@ -118,7 +118,7 @@ def get_member(member_id: int, admin: PracticeAdmin, services: ServicesDep):
     description="Deactivating ends the member's sessions and remembered browsers at once. The last active admin "
     "can be neither demoted nor deactivated (409 `last_admin`).",
 )
-def update_member(member_id: int, body: MemberUpdate, admin: PracticeAdmin, services: ServicesDep, context: Context):
+def update_member(member_id: MemberId, body: MemberUpdate, admin: PracticeAdmin, services: ServicesDep, context: Context):
     view = services.members.update_member(
         practice_id=admin.user.practice_id, actor_id=admin.user.id, member_id=member_id, role=body.role,
         active=body.active, context=context,
@@ -223,13 +223,13 @@ def import_submit(
 
 
 @pages.get("/admin/members/{member_id}")
-def member_page_view(request: Request, member_id: int, admin: PracticeAdmin, services: ServicesDep):
+def member_page_view(request: Request, member_id: MemberId, admin: PracticeAdmin, services: ServicesDep):
     return member_page(request, admin, services, member_id)
 
 
 @pages.post("/admin/members/{member_id}/role")
 def member_role(
-    request: Request, member_id: int, admin: PracticeAdmin, services: ServicesDep, context: Context,
+    request: Request, member_id: MemberId, admin: PracticeAdmin, services: ServicesDep, context: Context,
     role: Annotated[str, Form(max_length=16)] = "",
 ):
     try:
@@ -243,7 +243,7 @@ def member_role(
 
 @pages.post("/admin/members/{member_id}/active")
 def member_active(
-    request: Request, member_id: int, admin: PracticeAdmin, services: ServicesDep, context: Context,
+    request: Request, member_id: MemberId, admin: PracticeAdmin, services: ServicesDep, context: Context,
     active: Annotated[str, Form(max_length=8)] = "",
 ):
     if active not in ("yes", "no"):

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 
 from twofold import errors as core
-from twofold.web.deps import Context, PracticeAdmin, ServicesDep
+from twofold.web.deps import Context, MemberId, PracticeAdmin, ServicesDep
 from twofold.web.errors import error_response
 from twofold.web.practice.common import CONFLICT, NOT_FOUND, api_router, member_page
 from twofold.web.practice.schemas import MemberResetRequest
@@ -27,7 +27,7 @@ pages = APIRouter(include_in_schema=False)
     "their next sign-in. Errors: 401 `invalid_credentials`, 400 `invalid_code`, 403 `admin_two_factor_required`.",
 )
 def reset_member_two_factor(
-    member_id: int, body: MemberResetRequest, admin: PracticeAdmin, services: ServicesDep, context: Context,
+    member_id: MemberId, body: MemberResetRequest, admin: PracticeAdmin, services: ServicesDep, context: Context,
 ):
     try:
         services.resets.reset_member_two_factor(
@@ -41,7 +41,7 @@ def reset_member_two_factor(
 
 @pages.post("/admin/members/{member_id}/reset")
 def member_reset(
-    request: Request, member_id: int, admin: PracticeAdmin, services: ServicesDep, context: Context,
+    request: Request, member_id: MemberId, admin: PracticeAdmin, services: ServicesDep, context: Context,
     password: Annotated[str, Form(max_length=1024)] = "", code: Annotated[str, Form(max_length=64)] = "",
     reason: Annotated[str, Form(max_length=2000)] = "",
 ):

@@ -12,7 +12,7 @@ from fastapi.responses import RedirectResponse
 from twofold import errors as core
 from twofold.core.practice.setup_links import SetupLinkInvalid
 from twofold.crypto.otp import normalize_code
-from twofold.web.deps import Context, PracticeAdmin, ServicesDep
+from twofold.web.deps import Context, MemberId, PracticeAdmin, ServicesDep
 from twofold.web.practice.common import CONFLICT, NOT_FOUND, api_router, member_page
 from twofold.web.practice.schemas import SetupLinkPublic
 from twofold.web.rendering import link_base, render
@@ -26,7 +26,7 @@ pages = APIRouter(include_in_schema=False)
     summary="Email the member a one-time set-up link",
     description="Valid 72 hours, used once; any earlier link of the member stops working.",
 )
-def send_setup_link(member_id: int, request: Request, admin: PracticeAdmin, services: ServicesDep, context: Context):
+def send_setup_link(member_id: MemberId, request: Request, admin: PracticeAdmin, services: ServicesDep, context: Context):
     expires_at = services.setup.send_link(
         practice_id=admin.user.practice_id, actor_id=admin.user.id, member_id=member_id, context=context,
         link_base=link_base(request),
@@ -35,7 +35,7 @@ def send_setup_link(member_id: int, request: Request, admin: PracticeAdmin, serv
 
 
 @pages.post("/admin/members/{member_id}/setup-link")
-def member_setup_link(request: Request, member_id: int, admin: PracticeAdmin, services: ServicesDep, context: Context):
+def member_setup_link(request: Request, member_id: MemberId, admin: PracticeAdmin, services: ServicesDep, context: Context):
     try:
         services.setup.send_link(
             practice_id=admin.user.practice_id, actor_id=admin.user.id, member_id=member_id, context=context,
