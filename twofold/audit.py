@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
+from twofold.clock import Clock
 from twofold.context import RequestContext
 from twofold.store.models import AuditChainHead, AuditEvent
 from twofold.store.prepared import Prepared
@@ -109,9 +111,9 @@ def event_hash(prev_hash: str, event: AuditEvent) -> str:
     return _digest(prev_hash, event_fields(event))
 
 
+@dataclass(kw_only=True, slots=True)
 class AuditLog:
-    def __init__(self, *, clock) -> None:
-        self._clock = clock
+    clock: Clock
 
     def record(
         self,
@@ -145,7 +147,7 @@ class AuditLog:
             "chain": chain,
             "seq": prev_seq + 1,
             "practice_id": practice_id,
-            "at": at or self._clock.now(),
+            "at": at or self.clock.now(),
             "event": str(event),
             "actor_id": actor_id,
             "subject_id": subject_id,
@@ -178,7 +180,7 @@ class AuditLog:
         if head is None:
             head = AuditChainHead(chain=chain, seq=0, hash=GENESIS)
             session.add(head)
-        seq, prev_hash, at = head.seq, head.hash, self._clock.now()
+        seq, prev_hash, at = head.seq, head.hash, self.clock.now()
         rows = []
         for event, subject_id, details in entries:
             seq += 1

@@ -16,13 +16,14 @@ import threading
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
+from twofold.clock import Clock
 from twofold.errors import Throttled
 from twofold.store.models import ThrottleFailure
 from twofold.store.prepared import Prepared
@@ -142,11 +143,15 @@ class RedisFailureStore:
         pipe.execute()
 
 
+@dataclass(kw_only=True, slots=True)
 class Throttle:
-    def __init__(self, *, store: FailureStore, clock, stripes: int = 256) -> None:
-        self._store = store
-        self._clock = clock
-        self._stripes = [threading.Lock() for _ in range(stripes)]
+    store: FailureStore
+    clock: Clock
+    stripes: int = 256
+    _locks: list[threading.Lock] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._locks = [threading.Lock() for _ in range(self.stripes)]
 
     @contextmanager
     def one_at_a_time(self, subject: str) -> Iterator[None]:
@@ -158,15 +163,15 @@ class Throttle:
         account within a process; across processes a burst gains at most one guess
         per worker.
         """
-        with self._stripes[hash(subject) % len(self._stripes)]:
+        with self._locks[hash(subject) % len(self._locks)]:
             yield
 
     def retry_after(self, session: Session | None, checks: Iterable[tuple[Rule, str]]) -> int:
         """Seconds to wait before another attempt may be made; 0 when allowed."""
-        now = self._clock.now().timestamp()
+        now = self.clock.now().timestamp()
         wait = 0
         for rule, key in checks:
-            wait = max(wait, wait_seconds(rule, self._store.failures(session, key, now - rule.horizon), now))
+            wait = max(wait, wait_seconds(rule, self.store.failures(session, key, now - rule.horizon), now))
         return wait
 
     def check(self, session: Session | None, checks: Iterable[tuple[Rule, str]], what: str = "attempts") -> None:
@@ -178,7 +183,7 @@ class Throttle:
     def hit(self, session: Session | None, checks: Iterable[tuple[Rule, str]]) -> int:
         """Record a failure against each key; return the wait it caused (0: none yet)."""
         checks = list(checks)
-        now = self._clock.now().timestamp()
+        now = self.clock.now().timestamp()
         for rule, key in checks:
-            self._store.add(session, key, now, rule.horizon)
+            self.store.add(session, key, now, rule.horizon)
         return self.retry_after(session, checks)

@@ -154,7 +154,7 @@ def test_send_limit_messages_say_when(services, make_user, clock):
 
 def test_database_store_counts_sends_in_the_same_transaction(services, make_user):
     """No Redis: the limit is rows in throttle_failures, written with the code (rolled back together)."""
-    assert isinstance(services.throttle._store, DatabaseFailureStore)
+    assert isinstance(services.throttle.store, DatabaseFailureStore)
     member = make_user()
     with pytest.raises(RuntimeError):
         with services.db.transaction() as s:
