@@ -7,7 +7,7 @@ import pytest
 
 from tests.conftest import PASSWORD, backends, sign_in
 from tests.support.practice_admin import events
-from tests.web.test_admin_isolation import all_routes
+from tests.web.practice.test_isolation import all_routes
 from twofold.crypto import otp
 from twofold.context import RequestContext
 
