@@ -12,14 +12,14 @@ from sqlalchemy.orm import Session
 from twofold.audit import GENESIS, AuditLog, EventTag
 from twofold.clock import Clock
 from twofold.context import RequestContext
-from twofold.errors import Conflict, InvalidInput, NotFound
-from twofold.crypto.passwords import PasswordHasher
 from twofold.core.policy import Policy
-from twofold.core.remembered import RememberedBrowserService
 from twofold.core.reauth import Reauthentication
+from twofold.core.remembered import RememberedBrowserService
 from twofold.core.security_mail import SecurityMail
 from twofold.core.sessions import SessionService
 from twofold.core.signin import normalize_email
+from twofold.crypto.passwords import PasswordHasher
+from twofold.errors import Conflict, InvalidInput, NotFound
 from twofold.factors.base import FactorRegistry, FactorResponse
 from twofold.store.db import Database
 from twofold.store.models import ROLES, AuditChainHead, Practice, User
@@ -156,23 +156,22 @@ class AccountService:
         The code may be an app code, a backup code or an emailed code; every
         factor's credentials are then removed, backup codes included.
         """
-        with self.reauth.password(user=user, password=password) as password_check:
-            with self.db.transaction() as s:
-                user = s.get(User, user.id)
-                if not self.factors.enabled_for(s, user):
-                    raise TwoFactorNotEnabled()
-                proof = self.reauth.verify(
-                    s, user=user, password=password_check, code=code, context=context, action="disable_two_factor",
-                    failed_event=EventTag.TWO_FACTOR_DISABLE_FAILED,
-                )
-                for factor in self.factors:
-                    factor.remove(s, user=user)
-                # Trust in a browser stands for a proven second factor; with none left, none stands.
-                self.remembered.revoke_all_for(s, user.id, "two_factor_disabled", context=context, actor_id=user.id)
-                self.audit.record(
-                    s, EventTag.TWO_FACTOR_DISABLED, context=context, practice_id=user.practice_id,
-                    actor_id=user.id, subject_id=user.id, details={"proof": proof.method},
-                )
+        with self.reauth.password(user=user, password=password) as password_check, self.db.transaction() as s:
+            user = s.get(User, user.id)
+            if not self.factors.enabled_for(s, user):
+                raise TwoFactorNotEnabled()
+            proof = self.reauth.verify(
+                s, user=user, password=password_check, code=code, context=context, action="disable_two_factor",
+                failed_event=EventTag.TWO_FACTOR_DISABLE_FAILED,
+            )
+            for factor in self.factors:
+                factor.remove(s, user=user)
+            # Trust in a browser stands for a proven second factor; with none left, none stands.
+            self.remembered.revoke_all_for(s, user.id, "two_factor_disabled", context=context, actor_id=user.id)
+            self.audit.record(
+                s, EventTag.TWO_FACTOR_DISABLED, context=context, practice_id=user.practice_id,
+                actor_id=user.id, subject_id=user.id, details={"proof": proof.method},
+            )
         self.mail.notify_two_factor_disabled(user, context)
 
     def sign_out(self, *, token: str, context: RequestContext) -> bool:

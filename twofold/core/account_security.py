@@ -13,21 +13,21 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from twofold.core.account import check_password_rules
 from twofold.audit import AuditLog, EventTag
-from twofold.context import RequestContext
 from twofold.clock import Clock
-from twofold.errors import InvalidCredentials, InvalidInput, NotFound
-from twofold.core.security_mail import SecurityMail
-from twofold.crypto.passwords import PasswordHasher
+from twofold.context import RequestContext
+from twofold.core.account import check_password_rules
 from twofold.core.policy import Policy
 from twofold.core.reauth import PasswordCheck, PasswordGate
 from twofold.core.remembered import BrowserCookie, BrowserNotFound, BrowserView, RememberedBrowserService
+from twofold.core.security_mail import SecurityMail
 from twofold.core.sessions import ActiveSession, SessionService
-from twofold.throttle import password_checks
 from twofold.core.user_agents import browser_label
+from twofold.crypto.passwords import PasswordHasher
+from twofold.errors import InvalidCredentials, InvalidInput, NotFound
 from twofold.store.db import Database, Refusal
 from twofold.store.models import User, UserSession
+from twofold.throttle import password_checks
 
 
 class SessionNotFound(NotFound):

@@ -145,7 +145,7 @@ class Reauthentication:
         action: str,
         failed_event: EventTag = EventTag.REAUTHENTICATION_FAILED,
         subject_id: int | None = None,
-        wrong_password: str = "The password is not right.",
+        wrong_password_message: str = "The password is not right.",  # noqa: S107 - a message, not a password
     ) -> Proof:
         """Check the code in the change's transaction, with any method the user's practice allows.
 
@@ -162,7 +162,7 @@ class Reauthentication:
             wait = password.count_failure(s)
             self.audit.record(s, failed_event, **audited, details={"action": action, "reason": "wrong_password"})
             self._audit_lockout(s, user, wait, step=f"{action}_password", context=context)
-            raise Refusal(InvalidCredentials(wrong_password))
+            raise Refusal(InvalidCredentials(wrong_password_message))
         method, verification = self.factors.verify_any(
             s, user=user, response=code, allowed=self.factors.allowed(Policy.of(user.practice).allowed_methods)
         )

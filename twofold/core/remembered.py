@@ -29,13 +29,13 @@ from enum import StrEnum
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from twofold.clock import Clock
 from twofold.audit import AuditLog, EventTag
+from twofold.clock import Clock
 from twofold.context import RequestContext
-from twofold.crypto.secret_box import TokenHasher, random_token
-from twofold.errors import NotFound
 from twofold.core.policy import Policy
 from twofold.core.user_agents import browser_label
+from twofold.crypto.secret_box import TokenHasher, random_token
+from twofold.errors import NotFound
 from twofold.store.models import Practice, RememberedBrowser, User
 
 COOKIE_PREFIX = "twofold_rb_"

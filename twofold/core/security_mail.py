@@ -12,7 +12,6 @@ person waiting can be told when mail is down (see ``Notifier.send_now``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -20,8 +19,8 @@ from typing import Protocol
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from sqlalchemy import delete, select
 
-from twofold.clock import Clock
 from twofold.audit import AuditLog, EventTag
+from twofold.clock import Clock
 from twofold.context import RequestContext
 from twofold.core.notifier import Message, Notifier
 from twofold.core.user_agents import browser_label

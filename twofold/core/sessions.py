@@ -8,11 +8,11 @@ from datetime import timedelta
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from twofold.clock import Clock
 from twofold.audit import AuditLog, EventTag
+from twofold.clock import Clock
 from twofold.context import RequestContext
-from twofold.crypto.secret_box import TokenHasher, random_token
 from twofold.core.policy import Policy
+from twofold.crypto.secret_box import TokenHasher, random_token
 from twofold.store.db import Database
 from twofold.store.models import User, UserSession
 from twofold.store.prepared import Prepared

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import re
 import secrets
-from functools import partial
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from functools import partial
 from types import SimpleNamespace
 
 from sqlalchemy import bindparam, select, update
@@ -19,8 +19,14 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from twofold.audit import AuditLog, EventTag
-from twofold.context import RequestContext
 from twofold.clock import Clock
+from twofold.context import RequestContext
+from twofold.core.policy import Policy
+from twofold.core.reauth import PasswordCheck, PasswordGate
+from twofold.core.remembered import BrowserCookie, RememberedBrowserService
+from twofold.core.security_mail import SecurityMail
+from twofold.core.sessions import SessionService
+from twofold.crypto.passwords import PasswordHasher
 from twofold.errors import (
     DeliveryFailed,
     FlowExpired,
@@ -30,17 +36,11 @@ from twofold.errors import (
     MethodNotAvailable,
     Throttled,
 )
-from twofold.crypto.passwords import PasswordHasher
-from twofold.core.policy import Policy
-from twofold.core.reauth import PasswordCheck, PasswordGate
-from twofold.core.security_mail import SecurityMail
-from twofold.core.remembered import BrowserCookie, RememberedBrowserService
-from twofold.core.sessions import SessionService
-from twofold.throttle import Throttle, code_throttle_key, password_checks
 from twofold.factors.base import Challenge, FactorRegistry, FactorResponse, run_after_commit
 from twofold.store.db import Database, Refusal, lock_account
 from twofold.store.models import Practice, SignInFlow, User
 from twofold.store.prepared import Prepared, as_record
+from twofold.throttle import Throttle, code_throttle_key, password_checks
 
 FLOW_TTL = timedelta(minutes=10)
 FLOW_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # secrets.token_urlsafe's alphabet

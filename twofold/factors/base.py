@@ -28,7 +28,6 @@ from twofold.context import RequestContext
 from twofold.errors import ClockOutOfSync, InvalidCode, NotFound, TwofoldError
 from twofold.store.models import SignInFlow, User
 
-
 log = logging.getLogger("twofold.factors")
 
 # What a person answers a challenge with: a code they type, or a structured
@@ -72,7 +71,7 @@ def run_after_commit(work: Callable[[RequestContext], None] | None, context: Req
         return
     try:
         work(context)
-    except Exception:  # noqa: BLE001 - the change already happened; a notice must not undo the answer
+    except Exception:
         log.exception("follow-up after a second factor failed")
 
 

@@ -20,7 +20,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from twofold.store.checkpoint import WalCheckpointer
 from twofold.store.models import User
 
-
 WAL_AUTOCHECKPOINT_PAGES = 8000
 WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
 _BEGIN = {mode: f"BEGIN {mode}" for mode in ("DEFERRED", "IMMEDIATE", "EXCLUSIVE")}

@@ -18,11 +18,11 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import aliased
 
-from twofold.clock import Clock
-from twofold.core.paging import PAGE_SIZE, Page
 from twofold.audit import GENESIS, AuditLog, EventTag, event_hash
+from twofold.clock import Clock
 from twofold.context import RequestContext
 from twofold.core.csv_stream import csv_line
+from twofold.core.paging import PAGE_SIZE, Page
 from twofold.errors import InvalidInput, NotFound
 from twofold.store.db import Database
 from twofold.store.models import AuditChainHead, AuditEvent, Practice, User

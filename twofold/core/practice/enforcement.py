@@ -15,12 +15,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from twofold.clock import Clock
 from twofold.audit import AuditLog, EventTag
+from twofold.clock import Clock
 from twofold.context import RequestContext
-from twofold.errors import TwoFactorRequired
 from twofold.core.policy import Policy
 from twofold.core.sessions import ActiveSession
+from twofold.errors import TwoFactorRequired
 from twofold.factors.base import FactorRegistry
 from twofold.store.db import Database
 from twofold.store.models import EnrolmentDemand, User

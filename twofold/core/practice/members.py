@@ -25,17 +25,17 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from twofold.audit import AuditLog, EventTag
 from twofold.clock import Clock
+from twofold.context import RequestContext
+from twofold.core.account import check_email
+from twofold.core.csv_stream import csv_line
 from twofold.core.notifier import Message
 from twofold.core.paging import PAGE_SIZE, Page
-from twofold.core.account import check_email
-from twofold.audit import AuditLog, EventTag
-from twofold.context import RequestContext
-from twofold.crypto.secret_box import random_token
-from twofold.core.csv_stream import csv_line
-from twofold.errors import Conflict, InvalidInput, NotFound
-from twofold.crypto.passwords import PasswordHasher
 from twofold.core.sessions import SessionService
+from twofold.crypto.passwords import PasswordHasher
+from twofold.crypto.secret_box import random_token
+from twofold.errors import Conflict, InvalidInput, NotFound
 from twofold.factors.base import FactorRegistry
 from twofold.store.db import Database
 from twofold.store.models import ROLES, Practice, User

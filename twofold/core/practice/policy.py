@@ -11,13 +11,13 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from twofold.clock import Clock
 from twofold.audit import AuditLog, EventTag
+from twofold.clock import Clock
 from twofold.context import RequestContext
-from twofold.errors import InvalidInput, NotFound
-from twofold.core.practice.members import MemberFilter, MemberService, MemberView
 from twofold.core.paging import Page
 from twofold.core.policy import MAX_IDLE_MINUTES, MAX_REMEMBER_DAYS
+from twofold.core.practice.members import MemberFilter, MemberService, MemberView
+from twofold.errors import InvalidInput, NotFound
 from twofold.factors.base import FactorRegistry
 from twofold.store.db import Database
 from twofold.store.models import ROLES, Practice

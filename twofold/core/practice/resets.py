@@ -19,18 +19,18 @@ from typing import Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from twofold.core.account import TwoFactorNotEnabled
-from twofold.core.security_mail import SecurityMail
 from twofold.audit import AuditLog, EventTag
 from twofold.clock import Clock
 from twofold.context import RequestContext
+from twofold.core.account import TwoFactorNotEnabled
 from twofold.core.policy import Policy
 from twofold.core.practice.enforcement import TwoFactorEnforcement
-from twofold.errors import Forbidden, InvalidInput, NotFound
 from twofold.core.practice.members import TrustRevoker, member_in
 from twofold.core.reauth import Reauthentication
+from twofold.core.security_mail import SecurityMail
 from twofold.core.sessions import SessionService
 from twofold.core.signin import normalize_email
+from twofold.errors import Forbidden, InvalidInput, NotFound
 from twofold.factors.base import FactorRegistry, FactorResponse
 from twofold.store.db import Database
 from twofold.store.models import User
@@ -108,19 +108,18 @@ class TwoFactorResetService:
             if not any(self.factors.get(kind).normalize(code) for kind in methods):
                 # Malformed input changes nothing: no attempt is counted (as at sign-in).
                 raise InvalidInput("Enter the current code from your own authenticator app.")
-        with self.reauth.password(user=fresh, password=password) as password_check:
-            with self.db.transaction() as s:
-                admin = s.get(User, admin.id)
-                member = member_in(s, practice_id=practice_id, member_id=member_id, lock=True)
-                removable = self.factors.enabled_for(s, member)
-                self.reauth.verify(
-                    s, user=admin, password=password_check, code=code, context=context,
-                    action="reset_member_two_factor", failed_event=EventTag.TWO_FACTOR_RESET_FAILED,
-                    subject_id=member.id, wrong_password="Your password is not right.",
-                )
-                if not removable:
-                    raise TwoFactorNotEnabled("This member has no two-factor authentication to reset.")
-                self._reset(s, member, actor_id=admin.id, reason=reason, via="admin", context=context)
+        with self.reauth.password(user=fresh, password=password) as password_check, self.db.transaction() as s:
+            admin = s.get(User, admin.id)
+            member = member_in(s, practice_id=practice_id, member_id=member_id, lock=True)
+            removable = self.factors.enabled_for(s, member)
+            self.reauth.verify(
+                s, user=admin, password=password_check, code=code, context=context,
+                action="reset_member_two_factor", failed_event=EventTag.TWO_FACTOR_RESET_FAILED,
+                subject_id=member.id, wrong_password_message="Your password is not right.",
+            )
+            if not removable:
+                raise TwoFactorNotEnabled("This member has no two-factor authentication to reset.")
+            self._reset(s, member, actor_id=admin.id, reason=reason, via="admin", context=context)
         self.notice.notify_admin_reset(member=member, by=f"{admin.name} (practice admin)", reason=reason, context=context)
 
     def break_glass_reset(self, *, email: str, reason: str, context: RequestContext) -> User:

@@ -17,28 +17,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from typing import Any
-
-from twofold.core.account import TwoFactorAlreadyEnabled, check_password_rules
-from twofold.core.practice.mail import setup_link_message
 from twofold.audit import AuditLog, EventTag
 from twofold.clock import Clock
 from twofold.context import RequestContext
-from twofold.crypto.secret_box import TokenHasher, random_token
-from twofold.core.practice.enforcement import TwoFactorEnforcement
-from twofold.errors import Conflict, InvalidCredentials, TwofoldError
-from twofold.core.practice.members import member_in
+from twofold.core.account import TwoFactorAlreadyEnabled, check_password_rules
 from twofold.core.notifier import Message, Notifier
-from twofold.crypto.passwords import PasswordHasher
+from twofold.core.practice.enforcement import TwoFactorEnforcement
+from twofold.core.practice.mail import setup_link_message
+from twofold.core.practice.members import member_in
 from twofold.core.reauth import PasswordGate
-from twofold.throttle import password_checks
+from twofold.crypto.passwords import PasswordHasher
+from twofold.crypto.secret_box import TokenHasher, random_token
+from twofold.errors import Conflict, InvalidCredentials, TwofoldError
 from twofold.factors.base import FactorEnrollment, FactorRegistry, FactorResponse
 from twofold.store.db import Database, Refusal
 from twofold.store.models import SetupLink, User
+from twofold.throttle import password_checks
 
 SETUP_LINK_TTL = timedelta(hours=72)
 
@@ -203,17 +202,17 @@ class SetupService:
         with self.db.transaction() as s:
             _link, member = self._live(s, token, context)
             email = member.email
-        with self.gate.guess(email=email, password=password, counted=password_checks(email, context.ip)) as check:
-            with self.db.transaction() as s:
-                link, member = self._live(s, token, context)
-                if check.ok:
-                    return self._next_step(s, link, member, context)
-                check.count_failure(s)
-                self.audit.record(
-                    s, EventTag.SIGN_IN_PASSWORD_FAILED, context=context, practice_id=member.practice_id,
-                    subject_id=member.id, details={"reason": "wrong_password", "via": "setup_link"},
-                )
-                raise Refusal(InvalidCredentials("That password is not right."))
+        checks = password_checks(email, context.ip)
+        with self.gate.guess(email=email, password=password, counted=checks) as check, self.db.transaction() as s:
+            link, member = self._live(s, token, context)
+            if check.ok:
+                return self._next_step(s, link, member, context)
+            check.count_failure(s)
+            self.audit.record(
+                s, EventTag.SIGN_IN_PASSWORD_FAILED, context=context, practice_id=member.practice_id,
+                subject_id=member.id, details={"reason": "wrong_password", "via": "setup_link"},
+            )
+            raise Refusal(InvalidCredentials("That password is not right."))
 
     def pending_enrollment(self, *, token: str, enrollment_id: str) -> Any | None:
         """The set-up begun through this link, again (after a wrong first code, on the member's own screen)."""

@@ -152,21 +152,20 @@ class EmailCodeEnrollmentService:
 
     def remove_email_method(self, *, user: User, password: str, code: FactorResponse, context: RequestContext) -> None:
         """Stop email codes, after re-authentication. Refused when email is the last real method."""
-        with self.reauth.password(user=user, password=password) as password_check:
-            with self.db.transaction() as s:
-                user = s.get(User, user.id)
-                if not self.factor.is_confirmed_for(s, user):
-                    raise EmailMethodNotAdded()
-                if not self.factor.has_stronger_factor(s, user):
-                    raise LastMethod()
-                proof = self.reauth.verify(
-                    s, user=user, password=password_check, code=code, context=context, action="remove_email_method"
-                )
-                self.factor.remove(s, user=user)
-                self.audit.record(
-                    s, EventTag.EMAIL_METHOD_REMOVED, context=context, practice_id=user.practice_id,
-                    actor_id=user.id, subject_id=user.id, details={"proof": proof.method},
-                )
+        with self.reauth.password(user=user, password=password) as password_check, self.db.transaction() as s:
+            user = s.get(User, user.id)
+            if not self.factor.is_confirmed_for(s, user):
+                raise EmailMethodNotAdded()
+            if not self.factor.has_stronger_factor(s, user):
+                raise LastMethod()
+            proof = self.reauth.verify(
+                s, user=user, password=password_check, code=code, context=context, action="remove_email_method"
+            )
+            self.factor.remove(s, user=user)
+            self.audit.record(
+                s, EventTag.EMAIL_METHOD_REMOVED, context=context, practice_id=user.practice_id,
+                actor_id=user.id, subject_id=user.id, details={"proof": proof.method},
+            )
         proof.after_commit(context)
         self.mail.notify_email_method_removed(user, context)
 

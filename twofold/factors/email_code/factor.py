@@ -29,12 +29,12 @@ from sqlalchemy.orm import Session
 
 from twofold.clock import Clock
 from twofold.context import RequestContext
+from twofold.crypto.otp import normalize_code
 from twofold.crypto.secret_box import TokenHasher
 from twofold.errors import Throttled
-from twofold.crypto.otp import normalize_code
-from twofold.throttle import Limit, Rule, Throttle
 from twofold.factors.base import Challenge, FactorResponse, Outcome, SecondFactor, Verification
 from twofold.store.models import EmailCode, EmailMethod, SignInFlow, User
+from twofold.throttle import Limit, Rule, Throttle
 
 CODE_DIGITS = 8
 CODE_TTL = timedelta(minutes=10)

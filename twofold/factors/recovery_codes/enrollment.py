@@ -46,20 +46,19 @@ class RecoveryCodeEnrollmentService:
         self, *, user: User, password: str, code: FactorResponse, context: RequestContext
     ) -> list[str]:
         """A new set of 10 codes after re-authentication; every earlier code stops working."""
-        with self.reauth.password(user=user, password=password) as password_check:
-            with self.db.transaction() as s:
-                user = s.get(User, user.id)
-                if not self.factors.enabled_for(s, user):
-                    raise TwoFactorNotEnabled("Two-factor authentication is not on for this account. Turn it on first.")
-                proof = self.reauth.verify(
-                    s, user=user, password=password_check, code=code, context=context,
-                    action="regenerate_recovery_codes",
-                )
-                codes = self.factor.generate(s, user=user)
-                self.audit.record(
-                    s, EventTag.RECOVERY_CODES_GENERATED, context=context, practice_id=user.practice_id,
-                    actor_id=user.id, subject_id=user.id, details={"count": len(codes), "proof": proof.method},
-                )
+        with self.reauth.password(user=user, password=password) as password_check, self.db.transaction() as s:
+            user = s.get(User, user.id)
+            if not self.factors.enabled_for(s, user):
+                raise TwoFactorNotEnabled("Two-factor authentication is not on for this account. Turn it on first.")
+            proof = self.reauth.verify(
+                s, user=user, password=password_check, code=code, context=context,
+                action="regenerate_recovery_codes",
+            )
+            codes = self.factor.generate(s, user=user)
+            self.audit.record(
+                s, EventTag.RECOVERY_CODES_GENERATED, context=context, practice_id=user.practice_id,
+                actor_id=user.id, subject_id=user.id, details={"count": len(codes), "proof": proof.method},
+            )
         self.mail.notify_recovery_codes_generated(user, context)
         return codes
 

@@ -243,19 +243,18 @@ class TotpEnrollmentService:
         ``confirm_totp``; that moment it stops. For an account whose 2FA is on by
         email codes alone, this adds an app.
         """
-        with self.reauth.password(user=user, password=password) as password_check:
-            with self.db.transaction() as s:
-                user = s.get(User, user.id)
-                if not self.factors.enabled_for(s, user):
-                    raise TwoFactorNotEnabled("Two-factor authentication is not on. Set up an authenticator app instead.")
-                proof = self.reauth.verify(
-                    s, user=user, password=password_check, code=code, context=context, action="replace_authenticator"
-                )
-                enrollment = self.start(s, user=user, context=context, actor_id=user.id)
-                self.audit.record(
-                    s, EventTag.TOTP_REPLACEMENT_STARTED, context=context, practice_id=user.practice_id,
-                    actor_id=user.id, subject_id=user.id, details={"proof": proof.method},
-                )
+        with self.reauth.password(user=user, password=password) as password_check, self.db.transaction() as s:
+            user = s.get(User, user.id)
+            if not self.factors.enabled_for(s, user):
+                raise TwoFactorNotEnabled("Two-factor authentication is not on. Set up an authenticator app instead.")
+            proof = self.reauth.verify(
+                s, user=user, password=password_check, code=code, context=context, action="replace_authenticator"
+            )
+            enrollment = self.start(s, user=user, context=context, actor_id=user.id)
+            self.audit.record(
+                s, EventTag.TOTP_REPLACEMENT_STARTED, context=context, practice_id=user.practice_id,
+                actor_id=user.id, subject_id=user.id, details={"proof": proof.method},
+            )
         proof.after_commit(context)
         return enrollment
 
