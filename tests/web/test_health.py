@@ -7,10 +7,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import delete, func, select
 
 from tests.conftest import SECRET_KEY, backends
-from twofold.wiring import build_services
 from twofold.settings import Settings
 from twofold.store.models import AuditChainHead, AuditEvent
 from twofold.web.app import create_app
+from twofold.wiring import build_services
 
 
 @pytest.fixture(params=backends())

@@ -9,15 +9,17 @@ import re
 
 import pytest
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from tests.conftest import PASSWORD, SECRET_KEY, backends, sign_in
-from twofold.wiring import build_services
 from twofold.settings import Settings
 from twofold.store.models import AuditEvent, SignInFlow, ThrottleFailure, TotpCredential, UserSession
 from twofold.web.app import create_app
 from twofold.web.security import CSP
+from twofold.wiring import build_services
 
 # -- other origins ---------------------------------------------------------------
 

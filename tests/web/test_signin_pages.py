@@ -12,6 +12,7 @@ import pytest
 
 from tests.conftest import PASSWORD
 from twofold.crypto import otp
+
 HOME = "/account/security"
 GROUPED_KEY = re.compile(r"\b((?:[A-Z2-7]{4} ){7}[A-Z2-7]{4})\b")
 

@@ -12,10 +12,10 @@ from sqlalchemy import select
 
 from tests.conftest import PASSWORD, REDIS_URL, skip_or_fail
 from twofold.crypto import otp
-from twofold.wiring import build_services
-from twofold.throttle import DAY, PASSWORD_PER_IP, RedisFailureStore, subject_key
 from twofold.store.models import AuditEvent
+from twofold.throttle import DAY, PASSWORD_PER_IP, RedisFailureStore, subject_key
 from twofold.web.app import create_app
+from twofold.wiring import build_services
 
 STORES = [
     "sqlite",

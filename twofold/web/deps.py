@@ -8,11 +8,10 @@ from fastapi import Depends, Path, Request
 from pydantic import AfterValidator
 
 from twofold.context import RequestContext
-from twofold.errors import Forbidden, NotAuthenticated
-from twofold.wiring import Services
 from twofold.core.sessions import ActiveSession
+from twofold.errors import Forbidden, NotAuthenticated
 from twofold.web.rendering import SESSION_COOKIE
-
+from twofold.wiring import Services
 
 # Dependencies that do no I/O are ``async def``: FastAPI runs a plain ``def`` one in the
 # thread pool, a round trip that costs more than the function itself.

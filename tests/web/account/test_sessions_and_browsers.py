@@ -9,9 +9,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from tests.conftest import PASSWORD, backends, sign_in
-from twofold.wiring import build_services
 from twofold.store.models import AuditEvent, User
 from twofold.web.app import create_app
+from twofold.wiring import build_services
 
 NEW_PASSWORD = "a completely new passphrase"
 CHROME_WINDOWS = {"user-agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/130.0 Safari/537.36"}

@@ -8,8 +8,8 @@ import pytest
 from tests.conftest import PASSWORD, backends, sign_in
 from tests.support.practice_admin import events
 from tests.web.practice.test_isolation import all_routes
-from twofold.crypto import otp
 from twofold.context import RequestContext
+from twofold.crypto import otp
 
 # The routes a member who must enrol can still use: setting up the app or email codes, the
 # prompt itself, and the idle-timeout plumbing every signed-in page polls.

@@ -15,10 +15,10 @@ from sqlalchemy import select, text
 from tests.conftest import PASSWORD, SECRET_KEY, backends, sign_in
 from twofold.crypto import otp
 from twofold.crypto.secret_box import DecryptionError, SecretBox
-from twofold.wiring import build_services
 from twofold.settings import Settings
 from twofold.store.models import AuditEvent, TotpCredential
 from twofold.web.app import create_app
+from twofold.wiring import build_services
 
 NEW_KEY = "rotated-secret-key-9876543210-zyxwvutsrqpon"
 

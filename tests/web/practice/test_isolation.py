@@ -12,7 +12,6 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import PASSWORD, backends, sign_in
-from tests.support.practice_admin import admin  # noqa: F401 - fixture
 from twofold.store.models import AuditChainHead, Practice, SetupLink, TotpCredential, User, UserSession
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.recovery import wait_for_subject
 from tests.conftest import PASSWORD, backends, sign_in
-from tests.support.practice_admin import add_members, admin, events, setup_path, user_row  # noqa: F401 - fixture
+from tests.support.practice_admin import add_members, events, setup_path, user_row
+from tests.support.recovery import wait_for_subject
 from twofold.crypto import otp
+
 # The contract's fields, and one extension: how many browsers skip the code for the member.
 MEMBER_KEYS = {"id", "email", "name", "role", "active", "two_factor", "last_sign_in_at", "remembered_browsers"}
 

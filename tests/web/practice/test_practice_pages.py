@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from tests.conftest import PASSWORD, sign_in
-from tests.support.practice_admin import add_members, admin, events, user_row  # noqa: F401 - fixture
+from tests.support.practice_admin import add_members, events, user_row
 
 
 def test_the_top_bar_links_administration_for_admins_only(client, anonymous, admin, make_user):
@@ -86,7 +86,7 @@ def test_audit_page_filters_and_exports(client, admin, make_user, clock):
     assert 'href="/admin/audit.csv?person=' in page.text
     bad = client.get("/admin/audit?since=02/11/2026")
     assert bad.status_code == 422 and "is not a date" in bad.text
-    exported = client.get(f"/admin/audit.csv?event=practice:member")
+    exported = client.get("/admin/audit.csv?event=practice:member")
     assert exported.headers["content-disposition"] == 'attachment; filename="audit-log.csv"'
     assert all(",practice:member:" in line for line in exported.text.splitlines()[1:])
 

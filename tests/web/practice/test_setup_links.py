@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import PASSWORD, backends, sign_in
-from tests.support.practice_admin import admin, events, setup_path  # noqa: F401 - fixture
+from tests.support.practice_admin import events, setup_path
 from twofold.crypto import otp
 from twofold.store.models import SetupLink
 

@@ -25,7 +25,14 @@ from twofold.web.practice.common import (
     page_link,
     wants_csv,
 )
-from twofold.web.practice.schemas import ImportResultPublic, ImportRowPublic, MemberCreate, MemberPagePublic, MemberPublic, MemberUpdate
+from twofold.web.practice.schemas import (
+    ImportResultPublic,
+    ImportRowPublic,
+    MemberCreate,
+    MemberPagePublic,
+    MemberPublic,
+    MemberUpdate,
+)
 from twofold.web.rendering import link_base, render
 
 api = api_router()
