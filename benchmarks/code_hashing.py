@@ -16,8 +16,8 @@ import os
 import statistics
 import time
 
-from twofold.crypto.secret_box import TokenHasher
 from twofold.crypto.passwords import PasswordHasher
+from twofold.crypto.secret_box import TokenHasher
 from twofold.factors.email_code.factor import CODE_DIGITS
 from twofold.factors.recovery_codes.factor import ALPHABET, CODE_LENGTH, CODES_PER_SET, new_code
 from twofold.settings import Settings
@@ -40,8 +40,10 @@ def main() -> None:
     settings = Settings(_env_file=None)
     hasher = TokenHasher("benchmark-secret-key-0123456789-abcdefgh", "recovery-code")
     argon2 = PasswordHasher(
-        time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib,
-        parallelism=settings.argon2_parallelism, concurrency=1,
+        time_cost=settings.argon2_time_cost,
+        memory_kib=settings.argon2_memory_kib,
+        parallelism=settings.argon2_parallelism,
+        concurrency=1,
     )
     codes = [new_code() for _ in range(CODES_PER_SET)]
     stored_keyed = [hasher.hash(f"1:{c}") for c in codes]
@@ -68,36 +70,54 @@ def main() -> None:
     email_bits = CODE_DIGITS * math.log2(10)
     space = len(ALPHABET) ** CODE_LENGTH
 
-    print(f"argon2id: t={settings.argon2_time_cost}, m={settings.argon2_memory_kib} KiB, p={settings.argon2_parallelism} "
-          f"(the password settings); PBKDF2-HMAC-SHA256: {PBKDF2_ITERATIONS} iterations, 128-bit salt")
+    print(
+        f"argon2id: t={settings.argon2_time_cost}, m={settings.argon2_memory_kib} KiB, p={settings.argon2_parallelism} "
+        f"(the password settings); PBKDF2-HMAC-SHA256: {PBKDF2_ITERATIONS} iterations, 128-bit salt"
+    )
     print()
     print(f"{'':36}{'HMAC-SHA256 keyed':>19}{'PBKDF2 salted':>16}{'argon2id salted':>18}")
     print(f"{'hash one code':36}{keyed_hash * 1e6:>16.2f} µs{pbkdf2_one * 1e3:>13.3f} ms{argon2_hash * 1e3:>15.1f} ms")
-    print(f"{'check one attempt (10 codes)':36}{keyed_per_attempt * 1e6:>16.2f} µs{pbkdf2_per_attempt * 1e3:>13.3f} ms"
-          f"{argon2_per_attempt * 1e3:>15.1f} ms")
+    print(
+        f"{'check one attempt (10 codes)':36}{keyed_per_attempt * 1e6:>16.2f} µs{pbkdf2_per_attempt * 1e3:>13.3f} ms"
+        f"{argon2_per_attempt * 1e3:>15.1f} ms"
+    )
     print(f"{'memory held per check':36}{'~0':>19}{'~0':>16}{settings.argon2_memory_kib / 1024:>15.0f} MiB")
     print()
-    print(f"Entropy: a backup code {backup_bits:.1f} bits ({len(ALPHABET)}^{CODE_LENGTH}); an email code {email_bits:.1f} bits, "
-          "living 10 minutes, used once.")
+    print(
+        f"Entropy: a backup code {backup_bits:.1f} bits ({len(ALPHABET)}^{CODE_LENGTH}); an email code {email_bits:.1f} bits, "
+        "living 10 minutes, used once."
+    )
     odds = GUESSES_PER_DAY * CODES_PER_SET / space
-    print(f"Online: at most {GUESSES_PER_DAY} guesses a day per account, all methods together, against {CODES_PER_SET} codes: "
-          f"odds {odds:.1e} a day, whatever the hash.")
+    print(
+        f"Online: at most {GUESSES_PER_DAY} guesses a day per account, all methods together, against {CODES_PER_SET} codes: "
+        f"odds {odds:.1e} a day, whatever the hash."
+    )
     print()
     half = space / 2  # guesses expected to find one code
     print("Offline, from a stolen copy of the database (the threat storage is for):")
     print("  keyed HMAC: not one guess can be tested without TWOFOLD_SECRET_KEY, which is never in the database.")
-    print(f"  salted PBKDF2: guesses can be tested at once, {1 / pbkdf2_one:,.0f} a second per core; one of an account's")
-    print(f"  codes falls in {half * pbkdf2_one / 86400 / 365:.0f} CPU-years (far less on GPUs). Against a database alone,")
+    print(
+        f"  salted PBKDF2: guesses can be tested at once, {1 / pbkdf2_one:,.0f} a second per core; one of an account's"
+    )
+    print(
+        f"  codes falls in {half * pbkdf2_one / 86400 / 365:.0f} CPU-years (far less on GPUs). Against a database alone,"
+    )
     print("  the keyed hash is the stronger of the two.")
-    print(f"  database and key both stolen: HMAC gives up one of an account's codes in {half / CODES_PER_SET * keyed_hash / 86400:.1f} CPU-days,")
+    print(
+        f"  database and key both stolen: HMAC gives up one of an account's codes in {half / CODES_PER_SET * keyed_hash / 86400:.1f} CPU-days,"
+    )
     print("  but that key also decrypts every TOTP secret, so whoever holds it has no need of backup codes.")
     print()
     print("NIST SP 800-63B-4 §3.1.2.2: look-up secrets shorter than 112 bits SHALL be stored salted, with a password")
     print("hashing scheme (a small work factor MAY be used). The issue chose the keyed fast hash; the table shows what")
-    print(f"the compliant alternative costs: {pbkdf2_per_attempt * 1e3:.1f} ms of CPU per attempt with PBKDF2 at "
-          f"{PBKDF2_ITERATIONS} iterations, against {keyed_per_attempt * 1e6:.0f} µs,")
-    print(f"and no indexed lookup. argon2id at the password settings would cost {argon2_per_attempt * 1e3:.0f} ms and "
-          f"{CODES_PER_SET} x {settings.argon2_memory_kib / 1024:.0f} MiB per attempt,")
+    print(
+        f"the compliant alternative costs: {pbkdf2_per_attempt * 1e3:.1f} ms of CPU per attempt with PBKDF2 at "
+        f"{PBKDF2_ITERATIONS} iterations, against {keyed_per_attempt * 1e6:.0f} µs,"
+    )
+    print(
+        f"and no indexed lookup. argon2id at the password settings would cost {argon2_per_attempt * 1e3:.0f} ms and "
+        f"{CODES_PER_SET} x {settings.argon2_memory_kib / 1024:.0f} MiB per attempt,"
+    )
     print("turning the code step into a cheap way to load the server.")
     print("Why the keyed hash is right here: the codes are random (no dictionary for a slow hash to slow down),")
     print("online guessing is throttled, and offline guessing needs a key kept outside the database; a slow hash")

@@ -22,11 +22,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from twofold.context import RequestContext  # noqa: E402
-from twofold.core.notifier import NullNotifier  # noqa: E402
-from twofold.wiring import build_services  # noqa: E402
-from twofold.settings import Settings  # noqa: E402
-from twofold.store.migrate import upgrade  # noqa: E402
+from twofold.context import RequestContext
+from twofold.core.notifier import NullNotifier
+from twofold.settings import Settings
+from twofold.store.migrate import upgrade
+from twofold.wiring import build_services
 
 
 def write_csv(path: Path, rows: int) -> None:
@@ -48,8 +48,12 @@ def measure(step) -> tuple[int, float, int]:
 
 
 def run(rows: int, workdir: Path) -> dict:
-    settings = Settings(_env_file=None, var_dir=workdir / f"var-{rows}", secret_key="benchmark-secret-key-0123456789-abcdef",
-                        database_url=f"sqlite:///{workdir / f'bench-{rows}.db'}")
+    settings = Settings(
+        _env_file=None,
+        var_dir=workdir / f"var-{rows}",
+        secret_key="benchmark-secret-key-0123456789-abcdef",
+        database_url=f"sqlite:///{workdir / f'bench-{rows}.db'}",
+    )
     services = build_services(settings, notifier=NullNotifier())
     upgrade(services.db.engine)
     practice = services.accounts.create_practice(name=f"Bench {rows}", context=RequestContext.system("bench"))
@@ -60,15 +64,21 @@ def run(rows: int, workdir: Path) -> dict:
     def do_import() -> int:
         with open(source, encoding="utf-8") as lines:
             results = services.members.import_csv(
-                practice_id=practice.id, actor_id=None, lines=lines, context=RequestContext.system("bench"),
-                send_setup_links=False, link_base=None,
+                practice_id=practice.id,
+                actor_id=None,
+                lines=lines,
+                context=RequestContext.system("bench"),
+                send_setup_links=False,
+                link_base=None,
             )
             return sum(result.status == "imported" for result in results)
 
     def do_export() -> int:
         count = -1
         with open(workdir / f"export-{rows}.csv", "w", encoding="utf-8") as out:
-            for line in services.members.export_csv(practice_id=practice.id, actor_id=None, context=RequestContext.system("bench")):
+            for line in services.members.export_csv(
+                practice_id=practice.id, actor_id=None, context=RequestContext.system("bench")
+            ):
                 out.write(line)
                 count += 1
         return count
@@ -77,7 +87,13 @@ def run(rows: int, workdir: Path) -> dict:
     exported, export_seconds, export_peak = measure(do_export)
     services.close()
     assert imported == rows and exported == rows, (imported, exported)
-    return {"rows": rows, "import_s": import_seconds, "import_peak": import_peak, "export_s": export_seconds, "export_peak": export_peak}
+    return {
+        "rows": rows,
+        "import_s": import_seconds,
+        "import_peak": import_peak,
+        "export_s": export_seconds,
+        "export_peak": export_peak,
+    }
 
 
 def main() -> None:
@@ -86,7 +102,9 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         results = [run(rows, Path(tmp)) for rows in args.rows]
-    print(f"{'rows':>8}  {'import peak':>12}  {'import':>14}  {'export peak':>12}  {'export':>14}   (rows/s under tracemalloc)")
+    print(
+        f"{'rows':>8}  {'import peak':>12}  {'import':>14}  {'export peak':>12}  {'export':>14}   (rows/s under tracemalloc)"
+    )
     for r in results:
         print(
             f"{r['rows']:>8,}  {r['import_peak'] / 2**20:>9.2f} MiB  {r['rows'] / r['import_s']:>8,.0f} rows/s  "

@@ -54,14 +54,14 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import func, insert, select  # noqa: E402
 
-from twofold.crypto import otp  # noqa: E402
 from twofold.audit import EventTag  # noqa: E402
 from twofold.context import RequestContext  # noqa: E402
-from twofold.wiring import build_services  # noqa: E402
 from twofold.core.signin import FLOW_TTL, PASSWORD_VERIFIED, SECOND_FACTOR_VERIFIED  # noqa: E402
+from twofold.crypto import otp  # noqa: E402
 from twofold.settings import Settings  # noqa: E402
 from twofold.store.migrate import upgrade  # noqa: E402
 from twofold.store.models import AuditEvent, SignInFlow, TotpCredential, User, UserSession  # noqa: E402
+from twofold.wiring import build_services  # noqa: E402
 
 LUA = Path(__file__).resolve().parent / "code_step.lua"
 PASSWORD = "benchmark password 1"
@@ -91,8 +91,12 @@ class Population:
         now = datetime.now(UTC)
         practice = services.accounts.create_practice(name="Benchmark Practice", context=RequestContext.system("bench"))
         template = services.accounts.add_member(
-            practice_id=practice.id, email="template@bench.example", name="Template", role="provider",
-            password=PASSWORD, context=RequestContext.system("bench"),
+            practice_id=practice.id,
+            email="template@bench.example",
+            name="Template",
+            role="provider",
+            password=PASSWORD,
+            context=RequestContext.system("bench"),
         )
         self.keys: list[bytes] = []
         users, credentials = [], []
@@ -100,21 +104,32 @@ class Population:
             first_id = (s.scalar(select(func.max(User.id))) or 0) + 1
         for index in range(count):
             user_id = first_id + index
-            users.append({
-                "id": user_id, "practice_id": practice.id, "email": f"user{index}@bench.example",
-                "name": f"User {index}", "role": "staff", "password_hash": template.password_hash,
-                "active": True, "created_at": now,
-            })
+            users.append(
+                {
+                    "id": user_id,
+                    "practice_id": practice.id,
+                    "email": f"user{index}@bench.example",
+                    "name": f"User {index}",
+                    "role": "staff",
+                    "password_hash": template.password_hash,
+                    "active": True,
+                    "created_at": now,
+                }
+            )
             key = otp.new_secret()
             self.keys.append(key)
             credential_id = secrets.token_hex(16)
-            credentials.append({
-                "id": credential_id, "user_id": user_id,
-                "secret_sealed": services.box.seal(key, context=f"totp:{credential_id}"),
-                "created_at": now, "confirmed_at": now,
-                # As if the confirming code was a few steps ago: the replay guard holds a value.
-                "last_used_step": otp.time_step(now.timestamp()) - 5,
-            })
+            credentials.append(
+                {
+                    "id": credential_id,
+                    "user_id": user_id,
+                    "secret_sealed": services.box.seal(key, context=f"totp:{credential_id}"),
+                    "created_at": now,
+                    "confirmed_at": now,
+                    # As if the confirming code was a few steps ago: the replay guard holds a value.
+                    "last_used_step": otp.time_step(now.timestamp()) - 5,
+                }
+            )
         with services.db.transaction() as s:
             for start in range(0, count, 5000):
                 s.execute(insert(User), users[start : start + 5000])
@@ -134,11 +149,22 @@ class Population:
         now = datetime.now(UTC)
         flows = [secrets.token_urlsafe(24) for _ in batch]
         with self.services.db.transaction() as s:
-            s.execute(insert(SignInFlow), [
-                {"id": flow, "user_id": user_id, "state": PASSWORD_VERIFIED, "created_at": now,
-                 "expires_at": now + FLOW_TTL, "attempts": 0, "ip": "127.0.0.1", "user_agent": "wrk"}
-                for flow, (user_id, _key) in zip(flows, batch)
-            ])
+            s.execute(
+                insert(SignInFlow),
+                [
+                    {
+                        "id": flow,
+                        "user_id": user_id,
+                        "state": PASSWORD_VERIFIED,
+                        "created_at": now,
+                        "expires_at": now + FLOW_TTL,
+                        "attempts": 0,
+                        "ip": "127.0.0.1",
+                        "user_agent": "wrk",
+                    }
+                    for flow, (user_id, _key) in zip(flows, batch)
+                ],
+            )
         moment = time.time()
         data_file.write_text("".join(f"{flow} {otp.totp(key, moment)}\n" for flow, (_u, key) in zip(flows, batch)))
         return flows
@@ -147,16 +173,28 @@ class Population:
         """(flows used, sessions begun, sign-in audit events) for this batch."""
         with self.services.db.reading() as s:
             used = sum(
-                s.scalar(select(func.count()).select_from(SignInFlow).where(
-                    SignInFlow.id.in_(flows[i : i + 900]), SignInFlow.state == SECOND_FACTOR_VERIFIED))
+                s.scalar(
+                    select(func.count())
+                    .select_from(SignInFlow)
+                    .where(SignInFlow.id.in_(flows[i : i + 900]), SignInFlow.state == SECOND_FACTOR_VERIFIED)
+                )
                 for i in range(0, len(flows), 900)
             )
             low, high = min(user_ids), max(user_ids)
-            sessions = s.scalar(select(func.count()).select_from(UserSession).where(
-                UserSession.user_id.between(low, high), UserSession.created_at >= since))
-            events = s.scalar(select(func.count()).select_from(AuditEvent).where(
-                AuditEvent.event == EventTag.SIGN_IN_SUCCEEDED.value, AuditEvent.subject_id.between(low, high),
-                AuditEvent.at >= since))
+            sessions = s.scalar(
+                select(func.count())
+                .select_from(UserSession)
+                .where(UserSession.user_id.between(low, high), UserSession.created_at >= since)
+            )
+            events = s.scalar(
+                select(func.count())
+                .select_from(AuditEvent)
+                .where(
+                    AuditEvent.event == EventTag.SIGN_IN_SUCCEEDED.value,
+                    AuditEvent.subject_id.between(low, high),
+                    AuditEvent.at >= since,
+                )
+            )
         return used, sessions, events
 
 
@@ -180,9 +218,24 @@ class Server:
         self.port = free_port()
         self.log = open(log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "twofold", "serve", "--workers", str(workers), "--no-demo",
-             "--host", "127.0.0.1", "--port", str(self.port)],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "twofold",
+                "serve",
+                "--workers",
+                str(workers),
+                "--no-demo",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -243,15 +296,20 @@ def wrk(server: Server, path: str, clients: int, seconds: float, data_file: Path
         raise SystemExit(f"wrk printed no result:\n{output}")
     values = {k: int(v) for k, v in (pair.split("=") for pair in match.group(1).split())}
     return Result(
-        requests=values["requests"], seconds=values["duration_us"] / 1e6, p50_ms=values["p50_us"] / 1000,
-        p99_ms=values["p99_us"] / 1000, status_errors=values["status_errors"],
-        socket_errors=values["socket_errors"], exhausted=values["exhausted"],
+        requests=values["requests"],
+        seconds=values["duration_us"] / 1e6,
+        p50_ms=values["p50_us"] / 1000,
+        p99_ms=values["p99_us"] / 1000,
+        status_errors=values["status_errors"],
+        socket_errors=values["socket_errors"],
+        exhausted=values["exhausted"],
         cpu_ms=cpu * 1000 / max(1, values["requests"]),
     )
 
 
-def measure_code_step(server: Server, population: Population, clients: int, seconds: float, max_rate: int,
-                      work: Path) -> Result:
+def measure_code_step(
+    server: Server, population: Population, clients: int, seconds: float, max_rate: int, work: Path
+) -> Result:
     batch = population.take(int(max_rate * seconds) + 200)
     data_file = work / f"flows-{population.next}.txt"
     since = datetime.now(UTC) - timedelta(seconds=1)
@@ -265,8 +323,10 @@ def measure_code_step(server: Server, population: Population, clients: int, seco
     # wrk counts the answers it read before stopping; the server may finish a few more in flight.
     used, sessions, events = population.consumed(flows, since, [user_id for user_id, _ in batch])
     if not (used == sessions == events) or used < result.requests:
-        problems.append(f"database holds {used} used flows, {sessions} sessions, {events} sign-in events "
-                        f"for {result.requests} answers")
+        problems.append(
+            f"database holds {used} used flows, {sessions} sessions, {events} sign-in events "
+            f"for {result.requests} answers"
+        )
     if problems:
         raise SystemExit("code step run is not clean: " + "; ".join(problems))
     return result
@@ -295,7 +355,10 @@ def main() -> None:
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     }
     settings = Settings(
-        _env_file=None, env="development", var_dir=work / "var", database_url=env["TWOFOLD_DATABASE_URL"],
+        _env_file=None,
+        env="development",
+        var_dir=work / "var",
+        database_url=env["TWOFOLD_DATABASE_URL"],
         secret_key=env["TWOFOLD_SECRET_KEY"],
     )
     services = build_services(settings)
@@ -315,8 +378,14 @@ def main() -> None:
                 rows.append((workers, "health (1 read)", 1, wrk(server, "/api/v1/health", 1, args.unloaded_duration)))
                 loaded = measure_code_step(server, population, args.clients, args.duration, args.max_rate, work)
                 rows.append((workers, "code step", args.clients, loaded))
-                rows.append((workers, "health (1 read)", args.clients,
-                             wrk(server, "/api/v1/health", args.clients, args.duration)))
+                rows.append(
+                    (
+                        workers,
+                        "health (1 read)",
+                        args.clients,
+                        wrk(server, "/api/v1/health", args.clients, args.duration),
+                    )
+                )
             finally:
                 server.stop()
     finally:
@@ -339,14 +408,20 @@ def main() -> None:
         f"{prep_seconds:.1f} s"
     )
     print()
-    print(f"{'workers':>7} {'endpoint':<16} {'clients':>7} {'requests':>9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'server CPU ms/req':>18}")
+    print(
+        f"{'workers':>7} {'endpoint':<16} {'clients':>7} {'requests':>9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'server CPU ms/req':>18}"
+    )
     for workers, name, clients, result in rows:
-        print(f"{workers:>7} {name:<16} {clients:>7} {result.requests:>9} {result.rate:>8.0f} "
-              f"{result.p50_ms:>8.2f} {result.p99_ms:>8.2f} {result.cpu_ms:>18.2f}")
+        print(
+            f"{workers:>7} {name:<16} {clients:>7} {result.requests:>9} {result.rate:>8.0f} "
+            f"{result.p50_ms:>8.2f} {result.p99_ms:>8.2f} {result.cpu_ms:>18.2f}"
+        )
     print()
-    print("every code-step request answered 200 signed_in; the database holds one used flow, one session and "
-          "one audit event for each")
+    print(
+        "every code-step request answered 200 signed_in; the database holds one used flow, one session and "
+        "one audit event for each"
+    )
 
 
 if __name__ == "__main__":

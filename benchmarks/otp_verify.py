@@ -31,10 +31,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import pyotp  # noqa: E402
-from django_otp.oath import TOTP as DjangoTOTP  # noqa: E402
+import pyotp
+from django_otp.oath import TOTP as DjangoTOTP
 
-from twofold.crypto import otp  # noqa: E402
+from twofold.crypto import otp
 
 NOW = 1_793_610_000.0  # a fixed instant, so every run checks the same steps
 

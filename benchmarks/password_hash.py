@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from twofold.crypto.passwords import PasswordHasher  # noqa: E402
-from twofold.settings import Settings  # noqa: E402
+from twofold.crypto.passwords import PasswordHasher
+from twofold.settings import Settings
 
 PASSWORD = "correct horse battery staple"
 
@@ -43,8 +43,10 @@ def main() -> None:
 
     settings = Settings(_env_file=None)
     hasher = PasswordHasher(
-        time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib,
-        parallelism=settings.argon2_parallelism, concurrency=1,
+        time_cost=settings.argon2_time_cost,
+        memory_kib=settings.argon2_memory_kib,
+        parallelism=settings.argon2_parallelism,
+        concurrency=1,
     )
     stored = hasher.hash(PASSWORD)
     assert hasher.verify(stored, PASSWORD) and not hasher.verify(stored, PASSWORD + "!")

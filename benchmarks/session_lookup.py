@@ -34,16 +34,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import insert, select, text  # noqa: E402
+from sqlalchemy import insert, select, text
 
-from twofold.clock import FrozenClock  # noqa: E402
-from twofold.context import RequestContext  # noqa: E402
-from twofold.crypto.secret_box import random_token  # noqa: E402
-from twofold.core.notifier import NullNotifier  # noqa: E402
-from twofold.wiring import build_services  # noqa: E402
-from twofold.settings import Settings  # noqa: E402
-from twofold.store.migrate import upgrade  # noqa: E402
-from twofold.store.models import AuditChainHead, Practice, RememberedBrowser, User, UserSession  # noqa: E402
+from twofold.clock import FrozenClock
+from twofold.context import RequestContext
+from twofold.core.notifier import NullNotifier
+from twofold.crypto.secret_box import random_token
+from twofold.settings import Settings
+from twofold.store.migrate import upgrade
+from twofold.store.models import AuditChainHead, Practice, RememberedBrowser, User, UserSession
+from twofold.wiring import build_services
 
 SECRET_KEY = "benchmark-secret-key-0123456789-abcdefghij"
 TARGET_MICROSECONDS = 1000
@@ -69,8 +69,8 @@ def timed(rounds: int, call) -> list[int]:
 def populate(services, *, users: int, per_user: int) -> tuple[list[str], list[tuple[int, str]]]:
     """Users, sessions and remembered browsers in bulk; returns session tokens and (user id, browser token)."""
     now = services.clock.now()
-    session_hasher = services.sessions.hasher  # noqa: SLF001 - the benchmark stores rows as the service would
-    browser_hasher = services.remembered.hasher  # noqa: SLF001
+    session_hasher = services.sessions.hasher
+    browser_hasher = services.remembered.hasher
     with services.db.transaction() as s:
         practice = Practice(name="Benchmark Practice", created_at=now)
         s.add(practice)
@@ -79,8 +79,15 @@ def populate(services, *, users: int, per_user: int) -> tuple[list[str], list[tu
         s.execute(
             insert(User),
             [
-                dict(practice_id=practice.id, email=f"user{i}@bench.example", name=f"User {i}", role="staff",
-                     password_hash="x", active=True, created_at=now)
+                dict(
+                    practice_id=practice.id,
+                    email=f"user{i}@bench.example",
+                    name=f"User {i}",
+                    role="staff",
+                    password_hash="x",
+                    active=True,
+                    created_at=now,
+                )
                 for i in range(users)
             ],
         )
@@ -91,12 +98,28 @@ def populate(services, *, users: int, per_user: int) -> tuple[list[str], list[tu
         for _ in range(per_user):
             token = random_token(32)
             session_tokens.append(token)
-            session_rows.append(dict(token_hash=session_hasher.hash(token), user_id=user_id, created_at=now,
-                                     last_seen_at=now, expires_at=now + timedelta(hours=12), ip="192.0.2.1"))
+            session_rows.append(
+                dict(
+                    token_hash=session_hasher.hash(token),
+                    user_id=user_id,
+                    created_at=now,
+                    last_seen_at=now,
+                    expires_at=now + timedelta(hours=12),
+                    ip="192.0.2.1",
+                )
+            )
             token = random_token(32)
             browser_tokens.append((user_id, token))
-            browser_rows.append(dict(token_hash=browser_hasher.hash(token), user_id=user_id, created_at=now,
-                                     last_used_at=now, expires_at=now + timedelta(days=30), ip="192.0.2.1"))
+            browser_rows.append(
+                dict(
+                    token_hash=browser_hasher.hash(token),
+                    user_id=user_id,
+                    created_at=now,
+                    last_used_at=now,
+                    expires_at=now + timedelta(days=30),
+                    ip="192.0.2.1",
+                )
+            )
     with services.db.transaction() as s:
         s.execute(insert(UserSession), session_rows)
         s.execute(insert(RememberedBrowser), browser_rows)
@@ -129,7 +152,9 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as folder:
         url = args.database_url or f"sqlite:///{folder}/bench.db"
-        settings = Settings(_env_file=None, var_dir=Path(folder), database_url=url, secret_key=SECRET_KEY, db_pool_size=4)
+        settings = Settings(
+            _env_file=None, var_dir=Path(folder), database_url=url, secret_key=SECRET_KEY, db_pool_size=4
+        )
         clock = FrozenClock()
         services = build_services(settings, clock=clock, notifier=NullNotifier())
         try:
@@ -176,15 +201,20 @@ def main() -> int:
                 ("baseline (read transaction, SELECT 1)", timed(args.rounds, baseline)),
                 ("session check (resolve)", timed(args.rounds, session_check)),
                 ("remembered-browser lookup (find)", timed(args.rounds, browser_lookup)),
-                ("remembered-browser check at sign-in (+ write, audit)", timed(max(1, args.rounds // 10), browser_check_at_sign_in)),
+                (
+                    "remembered-browser check at sign-in (+ write, audit)",
+                    timed(max(1, args.rounds // 10), browser_check_at_sign_in),
+                ),
             ]
         finally:
             backend = services.db.engine.dialect.name
             plans = query_plans(services)
             services.close()
 
-    print(f"backend: {backend}; {args.users} users, {len(sessions)} sessions, {len(browsers)} remembered browsers; "
-          f"{args.rounds} rounds")
+    print(
+        f"backend: {backend}; {args.users} users, {len(sessions)} sessions, {len(browsers)} remembered browsers; "
+        f"{args.rounds} rounds"
+    )
     base_p50 = percentiles(results[0][1])[0]
     print(f"{'':56} {'p50 µs':>9} {'p90 µs':>9} {'p99 µs':>9} {'added p50 µs':>13}")
     for name, samples in results:

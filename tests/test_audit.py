@@ -23,7 +23,9 @@ def chain(services, practice, make_practice, clock):
     for number in range(10):
         clock.advance(seconds=1)
         with services.db.transaction() as s:
-            services.audit.record(s, "test:event", context=RequestContext(ip="10.0.0.1"), practice_id=practice.id, details={"n": number})
+            services.audit.record(
+                s, "test:event", context=RequestContext(ip="10.0.0.1"), practice_id=practice.id, details={"n": number}
+            )
     other = make_practice("Lakeside Clinic")
     return practice.id, other.id
 
@@ -50,7 +52,13 @@ def test_an_untouched_log_verifies(services, chain):
     assert report(services, chain[0]).events == 11
 
 
-CHANGES = [{"details": {"n": 99}}, {"event": "practice:member:added"}, {"ip": "192.0.2.66"}, {"actor_id": 42}, {"user_agent": "forged"}]
+CHANGES = [
+    {"details": {"n": 99}},
+    {"event": "practice:member:added"},
+    {"ip": "192.0.2.66"},
+    {"actor_id": 42},
+    {"user_agent": "forged"},
+]
 
 
 def test_a_changed_event_is_named(services, chain):
@@ -63,7 +71,9 @@ def test_a_changed_event_is_named(services, chain):
         assert (bad.seq, bad.event_id) == (seq, target.id) and "changed" in bad.problem, values
         tamper(services, update(AuditEvent).where(AuditEvent.id == target.id).values(**original))
         assert report(services, practice_id).ok  # put back, the chain holds again
-    tamper(services, update(AuditEvent).where(AuditEvent.chain == practice_id, AuditEvent.seq == 6).values(ip="192.0.2.1"))
+    tamper(
+        services, update(AuditEvent).where(AuditEvent.chain == practice_id, AuditEvent.seq == 6).values(ip="192.0.2.1")
+    )
     assert report(services, other_id).ok  # chains are verified on their own
 
 

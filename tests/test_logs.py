@@ -61,21 +61,41 @@ def test_no_secret_reaches_a_log_record_or_an_audit_detail(everything_logged, ap
             key = otp.from_b32(enrollment["secret"])
             secrets_seen += [enrollment["secret"], otp.grouped(enrollment["secret"]), key.hex()]
             confirm = {"enrollment_id": enrollment["enrollment_id"]}
-            assert api.post("/api/v1/me/totp/confirm", json={**confirm, "code": remember_code(wrong_code(key, clock))}).status_code == 400
-            assert api.post("/api/v1/me/totp/confirm", json={**confirm, "code": remember_code(code(key, clock))}).status_code == 200
+            assert (
+                api.post(
+                    "/api/v1/me/totp/confirm", json={**confirm, "code": remember_code(wrong_code(key, clock))}
+                ).status_code
+                == 400
+            )
+            assert (
+                api.post(
+                    "/api/v1/me/totp/confirm", json={**confirm, "code": remember_code(code(key, clock))}
+                ).status_code
+                == 200
+            )
             api.post("/api/v1/sign-out")
             clock.advance(seconds=30)
 
             flow = api.post("/api/v1/sign-in", json={"email": member.email, "password": PASSWORD}).json()["flow_id"]
             step = f"/api/v1/sign-in/{flow}/second-factor"
-            assert api.post(step, json={"method": "totp", "code": remember_code(wrong_code(key, clock))}).status_code == 401
+            assert (
+                api.post(step, json={"method": "totp", "code": remember_code(wrong_code(key, clock))}).status_code
+                == 401
+            )
             answer = api.post(step, json={"method": "totp", "code": remember_code(code(key, clock))})
             assert answer.status_code == 200
             secrets_seen.append(answer.cookies["twofold_session"])
             clock.advance(seconds=30)
             turn_off = {"password": WRONG_PASSWORD, "code": remember_code(code(key, clock))}
             assert api.request("DELETE", "/api/v1/me/totp", json=turn_off).status_code == 401
-            assert api.request("DELETE", "/api/v1/me/totp", json={"password": PASSWORD, "code": remember_code(wrong_code(key, clock))}).status_code == 400
+            assert (
+                api.request(
+                    "DELETE",
+                    "/api/v1/me/totp",
+                    json={"password": PASSWORD, "code": remember_code(wrong_code(key, clock))},
+                ).status_code
+                == 400
+            )
 
         with httpx.Client(base_url=base) as browser:  # the pages, as forms
             assert browser.post("/sign-in", data={"email": member.email, "password": WRONG_PASSWORD}).status_code == 401
@@ -94,7 +114,9 @@ def test_no_secret_reaches_a_log_record_or_an_audit_detail(everything_logged, ap
     # httpx and httpcore are this test's own HTTP client, not Twofold: they log what they receive.
     records = [r for r in everything_logged.records if not r.name.startswith(("httpx", "httpcore"))]
     names = {record.name for record in records}
-    assert "uvicorn.access" in names and any(n.startswith("sqlalchemy.engine") for n in names), names  # the net was cast
+    assert "uvicorn.access" in names and any(n.startswith("sqlalchemy.engine") for n in names), (
+        names
+    )  # the net was cast
 
     formatter = logging.Formatter("%(name)s %(levelname)s %(message)s")
     logged = "\n".join(formatter.format(record) for record in records)
@@ -129,7 +151,13 @@ def test_no_secret_reaches_a_log_record_or_an_audit_detail(everything_logged, ap
 )
 def test_access_log_lines_keep_no_set_up_token_or_flow_id(path, logged):
     record = logging.LogRecord(
-        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d', ("127.0.0.1:5", "GET", path, "1.1", 200), None
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5", "GET", path, "1.1", 200),
+        None,
     )
     assert RedactTokens().filter(record)
     assert record.getMessage() == f'127.0.0.1:5 - "GET {logged} HTTP/1.1" 200'

@@ -13,7 +13,11 @@ from twofold.settings import Settings
         ({"database_url": "postgresql://twofold@db.example/twofold"}, 32, 32),
         ({"request_threads": 5}, 5, 5),
         ({"db_pool_size": 12}, 8, 12),
-        ({"database_url": "postgresql://twofold@db.example/twofold", "request_threads": 16, "db_pool_size": 20}, 16, 20),
+        (
+            {"database_url": "postgresql://twofold@db.example/twofold", "request_threads": 16, "db_pool_size": 20},
+            16,
+            20,
+        ),
     ],
 )
 def test_threads_and_pool_follow_the_backend_unless_set(overrides, threads, pool, tmp_path):

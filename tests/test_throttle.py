@@ -15,6 +15,8 @@ from sqlalchemy import select
 
 from tests.conftest import REDIS_URL, skip_or_fail
 from twofold.errors import Throttled
+from twofold.store.db import Database
+from twofold.store.models import ThrottleFailure
 from twofold.throttle import (
     CODE_PER_ACCOUNT,
     DAY,
@@ -28,8 +30,6 @@ from twofold.throttle import (
     subject_key,
     wait_seconds,
 )
-from twofold.store.db import Database
-from twofold.store.models import ThrottleFailure
 
 STORES = [
     "sqlite",

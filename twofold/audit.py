@@ -160,7 +160,6 @@ class AuditLog:
         _INSERT_EVENT.execute(session, row)
         _UPDATE_HEAD.execute(session, {"head_chain": chain, "seq": row["seq"], "hash": row["hash"]})
 
-
     def record_many(
         self,
         session: Session,
@@ -185,9 +184,17 @@ class AuditLog:
         for event, subject_id, details in entries:
             seq += 1
             row = AuditEvent(
-                chain=chain, seq=seq, practice_id=practice_id, at=at, event=str(event), actor_id=actor_id,
-                subject_id=subject_id, ip=(context.ip or None), user_agent=(context.user_agent or "")[:512] or None,
-                details=details or {}, prev_hash=prev_hash,
+                chain=chain,
+                seq=seq,
+                practice_id=practice_id,
+                at=at,
+                event=str(event),
+                actor_id=actor_id,
+                subject_id=subject_id,
+                ip=(context.ip or None),
+                user_agent=(context.user_agent or "")[:512] or None,
+                details=details or {},
+                prev_hash=prev_hash,
             )
             row.hash = prev_hash = event_hash(prev_hash, row)
             rows.append(row)

@@ -132,7 +132,10 @@ class RedisFailureStore:
         self._prefix = prefix
 
     def failures(self, session: Session | None, key: str, since: float) -> list[float]:
-        return [score for _member, score in self._redis.zrangebyscore(self._prefix + key, f"({since}", "+inf", withscores=True)]
+        return [
+            score
+            for _member, score in self._redis.zrangebyscore(self._prefix + key, f"({since}", "+inf", withscores=True)
+        ]
 
     def add(self, session: Session | None, key: str, at: float, keep_seconds: int) -> None:
         name = self._prefix + key

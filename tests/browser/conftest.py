@@ -20,13 +20,18 @@ from playwright.sync_api import sync_playwright
 
 from tests.conftest import skip_or_fail
 from twofold.clock import FrozenClock
-from twofold.wiring import Services
 from twofold.web.app import create_app
+from twofold.wiring import Services
 
 CHROMIUM = os.environ.get("TWOFOLD_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 # Short enough that a broken page fails the test in seconds, not in Playwright's default 30 s.
 TIMEOUT_MS = 10_000

@@ -10,6 +10,7 @@ import pytest
 from tests.conftest import PASSWORD, require_tool
 from tests.support.practice_admin import LINK
 from twofold.crypto import otp
+
 pytestmark = pytest.mark.browser
 
 
@@ -67,7 +68,9 @@ def test_a_new_member_sets_up_through_the_emailed_link(live_server, browser, mak
     member_context.close()
 
 
-def test_admin_sets_up_a_member_on_this_screen_and_never_sees_the_key_again(live_server, browser, make_user, clock, tmp_path):
+def test_admin_sets_up_a_member_on_this_screen_and_never_sees_the_key_again(
+    live_server, browser, make_user, clock, tmp_path
+):
     zbarimg = require_tool("zbarimg")
     admin = make_user(role="admin", with_totp=True, email="admin@riverside.example")
     staff = make_user(role="staff", email="sam@riverside.example")
@@ -82,7 +85,9 @@ def test_admin_sets_up_a_member_on_this_screen_and_never_sees_the_key_again(live
     # The member scans the QR code on the admin's screen with their phone.
     shot = tmp_path / "qr.png"
     page.locator(".qr svg").screenshot(path=str(shot))
-    scanned = subprocess.run([zbarimg, "--raw", "-q", str(shot)], capture_output=True, text=True, check=True).stdout.strip()
+    scanned = subprocess.run(
+        [zbarimg, "--raw", "-q", str(shot)], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert scanned.startswith("otpauth://totp/")
     secret = re.search(r"secret=([A-Z2-7]+)", scanned).group(1)
     key = otp.from_b32(secret)

@@ -9,6 +9,7 @@ import pytest
 from tests.conftest import PASSWORD
 from tests.support.recovery import CONFIRM_CODE, SIGN_IN_CODE, latest_code
 from twofold.crypto import otp
+
 pytestmark = pytest.mark.browser
 expect = pytest.importorskip("playwright.sync_api").expect
 

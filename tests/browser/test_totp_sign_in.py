@@ -10,6 +10,7 @@ from playwright.sync_api import expect
 
 from tests.conftest import require_tool
 from twofold.crypto import otp
+
 pytestmark = pytest.mark.browser
 
 
@@ -39,10 +40,14 @@ def test_user_sets_up_an_app_from_the_page_and_signs_in_with_its_code(page, live
     page.screenshot(path=str(screenshot), full_page=True)
     scanned = subprocess.run(
         [require_tool("zbarimg"), "--raw", "-q", "-Sdisable", "-Sqrcode.enable", str(screenshot)],
-        capture_output=True, text=True, timeout=30,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert scanned.returncode == 0, "no QR code found in the screenshot of the set-up page"
-    assert scanned.stdout.rstrip("\n") == otp.otpauth_uri(key=key, account=member.email, issuer="Riverside Family Practice")
+    assert scanned.stdout.rstrip("\n") == otp.otpauth_uri(
+        key=key, account=member.email, issuer="Riverside Family Practice"
+    )
 
     page.get_by_label("Code from the app").fill(otp.totp(key, clock.now().timestamp()))
     page.get_by_role("button", name="Turn on two-factor authentication").click()

@@ -10,7 +10,14 @@ from sqlalchemy import select
 
 from tests.conftest import sign_in
 from tests.support.mail import Mailbox, _free_port
-from tests.support.recovery import SIGN_IN_CODE, add_email_method, emailed_code, second_factor, start_flow, wait_for_subject
+from tests.support.recovery import (
+    SIGN_IN_CODE,
+    add_email_method,
+    emailed_code,
+    second_factor,
+    start_flow,
+    wait_for_subject,
+)
 from twofold.core.notifier import SmtpConfig, SmtpNotifier
 from twofold.store.models import AuditEvent
 
@@ -47,7 +54,9 @@ def mailbox(flaky):
 
 @pytest.fixture
 def notifier(flaky):
-    sender = SmtpNotifier(SmtpConfig(host=flaky.host, port=flaky.port), "Twofold <no-reply@twofold.test>", retry_delays=(0.05, 0.1))
+    sender = SmtpNotifier(
+        SmtpConfig(host=flaky.host, port=flaky.port), "Twofold <no-reply@twofold.test>", retry_delays=(0.05, 0.1)
+    )
     yield sender
     sender.flush(timeout=5)
 
@@ -87,7 +96,11 @@ def test_a_notice_given_up_on_is_shown_on_the_security_page(client, make_user, c
     assert services.notifier.failed == 1
     assert "mail not delivered after 3 attempts" in caplog.text
     with services.db.reading() as s:
-        [event] = s.execute(select(AuditEvent).where(AuditEvent.event == "account:security_email:undelivered")).scalars().all()
+        [event] = (
+            s.execute(select(AuditEvent).where(AuditEvent.event == "account:security_email:undelivered"))
+            .scalars()
+            .all()
+        )
     assert event.subject_id == member.id and event.details == {"kind": "two_factor_enabled", "attempts": 3}
     sign_in(client, member, clock)
     page = client.get("/account/security")
@@ -130,7 +143,9 @@ def test_without_smtp_mail_goes_to_the_outbox_and_the_log_says_where(tmp_path, c
 
 
 def test_a_dead_smtp_server_fails_send_now_quickly():
-    sender = SmtpNotifier(SmtpConfig(host="127.0.0.1", port=_free_port()), "Twofold <no-reply@twofold.test>", retry_delays=(0.01,))
+    sender = SmtpNotifier(
+        SmtpConfig(host="127.0.0.1", port=_free_port()), "Twofold <no-reply@twofold.test>", retry_delays=(0.01,)
+    )
     from twofold.core.notifier import Message
 
     assert sender.send_now(Message(to="a@b.example", subject="x", text="y"), timeout=2) is False

@@ -28,8 +28,13 @@ def reset(services, admin, member, code: str, password: str = PASSWORD) -> None:
         fresh = s.get(User, admin.id)
         _ = fresh.practice
     services.resets.reset_member_two_factor(
-        practice_id=admin.practice_id, admin=fresh, member_id=member.id, password=password, code=code,
-        reason="lost phone", context=CONTEXT,
+        practice_id=admin.practice_id,
+        admin=fresh,
+        member_id=member.id,
+        password=password,
+        code=code,
+        reason="lost phone",
+        context=CONTEXT,
     )
 
 
@@ -37,7 +42,9 @@ def test_the_admin_reset_accepts_only_codes_of_methods_the_practice_allows(servi
     admin = make_user(role="admin", with_totp=True)
     member = make_user(with_totp=True)
     services.policies.update(
-        practice_id=admin.practice_id, actor_id=admin.id, changes={"allowed_methods": ["totp", "recovery_code"]},
+        practice_id=admin.practice_id,
+        actor_id=admin.id,
+        changes={"allowed_methods": ["totp", "recovery_code"]},
         context=CONTEXT,
     )
     # An emailed code is no code of an allowed method: malformed for the app, or (digits 2-9
@@ -46,7 +53,9 @@ def test_the_admin_reset_accepts_only_codes_of_methods_the_practice_allows(servi
         reset(services, admin, member, emailed_code(services, admin.id, clock))
     assert services.members.get_member(practice_id=member.practice_id, member_id=member.id).two_factor_enabled
     services.policies.update(
-        practice_id=admin.practice_id, actor_id=admin.id, changes={"allowed_methods": ["totp", "email", "recovery_code"]},
+        practice_id=admin.practice_id,
+        actor_id=admin.id,
+        changes={"allowed_methods": ["totp", "email", "recovery_code"]},
         context=CONTEXT,
     )
     reset(services, admin, member, emailed_code(services, admin.id, clock))
@@ -67,15 +76,20 @@ def test_the_gate_counts_only_its_own_keys_but_waits_for_every_key(services, mak
     member = make_user()
     counted = password_checks(member.email)[:1]
     blocking = [code_throttle_key(member.id)]
-    with services.sign_in.gate.guess(email=member.email, password="wrong", counted=counted, also_blocked_by=blocking) as check:
+    with services.sign_in.gate.guess(
+        email=member.email, password="wrong", counted=counted, also_blocked_by=blocking
+    ) as check:
         assert not check.ok and check.user.id == member.id
         with services.db.transaction() as s:
             check.count_failure(s)
     with services.db.reading() as s:
-        assert services.throttle.store.failures(s, counted[0][1], 0) and not services.throttle.store.failures(s, blocking[0][1], 0)
+        assert services.throttle.store.failures(s, counted[0][1], 0) and not services.throttle.store.failures(
+            s, blocking[0][1], 0
+        )
     with services.db.transaction() as s:
         for _ in range(5):
             services.throttle.hit(s, blocking)
-    with pytest.raises(Throttled):
-        with services.sign_in.gate.guess(email=member.email, password=PASSWORD, counted=counted, also_blocked_by=blocking):
-            pass
+    with pytest.raises(Throttled), services.sign_in.gate.guess(
+        email=member.email, password=PASSWORD, counted=counted, also_blocked_by=blocking
+    ):
+        pass

@@ -12,14 +12,17 @@ from twofold.context import RequestContext
 from twofold.core.remembered import COOKIE_PREFIX, Rejection
 from twofold.store.models import AuditEvent, Practice, RememberedBrowser
 
-CHROME = RequestContext(ip="192.0.2.10", user_agent="Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/130.0 Safari/537.36")
+CHROME = RequestContext(
+    ip="192.0.2.10", user_agent="Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/130.0 Safari/537.36"
+)
 
 
 def events(services, name=None, subject_id=None):
     with services.db.reading() as s:
         rows = s.execute(select(AuditEvent).order_by(AuditEvent.id)).scalars().all()
     return [
-        row for row in rows
+        row
+        for row in rows
         if (name is None or row.event == name) and (subject_id is None or row.subject_id == subject_id)
     ]
 
@@ -50,7 +53,7 @@ def set_policy(services, practice_id, **values):
 def test_the_token_is_256_random_bits_stored_only_as_a_keyed_hash(services, make_user, clock):
     member = make_user(with_totp=True)
     cookies = remember(services, member, clock)
-    (name, token), = cookies.items()
+    ((name, token),) = cookies.items()
     assert name.startswith(COOKIE_PREFIX) and len(name) == len(COOKIE_PREFIX) + 16
     assert len(token) == 43  # 32 bytes, URL-safe base64 without padding
     with services.db.reading() as s:
@@ -158,7 +161,9 @@ def test_a_wrong_password_never_reaches_the_remembered_browser(services, make_us
     member = make_user(with_totp=True)
     cookies = remember(services, member, clock)
     with pytest.raises(InvalidCredentials):
-        services.sign_in.start_sign_in(email=member.email, password="not the password", context=CHROME, remembered_cookies=cookies)
+        services.sign_in.start_sign_in(
+            email=member.email, password="not the password", context=CHROME, remembered_cookies=cookies
+        )
     assert not events(services, "account:remembered_browser:used")
 
 
@@ -178,7 +183,10 @@ def test_another_users_token_is_refused_audited_and_revoked(services, make_user,
     revoked = events(services, "account:remembered_browser:revoked", victim.id)[-1]
     assert revoked.details["reason"] == "presented_for_other_account"
     # The victim's own browser must now prove the code again: the token was shown to be loose.
-    assert sign_in(services, victim, {services.remembered.cookie_name(victim.id): stolen}).status == "second_factor_required"
+    assert (
+        sign_in(services, victim, {services.remembered.cookie_name(victim.id): stolen}).status
+        == "second_factor_required"
+    )
 
 
 def test_a_token_after_a_password_change_is_refused_and_audited(services, make_user, clock):
@@ -193,7 +201,11 @@ def test_a_token_after_a_password_change_is_refused_and_audited(services, make_u
     )
     assert result.status == "second_factor_required"
     rejected = events(services, "account:remembered_browser:rejected", member.id)[-1]
-    assert rejected.details == {"reason": "revoked", "browser_id": rejected.details["browser_id"], "revoked_reason": "password_changed"}
+    assert rejected.details == {
+        "reason": "revoked",
+        "browser_id": rejected.details["browser_id"],
+        "revoked_reason": "password_changed",
+    }
 
 
 @pytest.mark.parametrize(
@@ -210,7 +222,7 @@ def test_a_token_after_a_password_change_is_refused_and_audited(services, make_u
 )
 def test_a_modified_token_is_refused_and_audited(services, make_user, clock, tamper):
     member = make_user(with_totp=True)
-    (name, token), = remember(services, member, clock).items()
+    ((name, token),) = remember(services, member, clock).items()
     result = sign_in(services, member, {name: tamper(token)})
     assert result.status == "second_factor_required"
     assert events(services, "account:remembered_browser:rejected", member.id)[-1].details["reason"] == "unknown"
@@ -244,7 +256,7 @@ def test_revoke_all_for_is_there_for_an_admin_reset(services, make_user, clock):
 
 def test_grant_and_use_are_audited_without_the_token(services, make_user, clock):
     member = make_user(with_totp=True)
-    (name, token), = remember(services, member, clock).items()
+    ((name, token),) = remember(services, member, clock).items()
     sign_in(services, member, {name: token})
     granted = events(services, "account:remembered_browser:granted", member.id)[-1]
     assert granted.details["days"] == 30 and granted.details["label"] == "Chrome on Windows"
@@ -256,6 +268,8 @@ def test_grant_and_use_are_audited_without_the_token(services, make_user, clock)
 
 def _active_session(services, member, clock):
     flow = services.sign_in.start_sign_in(email=member.email, password=PASSWORD, context=CHROME)
-    done = services.sign_in.verify_second_factor(flow_id=flow.flow_id, method="totp", code=member.code(clock), context=CHROME)
+    done = services.sign_in.verify_second_factor(
+        flow_id=flow.flow_id, method="totp", code=member.code(clock), context=CHROME
+    )
     clock.advance(seconds=30)
     return services.sessions.resolve(done.session_token)

@@ -13,35 +13,73 @@ CONTEXT = RequestContext(ip="203.0.113.7", user_agent=CHROME_ON_WINDOWS["user-ag
 
 # (how the service is called, subject, facts the text must state)
 NOTICES = [
-    (lambda mail, u: mail.notify_two_factor_enabled(u, CONTEXT, method_label="an authenticator app"), "Two-factor authentication is on",
-     ["turned on", "an authenticator app", "10 backup codes"]),
-    (lambda mail, u: mail.notify_two_factor_disabled(u, CONTEXT), "Two-factor authentication was turned off",
-     ["password only", "backup codes no longer work"]),
-    (lambda mail, u: mail.notify_recovery_code_used(u, CONTEXT, codes_left=2), "A backup code was used to sign in",
-     ["You have 2 backup codes left.", "generate new codes"]),
-    (lambda mail, u: mail.notify_recovery_code_used(u, CONTEXT, codes_left=1), "A backup code was used to sign in",
-     ["You have 1 backup code left."]),
-    (lambda mail, u: mail.notify_recovery_codes_generated(u, CONTEXT), "New backup codes were generated",
-     ["All earlier backup codes stopped working"]),
-    (lambda mail, u: mail.notify_email_method_added(u, CONTEXT), "Email codes were added to your sign-in methods",
-     ["sign-in codes by email at", "weakest"]),
-    (lambda mail, u: mail.notify_email_method_removed(u, CONTEXT), "Email codes were removed from your sign-in methods",
-     ["no longer receives sign-in codes by email"]),
-    (lambda mail, u: mail.notify_authenticator_replaced(u, CONTEXT), "Your authenticator app was replaced",
-     ["previous app no longer work"]),
-    (lambda mail, u: mail.notify_authenticator_added(u, CONTEXT), "An authenticator app was added to your sign-in methods",
-     ["6-digit codes"]),
-    (lambda mail, u: mail.notify_password_changed(u, CONTEXT), "Your password was changed",
-     ["password of your account was just changed"]),
-    (lambda mail, u: mail.notify_browser_remembered(u, CONTEXT, days=30), "A browser was remembered for two-factor authentication",
-     ["up to 30 days", "forget remembered browsers"]),
-    (lambda mail, u: mail.notify_admin_reset(u, CONTEXT, admin_name="Alex Admin"), "Your two-factor authentication was reset by an admin",
-     ["Alex Admin reset two-factor authentication", "By:         Alex Admin"]),
+    (
+        lambda mail, u: mail.notify_two_factor_enabled(u, CONTEXT, method_label="an authenticator app"),
+        "Two-factor authentication is on",
+        ["turned on", "an authenticator app", "10 backup codes"],
+    ),
+    (
+        lambda mail, u: mail.notify_two_factor_disabled(u, CONTEXT),
+        "Two-factor authentication was turned off",
+        ["password only", "backup codes no longer work"],
+    ),
+    (
+        lambda mail, u: mail.notify_recovery_code_used(u, CONTEXT, codes_left=2),
+        "A backup code was used to sign in",
+        ["You have 2 backup codes left.", "generate new codes"],
+    ),
+    (
+        lambda mail, u: mail.notify_recovery_code_used(u, CONTEXT, codes_left=1),
+        "A backup code was used to sign in",
+        ["You have 1 backup code left."],
+    ),
+    (
+        lambda mail, u: mail.notify_recovery_codes_generated(u, CONTEXT),
+        "New backup codes were generated",
+        ["All earlier backup codes stopped working"],
+    ),
+    (
+        lambda mail, u: mail.notify_email_method_added(u, CONTEXT),
+        "Email codes were added to your sign-in methods",
+        ["sign-in codes by email at", "weakest"],
+    ),
+    (
+        lambda mail, u: mail.notify_email_method_removed(u, CONTEXT),
+        "Email codes were removed from your sign-in methods",
+        ["no longer receives sign-in codes by email"],
+    ),
+    (
+        lambda mail, u: mail.notify_authenticator_replaced(u, CONTEXT),
+        "Your authenticator app was replaced",
+        ["previous app no longer work"],
+    ),
+    (
+        lambda mail, u: mail.notify_authenticator_added(u, CONTEXT),
+        "An authenticator app was added to your sign-in methods",
+        ["6-digit codes"],
+    ),
+    (
+        lambda mail, u: mail.notify_password_changed(u, CONTEXT),
+        "Your password was changed",
+        ["password of your account was just changed"],
+    ),
+    (
+        lambda mail, u: mail.notify_browser_remembered(u, CONTEXT, days=30),
+        "A browser was remembered for two-factor authentication",
+        ["up to 30 days", "forget remembered browsers"],
+    ),
+    (
+        lambda mail, u: mail.notify_admin_reset(u, CONTEXT, admin_name="Alex Admin"),
+        "Your two-factor authentication was reset by an admin",
+        ["Alex Admin reset two-factor authentication", "By:         Alex Admin"],
+    ),
 ]
 
 
 @pytest.mark.parametrize(("send", "subject", "facts"), NOTICES, ids=[n[1] + f"-{i}" for i, n in enumerate(NOTICES)])
-def test_each_security_email_states_what_when_where_and_what_to_do(services, make_user, mailbox, clock, send, subject, facts):
+def test_each_security_email_states_what_when_where_and_what_to_do(
+    services, make_user, mailbox, clock, send, subject, facts
+):
     member = make_user()
     with services.db.reading() as s:
         user = s.get(User, member.id)
@@ -63,7 +101,9 @@ def test_the_html_part_escapes_what_it_shows(services, make_user, mailbox):
     member = make_user()
     with services.db.reading() as s:
         user = s.get(User, member.id)
-    services.mail.notify_password_changed(user, RequestContext(ip="198.51.100.1", user_agent="<script>alert(1)</script>"))
+    services.mail.notify_password_changed(
+        user, RequestContext(ip="198.51.100.1", user_agent="<script>alert(1)</script>")
+    )
     [message] = wait_for_subject(mailbox, member.email, "Your password was changed")
     assert "<script>" not in message.html and "&lt;" not in message.text
 
@@ -79,8 +119,11 @@ def test_an_unknown_browser_and_address_are_said_plainly(services, make_user, ma
 
 @pytest.mark.parametrize(
     ("purpose", "subject"),
-    [("sign_in", "Your Twofold sign-in code"), ("reauth", "Your Twofold confirmation code"),
-     ("confirm_address", "Confirm your email for sign-in codes")],
+    [
+        ("sign_in", "Your Twofold sign-in code"),
+        ("reauth", "Your Twofold confirmation code"),
+        ("confirm_address", "Confirm your email for sign-in codes"),
+    ],
 )
 def test_code_emails_carry_the_code_in_both_parts_but_not_the_subject(services, make_user, mailbox, purpose, subject):
     member = make_user()

@@ -5,6 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from twofold.crypto import otp
+
 RFC4226_KEY = b"12345678901234567890"
 RFC4226_CODES = ["755224", "287082", "359152", "969429", "338314", "254676", "287922", "162583", "399871", "520489"]
 
@@ -57,7 +58,9 @@ def test_codes_beyond_ten_steps_are_not_recognised():
     assert (otp.match_step(key, code, step) is None) is (code not in nearer)
 
 
-@pytest.mark.parametrize("raw", ["12345", "1234567", "12a456", "１２３４５６", "", "      ", "12345\n6", "-12345", "+123456"])
+@pytest.mark.parametrize(
+    "raw", ["12345", "1234567", "12a456", "１２３４５６", "", "      ", "12345\n6", "-12345", "+123456"]
+)
 def test_malformed_codes_are_refused(raw):
     assert otp.normalize_code(raw) is None
 

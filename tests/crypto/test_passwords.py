@@ -11,13 +11,13 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from tests.conftest import PASSWORD, SECRET_KEY
+from tests.conftest import PASSWORD
 from twofold.context import RequestContext
-from twofold.errors import InvalidCredentials
 from twofold.crypto.passwords import PasswordHasher
-from twofold.wiring import build_services
+from twofold.errors import InvalidCredentials
 from twofold.settings import Settings
 from twofold.store.models import AuditEvent, User
+from twofold.wiring import build_services
 
 ARGON2ID = re.compile(r"\$argon2id\$v=19\$m=(\d+),t=(\d+),p=(\d+)\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+")
 
@@ -116,9 +116,7 @@ def test_settings_refuse_argon2_parameters_below_the_minimum(monkeypatch, variab
         Settings(_env_file=None)
 
 
-@pytest.mark.parametrize(
-    "fields", [{"argon2_memory_kib": 4096}, {"argon2_time_cost": 1}, {"argon2_parallelism": 0}]
-)
+@pytest.mark.parametrize("fields", [{"argon2_memory_kib": 4096}, {"argon2_time_cost": 1}, {"argon2_parallelism": 0}])
 def test_settings_refuse_argon2_parameters_below_the_minimum_in_code(fields):
     with pytest.raises(ValidationError):
         Settings(_env_file=None, **fields)

@@ -28,7 +28,10 @@ def registered_kinds() -> list[str]:
     """The kinds the real wiring registers (a throwaway build: no database is touched)."""
     with tempfile.TemporaryDirectory() as folder:
         settings = Settings(
-            _env_file=None, env="development", var_dir=Path(folder), database_url=f"sqlite:///{folder}/kinds.db",
+            _env_file=None,
+            env="development",
+            var_dir=Path(folder),
+            database_url=f"sqlite:///{folder}/kinds.db",
             secret_key=SECRET_KEY,
         )
         built = build_services(settings)
@@ -41,8 +44,17 @@ def registered_kinds() -> list[str]:
 KINDS = registered_kinds()
 
 GARBAGE: list[FactorResponse] = [
-    "", " ", "not a code", "\x00\x00\x00\x00\x00\x00", "１２３４５６", "9" * 200, "🙂" * 8, "----",
-    {}, {"id": "x", "type": "public-key", "response": {}}, {"code": "123456"},
+    "",
+    " ",
+    "not a code",
+    "\x00\x00\x00\x00\x00\x00",
+    "１２３４５６",
+    "9" * 200,
+    "🙂" * 8,
+    "----",
+    {},
+    {"id": "x", "type": "public-key", "response": {}},
+    {"code": "123456"},
 ]
 
 
@@ -109,7 +121,10 @@ def arranged(services, make_user, clock, kind) -> Arrangement:
 def snapshot(services: Services) -> dict[str, list[tuple]]:
     """Every row of every table, to prove a refusal changed nothing."""
     with services.db.reading() as s:
-        return {table.name: sorted(map(tuple, s.execute(select(table)).all()), key=repr) for table in Base.metadata.sorted_tables}
+        return {
+            table.name: sorted(map(tuple, s.execute(select(table)).all()), key=repr)
+            for table in Base.metadata.sorted_tables
+        }
 
 
 def verify(services: Services, factor, user_id: int, response: FactorResponse):
@@ -145,7 +160,9 @@ def test_a_wrong_response_is_refused_and_changes_nothing(services, factor, arran
 
 @pytest.mark.parametrize("structured", [False, True], ids=["malformed-code", "structured-garbage"])
 def test_a_malformed_response_is_refused_as_malformed_and_changes_nothing(services, factor, arranged, structured):
-    response = {"id": "x", "type": "public-key", "response": {"clientDataJSON": ""}} if structured else arranged.malformed
+    response = (
+        {"id": "x", "type": "public-key", "response": {"clientDataJSON": ""}} if structured else arranged.malformed
+    )
     before = snapshot(services)
     assert verify(services, factor, arranged.user_id, response).outcome is Outcome.MALFORMED
     assert snapshot(services) == before

@@ -18,6 +18,7 @@ import pytest
 from tests.conftest import PASSWORD, require_tool, sign_in
 from tests.crypto.test_otp import RFC6238, SEEDS
 from twofold.crypto import otp
+
 pytestmark = pytest.mark.interop
 
 
@@ -27,7 +28,9 @@ def run(*args: str) -> str:
     return completed.stdout
 
 
-def oathtool_totp(secret: str, at: datetime | int, *, base32: bool = True, algorithm: str = "SHA1", digits: int = 6) -> str:
+def oathtool_totp(
+    secret: str, at: datetime | int, *, base32: bool = True, algorithm: str = "SHA1", digits: int = 6
+) -> str:
     """The code oathtool computes for ``secret`` at ``at`` (a datetime, or Unix seconds)."""
     moment = f"@{at}" if isinstance(at, int) else at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     args = [require_tool("oathtool"), f"--totp={algorithm}", "-d", str(digits), "--now", moment]
@@ -58,8 +61,11 @@ def test_qr_code_scans_to_the_uri_and_oathtool_codes_sign_in(client, make_user, 
     assert (uri.scheme, uri.netloc) == ("otpauth", "totp")
     assert unquote(uri.path) == f"/Riverside Family Practice:{member.email}"
     assert params == {
-        "secret": enrollment["secret"], "issuer": "Riverside Family Practice",
-        "algorithm": "SHA1", "digits": "6", "period": "30",
+        "secret": enrollment["secret"],
+        "issuer": "Riverside Family Practice",
+        "algorithm": "SHA1",
+        "digits": "6",
+        "period": "30",
     }
     secret = params["secret"]
     assert len(otp.from_b32(secret)) * 8 == 160

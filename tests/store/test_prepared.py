@@ -43,8 +43,12 @@ def test_a_select_converts_each_column_as_the_orm_would(db):
     since = datetime(2026, 3, 1, 8, 30, 15, 123456, tzinfo=UTC)
     with db.transaction() as s:
         practice_id = add_practice(
-            s, "Elm Street Clinic", require_two_factor=True, required_roles=["provider", "staff"],
-            two_factor_required_since=since, allowed_methods=["totp"],
+            s,
+            "Elm Street Clinic",
+            require_two_factor=True,
+            required_roles=["provider", "staff"],
+            two_factor_required_since=since,
+            allowed_methods=["totp"],
         )
     with db.reading() as s:
         row = BY_ID.execute(s, {"practice_id": practice_id}).one_or_none()
@@ -73,7 +77,8 @@ def test_insert_and_update_bind_datetimes_and_report_rowcount(db):
     at = datetime(2026, 11, 28, 9, 0, 0, 1, tzinfo=UTC)
     add = Prepared(insert(FAILURES))
     bump = Prepared(
-        update(FAILURES).where(FAILURES.c.key == bindparam("k"), FAILURES.c.at < bindparam("before"))
+        update(FAILURES)
+        .where(FAILURES.c.key == bindparam("k"), FAILURES.c.at < bindparam("before"))
         .values(at=FAILURES.c.at)  # a no-op change, to count the rows the WHERE matches
     )
     with db.transaction() as s:
@@ -90,7 +95,9 @@ def test_a_value_bound_in_the_statement_itself_is_used(db):
     with db.transaction() as s:
         practice_id = add_practice(s, "Grace", grace_days=7)
     longer = Prepared(
-        update(PRACTICES).where(PRACTICES.c.id == bindparam("practice_id")).values(grace_days=PRACTICES.c.grace_days + 3)
+        update(PRACTICES)
+        .where(PRACTICES.c.id == bindparam("practice_id"))
+        .values(grace_days=PRACTICES.c.grace_days + 3)
     )
     with db.transaction() as s:
         assert longer.execute(s, {"practice_id": practice_id}).rowcount == 1

@@ -22,7 +22,9 @@ def db(database_url):
 
 def count(db: Database, key: str) -> int:
     with db.reading() as s:
-        return s.execute(select(func.count()).select_from(ThrottleFailure).where(ThrottleFailure.key == key)).scalar_one()
+        return s.execute(
+            select(func.count()).select_from(ThrottleFailure).where(ThrottleFailure.key == key)
+        ).scalar_one()
 
 
 def test_a_refusal_commits_the_block_then_raises_its_error(db):

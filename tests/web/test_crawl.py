@@ -23,17 +23,42 @@ ROLES = ["signed_out", "member_without_2fa", "member_with_2fa", "staff", "provid
 
 NOTICE_KEYS = sorted({*NOTICES, *PRACTICE_NOTICES, "", "no-such-notice", "<script>", "../../etc"})
 ODD_QUERIES = [
-    {"next": "//evil.example"}, {"next": "/\t/evil.example"}, {"next": "x" * 600},
-    {"q": "%" * 50, "show": "nonsense", "role": "root", "page": "0"}, {"page": "-1"}, {"page": "99999999999999999999"},
-    {"page": "abc"}, {"since": "yesterday", "until": "2024-13-45"}, {"since": "2024-01-01", "until": "1999-01-01"},
-    {"person": "x" * 400, "event": "practice:" + "x" * 100}, {"include_current": "maybe"}, {"active": "perhaps"},
+    {"next": "//evil.example"},
+    {"next": "/\t/evil.example"},
+    {"next": "x" * 600},
+    {"q": "%" * 50, "show": "nonsense", "role": "root", "page": "0"},
+    {"page": "-1"},
+    {"page": "99999999999999999999"},
+    {"page": "abc"},
+    {"since": "yesterday", "until": "2024-13-45"},
+    {"since": "2024-01-01", "until": "1999-01-01"},
+    {"person": "x" * 400, "event": "practice:" + "x" * 100},
+    {"include_current": "maybe"},
+    {"active": "perhaps"},
 ]
 GARBAGE_FORM = {
-    "email": "not an email", "password": "garbage", "code": "x" * 64, "method": "carrier-pigeon", "next": "//evil.example",
-    "current_password": "garbage", "new_password": "short", "new_password_confirm": "other", "enrollment_id": "nope",
-    "remember_browser": "sometimes", "role": "root", "active": "perhaps", "reason": "x" * 2000, "saved": "no",
-    "action": "explode", "grace_days": "-1", "remember_browser_days": "many", "idle_timeout_minutes": "1e9",
-    "required_roles": "root", "allowed_methods": "carrier-pigeon", "name": "", "password_again": "different",
+    "email": "not an email",
+    "password": "garbage",
+    "code": "x" * 64,
+    "method": "carrier-pigeon",
+    "next": "//evil.example",
+    "current_password": "garbage",
+    "new_password": "short",
+    "new_password_confirm": "other",
+    "enrollment_id": "nope",
+    "remember_browser": "sometimes",
+    "role": "root",
+    "active": "perhaps",
+    "reason": "x" * 2000,
+    "saved": "no",
+    "action": "explode",
+    "grace_days": "-1",
+    "remember_browser_days": "many",
+    "idle_timeout_minutes": "1e9",
+    "required_roles": "root",
+    "allowed_methods": "carrier-pigeon",
+    "name": "",
+    "password_again": "different",
     "send_setup_links": "perhaps",
 }
 GARBAGE_JSON = [None, {}, [], "text", {"code": 123, "password": None, "unexpected": True}, {"x" * 100: "y" * 1000}]
@@ -73,8 +98,13 @@ def crawl(app, services, make_user, make_practice, clock, mailbox):
     }
     elsewhere = make_user(role="staff", with_totp=True, practice_id=make_practice("Elsewhere").id)
     newcomer = services.members.add_member(
-        practice_id=admin.practice_id, actor_id=admin.id, email="newcomer@riverside.example", name="Newcomer",
-        role="staff", context=RequestContext(), link_base="http://127.0.0.1",
+        practice_id=admin.practice_id,
+        actor_id=admin.id,
+        email="newcomer@riverside.example",
+        name="Newcomer",
+        role="staff",
+        context=RequestContext(),
+        link_base="http://127.0.0.1",
     )
     [invite] = mailbox.wait_for(1, to="newcomer@riverside.example")
     with browser(app) as anonymous:
@@ -106,8 +136,10 @@ def paths_for(path: str, crawl) -> list[str]:
     if not names:
         return [path]
     choices = {"flow_id": crawl["flow_ids"], "token": crawl["tokens"]}
-    return [fill(path, {name: choices.get(name, crawl["ids"])[i % len(choices.get(name, crawl["ids"]))] for name in names})
-            for i in range(max(len(choices.get(name, crawl["ids"])) for name in names))]
+    return [
+        fill(path, {name: choices.get(name, crawl["ids"])[i % len(choices.get(name, crawl["ids"]))] for name in names})
+        for i in range(max(len(choices.get(name, crawl["ids"])) for name in names))
+    ]
 
 
 @pytest.mark.parametrize("role", ROLES)

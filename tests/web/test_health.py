@@ -41,14 +41,17 @@ def test_health_is_503_when_the_database_is_not_migrated(client, services):
 def test_health_is_503_when_the_database_does_not_answer(clock, notifier, tmp_path):
     garbage = tmp_path / "not-a-database.db"
     garbage.write_bytes(b"this is not an SQLite file" * 100)
-    broken = Settings(_env_file=None, var_dir=tmp_path / "var", database_url=f"sqlite:///{garbage}", secret_key=SECRET_KEY)
+    broken = Settings(
+        _env_file=None, var_dir=tmp_path / "var", database_url=f"sqlite:///{garbage}", secret_key=SECRET_KEY
+    )
     services = build_services(broken, clock=clock, notifier=notifier)
     try:
         with TestClient(create_app(services), base_url="http://127.0.0.1") as client:
             response = client.get("/api/v1/health")
         assert response.status_code == 503
         assert response.json() == {
-            "error": "unavailable", "message": "The service cannot reach its database. Try again shortly.",
+            "error": "unavailable",
+            "message": "The service cannot reach its database. Try again shortly.",
         }
     finally:
         services.close()

@@ -44,7 +44,9 @@ def clients(base: str, n: int) -> list[httpx.Client]:
 def open_flows(racers: list[httpx.Client], member) -> list[str]:
     """One sign-in flow per client (password checks in parallel too, to keep the suite quick)."""
     body = {"email": member.email, "password": PASSWORD}
-    return [a.json()["flow_id"] for a in all_at_once(len(racers), lambda i: racers[i].post("/api/v1/sign-in", json=body))]
+    return [
+        a.json()["flow_id"] for a in all_at_once(len(racers), lambda i: racers[i].post("/api/v1/sign-in", json=body))
+    ]
 
 
 def close(opened: list[httpx.Client]) -> None:
@@ -60,7 +62,9 @@ def test_one_code_submitted_on_twenty_flows_signs_in_exactly_once(app, services,
         code = member.code(clock)
         answers = all_at_once(
             RACERS,
-            lambda i: racers[i].post(f"/api/v1/sign-in/{flows[i]}/second-factor", json={"method": "totp", "code": code}),
+            lambda i: racers[i].post(
+                f"/api/v1/sign-in/{flows[i]}/second-factor", json={"method": "totp", "code": code}
+            ),
         )
         close(racers)
     statuses = [a.status_code for a in answers]
@@ -108,7 +112,10 @@ def test_one_enrollment_code_confirmed_twenty_times_turns_two_factor_on_once(app
     assert statuses.count(200) == 1, statuses
     assert all(400 <= s < 500 for s in statuses if s != 200), statuses
     assert events(services, "account:two_factor:enabled") == 1
-    assert count(services, TotpCredential, TotpCredential.user_id == member.id, TotpCredential.confirmed_at.is_not(None)) == 1
+    assert (
+        count(services, TotpCredential, TotpCredential.user_id == member.id, TotpCredential.confirmed_at.is_not(None))
+        == 1
+    )
 
 
 def test_twenty_concurrent_wrong_codes_are_judged_at_most_five_times(app, services, make_user, clock):
@@ -121,7 +128,9 @@ def test_twenty_concurrent_wrong_codes_are_judged_at_most_five_times(app, servic
         flows = open_flows(racers, member)
         answers = all_at_once(
             RACERS,
-            lambda i: racers[i].post(f"/api/v1/sign-in/{flows[i]}/second-factor", json={"method": "totp", "code": wrong[i]}),
+            lambda i: racers[i].post(
+                f"/api/v1/sign-in/{flows[i]}/second-factor", json={"method": "totp", "code": wrong[i]}
+            ),
         )
         close(racers)
     statuses = [a.status_code for a in answers]
@@ -145,14 +154,21 @@ def test_twenty_concurrent_wrong_passwords_are_judged_at_most_five_times(app, se
     assert statuses.count(429) == RACERS - 5, statuses
 
 
-def test_twenty_concurrent_wrong_passwords_to_turn_two_factor_off_are_judged_at_most_five_times(app, services, make_user, clock):
+def test_twenty_concurrent_wrong_passwords_to_turn_two_factor_off_are_judged_at_most_five_times(
+    app, services, make_user, clock
+):
     """Re-authentication is no side door: a signed-in burst of wrong passwords gets the same 5."""
     member = make_user(with_totp=True)
     with live_server(app, access_log=False) as base:
         racers = clients(base, RACERS)
         owner = racers[0]
         flow = owner.post("/api/v1/sign-in", json={"email": member.email, "password": PASSWORD}).json()["flow_id"]
-        assert owner.post(f"/api/v1/sign-in/{flow}/second-factor", json={"method": "totp", "code": member.code(clock)}).status_code == 200
+        assert (
+            owner.post(
+                f"/api/v1/sign-in/{flow}/second-factor", json={"method": "totp", "code": member.code(clock)}
+            ).status_code
+            == 200
+        )
         for other in racers[1:]:
             other.cookies.update(owner.cookies)  # one stolen session, twenty connections
         clock.advance(seconds=30)
@@ -181,7 +197,8 @@ def test_twenty_concurrent_wrong_current_passwords_are_judged_at_most_five_times
         answers = all_at_once(
             RACERS,
             lambda i: racers[i].post(
-                "/api/v1/me/password", json={"current_password": f"wrong guess {i}", "new_password": "a brand new passphrase"}
+                "/api/v1/me/password",
+                json={"current_password": f"wrong guess {i}", "new_password": "a brand new passphrase"},
             ),
         )
         close(racers)

@@ -87,7 +87,9 @@ def test_a_signed_in_browser_cannot_be_made_to_turn_two_factor_off_from_another_
     sign_in(client, member, clock)
     clock.advance(seconds=30)
     response = client.request(
-        "DELETE", "/api/v1/me/totp", json={"password": PASSWORD, "code": member.code(clock)},
+        "DELETE",
+        "/api/v1/me/totp",
+        json={"password": PASSWORD, "code": member.code(clock)},
         headers={"sec-fetch-site": "cross-site", "origin": "http://evil.example"},
     )
     assert response.status_code == 403
@@ -104,8 +106,13 @@ def services_for(tmp_path, database_url, clock, notifier):
 
     def factory(**overrides):
         fields = dict(
-            _env_file=None, env="development", var_dir=tmp_path / "var", database_url=database_url,
-            secret_key=SECRET_KEY, db_pool_size=4, password_hash_concurrency=2,
+            _env_file=None,
+            env="development",
+            var_dir=tmp_path / "var",
+            database_url=database_url,
+            secret_key=SECRET_KEY,
+            db_pool_size=4,
+            password_hash_concurrency=2,
         )
         fields.update(overrides)
         built.append(build_services(Settings(**fields), clock=clock, notifier=notifier))
@@ -122,7 +129,10 @@ def test_with_a_public_origin_only_that_origin_may_change_state(services_for, ma
     with TestClient(app, base_url="http://127.0.0.1") as client:
         body = {"email": member.email, "password": PASSWORD}
         assert client.post("/api/v1/sign-in", json=body, headers={"origin": "http://127.0.0.1"}).status_code == 403
-        assert client.post("/api/v1/sign-in", json=body, headers={"origin": "https://signin.example.org"}).status_code == 200
+        assert (
+            client.post("/api/v1/sign-in", json=body, headers={"origin": "https://signin.example.org"}).status_code
+            == 200
+        )
 
 
 # -- headers and cookies -----------------------------------------------------------
@@ -171,7 +181,11 @@ def test_a_refused_request_carries_the_security_headers(client):
 def test_pages_use_nothing_the_csp_would_block(client, make_user):
     """No inline script or style: the pages work under the strict CSP."""
     sign_in(client, make_user())
-    pages = [client.get("/sign-in").text, client.get("/account/security").text, client.post("/account/security/totp").text]
+    pages = [
+        client.get("/sign-in").text,
+        client.get("/account/security").text,
+        client.post("/account/security/totp").text,
+    ]
     for html in pages:
         assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html)
         assert "style=" not in html and "<style" not in html
@@ -184,7 +198,9 @@ def session_cookie(response) -> str:
     return cookies[0]
 
 
-@pytest.mark.parametrize("base_url", ["http://127.0.0.1", "http://localhost", "http://LocalHost:8000", "http://[::1]:8000"])
+@pytest.mark.parametrize(
+    "base_url", ["http://127.0.0.1", "http://localhost", "http://LocalHost:8000", "http://[::1]:8000"]
+)
 def test_development_cookies_on_local_http_are_httponly_lax_and_not_secure(app, make_user, base_url):
     member = make_user()
     with TestClient(app, base_url=base_url) as client:
@@ -194,7 +210,9 @@ def test_development_cookies_on_local_http_are_httponly_lax_and_not_secure(app, 
     assert "samesite=lax" in cookie.lower() and "path=/" in cookie.lower()
 
 
-@pytest.mark.parametrize("base_url", ["http://clinic.example", "http://localhost.clinic.example:8000", "https://localhost"])
+@pytest.mark.parametrize(
+    "base_url", ["http://clinic.example", "http://localhost.clinic.example:8000", "https://localhost"]
+)
 def test_development_cookies_anywhere_but_local_http_are_secure(app, make_user, base_url):
     member = make_user()
     with TestClient(app, base_url=base_url) as client:
@@ -227,7 +245,10 @@ HUGE = b'{"email": "' + b"a" * 70_000 + b'", "password": "x"}'
 
 BAD_SIGN_IN = [
     pytest.param({"content": b""}, id="empty-body"),
-    pytest.param({"content": b"email=a@b.example&password=x", "headers": {"content-type": "application/x-www-form-urlencoded"}}, id="form-not-json"),
+    pytest.param(
+        {"content": b"email=a@b.example&password=x", "headers": {"content-type": "application/x-www-form-urlencoded"}},
+        id="form-not-json",
+    ),
     pytest.param({"content": b"{not json", "headers": {"content-type": "application/json"}}, id="broken-json"),
     pytest.param({"content": b"\xff\xfe\x00garbage", "headers": {"content-type": "application/json"}}, id="not-utf8"),
     pytest.param({"json": []}, id="array"),
@@ -393,7 +414,9 @@ def test_the_bad_input_tables_hold_on_postgresql(client, services, make_user):
         pytest.param({"password": PASSWORD, "code": "123456", "force": True}, id="extra-field"),
     ],
 )
-def test_bad_input_when_turning_two_factor_off_gets_a_clear_4xx_and_changes_nothing(client, services, make_user, clock, body):
+def test_bad_input_when_turning_two_factor_off_gets_a_clear_4xx_and_changes_nothing(
+    client, services, make_user, clock, body
+):
     sign_in(client, make_user(with_totp=True), clock)
     before = snapshot(services)
     response = client.request("DELETE", "/api/v1/me/totp", json=body)
@@ -444,6 +467,10 @@ def test_arbitrary_json_never_gets_a_5xx(client, fixed_member, sign_in_body, cod
     answer = client.post("/api/v1/sign-in", json=sign_in_body)
     assert answer.status_code < 500, (sign_in_body, answer.text)
     assert {"error", "message"} <= set(answer.json()) or answer.json().get("status")
-    flow = client.post("/api/v1/sign-in", json={"email": "fixed@riverside.example", "password": PASSWORD}).json().get("flow_id", "nope")
+    flow = (
+        client.post("/api/v1/sign-in", json={"email": "fixed@riverside.example", "password": PASSWORD})
+        .json()
+        .get("flow_id", "nope")
+    )
     answer = client.post(f"/api/v1/sign-in/{flow}{flow_suffix}/second-factor", json=code_body)
     assert answer.status_code < 500, (code_body, answer.text)

@@ -59,10 +59,14 @@ def test_totp_account_needs_a_code_and_the_flow_grants_nothing(client, make_user
         flow = s.get(SignInFlow, body["flow_id"])
         assert flow.state == "password_verified" and flow.attempts == 0
         assert (flow.expires_at - flow.created_at).total_seconds() == 600
-    done = client.post(f"/api/v1/sign-in/{body['flow_id']}/second-factor", json={"method": "totp", "code": member.code(clock)})
+    done = client.post(
+        f"/api/v1/sign-in/{body['flow_id']}/second-factor", json={"method": "totp", "code": member.code(clock)}
+    )
     assert done.status_code == 200 and done.json() == {"status": "signed_in"}
     assert client.get("/api/v1/me").json()["two_factor"] == {
-        "enabled": True, "methods": ["totp", "recovery_code"], "recovery_codes_left": 10,
+        "enabled": True,
+        "methods": ["totp", "recovery_code"],
+        "recovery_codes_left": 10,
     }
 
 
@@ -71,7 +75,9 @@ def test_neighbouring_steps_are_accepted(client, make_user, clock, offset):
     member = make_user(with_totp=True)
     clock.advance(seconds=120)
     flow = client.post("/api/v1/sign-in", json={"email": member.email, "password": PASSWORD}).json()["flow_id"]
-    response = client.post(f"/api/v1/sign-in/{flow}/second-factor", json={"method": "totp", "code": member.code(clock, offset)})
+    response = client.post(
+        f"/api/v1/sign-in/{flow}/second-factor", json={"method": "totp", "code": member.code(clock, offset)}
+    )
     assert response.status_code == 200
 
 
@@ -80,7 +86,9 @@ def test_drifted_codes_are_refused_with_a_clock_hint(client, make_user, clock, o
     member = make_user(with_totp=True)
     clock.advance(seconds=600)
     flow = client.post("/api/v1/sign-in", json={"email": member.email, "password": PASSWORD}).json()["flow_id"]
-    response = client.post(f"/api/v1/sign-in/{flow}/second-factor", json={"method": "totp", "code": member.code(clock, offset)})
+    response = client.post(
+        f"/api/v1/sign-in/{flow}/second-factor", json={"method": "totp", "code": member.code(clock, offset)}
+    )
     assert response.status_code == 401
     assert response.json()["error"] == "invalid_code"
     assert "clock" in response.json()["message"].lower()
@@ -100,7 +108,9 @@ def test_code_is_never_accepted_twice(client, anonymous, make_user, clock):
     member = make_user(with_totp=True)
     assert sign_in(client, member, clock).status_code == 200
     flow = anonymous.post("/api/v1/sign-in", json={"email": member.email, "password": PASSWORD}).json()["flow_id"]
-    replay = anonymous.post(f"/api/v1/sign-in/{flow}/second-factor", json={"method": "totp", "code": member.code(clock)})
+    replay = anonymous.post(
+        f"/api/v1/sign-in/{flow}/second-factor", json={"method": "totp", "code": member.code(clock)}
+    )
     assert replay.status_code == 401 and replay.json()["error"] == "invalid_code"
 
 
@@ -108,7 +118,12 @@ def test_an_earlier_step_after_a_later_one_is_refused(client, anonymous, make_us
     """RFC 6238 §5.2: nothing at or before the last accepted step."""
     member = make_user(with_totp=True)
     flow = client.post("/api/v1/sign-in", json={"email": member.email, "password": PASSWORD}).json()["flow_id"]
-    assert client.post(f"/api/v1/sign-in/{flow}/second-factor", json={"method": "totp", "code": member.code(clock, 1)}).status_code == 200
+    assert (
+        client.post(
+            f"/api/v1/sign-in/{flow}/second-factor", json={"method": "totp", "code": member.code(clock, 1)}
+        ).status_code
+        == 200
+    )
     flow = anonymous.post("/api/v1/sign-in", json={"email": member.email, "password": PASSWORD}).json()["flow_id"]
     late = anonymous.post(f"/api/v1/sign-in/{flow}/second-factor", json={"method": "totp", "code": member.code(clock)})
     assert late.status_code == 401
@@ -118,20 +133,33 @@ def test_the_confirming_code_counts_as_used(client, make_practice, services, clo
     from twofold.context import RequestContext
 
     user = services.accounts.add_member(
-        practice_id=make_practice().id, email="new@riverside.example", name="New", role="staff",
-        password=PASSWORD, context=RequestContext(),
+        practice_id=make_practice().id,
+        email="new@riverside.example",
+        name="New",
+        role="staff",
+        password=PASSWORD,
+        context=RequestContext(),
     )
     enrollment = services.totp_enrollment.start_totp_enrollment(user=user, context=RequestContext())
     key = otp.from_b32(enrollment.secret)
     code = otp.totp(key, clock.now().timestamp())
-    services.totp_enrollment.confirm_totp(user=user, enrollment_id=enrollment.enrollment_id, code=code, context=RequestContext())
-    flow = client.post("/api/v1/sign-in", json={"email": "new@riverside.example", "password": PASSWORD}).json()["flow_id"]
-    assert client.post(f"/api/v1/sign-in/{flow}/second-factor", json={"method": "totp", "code": code}).status_code == 401
+    services.totp_enrollment.confirm_totp(
+        user=user, enrollment_id=enrollment.enrollment_id, code=code, context=RequestContext()
+    )
+    flow = client.post("/api/v1/sign-in", json={"email": "new@riverside.example", "password": PASSWORD}).json()[
+        "flow_id"
+    ]
+    assert (
+        client.post(f"/api/v1/sign-in/{flow}/second-factor", json={"method": "totp", "code": code}).status_code == 401
+    )
 
 
 def test_unknown_and_expired_flows(client, make_user, clock):
     member = make_user(with_totp=True)
-    assert client.post("/api/v1/sign-in/doesnotexist/second-factor", json={"method": "totp", "code": "123456"}).status_code == 404
+    assert (
+        client.post("/api/v1/sign-in/doesnotexist/second-factor", json={"method": "totp", "code": "123456"}).status_code
+        == 404
+    )
     flow = client.post("/api/v1/sign-in", json={"email": member.email, "password": PASSWORD}).json()["flow_id"]
     clock.advance(minutes=10, seconds=1)
     response = client.post(f"/api/v1/sign-in/{flow}/second-factor", json={"method": "totp", "code": member.code(clock)})
@@ -141,7 +169,12 @@ def test_unknown_and_expired_flows(client, make_user, clock):
 def test_a_used_flow_cannot_be_used_again(client, make_user, clock):
     member = make_user(with_totp=True)
     flow = client.post("/api/v1/sign-in", json={"email": member.email, "password": PASSWORD}).json()["flow_id"]
-    assert client.post(f"/api/v1/sign-in/{flow}/second-factor", json={"method": "totp", "code": member.code(clock)}).status_code == 200
+    assert (
+        client.post(
+            f"/api/v1/sign-in/{flow}/second-factor", json={"method": "totp", "code": member.code(clock)}
+        ).status_code
+        == 200
+    )
     clock.advance(seconds=30)
     again = client.post(f"/api/v1/sign-in/{flow}/second-factor", json={"method": "totp", "code": member.code(clock)})
     assert again.status_code == 410
@@ -169,9 +202,17 @@ def test_sign_ins_and_failures_are_audited_with_ip_and_browser(client, make_user
     member = make_user(with_totp=True)
     headers = {"user-agent": "Mozilla/5.0 (Windows NT 10.0) Chrome/130"}
     client.post("/api/v1/sign-in", json={"email": member.email, "password": "wrong password"}, headers=headers)
-    flow = client.post("/api/v1/sign-in", json={"email": member.email, "password": PASSWORD}, headers=headers).json()["flow_id"]
-    client.post(f"/api/v1/sign-in/{flow}/second-factor", json={"method": "totp", "code": "000000" if member.code(clock) != "000000" else "111111"}, headers=headers)
-    client.post(f"/api/v1/sign-in/{flow}/second-factor", json={"method": "totp", "code": member.code(clock)}, headers=headers)
+    flow = client.post("/api/v1/sign-in", json={"email": member.email, "password": PASSWORD}, headers=headers).json()[
+        "flow_id"
+    ]
+    client.post(
+        f"/api/v1/sign-in/{flow}/second-factor",
+        json={"method": "totp", "code": "000000" if member.code(clock) != "000000" else "111111"},
+        headers=headers,
+    )
+    client.post(
+        f"/api/v1/sign-in/{flow}/second-factor", json={"method": "totp", "code": member.code(clock)}, headers=headers
+    )
     names = [e.event for e in events(services) if e.subject_id == member.id]
     for expected in (
         "account:two_factor:enabled",

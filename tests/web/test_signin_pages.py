@@ -18,7 +18,9 @@ GROUPED_KEY = re.compile(r"\b((?:[A-Z2-7]{4} ){7}[A-Z2-7]{4})\b")
 
 
 def form_sign_in(client, member, password: str = PASSWORD, next: str = ""):
-    return client.post("/sign-in", data={"email": member.email, "password": password, "next": next}, follow_redirects=False)
+    return client.post(
+        "/sign-in", data={"email": member.email, "password": password, "next": next}, follow_redirects=False
+    )
 
 
 def hidden(page: str, name: str) -> str:
@@ -217,21 +219,29 @@ def test_setting_up_while_on_is_refused_with_a_page(client, make_user, clock):
     assert page.status_code == 409 and "already on" in page.text.lower()
 
 
-def test_turning_off_asks_for_password_and_code_then_sign_in_needs_the_password_only(client, anonymous, make_user, clock):
+def test_turning_off_asks_for_password_and_code_then_sign_in_needs_the_password_only(
+    client, anonymous, make_user, clock
+):
     member = make_user()
     form_sign_in(client, member)
     key = set_up_app(client, clock)
     page = client.get(HOME).text
     assert '<form method="post" action="/account/security/totp/disable"' in page
 
-    wrong = client.post("/account/security/totp/disable", data={"password": "not the password", "code": otp.totp(key, clock.now().timestamp())})
+    wrong = client.post(
+        "/account/security/totp/disable",
+        data={"password": "not the password", "code": otp.totp(key, clock.now().timestamp())},
+    )
     assert wrong.status_code == 400 and "The password is not right." in wrong.text
     assert "<details open>" in wrong.text  # the form stays open at the error
-    bad_code = client.post("/account/security/totp/disable", data={"password": PASSWORD, "code": wrong_code(key, clock)})
+    bad_code = client.post(
+        "/account/security/totp/disable", data={"password": PASSWORD, "code": wrong_code(key, clock)}
+    )
     assert bad_code.status_code == 400 and "That code is not right" in bad_code.text
 
     right = client.post(
-        "/account/security/totp/disable", data={"password": PASSWORD, "code": otp.totp(key, clock.now().timestamp())},
+        "/account/security/totp/disable",
+        data={"password": PASSWORD, "code": otp.totp(key, clock.now().timestamp())},
         follow_redirects=False,
     )
     assert right.status_code == 303 and right.headers["location"] == f"{HOME}?notice=disabled"
@@ -307,7 +317,9 @@ def test_the_query_of_a_protected_page_survives_the_detour(client, make_user):
     assert hidden(page, "next") == f"{HOME}?notice=enabled"
 
 
-@pytest.mark.parametrize("path", ["/account/security/totp", "/account/security/totp/confirm", "/account/security/totp/disable"])
+@pytest.mark.parametrize(
+    "path", ["/account/security/totp", "/account/security/totp/confirm", "/account/security/totp/disable"]
+)
 def test_security_forms_need_a_session(client, path):
     answer = client.post(path, data={"code": "123456", "password": "x", "enrollment_id": "x"}, follow_redirects=False)
     # A form posted without a session goes to sign-in (with no Referer there is no page to return to).

@@ -151,7 +151,9 @@ def test_replayed_codes_count_as_failures(client, anonymous, make_user, clock):
 
 
 @ON_EVERY_STORE
-def test_the_code_throttle_survives_a_restart(client, make_user, clock, settings, notifier, make_failure_store, services):
+def test_the_code_throttle_survives_a_restart(
+    client, make_user, clock, settings, notifier, make_failure_store, services
+):
     member = make_user(with_totp=True)
     fail_codes(client, member, clock)
     clock.advance(seconds=60)
@@ -196,11 +198,19 @@ def test_wrong_confirmation_codes_share_the_code_throttle(client, make_user, clo
     enrollment = client.post("/api/v1/me/totp").json()
     key = otp.from_b32(enrollment["secret"])
     right = otp.totp(key, clock.now().timestamp())
-    wrong = next(c for c in ("111111", "222222", "333333") if c not in {otp.totp(key, clock.now().timestamp() + 30 * d) for d in range(-10, 11)})
+    wrong = next(
+        c
+        for c in ("111111", "222222", "333333")
+        if c not in {otp.totp(key, clock.now().timestamp() + 30 * d) for d in range(-10, 11)}
+    )
     for _ in range(5):
-        answer = client.post("/api/v1/me/totp/confirm", json={"enrollment_id": enrollment["enrollment_id"], "code": wrong})
+        answer = client.post(
+            "/api/v1/me/totp/confirm", json={"enrollment_id": enrollment["enrollment_id"], "code": wrong}
+        )
         assert answer.status_code == 400 and answer.json()["error"] == "invalid_code"
-    assert_throttled(client.post("/api/v1/me/totp/confirm", json={"enrollment_id": enrollment["enrollment_id"], "code": right}), 300)
+    assert_throttled(
+        client.post("/api/v1/me/totp/confirm", json={"enrollment_id": enrollment["enrollment_id"], "code": right}), 300
+    )
     assert [e.subject_id for e in events(services, "account:sign_in:locked_out")] == [member.id]
     assert client.get("/api/v1/me").json()["two_factor"]["enabled"] is False
 
@@ -210,7 +220,9 @@ def test_wrong_codes_when_turning_two_factor_off_share_the_code_throttle(client,
     submit(client, open_flow(client, member), member.code(clock))
     clock.advance(seconds=30)
     for _ in range(5):
-        answer = client.request("DELETE", "/api/v1/me/totp", json={"password": PASSWORD, "code": wrong_code(member, clock)})
+        answer = client.request(
+            "DELETE", "/api/v1/me/totp", json={"password": PASSWORD, "code": wrong_code(member, clock)}
+        )
         assert answer.status_code == 400
     answer = client.request("DELETE", "/api/v1/me/totp", json={"password": PASSWORD, "code": member.code(clock)})
     assert_throttled(answer, 300)
@@ -222,10 +234,15 @@ def test_wrong_codes_when_turning_two_factor_off_share_the_code_throttle(client,
 
 
 @ON_EVERY_STORE
-def test_five_wrong_passwords_make_even_the_right_password_wait_from_any_address(client, app, make_user, clock, services):
+def test_five_wrong_passwords_make_even_the_right_password_wait_from_any_address(
+    client, app, make_user, clock, services
+):
     member = make_user()
     for _ in range(5):
-        assert client.post("/api/v1/sign-in", json={"email": member.email, "password": "wrong password"}).status_code == 401
+        assert (
+            client.post("/api/v1/sign-in", json={"email": member.email, "password": "wrong password"}).status_code
+            == 401
+        )
         clock.advance(seconds=10)
     assert_throttled(client.post("/api/v1/sign-in", json={"email": member.email, "password": PASSWORD}), 250)
     with TestClient(app, base_url="http://127.0.0.1", client=("198.51.100.9", 40000)) as elsewhere:
@@ -233,7 +250,10 @@ def test_five_wrong_passwords_make_even_the_right_password_wait_from_any_address
     locked = events(services, "account:sign_in:locked_out")
     assert len(locked) == 1 and locked[0].subject_id == member.id and locked[0].details["step"] == "password"
     clock.advance(seconds=250)
-    assert client.post("/api/v1/sign-in", json={"email": member.email, "password": PASSWORD}).json()["status"] == "signed_in"
+    assert (
+        client.post("/api/v1/sign-in", json={"email": member.email, "password": PASSWORD}).json()["status"]
+        == "signed_in"
+    )
 
 
 def test_an_unknown_email_is_throttled_exactly_like_a_real_one(client, make_user, clock):
@@ -269,9 +289,16 @@ def test_password_guesses_are_limited_per_address(app, make_user, clock, service
     with services.db.transaction() as s:  # 49 earlier failures from this address, on other accounts
         for _ in range(49):
             services.throttle.hit(s, [(PASSWORD_PER_IP, subject_key(PASSWORD_PER_IP, address))])
-    with TestClient(app, base_url="http://127.0.0.1", client=(address, 40000)) as spray, \
-         TestClient(app, base_url="http://127.0.0.1", client=("198.51.100.20", 40000)) as colleague:
-        assert spray.post("/api/v1/sign-in", json={"email": "guess@riverside.example", "password": "hunter2hunter2"}).status_code == 401
+    with (
+        TestClient(app, base_url="http://127.0.0.1", client=(address, 40000)) as spray,
+        TestClient(app, base_url="http://127.0.0.1", client=("198.51.100.20", 40000)) as colleague,
+    ):
+        assert (
+            spray.post(
+                "/api/v1/sign-in", json={"email": "guess@riverside.example", "password": "hunter2hunter2"}
+            ).status_code
+            == 401
+        )
         locked = events(services, "account:sign_in:locked_out")
         assert len(locked) == 1 and locked[0].ip == address
         assert_throttled(spray.post("/api/v1/sign-in", json={"email": member.email, "password": PASSWORD}), 300)

@@ -31,8 +31,8 @@ MAX_PASSWORD_LENGTH = 256
 class TwoFactorAlreadyEnabled(Conflict):
     code = "two_factor_already_enabled"
     message = (
-        "Two-factor authentication is already on. To use a new authenticator app, choose \"Replace authenticator "
-        "app\" and confirm with your password and a code."
+        'Two-factor authentication is already on. To use a new authenticator app, choose "Replace authenticator '
+        'app" and confirm with your password and a code.'
     )
 
 
@@ -63,7 +63,14 @@ def check_password_rules(password: str) -> None:
 def check_email(email: str) -> str:
     email = normalize_email(email)
     local, _, domain = email.partition("@")
-    if not local or "." not in domain or " " in email or len(email) > 320 or domain.startswith(".") or domain.endswith("."):
+    if (
+        not local
+        or "." not in domain
+        or " " in email
+        or len(email) > 320
+        or domain.startswith(".")
+        or domain.endswith(".")
+    ):
         raise InvalidInput("Enter a valid email address, such as name@example.org.")
     return email
 
@@ -94,7 +101,9 @@ class AccountService:
                 s.flush()
                 s.add(AuditChainHead(chain=practice.id, seq=0, hash=GENESIS))
                 s.flush()
-                self.audit.record(s, EventTag.PRACTICE_CREATED, context=context, practice_id=practice.id, details={"name": name})
+                self.audit.record(
+                    s, EventTag.PRACTICE_CREATED, context=context, practice_id=practice.id, details={"name": name}
+                )
                 return practice
         except IntegrityError:
             raise Conflict(f"A practice named {name!r} already exists.") from None
@@ -129,14 +138,26 @@ class AccountService:
                     raise NotFound("No such practice.")
                 now = self.clock.now()
                 user = User(
-                    practice_id=practice_id, email=email, name=name, role=role, password_hash=password_hash,
-                    active=True, created_at=now, password_changed_at=now, practice=practice,
+                    practice_id=practice_id,
+                    email=email,
+                    name=name,
+                    role=role,
+                    password_hash=password_hash,
+                    active=True,
+                    created_at=now,
+                    password_changed_at=now,
+                    practice=practice,
                 )
                 s.add(user)
                 s.flush()
                 self.audit.record(
-                    s, EventTag.MEMBER_ADDED, context=context, practice_id=practice_id, actor_id=actor_id,
-                    subject_id=user.id, details={"role": role},
+                    s,
+                    EventTag.MEMBER_ADDED,
+                    context=context,
+                    practice_id=practice_id,
+                    actor_id=actor_id,
+                    subject_id=user.id,
+                    details={"role": role},
                 )
                 return user
         except IntegrityError:
@@ -161,7 +182,12 @@ class AccountService:
             if not self.factors.enabled_for(s, user):
                 raise TwoFactorNotEnabled()
             proof = self.reauth.verify(
-                s, user=user, password=password_check, code=code, context=context, action="disable_two_factor",
+                s,
+                user=user,
+                password=password_check,
+                code=code,
+                context=context,
+                action="disable_two_factor",
                 failed_event=EventTag.TWO_FACTOR_DISABLE_FAILED,
             )
             for factor in self.factors:
@@ -169,8 +195,13 @@ class AccountService:
             # Trust in a browser stands for a proven second factor; with none left, none stands.
             self.remembered.revoke_all_for(s, user.id, "two_factor_disabled", context=context, actor_id=user.id)
             self.audit.record(
-                s, EventTag.TWO_FACTOR_DISABLED, context=context, practice_id=user.practice_id,
-                actor_id=user.id, subject_id=user.id, details={"proof": proof.method},
+                s,
+                EventTag.TWO_FACTOR_DISABLED,
+                context=context,
+                practice_id=user.practice_id,
+                actor_id=user.id,
+                subject_id=user.id,
+                details={"proof": proof.method},
             )
         self.mail.notify_two_factor_disabled(user, context)
 
@@ -182,11 +213,15 @@ class AccountService:
                 return False
             user = s.get(User, record.user_id)
             self.audit.record(
-                s, EventTag.SIGNED_OUT, context=context, practice_id=user.practice_id, actor_id=user.id,
-                subject_id=user.id, details={"session_id": record.id},
+                s,
+                EventTag.SIGNED_OUT,
+                context=context,
+                practice_id=user.practice_id,
+                actor_id=user.id,
+                subject_id=user.id,
+                details={"session_id": record.id},
             )
             return True
 
     def policy_for(self, user: User) -> Policy:
         return Policy.of(user.practice)
-

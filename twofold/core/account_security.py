@@ -120,7 +120,9 @@ class AccountSecurityService:
         """Revoke one remembered browser; returns the cookie to delete when it was this browser."""
         with self.db.transaction() as s:
             user = s.get(User, user.id)
-            current = any(v.current for v in self.remembered.list_for(s, user=user, cookies=cookies) if v.id == browser_id)
+            current = any(
+                v.current for v in self.remembered.list_for(s, user=user, cookies=cookies) if v.id == browser_id
+            )
             self.remembered.revoke(s, user=user, browser_id=browser_id, context=context)
         return BrowserCookie(self.remembered.cookie_name(user.id)) if current else None
 
@@ -160,13 +162,21 @@ class AccountSecurityService:
                 # A changed hash means another request changed the password meanwhile.
                 wait = check.count_failure(s)
                 self.audit.record(
-                    s, EventTag.PASSWORD_CHANGE_FAILED, context=context, practice_id=user.practice_id,
-                    actor_id=user.id, subject_id=user.id,
+                    s,
+                    EventTag.PASSWORD_CHANGE_FAILED,
+                    context=context,
+                    practice_id=user.practice_id,
+                    actor_id=user.id,
+                    subject_id=user.id,
                     details={"reason": "wrong_password" if not check.ok else "changed_meanwhile"},
                 )
                 if wait:
                     self.audit.record(
-                        s, EventTag.LOCKED_OUT, context=context, practice_id=user.practice_id, subject_id=user.id,
+                        s,
+                        EventTag.LOCKED_OUT,
+                        context=context,
+                        practice_id=user.practice_id,
+                        subject_id=user.id,
                         details={"step": "password_change", "retry_after": wait},
                     )
                 raise Refusal(InvalidCredentials("The current password is not right."))
@@ -178,8 +188,12 @@ class AccountSecurityService:
                 self._end(s, active=active, ids=others, scope="others", context=context, reason="password_changed")
             browsers = self.remembered.revoke_all_for(s, user.id, "password_changed", context=context, actor_id=user.id)
             self.audit.record(
-                s, EventTag.PASSWORD_CHANGED, context=context, practice_id=user.practice_id,
-                actor_id=user.id, subject_id=user.id,
+                s,
+                EventTag.PASSWORD_CHANGED,
+                context=context,
+                practice_id=user.practice_id,
+                actor_id=user.id,
+                subject_id=user.id,
                 details={"sessions_ended": len(others), "browsers_forgotten": browsers},
             )
         self.mail.notify_password_changed(user, context)
@@ -199,15 +213,27 @@ class AccountSecurityService:
                 continue
             views.append(
                 SessionView(
-                    id=record.id, label=browser_label(record.user_agent), created_at=record.created_at,
-                    last_seen_at=max(record.last_seen_at, now) if record.id == active.session_id else record.last_seen_at,
-                    expires_at=end, ip=record.ip, current=record.id == active.session_id,
+                    id=record.id,
+                    label=browser_label(record.user_agent),
+                    created_at=record.created_at,
+                    last_seen_at=max(record.last_seen_at, now)
+                    if record.id == active.session_id
+                    else record.last_seen_at,
+                    expires_at=end,
+                    ip=record.ip,
+                    current=record.id == active.session_id,
                 )
             )
         return views
 
     def _end(
-        self, s: Session, *, active: ActiveSession, ids: list[int], scope: str, context: RequestContext,
+        self,
+        s: Session,
+        *,
+        active: ActiveSession,
+        ids: list[int],
+        scope: str,
+        context: RequestContext,
         reason: str = "revoked_by_user",
     ) -> None:
         s.execute(
@@ -216,7 +242,11 @@ class AccountSecurityService:
             .values(revoked_at=self.clock.now(), revoked_reason=reason)
         )
         self.audit.record(
-            s, EventTag.SESSION_REVOKED, context=context, practice_id=active.user.practice_id,
-            actor_id=active.user.id, subject_id=active.user.id,
+            s,
+            EventTag.SESSION_REVOKED,
+            context=context,
+            practice_id=active.user.practice_id,
+            actor_id=active.user.id,
+            subject_id=active.user.id,
             details={"reason": reason, "scope": scope, "count": len(ids), "session_ids": sorted(ids)},
         )

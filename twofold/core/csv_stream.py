@@ -21,4 +21,3 @@ def csv_line(values: Iterable[object]) -> str:
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\r\n").writerow([defuse(value) for value in values])
     return buffer.getvalue()
-

@@ -135,7 +135,9 @@ class _QueuedNotifier:
         try:
             self._deliver(build_email(message, self.mail_from), timeout=timeout)
         except Exception as exc:  # noqa: BLE001 - reported to the caller, then retried in the background
-            log.warning("mail send failed (attempt 1, now): %s: %s; retrying in the background", type(exc).__name__, exc)
+            log.warning(
+                "mail send failed (attempt 1, now): %s: %s; retrying in the background", type(exc).__name__, exc
+            )
             self._queue.put(_Job(message, self._retry_delays, tried=1))
             return False
         log.info("mail sent: %s (%s)", ",".join(message.tags) or "message", _mask(message.to))
@@ -171,11 +173,16 @@ class _QueuedNotifier:
             except Exception as exc:  # noqa: BLE001 - any delivery failure is retried, then logged
                 log.warning("mail send failed (attempt %d): %s: %s", attempt, type(exc).__name__, exc)
         self._failed += 1
-        log.error("mail not delivered after %d attempts: %s (%s)", attempt, ",".join(message.tags) or "message", _mask(message.to))
+        log.error(
+            "mail not delivered after %d attempts: %s (%s)",
+            attempt,
+            ",".join(message.tags) or "message",
+            _mask(message.to),
+        )
         for listener in self._listeners:
             try:
                 listener.undelivered(message, attempt)
-            except Exception:  # noqa: BLE001 - a listener must not stop the mail thread
+            except Exception:
                 log.exception("recording an undelivered message failed")
 
     def _deliver(self, email: EmailMessage, timeout: float | None = None) -> None:

@@ -129,8 +129,11 @@ class Reauthentication:
         Raises ``Throttled`` while password or code guesses are blocked.
         """
         with self.gate.guess(
-            email=user.email, password=password, counted=[password_checks(user.email)[0]],
-            also_blocked_by=[code_throttle_key(user.id)], what="attempts",
+            email=user.email,
+            password=password,
+            counted=[password_checks(user.email)[0]],
+            also_blocked_by=[code_throttle_key(user.id)],
+            what="attempts",
         ) as check:
             yield check
 
@@ -155,7 +158,9 @@ class Reauthentication:
         """
         lock_account(s, user.id)  # concurrent guesses are counted one after another
         audited = dict(
-            context=context, practice_id=user.practice_id, actor_id=user.id,
+            context=context,
+            practice_id=user.practice_id,
+            actor_id=user.id,
             subject_id=user.id if subject_id is None else subject_id,
         )
         if not password.ok:
@@ -183,6 +188,10 @@ class Reauthentication:
         """The failure that starts a wait is a lockout, audited like one at sign-in."""
         if wait:
             self.audit.record(
-                s, EventTag.LOCKED_OUT, context=context, practice_id=user.practice_id, subject_id=user.id,
+                s,
+                EventTag.LOCKED_OUT,
+                context=context,
+                practice_id=user.practice_id,
+                subject_id=user.id,
                 details={"step": step, "retry_after": wait},
             )

@@ -154,9 +154,17 @@ class RememberedBrowserService:
         session.add(record)
         session.flush()
         self.audit.record(
-            session, EventTag.REMEMBERED_BROWSER_GRANTED, context=context, practice_id=user.practice_id,
-            actor_id=user.id, subject_id=user.id,
-            details={"browser_id": record.id, "days": policy.remember_browser_days, "label": browser_label(record.user_agent)},
+            session,
+            EventTag.REMEMBERED_BROWSER_GRANTED,
+            context=context,
+            practice_id=user.practice_id,
+            actor_id=user.id,
+            subject_id=user.id,
+            details={
+                "browser_id": record.id,
+                "days": policy.remember_browser_days,
+                "label": browser_label(record.user_agent),
+            },
         )
         return BrowserCookie(self.cookie_name(user.id), token, int(lifetime.total_seconds()))
 
@@ -185,7 +193,11 @@ class RememberedBrowserService:
             details["browser_id"] = record.id
             if record.revoked_at is None:
                 self._revoke_rows(
-                    session, [record], reason="presented_for_other_account", context=context, actor_id=None,
+                    session,
+                    [record],
+                    reason="presented_for_other_account",
+                    context=context,
+                    actor_id=None,
                     user_id=record.user_id,
                 )
         elif record.revoked_at is not None:
@@ -197,20 +209,33 @@ class RememberedBrowserService:
                 record.last_used_at = now
                 record.last_ip = context.ip
                 self.audit.record(
-                    session, EventTag.REMEMBERED_BROWSER_USED, context=context, practice_id=user.practice_id,
-                    actor_id=user.id, subject_id=user.id, details={"browser_id": record.id},
+                    session,
+                    EventTag.REMEMBERED_BROWSER_USED,
+                    context=context,
+                    practice_id=user.practice_id,
+                    actor_id=user.id,
+                    subject_id=user.id,
+                    details={"browser_id": record.id},
                 )
                 return TrustCheck(browser_id=record.id)
             record.revoked_at = now
             record.revoked_reason = str(why)
             self.audit.record(
-                session, EventTag.REMEMBERED_BROWSER_EXPIRED, context=context, practice_id=user.practice_id,
-                subject_id=user.id, details={"browser_id": record.id, "reason": str(why), "ended_at": end.isoformat()},
+                session,
+                EventTag.REMEMBERED_BROWSER_EXPIRED,
+                context=context,
+                practice_id=user.practice_id,
+                subject_id=user.id,
+                details={"browser_id": record.id, "reason": str(why), "ended_at": end.isoformat()},
             )
             return TrustCheck(rejection=why, cookie=BrowserCookie(name))
         self.audit.record(
-            session, EventTag.REMEMBERED_BROWSER_REJECTED, context=context, practice_id=user.practice_id,
-            subject_id=user.id, details={"reason": str(rejection), **details},
+            session,
+            EventTag.REMEMBERED_BROWSER_REJECTED,
+            context=context,
+            practice_id=user.practice_id,
+            subject_id=user.id,
+            details={"reason": str(rejection), **details},
         )
         return TrustCheck(rejection=rejection, cookie=BrowserCookie(name))
 
@@ -240,16 +265,27 @@ class RememberedBrowserService:
                 continue
             views.append(
                 BrowserView(
-                    id=record.id, label=browser_label(record.user_agent), created_at=record.created_at,
-                    last_used_at=record.last_used_at, expires_at=end, ip=record.ip, last_ip=record.last_ip,
+                    id=record.id,
+                    label=browser_label(record.user_agent),
+                    created_at=record.created_at,
+                    last_used_at=record.last_used_at,
+                    expires_at=end,
+                    ip=record.ip,
+                    last_ip=record.last_ip,
                     current=record.token_hash == current_hash,
                 )
             )
         return views
 
     def revoke(
-        self, session: Session, *, user: User, browser_id: int, context: RequestContext,
-        actor_id: int | None = None, reason: str = "revoked_by_user",
+        self,
+        session: Session,
+        *,
+        user: User,
+        browser_id: int,
+        context: RequestContext,
+        actor_id: int | None = None,
+        reason: str = "revoked_by_user",
     ) -> None:
         """Forget one of ``user``'s remembered browsers; BrowserNotFound when it is not theirs or not live."""
         record = session.execute(
@@ -262,7 +298,11 @@ class RememberedBrowserService:
         if record is None or self.clock.now() >= trust_end(record, Policy.of(user.practice))[0]:
             raise BrowserNotFound()
         self._revoke_rows(
-            session, [record], reason=reason, context=context, actor_id=user.id if actor_id is None else actor_id,
+            session,
+            [record],
+            reason=reason,
+            context=context,
+            actor_id=user.id if actor_id is None else actor_id,
             user_id=user.id,
         )
 
@@ -284,8 +324,13 @@ class RememberedBrowserService:
         return counts
 
     def revoke_all_for(
-        self, session: Session, user_id: int, reason: str, *,
-        context: RequestContext | None = None, actor_id: int | None = None,
+        self,
+        session: Session,
+        user_id: int,
+        reason: str,
+        *,
+        context: RequestContext | None = None,
+        actor_id: int | None = None,
     ) -> int:
         """End every remembered browser of ``user_id``; return how many were live.
 
@@ -303,12 +348,20 @@ class RememberedBrowserService:
             ).scalars()
         )
         if records:
-            self._revoke_rows(session, records, reason=reason, context=context or RequestContext(), actor_id=actor_id, user_id=user_id)
+            self._revoke_rows(
+                session, records, reason=reason, context=context or RequestContext(), actor_id=actor_id, user_id=user_id
+            )
         return len(records)
 
     def _revoke_rows(
-        self, session: Session, records: list[RememberedBrowser], *, reason: str, context: RequestContext,
-        actor_id: int | None, user_id: int,
+        self,
+        session: Session,
+        records: list[RememberedBrowser],
+        *,
+        reason: str,
+        context: RequestContext,
+        actor_id: int | None,
+        user_id: int,
     ) -> None:
         now = self.clock.now()
         ids = [record.id for record in records]
@@ -319,7 +372,11 @@ class RememberedBrowserService:
         )
         owner = session.get(User, user_id)
         self.audit.record(
-            session, EventTag.REMEMBERED_BROWSER_REVOKED, context=context,
-            practice_id=owner.practice_id if owner else None, actor_id=actor_id, subject_id=user_id,
+            session,
+            EventTag.REMEMBERED_BROWSER_REVOKED,
+            context=context,
+            practice_id=owner.practice_id if owner else None,
+            actor_id=actor_id,
+            subject_id=user_id,
             details={"reason": reason, "count": len(ids), "browser_ids": ids},
         )

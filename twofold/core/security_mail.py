@@ -88,20 +88,32 @@ class SecurityMail:
 
     # -- codes ---------------------------------------------------------------------
 
-    def code_message(self, user: Recipient, *, code: str, purpose: str, minutes: int, context: RequestContext) -> Message:
+    def code_message(
+        self, user: Recipient, *, code: str, purpose: str, minutes: int, context: RequestContext
+    ) -> Message:
         subject, intro, warning = CODE_WORDING[purpose]
         values = {
             **self._facts(user, context),
-            "subject": subject, "intro": intro, "warning": warning, "code": code, "minutes": minutes,
+            "subject": subject,
+            "intro": intro,
+            "warning": warning,
+            "code": code,
+            "minutes": minutes,
         }
         return Message(
-            to=user.email, subject=subject, text=self._env.get_template("code.txt").render(values),
-            html=self._env.get_template("code.html").render(values), tags=(f"code:{purpose}",), user_id=user.id,
+            to=user.email,
+            subject=subject,
+            text=self._env.get_template("code.txt").render(values),
+            html=self._env.get_template("code.html").render(values),
+            tags=(f"code:{purpose}",),
+            user_id=user.id,
         )
 
     def send_code(self, user: Recipient, *, code: str, purpose: str, minutes: int, context: RequestContext) -> bool:
         """Send a one-time code now; False when the first try failed (it is then retried in the background)."""
-        return self.notifier.send_now(self.code_message(user, code=code, purpose=purpose, minutes=minutes, context=context))
+        return self.notifier.send_now(
+            self.code_message(user, code=code, purpose=purpose, minutes=minutes, context=context)
+        )
 
     # -- notices ---------------------------------------------------------------------
 
@@ -111,8 +123,12 @@ class SecurityMail:
         spec = self._env.get_template(f"notices/{kind}.txt").make_module(values)
         values.update(subject=spec.subject, paragraphs=list(spec.paragraphs), advice=spec.advice)
         return Message(
-            to=user.email, subject=spec.subject, text=self._env.get_template("notice.txt").render(values),
-            html=self._env.get_template("notice.html").render(values), tags=(kind,), user_id=user.id,
+            to=user.email,
+            subject=spec.subject,
+            text=self._env.get_template("notice.txt").render(values),
+            html=self._env.get_template("notice.html").render(values),
+            tags=(kind,),
+            user_id=user.id,
         )
 
     def _notify(self, kind: str, user: Recipient, context: RequestContext, **facts) -> None:
@@ -196,13 +212,22 @@ class UndeliveredMailLog:
             user = s.get(User, message.user_id)
             if user is None:
                 return
-            s.add(UndeliveredMail(
-                user_id=user.id, kind=kind[:64], subject=message.subject[:200], failed_at=self.clock.now(),
-                attempts=attempts,
-            ))
+            s.add(
+                UndeliveredMail(
+                    user_id=user.id,
+                    kind=kind[:64],
+                    subject=message.subject[:200],
+                    failed_at=self.clock.now(),
+                    attempts=attempts,
+                )
+            )
             self.audit.record(
-                s, EventTag.SECURITY_EMAIL_UNDELIVERED, context=RequestContext.system("mail"),
-                practice_id=user.practice_id, subject_id=user.id, details={"kind": kind, "attempts": attempts},
+                s,
+                EventTag.SECURITY_EMAIL_UNDELIVERED,
+                context=RequestContext.system("mail"),
+                practice_id=user.practice_id,
+                subject_id=user.id,
+                details={"kind": kind, "attempts": attempts},
             )
 
     def recent_for(self, user_id: int, *, limit: int = 5) -> list[UndeliveredMail]:
@@ -210,8 +235,10 @@ class UndeliveredMailLog:
         with self.db.reading() as s:
             return list(
                 s.execute(
-                    select(UndeliveredMail).where(UndeliveredMail.user_id == user_id)
-                    .order_by(UndeliveredMail.failed_at.desc(), UndeliveredMail.id.desc()).limit(limit)
+                    select(UndeliveredMail)
+                    .where(UndeliveredMail.user_id == user_id)
+                    .order_by(UndeliveredMail.failed_at.desc(), UndeliveredMail.id.desc())
+                    .limit(limit)
                 ).scalars()
             )
 

@@ -73,9 +73,9 @@ class SessionService:
         now = self.clock.now()
         with self.db.reading() as s:
             row = s.execute(
-                select(UserSession, User).join(User, User.id == UserSession.user_id).where(
-                    UserSession.token_hash == token_hash
-                )
+                select(UserSession, User)
+                .join(User, User.id == UserSession.user_id)
+                .where(UserSession.token_hash == token_hash)
             ).one_or_none()
         if row is None:
             return None
@@ -94,8 +94,13 @@ class SessionService:
                 ).rowcount
                 if ended:
                     self.audit.record(
-                        s, EventTag.SESSION_EXPIRED, context=RequestContext(), practice_id=user.practice_id,
-                        actor_id=user.id, subject_id=user.id, details={"reason": reason, "session_id": record.id},
+                        s,
+                        EventTag.SESSION_EXPIRED,
+                        context=RequestContext(),
+                        practice_id=user.practice_id,
+                        actor_id=user.id,
+                        subject_id=user.id,
+                        details={"reason": reason, "session_id": record.id},
                     )
             return None
         if touch and now - record.last_seen_at >= TOUCH_INTERVAL:

@@ -78,8 +78,11 @@ _SET_LAST_SIGN_IN = Prepared(update(_USERS).where(_USERS.c.id == bindparam("row_
 # benchmarks/http_code_step.py). The locking form locks only the flow row.
 _FLOW_SELECT = (
     select(_FLOWS, _USERS, _PRACTICES)
-    .select_from(_FLOWS.outerjoin(_USERS, _USERS.c.id == _FLOWS.c.user_id).outerjoin(
-        _PRACTICES, _PRACTICES.c.id == _USERS.c.practice_id))
+    .select_from(
+        _FLOWS.outerjoin(_USERS, _USERS.c.id == _FLOWS.c.user_id).outerjoin(
+            _PRACTICES, _PRACTICES.c.id == _USERS.c.practice_id
+        )
+    )
     .where(_FLOWS.c.id == bindparam("flow_id"))
 )
 _FLOW_ROWS = Prepared(_FLOW_SELECT)
@@ -154,7 +157,10 @@ class SignInService:
             # No account has such an email; PostgreSQL would refuse a NUL in the lookup.
             raise InvalidInput("Enter your email address, such as name@example.org.")
         with self.gate.guess(
-            email=email, password=password, counted=password_checks(email, context.ip), what="sign-in attempts",
+            email=email,
+            password=password,
+            counted=password_checks(email, context.ip),
+            what="sign-in attempts",
             on_throttled=lambda user, wait: self._audit_throttled(user, wait, context),
         ) as check:
             return self._after_password(
@@ -164,13 +170,21 @@ class SignInService:
     def _audit_throttled(self, user: User | None, wait: int, context: RequestContext) -> None:
         with self.db.transaction() as s:
             self.audit.record(
-                s, EventTag.SIGN_IN_THROTTLED, context=context,
-                practice_id=user.practice_id if user else None, subject_id=user.id if user else None,
+                s,
+                EventTag.SIGN_IN_THROTTLED,
+                context=context,
+                practice_id=user.practice_id if user else None,
+                subject_id=user.id if user else None,
                 details={"step": "password", "retry_after": wait},
             )
 
     def _after_password(
-        self, check: PasswordCheck, *, password: str, context: RequestContext, return_to: str | None,
+        self,
+        check: PasswordCheck,
+        *,
+        password: str,
+        context: RequestContext,
+        return_to: str | None,
         remembered_cookies: Mapping[str, str] | None,
     ) -> SignInResult:
         user = check.user
@@ -183,12 +197,20 @@ class SignInService:
                 practice_id = user.practice_id if user else None
                 subject_id = user.id if user else None
                 self.audit.record(
-                    s, EventTag.SIGN_IN_PASSWORD_FAILED, context=context, practice_id=practice_id,
-                    subject_id=subject_id, details={"reason": reason},
+                    s,
+                    EventTag.SIGN_IN_PASSWORD_FAILED,
+                    context=context,
+                    practice_id=practice_id,
+                    subject_id=subject_id,
+                    details={"reason": reason},
                 )
                 if wait:
                     self.audit.record(
-                        s, EventTag.LOCKED_OUT, context=context, practice_id=practice_id, subject_id=subject_id,
+                        s,
+                        EventTag.LOCKED_OUT,
+                        context=context,
+                        practice_id=practice_id,
+                        subject_id=subject_id,
                         details={"step": "password", "retry_after": wait},
                     )
                 raise Refusal(InvalidCredentials())
@@ -196,8 +218,12 @@ class SignInService:
             if rehashed:
                 user.password_hash = rehashed
                 self.audit.record(
-                    s, EventTag.PASSWORD_REHASHED, context=context, practice_id=user.practice_id,
-                    actor_id=user.id, subject_id=user.id,
+                    s,
+                    EventTag.PASSWORD_REHASHED,
+                    context=context,
+                    practice_id=user.practice_id,
+                    actor_id=user.id,
+                    subject_id=user.id,
                 )
             policy = Policy.of(user.practice)
             methods = self.factors.enabled_for(s, user, self.factors.allowed(policy.allowed_methods))
@@ -211,7 +237,12 @@ class SignInService:
             return replace(result, browser_cookie=trust.cookie)
 
     def verify_second_factor(
-        self, *, flow_id: str, method: str, code: FactorResponse, context: RequestContext,
+        self,
+        *,
+        flow_id: str,
+        method: str,
+        code: FactorResponse,
+        context: RequestContext,
         remember_browser: bool = False,
     ) -> SignInResult:
         """Check a code for a flow; on success the flow is consumed and a session begins.
@@ -225,7 +256,8 @@ class SignInService:
             factor = self.factors.get(method)
             # Only the method asked for is looked up (one query, not one per factor).
             if (
-                factor is None or not self.factors.allows(policy.allowed_methods, method)
+                factor is None
+                or not self.factors.allows(policy.allowed_methods, method)
                 or not factor.is_enabled_for(s, user)
             ):
                 raise MethodNotAvailable()
@@ -237,8 +269,12 @@ class SignInService:
             wait = self.throttle.retry_after(s, [key])
             if wait:
                 self.audit.record(
-                    s, EventTag.SIGN_IN_THROTTLED, context=context, practice_id=user.practice_id,
-                    subject_id=user.id, details={"step": "second_factor", "method": method, "retry_after": wait},
+                    s,
+                    EventTag.SIGN_IN_THROTTLED,
+                    context=context,
+                    practice_id=user.practice_id,
+                    subject_id=user.id,
+                    details={"step": "second_factor", "method": method, "retry_after": wait},
                 )
                 raise Refusal(Throttled(wait, "code attempts"))
             verification = factor.verify(s, user=user, response=code)
@@ -246,29 +282,41 @@ class SignInService:
                 _COUNT_FLOW_ATTEMPT.execute(s, {"row_id": flow.id})
                 wait = self.throttle.hit(s, [key])
                 self.audit.record(
-                    s, EventTag.SIGN_IN_CODE_FAILED, context=context, practice_id=user.practice_id,
+                    s,
+                    EventTag.SIGN_IN_CODE_FAILED,
+                    context=context,
+                    practice_id=user.practice_id,
                     subject_id=user.id,
                     details={"method": method, "reason": str(verification.outcome), **(verification.details or {})},
                 )
                 if wait:
                     self.audit.record(
-                        s, EventTag.LOCKED_OUT, context=context, practice_id=user.practice_id,
-                        subject_id=user.id, details={"step": "second_factor", "retry_after": wait},
+                        s,
+                        EventTag.LOCKED_OUT,
+                        context=context,
+                        practice_id=user.practice_id,
+                        subject_id=user.id,
+                        details={"step": "second_factor", "retry_after": wait},
                     )
                 raise Refusal(verification.refusal(factor.wrong_code_message))
             _write(s, flow, _SET_FLOW_STATE, state=SECOND_FACTOR_VERIFIED)
             after_commit = verification.after_commit
             result = self._complete(
-                s, user=user, context=context, method=method, return_to=flow.return_to,
+                s,
+                user=user,
+                context=context,
+                method=method,
+                return_to=flow.return_to,
                 details=verification.details,
             )
             if remember_browser:
                 cookie = self.remembered.grant(s, user=user, context=context)
                 result = replace(result, browser_cookie=cookie)
                 if cookie is not None:
-                    after_commit = _also(after_commit, partial(
-                        self.mail.notify_browser_remembered, user, days=policy.remember_browser_days
-                    ))
+                    after_commit = _also(
+                        after_commit,
+                        partial(self.mail.notify_browser_remembered, user, days=policy.remember_browser_days),
+                    )
         run_after_commit(after_commit, context)
         return result
 
@@ -288,15 +336,23 @@ class SignInService:
                 challenge = factor.begin_challenge(s, user=user, flow=flow)
             except Throttled as exc:
                 self.audit.record(
-                    s, EventTag.SIGN_IN_CODE_SEND_LIMITED, context=context, practice_id=user.practice_id,
-                    subject_id=user.id, details={"method": method, "retry_after": exc.retry_after},
+                    s,
+                    EventTag.SIGN_IN_CODE_SEND_LIMITED,
+                    context=context,
+                    practice_id=user.practice_id,
+                    subject_id=user.id,
+                    details={"method": method, "retry_after": exc.retry_after},
                 )
                 raise Refusal(exc) from None
             if challenge is None:
                 raise MethodNotAvailable("This method needs nothing sent: enter the code it shows.")
             self.audit.record(
-                s, EventTag.SIGN_IN_CODE_SENT, context=context, practice_id=user.practice_id,
-                subject_id=user.id, details={"method": method},
+                s,
+                EventTag.SIGN_IN_CODE_SENT,
+                context=context,
+                practice_id=user.practice_id,
+                subject_id=user.id,
+                details={"method": method},
             )
         if not challenge.deliver(context):
             raise DeliveryFailed()
@@ -350,19 +406,34 @@ class SignInService:
         )
         s.add(flow)
         self.audit.record(
-            s, EventTag.SIGN_IN_SECOND_FACTOR_REQUIRED, context=context, practice_id=user.practice_id,
-            subject_id=user.id, details={"methods": methods},
+            s,
+            EventTag.SIGN_IN_SECOND_FACTOR_REQUIRED,
+            context=context,
+            practice_id=user.practice_id,
+            subject_id=user.id,
+            details={"methods": methods},
         )
         return SignInResult("second_factor_required", user.id, flow_id=flow.id, methods=methods, return_to=return_to)
 
     def _complete(
-        self, s: Session, *, user: User, context: RequestContext, method: str, return_to: str | None,
+        self,
+        s: Session,
+        *,
+        user: User,
+        context: RequestContext,
+        method: str,
+        return_to: str | None,
         details: dict | None = None,
     ) -> SignInResult:
         token = self.sessions.start(s, user=user, context=context)
         _write(s, user, _SET_LAST_SIGN_IN, last_sign_in_at=self.clock.now())
         self.audit.record(
-            s, EventTag.SIGN_IN_SUCCEEDED, context=context, practice_id=user.practice_id,
-            actor_id=user.id, subject_id=user.id, details={**(details or {}), "method": method},
+            s,
+            EventTag.SIGN_IN_SUCCEEDED,
+            context=context,
+            practice_id=user.practice_id,
+            actor_id=user.id,
+            subject_id=user.id,
+            details={**(details or {}), "method": method},
         )
         return SignInResult("signed_in", user.id, session_token=token, return_to=return_to)

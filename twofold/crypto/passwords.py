@@ -15,9 +15,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 class PasswordHasher:
     def __init__(self, *, time_cost: int, memory_kib: int, parallelism: int, concurrency: int) -> None:
-        self._argon2 = _Argon2(
-            time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=Type.ID
-        )
+        self._argon2 = _Argon2(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=Type.ID)
         self._slots = threading.BoundedSemaphore(concurrency)
         # Verified against when the email is unknown, so both answers cost one hash.
         self._dummy = self._argon2.hash("twofold-timing-equaliser")

@@ -137,7 +137,12 @@ class FactorEnrollment(Protocol):
     kind: str
 
     def start(
-        self, session: Session, *, user: User, context: RequestContext, actor_id: int | None,
+        self,
+        session: Session,
+        *,
+        user: User,
+        context: RequestContext,
+        actor_id: int | None,
         details: dict | None = None,
     ) -> Any:
         """A new pending set-up of ``user`` (what to show them: a QR code, say); audited as started."""
@@ -146,8 +151,14 @@ class FactorEnrollment(Protocol):
         """The pending set-up ``enrollment_id`` of ``user`` again, or None when unknown or expired."""
 
     def confirm(
-        self, session: Session, *, user: User, enrollment_id: str, response: FactorResponse,
-        context: RequestContext, actor_id: int | None,
+        self,
+        session: Session,
+        *,
+        user: User,
+        enrollment_id: str,
+        response: FactorResponse,
+        context: RequestContext,
+        actor_id: int | None,
     ) -> Verification:
         """Finish the set-up with its first response. Raises ``Throttled`` before checking while guesses are
         blocked and ``EnrollmentNotFound`` for an unknown or expired set-up; a wrong response is counted and

@@ -26,12 +26,37 @@ STATIC = Path(__file__).parent / "static"
 # members.pages registers "/admin/members/new" and "/admin/members/import" before
 # "/admin/members/{member_id}"; no two modules hold such a pair.
 API_ROUTERS = (
-    signin.api, me.api, totp.api, health.api, sessions.api, browsers.api, password.api, recovery_codes.api,
-    email_code.api, members.api, setup_links.api, enrolment.api, resets.api, policy.api, audit_log.api,
+    signin.api,
+    me.api,
+    totp.api,
+    health.api,
+    sessions.api,
+    browsers.api,
+    password.api,
+    recovery_codes.api,
+    email_code.api,
+    members.api,
+    setup_links.api,
+    enrolment.api,
+    resets.api,
+    policy.api,
+    audit_log.api,
 )
 PAGE_ROUTERS = (
-    signin.pages, security.pages, totp.pages, password.pages, sessions.pages, browsers.pages, recovery_codes.pages,
-    email_code.pages, members.pages, setup_links.pages, enrolment.pages, resets.pages, policy.pages, audit_log.pages,
+    signin.pages,
+    security.pages,
+    totp.pages,
+    password.pages,
+    sessions.pages,
+    browsers.pages,
+    recovery_codes.pages,
+    email_code.pages,
+    members.pages,
+    setup_links.pages,
+    enrolment.pages,
+    resets.pages,
+    policy.pages,
+    audit_log.pages,
     two_factor_required.pages,
 )
 

@@ -93,4 +93,3 @@ def _fits_64_bits(value: int) -> int:
 # it always has), refused with 422 beyond that, where SQLite would raise. The check is a validator,
 # not a Path bound, so the published OpenAPI schema of these routes stays a plain integer.
 MemberId = Annotated[int, AfterValidator(_fits_64_bits)]
-

@@ -31,7 +31,13 @@ STATUS = [
     (core.Unavailable, 503),
 ]
 
-HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request", 413: "body_too_large", 415: "unsupported_media_type"}
+HTTP_CODES = {
+    404: "not_found",
+    405: "method_not_allowed",
+    400: "bad_request",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+}
 
 
 def status_for(error: core.TwofoldError) -> int:
@@ -74,10 +80,14 @@ def install(app: FastAPI) -> None:
             return error_response(exc)
         if isinstance(exc, core.NotAuthenticated):
             target = _return_target(request)
-            return RedirectResponse(f"/sign-in?next={quote(target, safe='')}" if target else "/sign-in", status_code=303)
+            return RedirectResponse(
+                f"/sign-in?next={quote(target, safe='')}" if target else "/sign-in", status_code=303
+            )
         if isinstance(exc, core.TwoFactorRequired):
             return RedirectResponse("/account/two-factor", status_code=303)
-        return render(request, "error.html", {"title": "Something needs attention", "message": exc.message}, status_for(exc))
+        return render(
+            request, "error.html", {"title": "Something needs attention", "message": exc.message}, status_for(exc)
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:

@@ -16,7 +16,7 @@ api = APIRouter(prefix="/api/v1", responses=ERRORS)
     "/health",
     response_model=StatusPublic,
     summary="Is this process able to serve?",
-    description="For load balancers and operators: `{\"status\":\"ok\"}` after one primary-key read "
+    description='For load balancers and operators: `{"status":"ok"}` after one primary-key read '
     "from the database, or 503 `unavailable` when the database does not answer or is not migrated. "
     "Needs no session and changes nothing.",
     responses={503: {"model": ErrorPublic, "description": "The database does not answer, or is not migrated"}},

@@ -53,7 +53,7 @@ NOTICES = {
     "added": "Your authenticator app is added. Sign-in can now use the codes it shows.",
     "replaced": "Your new authenticator app is confirmed. Codes from the old app no longer work.",
     "codes_saved": "Your backup codes are saved. Each one works once; keep them away from your phone.",
-    "email_added": "Email codes are added. At sign-in, choose \"Email me a code\" when you do not have your app.",
+    "email_added": 'Email codes are added. At sign-in, choose "Email me a code" when you do not have your app.',
     "email_removed": "Email codes are removed from your sign-in methods.",
     "reauth_code_sent": "We emailed you an 8-digit code. Enter it with your password to confirm the change; it works for 10 minutes.",
     "undelivered_dismissed": "Noted. We will show new delivery problems here.",
@@ -98,7 +98,11 @@ def safe_next(target: str | None) -> str:
     "/\t/evil.example" would otherwise become "//evil.example" on the way.
     """
     if (
-        not target or not target.startswith("/") or target.startswith("//") or "\\" in target or len(target) > 500
+        not target
+        or not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+        or len(target) > 500
         or any(ord(c) < 0x20 or ord(c) == 0x7F for c in target)
     ):
         return HOME
@@ -143,7 +147,13 @@ def set_cookies(
             response.delete_cookie(browser.name, path="/", httponly=True, samesite="lax", secure=secure)
         else:
             response.set_cookie(
-                browser.name, browser.value, max_age=browser.max_age, path="/", httponly=True, samesite="lax", secure=secure
+                browser.name,
+                browser.value,
+                max_age=browser.max_age,
+                path="/",
+                httponly=True,
+                samesite="lax",
+                secure=secure,
             )
     return response
 

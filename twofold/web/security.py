@@ -62,7 +62,9 @@ class SecurityMiddleware:
                 await self._refuse(send, 400, "bad_request", "The Content-Length header is not a number.")
                 return
             if too_big:
-                await self._refuse(send, 413, "body_too_large", f"The request body is over {self.max_body_bytes} bytes.")
+                await self._refuse(
+                    send, 413, "body_too_large", f"The request body is over {self.max_body_bytes} bytes."
+                )
                 return
             guarded_receive = receive
         else:
@@ -75,7 +77,9 @@ class SecurityMiddleware:
                 # The app caught our "too large" while parsing and answered 400 itself: say 413 instead.
                 if not refused:
                     refused = True
-                    await self._refuse(send, 413, "body_too_large", f"The request body is over {self.max_body_bytes} bytes.")
+                    await self._refuse(
+                        send, 413, "body_too_large", f"The request body is over {self.max_body_bytes} bytes."
+                    )
                 return
             if message["type"] == "http.response.start":
                 extra = list(SECURITY_HEADERS)
@@ -89,7 +93,9 @@ class SecurityMiddleware:
             await self.app(scope, guarded_receive, send_with_headers)
         except _BodyTooLarge:
             if not refused:
-                await self._refuse(send, 413, "body_too_large", f"The request body is over {self.max_body_bytes} bytes.")
+                await self._refuse(
+                    send, 413, "body_too_large", f"The request body is over {self.max_body_bytes} bytes."
+                )
 
     def _limited(self, receive):
         seen = 0

@@ -27,6 +27,7 @@ from twofold.web.schemas import ERRORS, ErrorPublic, StatusPublic, Strict
 api = APIRouter(prefix="/api/v1", responses=ERRORS)
 pages = APIRouter(include_in_schema=False)
 
+
 class SignInRequest(Strict):
     email: str = Field(min_length=1, max_length=320)
     password: str = Field(min_length=1, max_length=1024)
@@ -90,8 +91,12 @@ async def second_factor(
 ):
     try:
         result = await database_work(
-            services, services.sign_in.verify_second_factor,
-            flow_id=flow_id, method=body.method, code=body.code, context=context,
+            services,
+            services.sign_in.verify_second_factor,
+            flow_id=flow_id,
+            method=body.method,
+            code=body.code,
+            context=context,
             remember_browser=body.remember_browser,
         )
     except core.InvalidCode as exc:
@@ -114,7 +119,7 @@ def sign_out(request: Request, services: ServicesDep, context: Context):
     responses={404: {"model": ErrorPublic}, 410: {"model": ErrorPublic}, **SENDING},
     summary="Email an 8-digit sign-in code",
     description="Sends a code valid 10 minutes, once; a newer code replaces it. Only when the flow's `methods` "
-    "lists `email`. Complete with `second-factor` and `{\"method\": \"email\", \"code\"}`.",
+    'lists `email`. Complete with `second-factor` and `{"method": "email", "code"}`.',
 )
 def sign_in_email_code(flow_id: str, services: ServicesDep, context: Context):
     return code_sent(services.sign_in.begin_challenge(flow_id=flow_id, method="email", context=context))
@@ -132,7 +137,9 @@ def index(active: MaybeSignedIn):
 def sign_in_page(request: Request, active: MaybeSignedIn, next: str | None = None, notice: str | None = None):
     if active:
         return RedirectResponse(safe_next(next), status_code=303)
-    return render(request, "sign_in.html", {"next": safe_next(next) if next else "", "notice": NOTICES.get(notice or "")})
+    return render(
+        request, "sign_in.html", {"next": safe_next(next) if next else "", "notice": NOTICES.get(notice or "")}
+    )
 
 
 @pages.post("/sign-in")
@@ -149,7 +156,11 @@ def sign_in_submit(
         return render(request, "sign_in.html", {**form, "error": "Enter your email and your password."}, 422)
     try:
         result = services.sign_in.start_sign_in(
-            email=email, password=password, context=context, return_to=safe_next(next), remembered_cookies=request.cookies
+            email=email,
+            password=password,
+            context=context,
+            return_to=safe_next(next),
+            remembered_cookies=request.cookies,
         )
     except (core.InvalidCredentials, core.Throttled) as exc:
         return render(request, "sign_in.html", {**form, "error": exc.message}, status_for(exc))
@@ -193,7 +204,10 @@ def code_submit(
     except (core.Throttled, core.InvalidCode, core.InvalidInput, core.MethodNotAvailable) as exc:
         # As the JSON contract: a refused code at sign-in is 401, whatever the reason.
         status = 429 if isinstance(exc, core.Throttled) else 401
-        page = {**code_page_context(services, flow_id, method, error=exc.message), **remember_option(services, flow_id, remember)}
+        page = {
+            **code_page_context(services, flow_id, method, error=exc.message),
+            **remember_option(services, flow_id, remember),
+        }
         return render(request, "code.html", page, status)
     response = RedirectResponse(safe_next(result.return_to), status_code=303)
     return set_cookies(request, response, session_token=result.session_token, browser=result.browser_cookie)
@@ -206,7 +220,9 @@ def email_code_form(request: Request, flow_id: str, services: ServicesDep, conte
     except (core.FlowNotFound, core.FlowExpired) as exc:
         return render(request, "flow_gone.html", {"message": exc.message}, status_for(exc))
     except (core.Throttled, core.DeliveryFailed, core.MethodNotAvailable) as exc:
-        return render(request, "code.html", code_page_context(services, flow_id, "email", error=exc.message), status_for(exc))
+        return render(
+            request, "code.html", code_page_context(services, flow_id, "email", error=exc.message), status_for(exc)
+        )
     notice = f"We emailed a code to {sent.sent_to}. It works once, for 10 minutes."
     return render(request, "code.html", code_page_context(services, flow_id, "email", notice=notice))
 

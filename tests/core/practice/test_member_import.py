@@ -10,17 +10,23 @@ import pytest
 from sqlalchemy import select
 
 from tests.support.practice_admin import count_users, events
-from twofold.core.practice import members as members_module
 from twofold.context import RequestContext
+from twofold.core.practice import members as members_module
 from twofold.errors import InvalidInput
 from twofold.store.models import SetupLink, User
 
 
 def run_import(services, practice_id, text, *, send=False, link_base=None):
-    return list(services.members.import_csv(
-        practice_id=practice_id, actor_id=None, lines=io.StringIO(text), context=RequestContext(),
-        send_setup_links=send, link_base=link_base,
-    ))
+    return list(
+        services.members.import_csv(
+            practice_id=practice_id,
+            actor_id=None,
+            lines=io.StringIO(text),
+            context=RequestContext(),
+            send_setup_links=send,
+            link_base=link_base,
+        )
+    )
 
 
 def test_each_bad_row_is_reported_and_the_good_rows_are_imported(services, practice, make_practice, make_user):
@@ -56,7 +62,9 @@ def test_each_bad_row_is_reported_and_the_good_rows_are_imported(services, pract
     ]
     assert all(r.message for r in results if r.status == "failed")
     with services.db.reading() as s:
-        imported = {u.email: (u.name, u.role) for u in s.execute(select(User).where(User.practice_id == practice.id)).scalars()}
+        imported = {
+            u.email: (u.name, u.role) for u in s.execute(select(User).where(User.practice_id == practice.id)).scalars()
+        }
     assert imported == {
         "taken@riverside.example": ("Taken", "staff"),
         "good.one@riverside.example": ("Good One", "staff"),
@@ -70,7 +78,11 @@ def test_each_bad_row_is_reported_and_the_good_rows_are_imported(services, pract
 
 def test_duplicates_are_caught_across_batches(services, practice, monkeypatch):
     monkeypatch.setattr(members_module, "IMPORT_BATCH", 3)
-    lines = ["email,name,role"] + [f"m{i}@riverside.example,M {i},staff" for i in range(7)] + ["m1@riverside.example,Again,staff", "m6@riverside.example,Again,staff"]
+    lines = (
+        ["email,name,role"]
+        + [f"m{i}@riverside.example,M {i},staff" for i in range(7)]
+        + ["m1@riverside.example,Again,staff", "m6@riverside.example,Again,staff"]
+    )
     results = run_import(services, practice.id, "\n".join(lines))
     assert [r.status for r in results] == ["imported"] * 7 + ["failed", "failed"]
     assert count_users(services, practice.id) == 7
@@ -108,16 +120,25 @@ def test_a_row_taken_by_someone_else_meanwhile_fails_alone(services, practice, m
     def racing(self, practice_id, *args, **kwargs):
         if not calls:
             services.accounts.add_member(
-                practice_id=practice_id, email="b@riverside.example", name="Quick", role="staff",
-                password="a long enough password", context=RequestContext(),
+                practice_id=practice_id,
+                email="b@riverside.example",
+                name="Quick",
+                role="staff",
+                password="a long enough password",
+                context=RequestContext(),
             )
         calls.append(1)
         return original(practice_id, *args, **kwargs)
 
     monkeypatch.setattr(type(services.members), "_write_members", racing)
-    results = run_import(services, practice.id, "email,name,role\na@riverside.example,A,staff\nb@riverside.example,B,staff\nc@riverside.example,C,staff\n")
+    results = run_import(
+        services,
+        practice.id,
+        "email,name,role\na@riverside.example,A,staff\nb@riverside.example,B,staff\nc@riverside.example,C,staff\n",
+    )
     assert [(r.email, r.status, r.error) for r in results] == [
-        ("a@riverside.example", "imported", None), ("b@riverside.example", "failed", "duplicate_email"),
+        ("a@riverside.example", "imported", None),
+        ("b@riverside.example", "failed", "duplicate_email"),
         ("c@riverside.example", "imported", None),
     ]
     assert count_users(services, practice.id) == 3
@@ -125,7 +146,13 @@ def test_a_row_taken_by_someone_else_meanwhile_fails_alone(services, practice, m
 
 
 def test_imported_members_can_be_emailed_set_up_links(services, practice, mailbox):
-    results = run_import(services, practice.id, "email,name,role\nx@riverside.example,X,staff\ny@riverside.example,Y,staff\n", send=True, link_base="https://signin.example.org")
+    results = run_import(
+        services,
+        practice.id,
+        "email,name,role\nx@riverside.example,X,staff\ny@riverside.example,Y,staff\n",
+        send=True,
+        link_base="https://signin.example.org",
+    )
     assert [r.status for r in results] == ["imported", "imported"]
     for address in ("x@riverside.example", "y@riverside.example"):
         [mail] = mailbox.wait_for(1, to=address)
@@ -137,7 +164,11 @@ def test_imported_members_can_be_emailed_set_up_links(services, practice, mailbo
 def test_export_streams_every_member_with_two_factor_status(services, practice, make_user):
     make_user(role="admin", with_totp=True, email="admin@riverside.example")
     make_user(role="staff", email="-risky@riverside.example")
-    run_import(services, practice.id, "email,name,role\n" + "".join(f"e{i}@riverside.example,=HYPERLINK(1),staff\n" for i in range(1200)))
+    run_import(
+        services,
+        practice.id,
+        "email,name,role\n" + "".join(f"e{i}@riverside.example,=HYPERLINK(1),staff\n" for i in range(1200)),
+    )
     lines = services.members.export_csv(practice_id=practice.id, actor_id=None, context=RequestContext())
     assert isinstance(lines, types.GeneratorType)  # produced as read, not built whole
     rows = list(csv.DictReader(io.StringIO("".join(lines))))

@@ -9,10 +9,10 @@ import pytest
 
 from tests.conftest import REDIS_URL, SECRET_KEY, backends, skip_or_fail
 from twofold.crypto.secret_box import TokenHasher
-from twofold.throttle import DatabaseFailureStore, RedisFailureStore, Throttle
 from twofold.factors.base import Outcome
 from twofold.factors.email_code.factor import CHALLENGE, CONFIRM_ADDRESS, EmailCodeFactor, SendLimited
 from twofold.store.models import User
+from twofold.throttle import DatabaseFailureStore, RedisFailureStore, Throttle
 
 
 @pytest.fixture(params=backends())
@@ -42,7 +42,9 @@ def test_codes_are_eight_random_digits(services, make_user, clock):
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
-@pytest.mark.parametrize(("seconds", "outcome"), [(0, Outcome.ACCEPTED), (599, Outcome.ACCEPTED), (600, Outcome.EXPIRED)])
+@pytest.mark.parametrize(
+    ("seconds", "outcome"), [(0, Outcome.ACCEPTED), (599, Outcome.ACCEPTED), (600, Outcome.EXPIRED)]
+)
 def test_a_code_expires_after_ten_minutes(services, make_user, clock, seconds, outcome):
     member = make_user()
     code = issue(services, member)
@@ -156,8 +158,7 @@ def test_database_store_counts_sends_in_the_same_transaction(services, make_user
     """No Redis: the limit is rows in throttle_failures, written with the code (rolled back together)."""
     assert isinstance(services.throttle.store, DatabaseFailureStore)
     member = make_user()
-    with pytest.raises(RuntimeError):
-        with services.db.transaction() as s:
-            services.email_codes.issue(s, user=s.get(User, member.id), purpose=CHALLENGE)
-            raise RuntimeError("the request failed after issuing")
+    with pytest.raises(RuntimeError), services.db.transaction() as s:
+        services.email_codes.issue(s, user=s.get(User, member.id), purpose=CHALLENGE)
+        raise RuntimeError("the request failed after issuing")
     issue(services, member)  # the rolled-back send did not count

@@ -34,7 +34,9 @@ def test_new_codes_are_eight_characters_of_the_alphabet(_n):
     assert normalize_recovery_code(display(code)) == code
 
 
-@given(st.text(alphabet=ALPHABET, min_size=8, max_size=8), st.sampled_from(["-", " ", "", "\u00a0", " - "]), st.booleans())
+@given(
+    st.text(alphabet=ALPHABET, min_size=8, max_size=8), st.sampled_from(["-", " ", "", "\u00a0", " - "]), st.booleans()
+)
 def test_a_code_typed_with_separators_or_capitals_normalises_to_itself(code, separator, upper):
     typed = f"{code[:4]}{separator}{code[4:]}"
     assert normalize_recovery_code(typed.upper() if upper else typed) == code
@@ -46,7 +48,9 @@ def test_normalising_never_raises_and_accepts_only_alphabet_codes(raw):
     assert result is None or (len(result) == CODE_LENGTH and set(result) <= set(ALPHABET))
 
 
-@pytest.mark.parametrize("raw", ["", "abcd-234", "abcd-23456", "abcd-2340", "abcd-1234", "oooo-llll", "abcd_2345", "x" * 100])
+@pytest.mark.parametrize(
+    "raw", ["", "abcd-234", "abcd-23456", "abcd-2340", "abcd-1234", "oooo-llll", "abcd_2345", "x" * 100]
+)
 def test_malformed_codes_are_refused_before_any_lookup(raw):
     assert normalize_recovery_code(raw) is None
 
@@ -70,9 +74,11 @@ def test_two_concurrent_uses_of_one_backup_code_give_one_success(services, make_
     def attempt(flow_id: str) -> None:
         barrier.wait()
         try:
-            results.append(services.sign_in.verify_second_factor(
-                flow_id=flow_id, method="recovery_code", code=code, context=RequestContext()
-            ))
+            results.append(
+                services.sign_in.verify_second_factor(
+                    flow_id=flow_id, method="recovery_code", code=code, context=RequestContext()
+                )
+            )
         except (InvalidCode, Throttled) as exc:
             results.append(exc)
 

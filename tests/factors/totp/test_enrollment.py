@@ -19,9 +19,13 @@ CONTEXT = RequestContext(ip="198.51.100.7", user_agent="pytest")
 
 def failures(services, user_id: int) -> list[AuditEvent]:
     with services.db.reading() as s:
-        return list(s.execute(
-            select(AuditEvent).where(AuditEvent.event == EventTag.TOTP_ENROLLMENT_FAILED, AuditEvent.subject_id == user_id)
-        ).scalars())
+        return list(
+            s.execute(
+                select(AuditEvent).where(
+                    AuditEvent.event == EventTag.TOTP_ENROLLMENT_FAILED, AuditEvent.subject_id == user_id
+                )
+            ).scalars()
+        )
 
 
 def wrong(code: str) -> str:
@@ -49,8 +53,12 @@ def admin_screen_door(services, make_user, clock):
 
     def confirm(code: str):
         return services.setup.confirm_on_admin_screen(
-            practice_id=member.practice_id, admin_id=admin.id, member_id=member.id,
-            enrollment_id=enrollment.enrollment_id, code=code, context=CONTEXT,
+            practice_id=member.practice_id,
+            admin_id=admin.id,
+            member_id=member.id,
+            enrollment_id=enrollment.enrollment_id,
+            code=code,
+            context=CONTEXT,
         )
 
     return member, enrollment, confirm
@@ -120,6 +128,8 @@ def test_the_start_is_audited_with_who_started_it(services, make_user, clock):
     member, _enrollment, _confirm = admin_screen_door(services, make_user, clock)
     with services.db.reading() as s:
         started = s.execute(
-            select(AuditEvent).where(AuditEvent.event == EventTag.TOTP_ENROLLMENT_STARTED, AuditEvent.subject_id == member.id)
+            select(AuditEvent).where(
+                AuditEvent.event == EventTag.TOTP_ENROLLMENT_STARTED, AuditEvent.subject_id == member.id
+            )
         ).scalar_one()
     assert started.actor_id != member.id and started.details == {"on_admin_screen": True}

@@ -4,7 +4,9 @@ from tests.conftest import PASSWORD, sign_in
 from tests.support.recovery import wait_for_subject
 
 NEW_PASSWORD = "a brand new passphrase"
-CHROME = {"user-agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36"}
+CHROME = {
+    "user-agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36"
+}
 
 
 def test_remembering_a_browser_emails_the_account(client, make_user, clock, mailbox):
@@ -26,7 +28,11 @@ def test_signing_in_without_remembering_sends_no_browser_notice(client, make_use
 def test_changing_the_password_emails_the_account(client, make_user, mailbox):
     member = make_user()
     assert sign_in(client, member).status_code == 200
-    response = client.post("/api/v1/me/password", json={"current_password": PASSWORD, "new_password": NEW_PASSWORD}, headers=CHROME)
+    response = client.post(
+        "/api/v1/me/password", json={"current_password": PASSWORD, "new_password": NEW_PASSWORD}, headers=CHROME
+    )
     assert response.status_code == 200
     [notice] = wait_for_subject(mailbox, member.email, "Your password was changed")
-    assert "not you" in notice.text.lower() or "wasn't you" in notice.text.lower() or "was not you" in notice.text.lower()
+    assert (
+        "not you" in notice.text.lower() or "wasn't you" in notice.text.lower() or "was not you" in notice.text.lower()
+    )

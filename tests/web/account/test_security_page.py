@@ -60,18 +60,26 @@ def assert_whole_page(response, status: int, message: str | None, error_id: str)
 
 PASSWORD_REFUSALS = [
     pytest.param({}, 422, "Enter your current password and a new one.", id="empty"),
-    pytest.param({"current_password": PASSWORD}, 422, "Enter your current password and a new one.", id="no-new-password"),
+    pytest.param(
+        {"current_password": PASSWORD}, 422, "Enter your current password and a new one.", id="no-new-password"
+    ),
     pytest.param(
         {"current_password": PASSWORD, "new_password": NEW_PASSWORD, "new_password_confirm": NEW_PASSWORD + "!"},
-        422, "The two new passwords are not the same.", id="new-passwords-differ",
+        422,
+        "The two new passwords are not the same.",
+        id="new-passwords-differ",
     ),
     pytest.param(
         {"current_password": WRONG_PASSWORD, "new_password": NEW_PASSWORD, "new_password_confirm": NEW_PASSWORD},
-        401, "The current password is not right.", id="wrong-current-password",
+        401,
+        "The current password is not right.",
+        id="wrong-current-password",
     ),
     pytest.param(
         {"current_password": PASSWORD, "new_password": PASSWORD, "new_password_confirm": PASSWORD},
-        422, "The new password must differ from the current one.", id="same-password",
+        422,
+        "The new password must differ from the current one.",
+        id="same-password",
     ),
 ]
 
@@ -96,13 +104,30 @@ def test_a_throttled_password_change_shows_the_whole_page(page, member):
 
 # (form action, error element id, status when empty / wrong password / wrong code, "enter both" message)
 REAUTH_FORMS = {
-    "turn-off-2fa": ("/account/security/totp/disable", "disable-error", (400, 400, 400),
-                     "Enter your password and the 6-digit code your app shows now (or a backup code)."),
-    "new-backup-codes": ("/account/security/recovery-codes", "regen-error", (422, 401, 400),
-                         "Enter your password and a code."),
-    "replace-app": ("/account/security/totp/replace", "replace-error", (422, 401, 400), "Enter your password and a code."),
-    "remove-email-codes": ("/account/security/email-method/remove", "email-remove-error", (422, 401, 400),
-                           "Enter your password and a code."),
+    "turn-off-2fa": (
+        "/account/security/totp/disable",
+        "disable-error",
+        (400, 400, 400),
+        "Enter your password and the 6-digit code your app shows now (or a backup code).",
+    ),
+    "new-backup-codes": (
+        "/account/security/recovery-codes",
+        "regen-error",
+        (422, 401, 400),
+        "Enter your password and a code.",
+    ),
+    "replace-app": (
+        "/account/security/totp/replace",
+        "replace-error",
+        (422, 401, 400),
+        "Enter your password and a code.",
+    ),
+    "remove-email-codes": (
+        "/account/security/email-method/remove",
+        "email-remove-error",
+        (422, 401, 400),
+        "Enter your password and a code.",
+    ),
 }
 
 
@@ -187,8 +212,12 @@ def test_ending_what_is_not_yours_answers_404_with_a_message(page, member, actio
 
 @pytest.mark.parametrize(
     "action",
-    ["/account/security/sessions/0/end", "/account/security/sessions/x/end",
-     "/account/security/remembered-browsers/-1/forget", "/account/security/remembered-browsers/99999999999999999999/forget"],
+    [
+        "/account/security/sessions/0/end",
+        "/account/security/sessions/x/end",
+        "/account/security/remembered-browsers/-1/forget",
+        "/account/security/remembered-browsers/99999999999999999999/forget",
+    ],
 )
 def test_a_malformed_id_answers_422(page, member, action):
     assert page.post(action).status_code == 422

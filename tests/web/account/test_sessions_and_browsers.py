@@ -14,7 +14,9 @@ from twofold.web.app import create_app
 from twofold.wiring import build_services
 
 NEW_PASSWORD = "a completely new passphrase"
-CHROME_WINDOWS = {"user-agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/130.0 Safari/537.36"}
+CHROME_WINDOWS = {
+    "user-agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/130.0 Safari/537.36"
+}
 FIREFOX_LINUX = {"user-agent": "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"}
 
 
@@ -95,7 +97,8 @@ def test_remember_browser_must_be_a_boolean(client, make_user, clock):
     member = make_user(with_totp=True)
     flow = password_only(client, member).json()["flow_id"]
     response = client.post(
-        f"/api/v1/sign-in/{flow}/second-factor", json={"method": "totp", "code": member.code(clock), "remember_browser": "yes"}
+        f"/api/v1/sign-in/{flow}/second-factor",
+        json={"method": "totp", "code": member.code(clock), "remember_browser": "yes"},
     )
     assert response.status_code == 422 and response.json()["error"] == "validation_error"
 
@@ -117,7 +120,12 @@ def test_a_token_after_a_password_change_is_refused_and_audited(client, make_use
     member = make_user(with_totp=True)
     sign_in(client, member, clock, remember=True)
     stolen = remembered_cookie(client, services, member)
-    assert client.post("/api/v1/me/password", json={"current_password": PASSWORD, "new_password": NEW_PASSWORD}).status_code == 200
+    assert (
+        client.post(
+            "/api/v1/me/password", json={"current_password": PASSWORD, "new_password": NEW_PASSWORD}
+        ).status_code
+        == 200
+    )
     client.post("/api/v1/sign-out")
     client.cookies.set(services.remembered.cookie_name(member.id), stolen)
     assert password_only(client, member, NEW_PASSWORD).json()["status"] == "second_factor_required"
@@ -136,7 +144,9 @@ def test_another_users_token_is_refused_and_audited(client, anonymous, make_user
 # -- GET/DELETE /api/v1/me/remembered-browsers ----------------------------------------
 
 
-def test_remembered_browsers_are_listed_with_label_times_ip_and_this_browser(client, anonymous, make_user, clock, services):
+def test_remembered_browsers_are_listed_with_label_times_ip_and_this_browser(
+    client, anonymous, make_user, clock, services
+):
     member = make_user(with_totp=True)
     sign_in(client, member, clock, remember=True)
     client.headers.update(CHROME_WINDOWS)
@@ -152,7 +162,10 @@ def test_remembered_browsers_are_listed_with_label_times_ip_and_this_browser(cli
     assert set(first) == {"id", "label", "created_at", "last_used_at", "expires_at", "ip", "last_ip", "current"}
     assert first["ip"] == "testclient" and first["expires_at"] > first["created_at"]
     assert client.get(f"/api/v1/me/remembered-browsers/{first['id']}").json() == first
-    assert [b["current"] for b in anonymous.get("/api/v1/me/remembered-browsers").json()["remembered_browsers"]] == [True, False]
+    assert [b["current"] for b in anonymous.get("/api/v1/me/remembered-browsers").json()["remembered_browsers"]] == [
+        True,
+        False,
+    ]
 
 
 def test_forgetting_one_browser_asks_it_for_the_code_again(client, anonymous, make_user, clock, services):
@@ -338,7 +351,9 @@ def test_changing_the_password_ends_other_sessions_and_every_remembered_browser(
 def test_a_wrong_current_password_changes_nothing_and_is_audited(client, make_user, services):
     member = make_user()
     sign_in(client, member)
-    response = client.post("/api/v1/me/password", json={"current_password": "not my password", "new_password": NEW_PASSWORD})
+    response = client.post(
+        "/api/v1/me/password", json={"current_password": "not my password", "new_password": NEW_PASSWORD}
+    )
     assert response.status_code == 401 and response.json()["error"] == "invalid_credentials"
     assert client.get("/api/v1/me").status_code == 200
     assert events(services, "account:password:change_failed", member.id)[-1].details == {"reason": "wrong_password"}
@@ -430,11 +445,15 @@ def test_another_site_cannot_sign_you_out_everywhere(client, make_user):
 
 def test_the_routes_are_in_the_openapi_document(client):
     paths = client.get("/api/openapi.json").json()["paths"]
-    assert {"get", "delete"} <= set(paths["/api/v1/me/sessions"]) and {"get", "delete"} <= set(paths["/api/v1/me/sessions/{session_id}"])
+    assert {"get", "delete"} <= set(paths["/api/v1/me/sessions"]) and {"get", "delete"} <= set(
+        paths["/api/v1/me/sessions/{session_id}"]
+    )
     assert {"get", "delete"} <= set(paths["/api/v1/me/remembered-browsers"])
     assert {"get", "delete"} <= set(paths["/api/v1/me/remembered-browsers/{browser_id}"])
     assert "post" in paths["/api/v1/me/password"] and "post" in paths["/api/v1/me/session/keep-alive"]
-    body = paths["/api/v1/sign-in/{flow_id}/second-factor"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    body = paths["/api/v1/sign-in/{flow_id}/second-factor"]["post"]["requestBody"]["content"]["application/json"][
+        "schema"
+    ]
     assert body == {"$ref": "#/components/schemas/SecondFactorRequest"}
     schema = client.get("/api/openapi.json").json()["components"]["schemas"]["SecondFactorRequest"]
     assert schema["properties"]["remember_browser"]["type"] == "boolean"

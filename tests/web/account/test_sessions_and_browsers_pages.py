@@ -44,9 +44,17 @@ def set_policy(services, practice_id, **values):
 # -- the code step ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("days", "text"), [(30, "Remember this browser for 30 days"), (7, "Remember this browser for 7 days"),
-                                            (1, "Remember this browser for 1 day")])
-def test_the_code_step_offers_to_remember_the_browser_for_the_policy_days(client, make_user, services, practice, days, text):
+@pytest.mark.parametrize(
+    ("days", "text"),
+    [
+        (30, "Remember this browser for 30 days"),
+        (7, "Remember this browser for 7 days"),
+        (1, "Remember this browser for 1 day"),
+    ],
+)
+def test_the_code_step_offers_to_remember_the_browser_for_the_policy_days(
+    client, make_user, services, practice, days, text
+):
     set_policy(services, practice.id, remember_browser_days=days)
     member = make_user(with_totp=True)
     page = client.get(password_step(client, member).headers["location"])
@@ -154,7 +162,7 @@ def test_the_security_page_lists_sessions_and_browsers_marking_this_one(client, 
     page = client.get("/account/security").text
     assert page.count('class="pill current">This session') == 1 and page.count('class="pill current">This browser') == 1
     assert "Chrome on Windows" in page and "Firefox on Linux" in page
-    sessions = page[page.index('id="sessions"'):]
+    sessions = page[page.index('id="sessions"') :]
     assert sessions.index("Firefox on Linux") < sessions.index("This session") < sessions.index("Chrome on Windows")
     assert "Sign out all other sessions" in page and "Sign out everywhere" in page and "Forget all browsers" in page
 
@@ -173,7 +181,10 @@ def test_forgetting_another_browser_from_the_page(client, anonymous, make_user, 
     sign_in_with_code(client, member, clock)
     browser_id = _row_id(client.get("/account/security").text, "browser", "Chrome on Windows")
     page = client.post(f"/account/security/remembered-browsers/{browser_id}/forget")
-    assert "That browser is forgotten" in page.text and "Chrome on Windows" not in page.text.split('id="remembered-browsers"')[1].split("</section>")[0]
+    assert (
+        "That browser is forgotten" in page.text
+        and "Chrome on Windows" not in page.text.split('id="remembered-browsers"')[1].split("</section>")[0]
+    )
     anonymous.post("/sign-out")
     assert password_step(anonymous, member).headers["location"].endswith("/code")
 
@@ -222,14 +233,26 @@ def test_forget_all_browsers_from_the_page(client, make_user, clock):
 @pytest.mark.parametrize(
     ("form", "status", "message"),
     [
-        ({"current_password": PASSWORD, "new_password": NEW_PASSWORD, "new_password_confirm": NEW_PASSWORD + "x"}, 422,
-         "The two new passwords are not the same."),
-        ({"current_password": "wrong password", "new_password": NEW_PASSWORD, "new_password_confirm": NEW_PASSWORD}, 401,
-         "The current password is not right."),
-        ({"current_password": PASSWORD, "new_password": "short", "new_password_confirm": "short"}, 422,
-         "at least 12 characters"),
-        ({"current_password": "", "new_password": NEW_PASSWORD, "new_password_confirm": NEW_PASSWORD}, 422,
-         "Enter your current password and a new one."),
+        (
+            {"current_password": PASSWORD, "new_password": NEW_PASSWORD, "new_password_confirm": NEW_PASSWORD + "x"},
+            422,
+            "The two new passwords are not the same.",
+        ),
+        (
+            {"current_password": "wrong password", "new_password": NEW_PASSWORD, "new_password_confirm": NEW_PASSWORD},
+            401,
+            "The current password is not right.",
+        ),
+        (
+            {"current_password": PASSWORD, "new_password": "short", "new_password_confirm": "short"},
+            422,
+            "at least 12 characters",
+        ),
+        (
+            {"current_password": "", "new_password": NEW_PASSWORD, "new_password_confirm": NEW_PASSWORD},
+            422,
+            "Enter your current password and a new one.",
+        ),
     ],
     ids=["mismatch", "wrong-current", "too-short", "empty"],
 )

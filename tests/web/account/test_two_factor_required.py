@@ -14,12 +14,18 @@ from twofold.crypto import otp
 # The routes a member who must enrol can still use: setting up the app or email codes, the
 # prompt itself, and the idle-timeout plumbing every signed-in page polls.
 ENROLMENT = {
-    ("POST", "/api/v1/me/totp"), ("POST", "/api/v1/me/totp/confirm"),
-    ("POST", "/account/security/totp"), ("POST", "/account/security/totp/confirm"),
-    ("POST", "/api/v1/me/email-method"), ("POST", "/api/v1/me/email-method/confirm"),
-    ("POST", "/account/security/email-method"), ("POST", "/account/security/email-method/confirm"),
-    ("GET", "/api/v1/me/session"), ("POST", "/api/v1/me/session/keep-alive"),
-    ("GET", "/account/two-factor"), ("POST", "/account/two-factor/skip"),
+    ("POST", "/api/v1/me/totp"),
+    ("POST", "/api/v1/me/totp/confirm"),
+    ("POST", "/account/security/totp"),
+    ("POST", "/account/security/totp/confirm"),
+    ("POST", "/api/v1/me/email-method"),
+    ("POST", "/api/v1/me/email-method/confirm"),
+    ("POST", "/account/security/email-method"),
+    ("POST", "/account/security/email-method/confirm"),
+    ("GET", "/api/v1/me/session"),
+    ("POST", "/api/v1/me/session/keep-alive"),
+    ("GET", "/account/two-factor"),
+    ("POST", "/account/two-factor/skip"),
 }
 
 
@@ -29,13 +35,21 @@ def backend(request):
 
 
 def require(services, practice, **changes):
-    services.policies.update(practice_id=practice.id, actor_id=None, changes={"require_two_factor": True, **changes}, context=RequestContext())
+    services.policies.update(
+        practice_id=practice.id,
+        actor_id=None,
+        changes={"require_two_factor": True, **changes},
+        context=RequestContext(),
+    )
 
 
 def enrol_through_api(client, clock):
     enrollment = client.post("/api/v1/me/totp").json()
     key = otp.from_b32(enrollment["secret"])
-    response = client.post("/api/v1/me/totp/confirm", json={"enrollment_id": enrollment["enrollment_id"], "code": otp.totp(key, clock.now().timestamp())})
+    response = client.post(
+        "/api/v1/me/totp/confirm",
+        json={"enrollment_id": enrollment["enrollment_id"], "code": otp.totp(key, clock.now().timestamp())},
+    )
     assert response.status_code == 200
     return key
 
@@ -48,7 +62,9 @@ def signed_in_routes(app, anonymous):
         for method in sorted(getattr(route, "methods", None) or ()):
             if method == "HEAD" or path.startswith("/static"):
                 continue
-            url = path.replace("{member_id}", "1").replace("{flow_id}", "x").replace("{token}", "x").replace("{id}", "1")
+            url = (
+                path.replace("{member_id}", "1").replace("{flow_id}", "x").replace("{token}", "x").replace("{id}", "1")
+            )
             response = anonymous.request(method, url, json={}, follow_redirects=False)
             needs_session = response.status_code == 401 or (
                 # A signed-out GET goes to sign-in with ?next=; a form post goes there with ?next= only
@@ -64,10 +80,16 @@ def signed_in_routes(app, anonymous):
     return found
 
 
-def test_inside_the_grace_period_a_member_is_prompted_at_sign_in_and_may_skip(client, make_user, services, practice, clock):
+def test_inside_the_grace_period_a_member_is_prompted_at_sign_in_and_may_skip(
+    client, make_user, services, practice, clock
+):
     require(services, practice, grace_days=7)
     staff = make_user(role="staff")
-    signed = client.post("/sign-in", data={"email": staff.email, "password": PASSWORD, "next": "/account/security"}, follow_redirects=False)
+    signed = client.post(
+        "/sign-in",
+        data={"email": staff.email, "password": PASSWORD, "next": "/account/security"},
+        follow_redirects=False,
+    )
     assert signed.status_code == 303 and signed.headers["location"] == "/account/two-factor?next=%2Faccount%2Fsecurity"
     prompt = client.get("/account/two-factor?next=/account/security")
     assert prompt.status_code == 200 and "Skip for now" in prompt.text and "7 days left" in prompt.text
@@ -97,17 +119,24 @@ def test_after_the_grace_period_only_enrolment_is_open(client, anonymous, app, m
             assert response.status_code == 303 and response.headers["location"] == "/account/two-factor", label
     prompt = client.get("/account/two-factor")
     assert prompt.status_code == 200 and "Skip for now" not in prompt.text and "must set it up" in prompt.text
-    assert client.post("/account/two-factor/skip", data={"next": "/"}, follow_redirects=False).headers["location"] == "/account/two-factor"
+    assert (
+        client.post("/account/two-factor/skip", data={"next": "/"}, follow_redirects=False).headers["location"]
+        == "/account/two-factor"
+    )
     enrol_through_api(client, clock)
     assert client.get("/api/v1/me").status_code == 200
     assert client.get("/admin/members").status_code == 200
 
 
-def test_sign_in_page_after_the_grace_period_goes_to_enrolment_without_skip(client, make_user, services, practice, clock):
+def test_sign_in_page_after_the_grace_period_goes_to_enrolment_without_skip(
+    client, make_user, services, practice, clock
+):
     require(services, practice, grace_days=2)
     staff = make_user(role="staff")
     clock.advance(days=2)
-    signed = client.post("/sign-in", data={"email": staff.email, "password": PASSWORD, "next": ""}, follow_redirects=True)
+    signed = client.post(
+        "/sign-in", data={"email": staff.email, "password": PASSWORD, "next": ""}, follow_redirects=True
+    )
     assert signed.url.path == "/account/two-factor" and "Skip for now" not in signed.text
     setup = client.post("/account/security/totp")
     assert setup.status_code == 200 and "Set up your authenticator app" in setup.text
@@ -155,7 +184,9 @@ def test_policy_changes_apply_at_the_next_request(client, make_user, services, p
     require(services, practice, grace_days=0)
     clock.advance(seconds=1)
     assert client.get("/api/v1/me").status_code == 403
-    services.policies.update(practice_id=practice.id, actor_id=None, changes={"require_two_factor": False}, context=RequestContext())
+    services.policies.update(
+        practice_id=practice.id, actor_id=None, changes={"require_two_factor": False}, context=RequestContext()
+    )
     assert client.get("/api/v1/me").status_code == 200
 
 
@@ -169,7 +200,9 @@ def test_a_reset_demand_allows_no_grace_and_ends_with_enrolment(client, make_use
     assert client.get("/api/v1/me").status_code == 200
     # The demand is met and gone: turning 2FA off later is the member's own choice again.
     clock.advance(seconds=30)
-    off = client.request("DELETE", "/api/v1/me/totp", json={"password": PASSWORD, "code": otp.totp(key, clock.now().timestamp())})
+    off = client.request(
+        "DELETE", "/api/v1/me/totp", json={"password": PASSWORD, "code": otp.totp(key, clock.now().timestamp())}
+    )
     assert off.status_code == 200
     assert client.get("/api/v1/me").status_code == 200
 
@@ -177,4 +210,9 @@ def test_a_reset_demand_allows_no_grace_and_ends_with_enrolment(client, make_use
 def test_every_signed_in_route_is_found_by_the_probe(app, anonymous):
     routes = {(method, path) for method, path, _url in signed_in_routes(app, anonymous)}
     assert ENROLMENT - {("GET", "/account/two-factor"), ("POST", "/account/two-factor/skip")} <= routes
-    assert {("GET", "/api/v1/me"), ("DELETE", "/api/v1/me/totp"), ("GET", "/account/security"), ("PUT", "/api/v1/practice/policy")} <= routes
+    assert {
+        ("GET", "/api/v1/me"),
+        ("DELETE", "/api/v1/me/totp"),
+        ("GET", "/account/security"),
+        ("PUT", "/api/v1/practice/policy"),
+    } <= routes

@@ -88,7 +88,9 @@ def test_backup_codes_are_shown_only_when_two_factor_turns_on(client, make_user,
     member = signed_in_member(client, make_user, clock)
     flow = start_flow(client, member)
     assert second_factor(client, flow["flow_id"], "recovery_code", member.recovery_codes[0]).status_code == 200
-    replace = client.post("/api/v1/me/totp/replace", json={"password": PASSWORD, "code": member.recovery_codes[1]}).json()
+    replace = client.post(
+        "/api/v1/me/totp/replace", json={"password": PASSWORD, "code": member.recovery_codes[1]}
+    ).json()
     new_key = otp.from_b32(replace["secret"])
     confirmed = client.post(
         "/api/v1/me/totp/confirm",
@@ -101,13 +103,20 @@ def test_sign_in_with_a_backup_code_counts_down_and_tells_the_owner(client, make
     member = make_user(with_totp=True)
     flow = start_flow(client, member, headers=CHROME_ON_WINDOWS)
     assert flow["methods"] == ["totp", "recovery_code"]
-    response = second_factor(client, flow["flow_id"], "recovery_code", member.recovery_codes[3], headers=CHROME_ON_WINDOWS)
+    response = second_factor(
+        client, flow["flow_id"], "recovery_code", member.recovery_codes[3], headers=CHROME_ON_WINDOWS
+    )
     assert response.status_code == 200 and response.json() == {"status": "signed_in"}
     assert me(client)["recovery_codes_left"] == 9
     [notice] = wait_for_subject(mailbox, member.email, "A backup code was used to sign in")
     assert notice.to == member.email
-    for fact in ("You have 9 backup codes left.", "Chrome on Windows", "testclient", "Monday 2 November 2026",
-                 "If this was not you"):
+    for fact in (
+        "You have 9 backup codes left.",
+        "Chrome on Windows",
+        "testclient",
+        "Monday 2 November 2026",
+        "If this was not you",
+    ):
         assert fact in notice.text
     assert "Chrome on Windows" in notice.html
     assert member.recovery_codes[3] not in notice.text  # the code itself is never mailed back
@@ -145,7 +154,9 @@ def test_a_malformed_backup_code_changes_nothing(client, make_user):
 
 def test_generating_new_codes_needs_the_password_and_a_code(client, make_user, clock):
     member = signed_in_member(client, make_user, clock)
-    wrong_password = client.post("/api/v1/me/recovery-codes", json={"password": "not my password", "code": member.code(clock)})
+    wrong_password = client.post(
+        "/api/v1/me/recovery-codes", json={"password": "not my password", "code": member.code(clock)}
+    )
     assert wrong_password.status_code == 401 and wrong_password.json()["error"] == "invalid_credentials"
     right = member.code(clock)
     wrong_code = client.post("/api/v1/me/recovery-codes", json={"password": PASSWORD, "code": other_code(right)})
@@ -165,7 +176,9 @@ def test_regenerated_codes_invalidate_the_old_set(client, anonymous, make_user, 
     assert me(client)["recovery_codes_left"] == 10
     old = second_factor(anonymous, start_flow(anonymous, member)["flow_id"], "recovery_code", member.recovery_codes[5])
     assert old.status_code == 401
-    assert second_factor(anonymous, start_flow(anonymous, member)["flow_id"], "recovery_code", fresh[5]).status_code == 200
+    assert (
+        second_factor(anonymous, start_flow(anonymous, member)["flow_id"], "recovery_code", fresh[5]).status_code == 200
+    )
     [notice] = wait_for_subject(mailbox, member.email, "New backup codes were generated")
     assert "All earlier backup codes stopped working" in notice.text
 
@@ -256,7 +269,9 @@ def test_an_email_code_works_only_once(client, anonymous, make_user, clock, mail
     assert again.status_code == 401
 
 
-def test_sending_is_limited_to_one_per_30_seconds_and_five_per_hour(client, anonymous, make_user, clock, mailbox, services):
+def test_sending_is_limited_to_one_per_30_seconds_and_five_per_hour(
+    client, anonymous, make_user, clock, mailbox, services
+):
     member = signed_in_member(client, make_user, clock)
     add_email_method(client, mailbox, member, clock)  # the confirming code was send 1 of the hour
     flow = start_flow(anonymous, member)["flow_id"]
@@ -295,11 +310,15 @@ def test_a_practice_can_disallow_email_codes(client, anonymous, make_user, clock
     other = signed_in_member(anonymous, make_user, clock)
     refused = anonymous.post("/api/v1/me/email-method")
     assert refused.status_code == 403 and refused.json()["error"] == "email_not_allowed"
-    assert "email" not in me(anonymous)["methods"] and other.email not in [m.to for m in mailbox.messages if m.subject == CONFIRM_CODE]
+    assert "email" not in me(anonymous)["methods"] and other.email not in [
+        m.to for m in mailbox.messages if m.subject == CONFIRM_CODE
+    ]
 
 
 @SQLITE_ONLY
-def test_a_disallowed_email_only_account_never_falls_back_to_the_password(client, anonymous, make_user, clock, mailbox, services, practice):
+def test_a_disallowed_email_only_account_never_falls_back_to_the_password(
+    client, anonymous, make_user, clock, mailbox, services, practice
+):
     member = make_user(role="staff")
     sign_in(client, member)
     added = add_email_method(client, mailbox, member, clock)
@@ -350,9 +369,13 @@ def test_an_admin_never_has_email_as_the_only_method(client, anonymous, make_use
 def test_removing_email_needs_reauthentication_and_another_method(client, anonymous, make_user, clock, mailbox):
     member = signed_in_member(client, make_user, clock)
     add_email_method(client, mailbox, member, clock)
-    wrong = client.request("DELETE", "/api/v1/me/email-method", json={"password": "wrong password!", "code": member.code(clock)})
+    wrong = client.request(
+        "DELETE", "/api/v1/me/email-method", json={"password": "wrong password!", "code": member.code(clock)}
+    )
     assert wrong.status_code == 401
-    removed = client.request("DELETE", "/api/v1/me/email-method", json={"password": PASSWORD, "code": member.code(clock)})
+    removed = client.request(
+        "DELETE", "/api/v1/me/email-method", json={"password": PASSWORD, "code": member.code(clock)}
+    )
     assert removed.status_code == 200 and removed.json() == {"status": "removed"}
     assert me(client)["methods"] == ["totp", "recovery_code"]
     [notice] = wait_for_subject(mailbox, member.email, "Email codes were removed from your sign-in methods")
@@ -399,7 +422,9 @@ def test_email_code_answers_are_4xx_for_bad_input(client, make_user, clock, mail
     ("failing", "then"),
     [("totp", "recovery_code"), ("recovery_code", "totp"), ("email", "recovery_code"), ("recovery_code", "email")],
 )
-def test_switching_method_gives_no_fresh_attempts(client, anonymous, make_user, clock, mailbox, services, failing, then):
+def test_switching_method_gives_no_fresh_attempts(
+    client, anonymous, make_user, clock, mailbox, services, failing, then
+):
     member = signed_in_member(client, make_user, clock)
     add_email_method(client, mailbox, member, clock)
     wrong = {"totp": other_code(member.code(clock)), "recovery_code": "zzzz-zzzz", "email": "00000000"}[failing]
@@ -423,21 +448,33 @@ def test_reauthentication_codes_count_against_the_same_throttle(client, anonymou
     for _ in range(5):
         response = client.post("/api/v1/me/recovery-codes", json={"password": PASSWORD, "code": "zzzz-zzzz"})
         assert response.status_code == 400
-    blocked = second_factor(anonymous, start_flow(anonymous, member)["flow_id"], "recovery_code", member.recovery_codes[0])
+    blocked = second_factor(
+        anonymous, start_flow(anonymous, member)["flow_id"], "recovery_code", member.recovery_codes[0]
+    )
     assert blocked.status_code == 429
 
 
 # -- the lost phone -------------------------------------------------------------------------
 
 
-def test_lost_phone_sign_in_with_a_backup_code_then_replace_the_app(client, anonymous, make_user, clock, mailbox, services):
+def test_lost_phone_sign_in_with_a_backup_code_then_replace_the_app(
+    client, anonymous, make_user, clock, mailbox, services
+):
     member = make_user(with_totp=True)
-    assert second_factor(client, start_flow(client, member)["flow_id"], "recovery_code", member.recovery_codes[0]).status_code == 200
+    assert (
+        second_factor(
+            client, start_flow(client, member)["flow_id"], "recovery_code", member.recovery_codes[0]
+        ).status_code
+        == 200
+    )
     replace = client.post("/api/v1/me/totp/replace", json={"password": PASSWORD, "code": member.recovery_codes[1]})
     assert replace.status_code == 200 and set(replace.json()) == {"enrollment_id", "secret", "otpauth_uri", "qr_svg"}
     new_key = otp.from_b32(replace.json()["secret"])
     # Until the new app is confirmed, the old one still signs in.
-    assert second_factor(anonymous, start_flow(anonymous, member)["flow_id"], "totp", member.code(clock)).status_code == 200
+    assert (
+        second_factor(anonymous, start_flow(anonymous, member)["flow_id"], "totp", member.code(clock)).status_code
+        == 200
+    )
     clock.advance(seconds=30)
     confirmed = client.post(
         "/api/v1/me/totp/confirm",
@@ -447,7 +484,9 @@ def test_lost_phone_sign_in_with_a_backup_code_then_replace_the_app(client, anon
     clock.advance(seconds=30)
     old = second_factor(anonymous, start_flow(anonymous, member)["flow_id"], "totp", member.code(clock))
     assert old.status_code == 401
-    new = second_factor(anonymous, start_flow(anonymous, member)["flow_id"], "totp", otp.totp(new_key, clock.now().timestamp()))
+    new = second_factor(
+        anonymous, start_flow(anonymous, member)["flow_id"], "totp", otp.totp(new_key, clock.now().timestamp())
+    )
     assert new.status_code == 200
     assert me(client)["recovery_codes_left"] == 8
     [notice] = wait_for_subject(mailbox, member.email, "Your authenticator app was replaced")
@@ -461,15 +500,24 @@ def test_replacing_the_app_needs_reauthentication(client, make_user, clock):
     member = signed_in_member(client, make_user, clock)
     plain = client.post("/api/v1/me/totp")
     assert plain.status_code == 409 and "Replace authenticator app" in plain.json()["message"]
-    assert client.post("/api/v1/me/totp/replace", json={"password": "wrong password!", "code": member.code(clock)}).status_code == 401
+    assert (
+        client.post(
+            "/api/v1/me/totp/replace", json={"password": "wrong password!", "code": member.code(clock)}
+        ).status_code
+        == 401
+    )
     assert client.post("/api/v1/me/totp/replace", json={"password": PASSWORD, "code": "zzzz-zzzz"}).status_code == 400
     assert client.post("/api/v1/me/totp/replace", json={"password": PASSWORD}).status_code == 422
 
 
-def test_turning_off_with_a_backup_code_removes_every_method_and_tells_the_owner(client, make_user, clock, mailbox, services):
+def test_turning_off_with_a_backup_code_removes_every_method_and_tells_the_owner(
+    client, make_user, clock, mailbox, services
+):
     member = signed_in_member(client, make_user, clock)
     add_email_method(client, mailbox, member, clock)
-    response = client.request("DELETE", "/api/v1/me/totp", json={"password": PASSWORD, "code": member.recovery_codes[0]})
+    response = client.request(
+        "DELETE", "/api/v1/me/totp", json={"password": PASSWORD, "code": member.recovery_codes[0]}
+    )
     assert response.status_code == 200
     assert me(client) == {"enabled": False, "methods": [], "recovery_codes_left": 0}
     with services.db.reading() as s:
@@ -484,9 +532,12 @@ def test_the_openapi_document_carries_every_route_of_the_contract(client):
     spec = client.get("/api/openapi.json").json()
     paths = spec["paths"]
     for path, method in [
-        ("/api/v1/me/recovery-codes", "post"), ("/api/v1/me/email-method", "post"),
-        ("/api/v1/me/email-method/confirm", "post"), ("/api/v1/me/email-method", "delete"),
-        ("/api/v1/sign-in/{flow_id}/email-code", "post"), ("/api/v1/me/totp/replace", "post"),
+        ("/api/v1/me/recovery-codes", "post"),
+        ("/api/v1/me/email-method", "post"),
+        ("/api/v1/me/email-method/confirm", "post"),
+        ("/api/v1/me/email-method", "delete"),
+        ("/api/v1/sign-in/{flow_id}/email-code", "post"),
+        ("/api/v1/me/totp/replace", "post"),
         ("/api/v1/me/email-code", "post"),
     ]:
         assert method in paths[path], (path, method)

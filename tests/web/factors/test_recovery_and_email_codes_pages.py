@@ -56,7 +56,9 @@ def test_download_is_a_text_file_of_the_accounts_unused_codes(client, anonymous,
     assert all(code in response.text for code in member.recovery_codes) and member.email in response.text
     # Only the account's own, unused codes are ever written back: not an echo service.
     other = make_user(with_totp=True)
-    mixed = client.post("/account/security/recovery-codes/download", data={"code": other.recovery_codes[:2] + ["<b>hi</b>"]})
+    mixed = client.post(
+        "/account/security/recovery-codes/download", data={"code": other.recovery_codes[:2] + ["<b>hi</b>"]}
+    )
     assert mixed.status_code == 410 and other.recovery_codes[0] not in mixed.text
     signed_out = anonymous.post(
         "/account/security/recovery-codes/download", data={"code": member.recovery_codes}, follow_redirects=False
@@ -76,8 +78,13 @@ def test_the_saved_confirmation_must_be_ticked(client, make_user, clock):
 
 @pytest.mark.parametrize(
     ("used", "shown", "warning"),
-    [(0, "10 of 10", None), (6, "4 of 10", None), (7, "3 of 10", "Only 3 backup codes left."),
-     (9, "1 of 10", "Only 1 backup code left."), (10, "0 of 10", "You have no backup codes left.")],
+    [
+        (0, "10 of 10", None),
+        (6, "4 of 10", None),
+        (7, "3 of 10", "Only 3 backup codes left."),
+        (9, "1 of 10", "Only 1 backup code left."),
+        (10, "0 of 10", "You have no backup codes left."),
+    ],
 )
 def test_the_count_is_shown_and_warns_at_three_or_fewer(client, make_user, clock, services, used, shown, warning):
     member = make_user(with_totp=True)
@@ -121,7 +128,12 @@ def test_the_code_step_offers_a_backup_code_and_help_without_one(client, make_us
 def test_the_lost_phone_page_says_what_to_do(client):
     page = client.get("/help/lost-phone")
     assert page.status_code == 200
-    for step in ("Use a backup code instead", "Replace authenticator app", "practice admin", "reset two-factor authentication"):
+    for step in (
+        "Use a backup code instead",
+        "Replace authenticator app",
+        "practice admin",
+        "reset two-factor authentication",
+    ):
         assert step in page.text
 
 
@@ -154,7 +166,9 @@ def test_adding_and_removing_email_codes_by_page(client, make_user, clock, mailb
     added = client.post("/account/security/email-method/confirm", data={"code": code})
     assert "Email codes are added" in added.text and "Remove email codes" in added.text
     clock.advance(seconds=30)
-    removed = client.post("/account/security/email-method/remove", data={"password": PASSWORD, "code": member.code(clock)})
+    removed = client.post(
+        "/account/security/email-method/remove", data={"password": PASSWORD, "code": member.code(clock)}
+    )
     assert "Email codes are removed" in removed.text and "Add email codes" in removed.text
 
 
@@ -182,7 +196,8 @@ def test_replace_the_app_by_page_after_signing_in_with_a_backup_code(client, ano
     wrong = client.post("/account/security/totp/confirm", data={"enrollment_id": enrollment_id, "code": "000000"})
     assert wrong.status_code == 400 and "Use this app" in wrong.text  # still the replacement wording
     done = client.post(
-        "/account/security/totp/confirm", data={"enrollment_id": enrollment_id, "code": otp.totp(key, clock.now().timestamp())}
+        "/account/security/totp/confirm",
+        data={"enrollment_id": enrollment_id, "code": otp.totp(key, clock.now().timestamp())},
     )
     assert "Codes from the old app no longer work" in done.text and "<strong>8 of 10</strong>" in done.text
     wait_for_subject(mailbox, member.email, "Your authenticator app was replaced")

@@ -71,7 +71,9 @@ def test_enrollment_answers_exactly_the_documented_fields(client, make_user, pra
     assert body["qr_svg"].startswith("<svg") and body["qr_svg"].rstrip().endswith("</svg>")
 
 
-def test_the_otpauth_uri_names_the_practice_and_the_email_with_sha1_six_digits_thirty_seconds(client, make_user, practice):
+def test_the_otpauth_uri_names_the_practice_and_the_email_with_sha1_six_digits_thirty_seconds(
+    client, make_user, practice
+):
     member = make_user()
     sign_in(client, member)
     body = client.post("/api/v1/me/totp").json()
@@ -80,7 +82,11 @@ def test_the_otpauth_uri_names_the_practice_and_the_email_with_sha1_six_digits_t
     assert unquote(uri.path) == f"/{practice.name}:{member.email}"
     params = {k: v[0] for k, v in parse_qs(uri.query, strict_parsing=True).items()}
     assert params == {
-        "secret": body["secret"], "issuer": practice.name, "algorithm": "SHA1", "digits": "6", "period": "30",
+        "secret": body["secret"],
+        "issuer": practice.name,
+        "algorithm": "SHA1",
+        "digits": "6",
+        "period": "30",
     }
 
 
@@ -122,7 +128,9 @@ def test_two_factor_is_on_only_after_a_right_confirming_code(client, anonymous, 
         "/api/v1/me/totp/confirm",
         json={"enrollment_id": enrollment["enrollment_id"], "code": current_code(enrollment["secret"], clock)},
     )
-    assert right.status_code == 200 and right.json()["status"] == "enabled" and len(right.json()["recovery_codes"]) == 10
+    assert (
+        right.status_code == 200 and right.json()["status"] == "enabled" and len(right.json()["recovery_codes"]) == 10
+    )
     assert two_factor(client) == {"enabled": True, "methods": ["totp", "recovery_code"], "recovery_codes_left": 10}
     assert [e.subject_id for e in events(services, "account:two_factor:enabled")] == [member.id]
     assert [e.subject_id for e in events(services, "account:two_factor:totp_enrollment_failed")] == [member.id]
@@ -199,7 +207,9 @@ def test_turning_off_needs_the_password_and_a_current_code(client, anonymous, ma
     enrollment = enroll(client, clock)
     secret = enrollment["secret"]
 
-    wrong_password = client.request("DELETE", "/api/v1/me/totp", json={"password": "not my password", "code": current_code(secret, clock)})
+    wrong_password = client.request(
+        "DELETE", "/api/v1/me/totp", json={"password": "not my password", "code": current_code(secret, clock)}
+    )
     assert wrong_password.status_code == 401 and wrong_password.json()["error"] == "invalid_credentials"
     assert two_factor(client)["enabled"] is True
 
@@ -207,7 +217,9 @@ def test_turning_off_needs_the_password_and_a_current_code(client, anonymous, ma
     assert wrong.status_code == 400 and wrong.json()["error"] == "invalid_code"
     assert two_factor(client)["enabled"] is True
 
-    right = client.request("DELETE", "/api/v1/me/totp", json={"password": PASSWORD, "code": current_code(secret, clock)})
+    right = client.request(
+        "DELETE", "/api/v1/me/totp", json={"password": PASSWORD, "code": current_code(secret, clock)}
+    )
     assert right.status_code == 200 and right.json() == {"status": "disabled"}
     assert two_factor(client) == {"enabled": False, "methods": [], "recovery_codes_left": 0}
     assert [e.subject_id for e in events(services, "account:two_factor:disabled")] == [member.id]
@@ -222,7 +234,9 @@ def test_the_code_used_to_sign_in_cannot_turn_two_factor_off(client, make_user, 
     member = make_user(with_totp=True)
     used = member.code(clock)
     flow = client.post("/api/v1/sign-in", json={"email": member.email, "password": PASSWORD}).json()["flow_id"]
-    assert client.post(f"/api/v1/sign-in/{flow}/second-factor", json={"method": "totp", "code": used}).status_code == 200
+    assert (
+        client.post(f"/api/v1/sign-in/{flow}/second-factor", json={"method": "totp", "code": used}).status_code == 200
+    )
     response = client.request("DELETE", "/api/v1/me/totp", json={"password": PASSWORD, "code": used})
     assert response.status_code == 400 and two_factor(client)["enabled"] is True
 
@@ -250,7 +264,13 @@ def test_the_totp_secret_is_stored_encrypted(client, make_user, clock, services,
     rows = stored_rows(services)
     assert len(rows) == 1
     dumped = repr(rows[0])
-    for form in (enrollment["secret"], enrollment["secret"].lower(), otp.grouped(enrollment["secret"]), key.hex(), repr(key)[2:-1]):
+    for form in (
+        enrollment["secret"],
+        enrollment["secret"].lower(),
+        otp.grouped(enrollment["secret"]),
+        key.hex(),
+        repr(key)[2:-1],
+    ):
         assert form not in dumped
     sealed = rows[0]["secret_sealed"]
     assert sealed.startswith("v1.")

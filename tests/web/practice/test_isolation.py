@@ -45,19 +45,34 @@ class Case:
             return code if value == "{code}" else value
 
         return client.request(
-            self.method, self.path.format(member=member_id), json=fill(self.json), data=fill(self.data), files=self.files,
-            content=self.content, headers=self.headers, follow_redirects=False,
+            self.method,
+            self.path.format(member=member_id),
+            json=fill(self.json),
+            data=fill(self.data),
+            files=self.files,
+            content=self.content,
+            headers=self.headers,
+            follow_redirects=False,
         )
 
 
-POLICY_FORM = {"require_two_factor": "true", "grace_days": "3", "remember_browser_days": "7", "idle_timeout_minutes": "15"}
+POLICY_FORM = {
+    "require_two_factor": "true",
+    "grace_days": "3",
+    "remember_browser_days": "7",
+    "idle_timeout_minutes": "15",
+}
 CSV = b"email,name,role\nimported.by.a@riverside.example,Imported,staff\n"
 RESET = {"password": PASSWORD, "code": "{code}", "reason": "isolation check"}
 
 CASES = [
     Case("GET", "/api/v1/practice/members"),
     Case("GET", "/api/v1/practice/members", headers={"accept": "text/csv"}),
-    Case("POST", "/api/v1/practice/members", json={"email": "added.by.a@riverside.example", "name": "Added", "role": "staff"}),
+    Case(
+        "POST",
+        "/api/v1/practice/members",
+        json={"email": "added.by.a@riverside.example", "name": "Added", "role": "staff"},
+    ),
     Case("POST", "/api/v1/practice/members/import", content=CSV, headers={"content-type": "text/csv"}),
     Case("GET", "/api/v1/practice/members/{member}"),
     Case("PATCH", "/api/v1/practice/members/{member}", json={"role": "staff"}),
@@ -75,9 +90,17 @@ CASES = [
     Case("GET", "/admin/members"),
     Case("GET", "/admin/members.csv"),
     Case("GET", "/admin/members/new"),
-    Case("POST", "/admin/members/new", data={"email": "page.added.by.a@riverside.example", "name": "Added", "role": "staff"}),
+    Case(
+        "POST",
+        "/admin/members/new",
+        data={"email": "page.added.by.a@riverside.example", "name": "Added", "role": "staff"},
+    ),
     Case("GET", "/admin/members/import"),
-    Case("POST", "/admin/members/import", files={"file": ("members.csv", CSV.replace(b"imported.by", b"page.imported.by"), "text/csv")}),
+    Case(
+        "POST",
+        "/admin/members/import",
+        files={"file": ("members.csv", CSV.replace(b"imported.by", b"page.imported.by"), "text/csv")},
+    ),
     Case("GET", "/admin/members/{member}"),
     Case("POST", "/admin/members/{member}/role", data={"role": "staff"}),
     Case("POST", "/admin/members/{member}/active", data={"active": "no"}),
@@ -101,9 +124,22 @@ def snapshot(services, practice_id: int) -> dict:
         practice = s.get(Practice, practice_id)
         return {
             "users": [(u.id, u.email, u.role, u.active, u.password_hash, u.password_changed_at) for u in users],
-            "policy": (practice.require_two_factor, practice.grace_days, list(practice.required_roles), practice.two_factor_required_since),
-            "totp": s.execute(select(TotpCredential.id, TotpCredential.confirmed_at).where(TotpCredential.user_id.in_(ids)).order_by(TotpCredential.id)).all(),
-            "sessions": s.execute(select(UserSession.id, UserSession.revoked_at).where(UserSession.user_id.in_(ids)).order_by(UserSession.id)).all(),
+            "policy": (
+                practice.require_two_factor,
+                practice.grace_days,
+                list(practice.required_roles),
+                practice.two_factor_required_since,
+            ),
+            "totp": s.execute(
+                select(TotpCredential.id, TotpCredential.confirmed_at)
+                .where(TotpCredential.user_id.in_(ids))
+                .order_by(TotpCredential.id)
+            ).all(),
+            "sessions": s.execute(
+                select(UserSession.id, UserSession.revoked_at)
+                .where(UserSession.user_id.in_(ids))
+                .order_by(UserSession.id)
+            ).all(),
             "links": s.execute(select(SetupLink.id, SetupLink.revoked_at).where(SetupLink.user_id.in_(ids))).all(),
             "audit_head": s.get(AuditChainHead, practice_id).seq,
         }
@@ -172,7 +208,8 @@ def test_the_table_covers_every_admin_route(app):
         (method, route.path.replace("{member_id}", "{member}"))
         for route in all_routes(app.routes)
         if getattr(route, "path", "").startswith(("/api/v1/practice", "/admin"))
-        for method in getattr(route, "methods", ()) if method != "HEAD"
+        for method in getattr(route, "methods", ())
+        if method != "HEAD"
     }
     assert len(routes) > 25
     covered = {(case.method, case.path) for case in CASES}

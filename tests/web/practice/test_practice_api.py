@@ -44,7 +44,9 @@ def test_without_two_factor_filter_and_search(client, admin, make_user):
     off = make_user(role="staff", email="front.desk@riverside.example")
     without = client.get("/api/v1/practice/members", params={"without_two_factor": "true"}).json()
     assert [i["id"] for i in without["items"]] == [off.id] and without["total"] == 1
-    assert {i["id"] for i in client.get("/api/v1/practice/members", params={"without_two_factor": "false"}).json()["items"]} == {admin.id, on.id, off.id}
+    assert {
+        i["id"] for i in client.get("/api/v1/practice/members", params={"without_two_factor": "false"}).json()["items"]
+    } == {admin.id, on.id, off.id}
     by_email = client.get("/api/v1/practice/members", params={"q": "DR.ON"}).json()
     assert [i["id"] for i in by_email["items"]] == [on.id]
     by_name = client.get("/api/v1/practice/members", params={"q": "front"}).json()
@@ -66,7 +68,9 @@ def test_members_are_paged_fifty_at_a_time(client, admin, services, practice):
 
 
 def test_added_member_has_no_password_and_is_emailed_a_set_up_link(client, admin, mailbox, services):
-    response = client.post("/api/v1/practice/members", json={"email": "New.Nurse@Riverside.example", "name": "New Nurse", "role": "staff"})
+    response = client.post(
+        "/api/v1/practice/members", json={"email": "New.Nurse@Riverside.example", "name": "New Nurse", "role": "staff"}
+    )
     assert response.status_code == 201
     body = response.json()
     assert set(body) == MEMBER_KEYS and body["email"] == "new.nurse@riverside.example"
@@ -112,13 +116,19 @@ def test_csv_import_reports_each_row(client, admin, mailbox):
         "ok.three@riverside.example,Ok Three,provider\n"
         "OK.ONE@riverside.example,Again,staff\n"
     )
-    response = client.post("/api/v1/practice/members/import", content=csv_text.encode(), headers={"content-type": "text/csv"})
+    response = client.post(
+        "/api/v1/practice/members/import", content=csv_text.encode(), headers={"content-type": "text/csv"}
+    )
     assert response.status_code == 200
     body = response.json()
     assert (body["imported"], body["failed"]) == (2, 4)
     assert [(r["row"], r["status"], r["error"]) for r in body["rows"]] == [
-        (2, "imported", None), (3, "failed", "invalid_email"), (4, "failed", "unknown_role"),
-        (5, "failed", "duplicate_email"), (6, "imported", None), (7, "failed", "duplicate_email"),
+        (2, "imported", None),
+        (3, "failed", "invalid_email"),
+        (4, "failed", "unknown_role"),
+        (5, "failed", "duplicate_email"),
+        (6, "imported", None),
+        (7, "failed", "duplicate_email"),
     ]
     mailbox.wait_for(1, to="ok.three@riverside.example")
     emails = {i["email"] for i in client.get("/api/v1/practice/members").json()["items"]}
@@ -126,7 +136,9 @@ def test_csv_import_reports_each_row(client, admin, mailbox):
 
 
 def test_csv_import_without_the_columns_is_refused_whole(client, admin):
-    response = client.post("/api/v1/practice/members/import", content=b"mail,fullname\na@b.org,A\n", headers={"content-type": "text/csv"})
+    response = client.post(
+        "/api/v1/practice/members/import", content=b"mail,fullname\na@b.org,A\n", headers={"content-type": "text/csv"}
+    )
     assert response.status_code == 422 and "email, name and role" in response.json()["message"]
     assert client.get("/api/v1/practice/members").json()["total"] == 1
 
@@ -211,8 +223,17 @@ def test_admin_sets_up_a_members_app_on_their_screen(client, anonymous, admin, m
     enrollment = started.json()
     key = otp.from_b32(enrollment["secret"])
     code = otp.totp(key, clock.now().timestamp())
-    assert client.post(f"/api/v1/practice/members/{staff.id}/totp/confirm", json={"enrollment_id": enrollment["enrollment_id"], "code": wrong(code)}).status_code == 400
-    done = client.post(f"/api/v1/practice/members/{staff.id}/totp/confirm", json={"enrollment_id": enrollment["enrollment_id"], "code": code})
+    assert (
+        client.post(
+            f"/api/v1/practice/members/{staff.id}/totp/confirm",
+            json={"enrollment_id": enrollment["enrollment_id"], "code": wrong(code)},
+        ).status_code
+        == 400
+    )
+    done = client.post(
+        f"/api/v1/practice/members/{staff.id}/totp/confirm",
+        json={"enrollment_id": enrollment["enrollment_id"], "code": code},
+    )
     assert done.status_code == 200 and done.json() == {"status": "enabled"}
     assert client.get(f"/api/v1/practice/members/{staff.id}").json()["two_factor"]["enabled"] is True
     again = client.post(f"/api/v1/practice/members/{staff.id}/totp")
@@ -220,7 +241,10 @@ def test_admin_sets_up_a_members_app_on_their_screen(client, anonymous, admin, m
     clock.advance(seconds=30)
     flow = anonymous.post("/api/v1/sign-in", json={"email": staff.email, "password": PASSWORD}).json()
     assert flow["status"] == "second_factor_required"
-    signed = anonymous.post(f"/api/v1/sign-in/{flow['flow_id']}/second-factor", json={"method": "totp", "code": otp.totp(key, clock.now().timestamp())})
+    signed = anonymous.post(
+        f"/api/v1/sign-in/{flow['flow_id']}/second-factor",
+        json={"method": "totp", "code": otp.totp(key, clock.now().timestamp())},
+    )
     assert signed.status_code == 200
     set_up = events(services, "practice:member:two_factor_set_up")[-1]
     assert set_up.actor_id == admin.id and set_up.subject_id == staff.id
@@ -232,7 +256,9 @@ def test_admin_sets_up_a_members_app_on_their_screen(client, anonymous, admin, m
 def test_admin_reset_needs_password_code_and_reason(client, admin, make_user, clock, services):
     staff = make_user(role="staff", with_totp=True)
     url = f"/api/v1/practice/members/{staff.id}/two-factor-reset"
-    bad_password = client.post(url, json={"password": "not my password", "code": admin.code(clock), "reason": "lost phone"})
+    bad_password = client.post(
+        url, json={"password": "not my password", "code": admin.code(clock), "reason": "lost phone"}
+    )
     assert bad_password.status_code == 401 and bad_password.json()["error"] == "invalid_credentials"
     bad_code = client.post(url, json={"password": PASSWORD, "code": wrong(admin.code(clock)), "reason": "lost phone"})
     assert bad_code.status_code == 400 and bad_code.json()["error"] == "invalid_code"
@@ -259,12 +285,19 @@ def test_admin_reset_removes_methods_ends_sessions_emails_and_requires_enrolment
     )
     assert response.status_code == 200 and response.json() == {"status": "reset"}
     assert anonymous.get("/api/v1/me").status_code == 401
-    assert client.get(f"/api/v1/practice/members/{staff.id}").json()["two_factor"] == {"enabled": False, "methods": [], "recovery_codes_left": 0}
+    assert client.get(f"/api/v1/practice/members/{staff.id}").json()["two_factor"] == {
+        "enabled": False,
+        "methods": [],
+        "recovery_codes_left": 0,
+    }
     [mail] = wait_for_subject(mailbox, staff.email, "Your two-factor authentication was reset by an admin")
     assert "Lost phone on holiday" in mail.text
     reset = events(services, "practice:member:two_factor_reset")[-1]
     assert reset.actor_id == admin.id and reset.subject_id == staff.id
-    assert reset.details["reason"] == "Lost phone on holiday" and reset.details["methods_removed"] == ["totp", "recovery_code"]
+    assert reset.details["reason"] == "Lost phone on holiday" and reset.details["methods_removed"] == [
+        "totp",
+        "recovery_code",
+    ]
     assert reset.details["sessions_ended"] == 1 and reset.details["via"] == "admin"
     # At the next sign-in the member must enrol again: nothing else is open.
     assert sign_in(anonymous, staff).json() == {"status": "signed_in"}
@@ -272,7 +305,13 @@ def test_admin_reset_removes_methods_ends_sessions_emails_and_requires_enrolment
     assert blocked.status_code == 403 and blocked.json()["error"] == "two_factor_required"
     enrollment = anonymous.post("/api/v1/me/totp").json()
     key = otp.from_b32(enrollment["secret"])
-    assert anonymous.post("/api/v1/me/totp/confirm", json={"enrollment_id": enrollment["enrollment_id"], "code": otp.totp(key, clock.now().timestamp())}).status_code == 200
+    assert (
+        anonymous.post(
+            "/api/v1/me/totp/confirm",
+            json={"enrollment_id": enrollment["enrollment_id"], "code": otp.totp(key, clock.now().timestamp())},
+        ).status_code
+        == 200
+    )
     assert anonymous.get("/api/v1/me").status_code == 200
 
 
@@ -280,12 +319,18 @@ def test_an_admin_without_two_factor_cannot_reset_others(client, make_user, cloc
     bare_admin = make_user(role="admin")
     staff = make_user(role="staff", with_totp=True)
     sign_in(client, bare_admin)
-    response = client.post(f"/api/v1/practice/members/{staff.id}/two-factor-reset", json={"password": PASSWORD, "code": "123456", "reason": "x"})
+    response = client.post(
+        f"/api/v1/practice/members/{staff.id}/two-factor-reset",
+        json={"password": PASSWORD, "code": "123456", "reason": "x"},
+    )
     assert response.status_code == 403 and response.json()["error"] == "admin_two_factor_required"
 
 
 def test_an_admin_cannot_reset_their_own_two_factor_here(client, admin, clock):
-    response = client.post(f"/api/v1/practice/members/{admin.id}/two-factor-reset", json={"password": PASSWORD, "code": admin.code(clock), "reason": "x"})
+    response = client.post(
+        f"/api/v1/practice/members/{admin.id}/two-factor-reset",
+        json={"password": PASSWORD, "code": admin.code(clock), "reason": "x"},
+    )
     assert response.status_code == 403 and response.json()["error"] == "cannot_reset_self"
 
 
@@ -294,9 +339,23 @@ def test_an_admin_cannot_reset_their_own_two_factor_here(client, admin, clock):
 
 def test_policy_reads_and_writes_the_contract_fields(client, admin, services):
     policy = client.get("/api/v1/practice/policy").json()
-    assert set(policy) == {"require_two_factor", "required_roles", "grace_days", "allowed_methods", "remember_browser_days", "idle_timeout_minutes"}
-    new = {**policy, "require_two_factor": True, "required_roles": ["provider"], "grace_days": 14,
-           "allowed_methods": ["totp", "recovery_code"], "remember_browser_days": 7, "idle_timeout_minutes": 10}
+    assert set(policy) == {
+        "require_two_factor",
+        "required_roles",
+        "grace_days",
+        "allowed_methods",
+        "remember_browser_days",
+        "idle_timeout_minutes",
+    }
+    new = {
+        **policy,
+        "require_two_factor": True,
+        "required_roles": ["provider"],
+        "grace_days": 14,
+        "allowed_methods": ["totp", "recovery_code"],
+        "remember_browser_days": 7,
+        "idle_timeout_minutes": 10,
+    }
     saved = client.put("/api/v1/practice/policy", json=new)
     assert saved.status_code == 200 and saved.json() == new
     assert client.get("/api/v1/practice/policy").json() == new
@@ -308,10 +367,19 @@ def test_policy_reads_and_writes_the_contract_fields(client, admin, services):
 
 
 BAD_POLICIES = [
-    {"grace_days": 31}, {"grace_days": -1}, {"grace_days": "7"}, {"remember_browser_days": 31},
-    {"idle_timeout_minutes": 0}, {"idle_timeout_minutes": 61}, {"required_roles": ["boss"]},
-    {"allowed_methods": ["sms", "totp"]}, {"allowed_methods": ["email"]}, {"require_two_factor": "yes"},
-    {"grace_days": 3.5}, {"unknown_field": 1}, {"required_roles": "staff"},
+    {"grace_days": 31},
+    {"grace_days": -1},
+    {"grace_days": "7"},
+    {"remember_browser_days": 31},
+    {"idle_timeout_minutes": 0},
+    {"idle_timeout_minutes": 61},
+    {"required_roles": ["boss"]},
+    {"allowed_methods": ["sms", "totp"]},
+    {"allowed_methods": ["email"]},
+    {"require_two_factor": "yes"},
+    {"grace_days": 3.5},
+    {"unknown_field": 1},
+    {"required_roles": "staff"},
 ]
 
 
@@ -332,8 +400,13 @@ def test_policy_preview_lists_who_would_have_to_enrol_and_changes_nothing(client
     client.patch(f"/api/v1/practice/members/{inactive.id}", json={"active": False})
     everyone = client.post("/api/v1/practice/policy/preview", json={"require_two_factor": True, "grace_days": 5}).json()
     assert {i["id"] for i in everyone["items"]} == {staff.id, provider.id} and everyone["total"] == 2
-    assert everyone["due_at"] == (clock.now().replace(microsecond=0) + __import__("datetime").timedelta(days=5)).isoformat()
-    providers = client.post("/api/v1/practice/policy/preview", json={"require_two_factor": True, "required_roles": ["provider"]}).json()
+    assert (
+        everyone["due_at"]
+        == (clock.now().replace(microsecond=0) + __import__("datetime").timedelta(days=5)).isoformat()
+    )
+    providers = client.post(
+        "/api/v1/practice/policy/preview", json={"require_two_factor": True, "required_roles": ["provider"]}
+    ).json()
     assert [i["id"] for i in providers["items"]] == [provider.id]
     off = client.post("/api/v1/practice/policy/preview", json={"require_two_factor": False}).json()
     assert off == {"items": [], "total": 0, "due_at": None}
@@ -362,7 +435,10 @@ def test_audit_log_filters_by_actor_event_and_date(client, admin, make_user, clo
     today = clock.now().date().isoformat()
     recent = client.get("/api/v1/practice/audit", params={"since": today, "event": "practice"}).json()["items"]
     assert [e["event"] for e in recent] == ["practice:member:role_changed"]
-    older = client.get("/api/v1/practice/audit", params={"until": (clock.now().date() - __import__("datetime").timedelta(days=1)).isoformat()}).json()
+    older = client.get(
+        "/api/v1/practice/audit",
+        params={"until": (clock.now().date() - __import__("datetime").timedelta(days=1)).isoformat()},
+    ).json()
     assert "practice:member:role_changed" not in {e["event"] for e in older["items"]}
     assert older["total"] == all_events["total"] - 3  # today: the sign-in (2 events) and the role change
     assert client.get("/api/v1/practice/audit", params={"since": "yesterday"}).status_code == 422
@@ -394,7 +470,11 @@ def test_members_export_csv_with_accept_header(client, admin, make_user):
 def test_members_who_are_not_admins_get_403(client, make_user, role):
     member = make_user(role=role)
     sign_in(client, member)
-    for method, url in [("get", "/api/v1/practice/members"), ("get", "/api/v1/practice/policy"), ("get", "/api/v1/practice/audit")]:
+    for method, url in [
+        ("get", "/api/v1/practice/members"),
+        ("get", "/api/v1/practice/policy"),
+        ("get", "/api/v1/practice/audit"),
+    ]:
         response = client.request(method, url)
         assert response.status_code == 403 and response.json()["error"] == "forbidden"
 
@@ -437,7 +517,9 @@ def test_admin_reset_and_deactivation_forget_remembered_browsers(client, anonymo
     with services.db.reading() as s:
         reasons = {
             row.user_id: row.revoked_reason
-            for row in s.execute(select(RememberedBrowser).where(RememberedBrowser.user_id.in_([staff.id, provider.id]))).scalars()
+            for row in s.execute(
+                select(RememberedBrowser).where(RememberedBrowser.user_id.in_([staff.id, provider.id]))
+            ).scalars()
         }
     assert reasons[staff.id] and reasons[provider.id]
     listed = {item["id"]: item for item in client.get("/api/v1/practice/members").json()["items"]}

@@ -49,11 +49,22 @@ def test_member_page_resets_two_factor_after_reauthentication(client, admin, mak
     staff = make_user(role="staff", with_totp=True)
     page = client.get(f"/admin/members/{staff.id}")
     assert "Reset two-factor authentication" in page.text
-    wrong = client.post(f"/admin/members/{staff.id}/reset", data={"password": "wrong password!", "code": admin.code(clock), "reason": "lost phone"})
-    assert wrong.status_code == 400 and "Your password is not right" in wrong.text and 'value="lost phone"' in wrong.text
-    no_reason = client.post(f"/admin/members/{staff.id}/reset", data={"password": PASSWORD, "code": admin.code(clock), "reason": ""})
+    wrong = client.post(
+        f"/admin/members/{staff.id}/reset",
+        data={"password": "wrong password!", "code": admin.code(clock), "reason": "lost phone"},
+    )
+    assert (
+        wrong.status_code == 400 and "Your password is not right" in wrong.text and 'value="lost phone"' in wrong.text
+    )
+    no_reason = client.post(
+        f"/admin/members/{staff.id}/reset", data={"password": PASSWORD, "code": admin.code(clock), "reason": ""}
+    )
     assert no_reason.status_code == 400 and "Give a reason" in no_reason.text
-    done = client.post(f"/admin/members/{staff.id}/reset", data={"password": PASSWORD, "code": admin.code(clock), "reason": "lost phone"}, follow_redirects=True)
+    done = client.post(
+        f"/admin/members/{staff.id}/reset",
+        data={"password": PASSWORD, "code": admin.code(clock), "reason": "lost phone"},
+        follow_redirects=True,
+    )
     assert "was reset" in done.text and "Set up on this screen" in done.text
     mailbox.wait_for(1, to=staff.email)
     assert events(services, "practice:member:two_factor_reset")[-1].details["reason"] == "lost phone"
@@ -62,8 +73,14 @@ def test_member_page_resets_two_factor_after_reauthentication(client, admin, mak
 def test_policy_page_previews_who_would_be_affected_then_saves(client, admin, make_user, services, practice):
     make_user(role="staff", email="sam@riverside.example")
     make_user(role="provider", email="priya@riverside.example")
-    form = {"require_two_factor": "true", "required_roles": ["staff"], "grace_days": "5", "remember_browser_days": "30",
-            "idle_timeout_minutes": "15", "allowed_methods": ["recovery_code"]}
+    form = {
+        "require_two_factor": "true",
+        "required_roles": ["staff"],
+        "grace_days": "5",
+        "remember_browser_days": "30",
+        "idle_timeout_minutes": "15",
+        "allowed_methods": ["recovery_code"],
+    }
     preview = client.post("/admin/policy", data={**form, "action": "preview"})
     assert preview.status_code == 200
     assert re.search(r"<strong>1</strong> active member would have to set up", preview.text)
@@ -72,7 +89,12 @@ def test_policy_page_previews_who_would_be_affected_then_saves(client, admin, ma
     saved = client.post("/admin/policy", data={**form, "action": "save"}, follow_redirects=True)
     assert "Policy saved" in saved.text
     policy = services.policies.get(practice_id=practice.id)
-    assert (policy.require_two_factor, policy.required_roles, policy.grace_days, policy.allowed_methods) == (True, ["staff"], 5, ["totp", "recovery_code"])
+    assert (policy.require_two_factor, policy.required_roles, policy.grace_days, policy.allowed_methods) == (
+        True,
+        ["staff"],
+        5,
+        ["totp", "recovery_code"],
+    )
     bad = client.post("/admin/policy", data={**form, "grace_days": "45", "action": "save"})
     assert bad.status_code == 422 and "grace_days must be a whole number from 0 to 30" in bad.text
     assert services.policies.get(practice_id=practice.id).grace_days == 5
@@ -93,10 +115,15 @@ def test_audit_page_filters_and_exports(client, admin, make_user, clock):
 
 def test_import_page_reports_every_row(client, admin, services, practice, mailbox):
     upload = b"email,name,role\nokay@riverside.example,Okay,staff\nnope,Bad,staff\n"
-    response = client.post("/admin/members/import", files={"file": ("m.csv", upload, "text/csv")}, data={"send_setup_links": "true"})
+    response = client.post(
+        "/admin/members/import", files={"file": ("m.csv", upload, "text/csv")}, data={"send_setup_links": "true"}
+    )
     assert response.status_code == 200
     assert "<strong>1</strong> added, <strong>1</strong> not added." in response.text
     assert "Enter a valid email address" in response.text
     mailbox.wait_for(1, to="okay@riverside.example")
-    not_utf8 = client.post("/admin/members/import", files={"file": ("m.csv", "email,name,role\nä@x.org,Ä,staff\n".encode("latin-1"), "text/csv")})
+    not_utf8 = client.post(
+        "/admin/members/import",
+        files={"file": ("m.csv", "email,name,role\nä@x.org,Ä,staff\n".encode("latin-1"), "text/csv")},
+    )
     assert not_utf8.status_code == 422 and "UTF-8" in not_utf8.text

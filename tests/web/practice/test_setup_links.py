@@ -29,7 +29,9 @@ def invite(client, mailbox, email="new.nurse@riverside.example", name="New Nurse
 
 def app_step(response) -> tuple[bytes, str]:
     assert response.status_code == 200, response.text
-    return otp.from_b32(SECRET.search(response.text).group(1).replace(" ", "")), ENROLLMENT.search(response.text).group(1)
+    return otp.from_b32(SECRET.search(response.text).group(1).replace(" ", "")), ENROLLMENT.search(response.text).group(
+        1
+    )
 
 
 def test_a_new_member_chooses_a_password_then_sets_up_the_app(client, anonymous, admin, mailbox, clock, services):
@@ -40,9 +42,13 @@ def test_a_new_member_chooses_a_password_then_sets_up_the_app(client, anonymous,
     assert mismatch.status_code == 400 and "not the same" in mismatch.text
     short = anonymous.post(f"{link}/password", data={"password": "short", "password_again": "short"})
     assert short.status_code == 400 and "at least 12" in short.text
-    key, enrollment_id = app_step(anonymous.post(f"{link}/password", data={"password": PASSWORD, "password_again": PASSWORD}))
+    key, enrollment_id = app_step(
+        anonymous.post(f"{link}/password", data={"password": PASSWORD, "password_again": PASSWORD})
+    )
     code = otp.totp(key, clock.now().timestamp())
-    wrong = anonymous.post(f"{link}/confirm", data={"enrollment_id": enrollment_id, "code": f"{(int(code) + 1) % 10**6:06d}"})
+    wrong = anonymous.post(
+        f"{link}/confirm", data={"enrollment_id": enrollment_id, "code": f"{(int(code) + 1) % 10**6:06d}"}
+    )
     assert wrong.status_code == 400 and "not right" in wrong.text and 'id="secret"' in wrong.text
     done = anonymous.post(f"{link}/confirm", data={"enrollment_id": enrollment_id, "code": code})
     assert done.status_code == 200 and "Two-factor authentication is on" in done.text
@@ -51,10 +57,21 @@ def test_a_new_member_chooses_a_password_then_sets_up_the_app(client, anonymous,
     clock.advance(seconds=30)
     flow = anonymous.post("/api/v1/sign-in", json={"email": "new.nurse@riverside.example", "password": PASSWORD}).json()
     assert flow["status"] == "second_factor_required"
-    assert anonymous.post(f"/api/v1/sign-in/{flow['flow_id']}/second-factor", json={"method": "totp", "code": otp.totp(key, clock.now().timestamp())}).status_code == 200
+    assert (
+        anonymous.post(
+            f"/api/v1/sign-in/{flow['flow_id']}/second-factor",
+            json={"method": "totp", "code": otp.totp(key, clock.now().timestamp())},
+        ).status_code
+        == 200
+    )
     names = [e.event for e in events(services) if e.subject_id == anonymous.get("/api/v1/me").json()["id"]]
-    for expected in ("practice:member:setup_link_sent", "account:password:set", "account:two_factor:enabled",
-                     "practice:member:setup_link_used", "practice:member:setup_link_refused"):
+    for expected in (
+        "practice:member:setup_link_sent",
+        "account:password:set",
+        "account:two_factor:enabled",
+        "practice:member:setup_link_used",
+        "practice:member:setup_link_refused",
+    ):
         assert expected in names
 
 
@@ -65,7 +82,9 @@ def test_a_link_works_for_72_hours(client, anonymous, admin, mailbox, clock, ser
     clock.advance(seconds=1)
     expired = anonymous.get(link)
     assert expired.status_code == 410 and "expired" in expired.text
-    assert anonymous.post(f"{link}/password", data={"password": PASSWORD, "password_again": PASSWORD}).status_code == 410
+    assert (
+        anonymous.post(f"{link}/password", data={"password": PASSWORD, "password_again": PASSWORD}).status_code == 410
+    )
     assert events(services, "practice:member:setup_link_refused")[-1].details["reason"] == "expired"
 
 
@@ -73,24 +92,32 @@ def test_a_link_is_used_once_even_from_two_browsers(client, anonymous, admin, ma
     from fastapi.testclient import TestClient
 
     link = invite(client, mailbox)
-    key, enrollment_id = app_step(anonymous.post(f"{link}/password", data={"password": PASSWORD, "password_again": PASSWORD}))
+    key, enrollment_id = app_step(
+        anonymous.post(f"{link}/password", data={"password": PASSWORD, "password_again": PASSWORD})
+    )
     with TestClient(app, base_url="http://127.0.0.1") as second:
         # The second browser has the link but not the password step's set-up.
         assert second.get(link).status_code == 200
         code = otp.totp(key, clock.now().timestamp())
         assert anonymous.post(f"{link}/confirm", data={"enrollment_id": enrollment_id, "code": code}).status_code == 200
         clock.advance(seconds=30)
-        again = second.post(f"{link}/confirm", data={"enrollment_id": enrollment_id, "code": otp.totp(key, clock.now().timestamp())})
+        again = second.post(
+            f"{link}/confirm", data={"enrollment_id": enrollment_id, "code": otp.totp(key, clock.now().timestamp())}
+        )
         assert again.status_code == 410 and "already been used" in again.text
         assert second.post(f"{link}/password", data={"password": PASSWORD}).status_code == 410
 
 
 def test_a_newer_link_revokes_one_already_half_used(client, anonymous, admin, mailbox, clock, services):
     link = invite(client, mailbox)
-    key, enrollment_id = app_step(anonymous.post(f"{link}/password", data={"password": PASSWORD, "password_again": PASSWORD}))
+    key, enrollment_id = app_step(
+        anonymous.post(f"{link}/password", data={"password": PASSWORD, "password_again": PASSWORD})
+    )
     member_id = client.get("/api/v1/practice/members", params={"q": "new.nurse"}).json()["items"][0]["id"]
     client.post(f"/api/v1/practice/members/{member_id}/setup-link")
-    refused = anonymous.post(f"{link}/confirm", data={"enrollment_id": enrollment_id, "code": otp.totp(key, clock.now().timestamp())})
+    refused = anonymous.post(
+        f"{link}/confirm", data={"enrollment_id": enrollment_id, "code": otp.totp(key, clock.now().timestamp())}
+    )
     assert refused.status_code == 410 and "newer set-up link" in refused.text
     assert client.get(f"/api/v1/practice/members/{member_id}").json()["two_factor"]["enabled"] is False
     assert events(services, "practice:member:setup_link_refused")[-1].details["reason"] == "revoked"
@@ -105,9 +132,17 @@ def test_a_member_with_a_password_must_enter_it_first(client, anonymous, admin, 
     link = setup_path(mailbox.wait_for(1, to=staff.email)[0])
     wrong = anonymous.post(f"{link}/password", data={"password": "not the password at all"})
     assert wrong.status_code == 400 and "not right" in wrong.text
-    assert events(services, "account:sign_in:password_failed")[-1].details == {"reason": "wrong_password", "via": "setup_link"}
+    assert events(services, "account:sign_in:password_failed")[-1].details == {
+        "reason": "wrong_password",
+        "via": "setup_link",
+    }
     key, enrollment_id = app_step(anonymous.post(f"{link}/password", data={"password": PASSWORD}))
-    assert anonymous.post(f"{link}/confirm", data={"enrollment_id": enrollment_id, "code": otp.totp(key, clock.now().timestamp())}).status_code == 200
+    assert (
+        anonymous.post(
+            f"{link}/confirm", data={"enrollment_id": enrollment_id, "code": otp.totp(key, clock.now().timestamp())}
+        ).status_code
+        == 200
+    )
     clock.advance(seconds=30)
     staff.totp_key = key
     assert sign_in(anonymous, staff, clock).status_code == 200

@@ -29,8 +29,17 @@ from twofold.store.models import AuditChainHead, AuditEvent, Practice, User
 
 CHUNK = 1000
 EXPORT_COLUMNS = (
-    "seq", "at", "event", "actor_email", "actor_name", "subject_email", "subject_name", "ip", "user_agent",
-    "details", "hash",
+    "seq",
+    "at",
+    "event",
+    "actor_email",
+    "actor_name",
+    "subject_email",
+    "subject_name",
+    "ip",
+    "user_agent",
+    "details",
+    "hash",
 )
 
 
@@ -134,7 +143,12 @@ class AuditTrail:
         return Page([_entry(*row) for row in rows], total, page)
 
     def export_csv(
-        self, *, practice_id: int, filter: AuditFilter = AuditFilter(), actor_id: int | None, context: RequestContext,
+        self,
+        *,
+        practice_id: int,
+        filter: AuditFilter = AuditFilter(),
+        actor_id: int | None,
+        context: RequestContext,
     ) -> Iterator[str]:
         """The filtered events, oldest first, as CSV lines (header first); read in chunks, so memory stays flat.
 
@@ -143,7 +157,11 @@ class AuditTrail:
         with self.db.transaction() as s:
             query = self._filtered(s, practice_id, filter)
             self.audit.record(
-                s, EventTag.AUDIT_EXPORTED, context=context, practice_id=practice_id, actor_id=actor_id,
+                s,
+                EventTag.AUDIT_EXPORTED,
+                context=context,
+                practice_id=practice_id,
+                actor_id=actor_id,
                 details={k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in _asdict(filter).items() if v},
             )
         return self._export_lines(self._with_people(query).order_by(AuditEvent.seq))
@@ -153,16 +171,27 @@ class AuditTrail:
         with self.db.reading() as s:
             for row in s.execute(query.execution_options(yield_per=CHUNK)):
                 entry = _entry(*row)
-                yield csv_line([
-                    entry.seq, entry.at.isoformat(), entry.event,
-                    entry.actor.email if entry.actor else "", entry.actor.name if entry.actor else "",
-                    entry.subject.email if entry.subject else "", entry.subject.name if entry.subject else "",
-                    entry.ip or "", entry.user_agent or "", json.dumps(entry.details, sort_keys=True), row[0].hash,
-                ])
+                yield csv_line(
+                    [
+                        entry.seq,
+                        entry.at.isoformat(),
+                        entry.event,
+                        entry.actor.email if entry.actor else "",
+                        entry.actor.name if entry.actor else "",
+                        entry.subject.email if entry.subject else "",
+                        entry.subject.name if entry.subject else "",
+                        entry.ip or "",
+                        entry.user_agent or "",
+                        json.dumps(entry.details, sort_keys=True),
+                        row[0].hash,
+                    ]
+                )
 
     def count(self, *, practice_id: int, filter: AuditFilter = AuditFilter()) -> int:
         with self.db.reading() as s:
-            return s.execute(select(func.count()).select_from(self._filtered(s, practice_id, filter).subquery())).scalar_one()
+            return s.execute(
+                select(func.count()).select_from(self._filtered(s, practice_id, filter).subquery())
+            ).scalar_one()
 
     def _filtered(self, s, practice_id: int, f: AuditFilter) -> Select:
         query = select(AuditEvent).where(AuditEvent.chain == practice_id, AuditEvent.practice_id == practice_id)
@@ -172,7 +201,9 @@ class AuditTrail:
                 query = query.where(or_(*(getattr(AuditEvent, f"{column}_id") == person_id for column in columns)))
         if f.event and f.event.strip():
             name = f.event.strip()
-            query = query.where(or_(AuditEvent.event == name, AuditEvent.event.startswith(name.rstrip(":") + ":", autoescape=True)))
+            query = query.where(
+                or_(AuditEvent.event == name, AuditEvent.event.startswith(name.rstrip(":") + ":", autoescape=True))
+            )
         if f.since:
             query = query.where(AuditEvent.at >= f.since)
         if f.until:
@@ -216,15 +247,22 @@ class AuditTrail:
         problem: ChainBreak | None = None
         with self.db.reading() as s:
             rows = s.execute(
-                select(AuditEvent).where(AuditEvent.chain == head.chain).order_by(AuditEvent.seq)
+                select(AuditEvent)
+                .where(AuditEvent.chain == head.chain)
+                .order_by(AuditEvent.seq)
                 .execution_options(yield_per=CHUNK)
             ).scalars()
             for event in rows:
                 count += 1
                 if event.seq != expected_seq:
-                    problem = _break(event, f"expected event {expected_seq} here: events {expected_seq} to {event.seq - 1} are missing (deleted)")
+                    problem = _break(
+                        event,
+                        f"expected event {expected_seq} here: events {expected_seq} to {event.seq - 1} are missing (deleted)",
+                    )
                 elif event.prev_hash != prev_hash:
-                    problem = _break(event, "does not link to the event before it (rows removed or put in another order)")
+                    problem = _break(
+                        event, "does not link to the event before it (rows removed or put in another order)"
+                    )
                 elif event_hash(prev_hash, event) != event.hash:
                     problem = _break(event, "its content was changed after it was written (the hash does not match)")
                 if problem:
@@ -233,7 +271,13 @@ class AuditTrail:
                 s.expunge(event)
         if problem is None and (head.seq != expected_seq - 1 or head.hash != prev_hash):
             if head.seq > expected_seq - 1:
-                problem = ChainBreak(expected_seq, None, None, None, f"events {expected_seq} to {head.seq} are missing (deleted from the end)")
+                problem = ChainBreak(
+                    expected_seq,
+                    None,
+                    None,
+                    None,
+                    f"events {expected_seq} to {head.seq} are missing (deleted from the end)",
+                )
             else:
                 problem = ChainBreak(head.seq, None, None, None, "the chain's head does not match its last event")
         return ChainReport(head.chain, practice, count, head.hash, problem)
@@ -245,10 +289,15 @@ def _break(event: AuditEvent, problem: str) -> ChainBreak:
 
 def _entry(event: AuditEvent, actor_id, actor_email, actor_name, subject_id, subject_email, subject_name) -> AuditEntry:
     return AuditEntry(
-        id=event.id, seq=event.seq, at=event.at, event=event.event,
+        id=event.id,
+        seq=event.seq,
+        at=event.at,
+        event=event.event,
         actor=Person(actor_id, actor_email, actor_name) if actor_id is not None else None,
         subject=Person(subject_id, subject_email, subject_name) if subject_id is not None else None,
-        ip=event.ip, user_agent=event.user_agent, details=event.details or {},
+        ip=event.ip,
+        user_agent=event.user_agent,
+        details=event.details or {},
     )
 
 

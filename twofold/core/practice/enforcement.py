@@ -97,8 +97,13 @@ class TwoFactorEnforcement:
                 raise TwoFactorRequired()
             if requirement.outstanding:
                 self.audit.record(
-                    s, EventTag.TWO_FACTOR_ENROLMENT_SKIPPED, context=context, practice_id=user.practice_id,
-                    actor_id=user.id, subject_id=user.id, details={"due_at": requirement.due_at.isoformat()},
+                    s,
+                    EventTag.TWO_FACTOR_ENROLMENT_SKIPPED,
+                    context=context,
+                    practice_id=user.practice_id,
+                    actor_id=user.id,
+                    subject_id=user.id,
+                    details={"due_at": requirement.due_at.isoformat()},
                 )
 
     def demand(self, session: Session, *, user_id: int, reason: str) -> None:

@@ -23,7 +23,9 @@ def setup_link_message(*, to: str, name: str, practice: str, url: str, expires_a
         opening = f"You have been added to {practice}. Open this link to choose your password and set up two-factor authentication:"
     else:
         subject = f"Set up two-factor authentication for {practice}"
-        opening = f"Your practice admin at {practice} asked you to set up two-factor authentication. Open this link to start:"
+        opening = (
+            f"Your practice admin at {practice} asked you to set up two-factor authentication. Open this link to start:"
+        )
     text = (
         f"Hello {name},\n\n{opening}\n\n{url}\n\n"
         f"The link works once and until {_when(expires_at)} (72 hours). A newer link replaces this one.\n"

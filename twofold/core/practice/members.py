@@ -43,8 +43,16 @@ from twofold.store.models import ROLES, Practice, User
 IMPORT_BATCH = 500
 IMPORT_COLUMNS = ("email", "name", "role")
 EXPORT_COLUMNS = (
-    "email", "name", "role", "active", "two_factor", "methods", "recovery_codes_left", "remembered_browsers",
-    "last_sign_in_at", "added_at",
+    "email",
+    "name",
+    "role",
+    "active",
+    "two_factor",
+    "methods",
+    "recovery_codes_left",
+    "remembered_browsers",
+    "last_sign_in_at",
+    "added_at",
 )
 
 # Counts per member that other features own (backup codes, remembered browsers):
@@ -211,14 +219,20 @@ class MemberService:
 
     # -- reading ---------------------------------------------------------------
 
-    def list_members(self, *, practice_id: int, filter: MemberFilter = MemberFilter(), page: int = 1) -> Page[MemberView]:
+    def list_members(
+        self, *, practice_id: int, filter: MemberFilter = MemberFilter(), page: int = 1
+    ) -> Page[MemberView]:
         page = max(1, page)
         query = self._filtered(practice_id, filter)
         with self.db.reading() as s:
             total = s.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-            users = s.execute(
-                query.order_by(func.lower(User.name), User.id).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)
-            ).scalars().all()
+            users = (
+                s.execute(
+                    query.order_by(func.lower(User.name), User.id).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)
+                )
+                .scalars()
+                .all()
+            )
             items = self._views(s, users)
         return Page(items, total, page)
 
@@ -235,7 +249,9 @@ class MemberService:
         query = select(User).where(User.practice_id == practice_id)
         if f.q and f.q.strip():
             term = _like_term(f.q.strip())
-            query = query.where(or_(func.lower(User.name).like(term, escape="\\"), func.lower(User.email).like(term, escape="\\")))
+            query = query.where(
+                or_(func.lower(User.name).like(term, escape="\\"), func.lower(User.email).like(term, escape="\\"))
+            )
         if f.without_two_factor:
             query = query.where(User.id.not_in(self.factors.enabled_user_ids()))
         if f.role:
@@ -253,10 +269,17 @@ class MemberService:
         browsers = self.remembered_browsers(session, ids) if ids else {}
         return [
             MemberView(
-                id=user.id, email=user.email, name=user.name, role=user.role, active=user.active,
-                methods=methods.get(user.id, []), recovery_codes_left=int(codes.get(user.id, 0)),
-                remembered_browsers=int(browsers.get(user.id, 0)), last_sign_in_at=user.last_sign_in_at,
-                created_at=user.created_at, has_password=user.password_changed_at is not None,
+                id=user.id,
+                email=user.email,
+                name=user.name,
+                role=user.role,
+                active=user.active,
+                methods=methods.get(user.id, []),
+                recovery_codes_left=int(codes.get(user.id, 0)),
+                remembered_browsers=int(browsers.get(user.id, 0)),
+                last_sign_in_at=user.last_sign_in_at,
+                created_at=user.created_at,
+                has_password=user.password_changed_at is not None,
             )
             for user in users
         ]
@@ -270,8 +293,15 @@ class MemberService:
         return self._invited_hash
 
     def add_member(
-        self, *, practice_id: int, actor_id: int | None, email: str, name: str, role: str,
-        context: RequestContext, link_base: str,
+        self,
+        *,
+        practice_id: int,
+        actor_id: int | None,
+        email: str,
+        name: str,
+        role: str,
+        context: RequestContext,
+        link_base: str,
     ) -> MemberView:
         """Add a member without a password and email them a set-up link (valid 72 hours)."""
         email, name, role = checked_fields(email, name, role)
@@ -293,26 +323,52 @@ class MemberService:
         return view
 
     def _new_member(
-        self, s: Session, practice: Practice, email: str, name: str, role: str, password_hash: str,
-        actor_id: int | None, context: RequestContext, via: str,
+        self,
+        s: Session,
+        practice: Practice,
+        email: str,
+        name: str,
+        role: str,
+        password_hash: str,
+        actor_id: int | None,
+        context: RequestContext,
+        via: str,
     ) -> User:
         user = User(
-            practice_id=practice.id, practice=practice, email=email, name=name, role=role,
-            password_hash=password_hash, active=True, created_at=self.clock.now(), password_changed_at=None,
+            practice_id=practice.id,
+            practice=practice,
+            email=email,
+            name=name,
+            role=role,
+            password_hash=password_hash,
+            active=True,
+            created_at=self.clock.now(),
+            password_changed_at=None,
         )
         s.add(user)
         s.flush()
         self.audit.record(
-            s, EventTag.MEMBER_ADDED, context=context, practice_id=practice.id, actor_id=actor_id,
-            subject_id=user.id, details={"role": role, "via": via},
+            s,
+            EventTag.MEMBER_ADDED,
+            context=context,
+            practice_id=practice.id,
+            actor_id=actor_id,
+            subject_id=user.id,
+            details={"role": role, "via": via},
         )
         return user
 
     # -- changing --------------------------------------------------------------
 
     def update_member(
-        self, *, practice_id: int, actor_id: int | None, member_id: int, context: RequestContext,
-        role: str | None = None, active: bool | None = None,
+        self,
+        *,
+        practice_id: int,
+        actor_id: int | None,
+        member_id: int,
+        context: RequestContext,
+        role: str | None = None,
+        active: bool | None = None,
     ) -> MemberView:
         """Change a member's role and/or deactivate or reactivate them.
 
@@ -331,8 +387,13 @@ class MemberService:
             stays_admin = (role or member.role) == "admin" and (member.active if active is None else active)
             if member.role == "admin" and member.active and not stays_admin:
                 others = s.execute(
-                    select(func.count()).select_from(User).where(
-                        User.practice_id == practice_id, User.role == "admin", User.active.is_(True), User.id != member.id
+                    select(func.count())
+                    .select_from(User)
+                    .where(
+                        User.practice_id == practice_id,
+                        User.role == "admin",
+                        User.active.is_(True),
+                        User.id != member.id,
                     )
                 ).scalar_one()
                 if others == 0:
@@ -357,8 +418,14 @@ class MemberService:
     # -- CSV ---------------------------------------------------------------------
 
     def import_csv(
-        self, *, practice_id: int, actor_id: int | None, lines: Iterable[str], context: RequestContext,
-        send_setup_links: bool, link_base: str | None,
+        self,
+        *,
+        practice_id: int,
+        actor_id: int | None,
+        lines: Iterable[str],
+        context: RequestContext,
+        send_setup_links: bool,
+        link_base: str | None,
     ) -> Iterator[RowResult]:
         """Import members from CSV text (columns email, name, role; any order; more are ignored).
 
@@ -379,7 +446,9 @@ class MemberService:
         columns = [name.strip().lower() for name in header]
         missing = [name for name in IMPORT_COLUMNS if name not in columns]
         if missing:
-            raise InvalidInput(f"The first line must name the columns email, name and role (missing: {', '.join(missing)}).")
+            raise InvalidInput(
+                f"The first line must name the columns email, name and role (missing: {', '.join(missing)})."
+            )
         where = {name: columns.index(name) for name in IMPORT_COLUMNS}
         with self.db.reading() as s:
             if s.get(Practice, practice_id) is None:
@@ -413,13 +482,24 @@ class MemberService:
                 yield result
         with self.db.transaction() as s:
             self.audit.record(
-                s, EventTag.MEMBERS_IMPORTED, context=context, practice_id=practice_id, actor_id=actor_id,
+                s,
+                EventTag.MEMBERS_IMPORTED,
+                context=context,
+                practice_id=practice_id,
+                actor_id=actor_id,
                 details={"imported": summary.imported, "failed": summary.failed},
             )
 
     def _import_batch(
-        self, practice_id: int, actor_id: int | None, batch: list, where: dict[str, int], password_hash: str,
-        context: RequestContext, send_setup_links: bool, link_base: str | None,
+        self,
+        practice_id: int,
+        actor_id: int | None,
+        batch: list,
+        where: dict[str, int],
+        password_hash: str,
+        context: RequestContext,
+        send_setup_links: bool,
+        link_base: str | None,
     ) -> list[RowResult]:
         results: dict[int, RowResult] = {}
         candidates: list[tuple[int, str, str, str]] = []
@@ -435,7 +515,9 @@ class MemberService:
                 results[line] = RowResult(line, email.strip(), "failed", exc.code, exc.message)
                 continue
             if email in seen:
-                results[line] = RowResult(line, email, "failed", DuplicateEmail.code, "This email appears earlier in the file.")
+                results[line] = RowResult(
+                    line, email, "failed", DuplicateEmail.code, "This email appears earlier in the file."
+                )
                 continue
             seen.add(email)
             candidates.append((line, email, name, role))
@@ -444,12 +526,16 @@ class MemberService:
         fresh = []
         for candidate in candidates:
             if candidate[1] in taken:
-                results[candidate[0]] = RowResult(candidate[0], candidate[1], "failed", DuplicateEmail.code, DuplicateEmail.message)
+                results[candidate[0]] = RowResult(
+                    candidate[0], candidate[1], "failed", DuplicateEmail.code, DuplicateEmail.message
+                )
             else:
                 fresh.append(candidate)
         messages = []
         try:
-            messages = self._write_members(practice_id, actor_id, fresh, password_hash, context, send_setup_links, link_base)
+            messages = self._write_members(
+                practice_id, actor_id, fresh, password_hash, context, send_setup_links, link_base
+            )
             for line, email, _name, _role in fresh:
                 results[line] = RowResult(line, email, "imported")
         except IntegrityError:
@@ -462,14 +548,22 @@ class MemberService:
                     )
                     results[candidate[0]] = RowResult(candidate[0], candidate[1], "imported")
                 except IntegrityError:
-                    results[candidate[0]] = RowResult(candidate[0], candidate[1], "failed", DuplicateEmail.code, DuplicateEmail.message)
+                    results[candidate[0]] = RowResult(
+                        candidate[0], candidate[1], "failed", DuplicateEmail.code, DuplicateEmail.message
+                    )
         for message in messages:
             self.setup.deliver(message)
         return [results[line] for line in sorted(results)]
 
     def _write_members(
-        self, practice_id: int, actor_id: int | None, rows: list[tuple[int, str, str, str]], password_hash: str,
-        context: RequestContext, send_setup_links: bool, link_base: str | None,
+        self,
+        practice_id: int,
+        actor_id: int | None,
+        rows: list[tuple[int, str, str, str]],
+        password_hash: str,
+        context: RequestContext,
+        send_setup_links: bool,
+        link_base: str | None,
     ) -> list:
         """Insert ``rows`` and their audit events in one transaction (one statement each, not one per row)."""
         if not rows:
@@ -480,16 +574,26 @@ class MemberService:
             now = self.clock.now()
             users = [
                 User(
-                    practice_id=practice.id, practice=practice, email=email, name=name, role=role,
-                    password_hash=password_hash, active=True, created_at=now, password_changed_at=None,
+                    practice_id=practice.id,
+                    practice=practice,
+                    email=email,
+                    name=name,
+                    role=role,
+                    password_hash=password_hash,
+                    active=True,
+                    created_at=now,
+                    password_changed_at=None,
                 )
                 for _line, email, name, role in rows
             ]
             s.add_all(users)
             s.flush()
             self.audit.record_many(
-                s, [(EventTag.MEMBER_ADDED, user.id, {"role": user.role, "via": "csv"}) for user in users],
-                context=context, practice_id=practice.id, actor_id=actor_id,
+                s,
+                [(EventTag.MEMBER_ADDED, user.id, {"role": user.role, "via": "csv"}) for user in users],
+                context=context,
+                practice_id=practice.id,
+                actor_id=actor_id,
             )
             if send_setup_links:
                 for user in users:
@@ -498,7 +602,12 @@ class MemberService:
         return messages
 
     def export_csv(
-        self, *, practice_id: int, actor_id: int | None, context: RequestContext, filter: MemberFilter = MemberFilter(),
+        self,
+        *,
+        practice_id: int,
+        actor_id: int | None,
+        context: RequestContext,
+        filter: MemberFilter = MemberFilter(),
     ) -> Iterator[str]:
         """The members as CSV lines (header first), read in chunks so memory stays flat.
 
@@ -508,14 +617,20 @@ class MemberService:
             if s.get(Practice, practice_id) is None:
                 raise NotFound("No such practice.")
             self.audit.record(
-                s, EventTag.MEMBERS_EXPORTED, context=context, practice_id=practice_id, actor_id=actor_id,
+                s,
+                EventTag.MEMBERS_EXPORTED,
+                context=context,
+                practice_id=practice_id,
+                actor_id=actor_id,
             )
         query = self._filtered(practice_id, filter).order_by(User.id)
         return self._export_lines(query)
 
     def count(self, *, practice_id: int, filter: MemberFilter = MemberFilter()) -> int:
         with self.db.reading() as s:
-            return s.execute(select(func.count()).select_from(self._filtered(practice_id, filter).subquery())).scalar_one()
+            return s.execute(
+                select(func.count()).select_from(self._filtered(practice_id, filter).subquery())
+            ).scalar_one()
 
     def _export_lines(self, query: Select) -> Iterator[str]:
         yield csv_line(EXPORT_COLUMNS)
@@ -523,9 +638,17 @@ class MemberService:
             result = s.execute(query.execution_options(yield_per=IMPORT_BATCH))
             for chunk in result.scalars().partitions():
                 for view in self._views(s, chunk):
-                    yield csv_line([
-                        view.email, view.name, view.role, "yes" if view.active else "no",
-                        "on" if view.two_factor_enabled else "off", " ".join(view.methods), view.recovery_codes_left,
-                        view.remembered_browsers, view.last_sign_in_at.isoformat() if view.last_sign_in_at else "",
-                        view.created_at.isoformat(),
-                    ])
+                    yield csv_line(
+                        [
+                            view.email,
+                            view.name,
+                            view.role,
+                            "yes" if view.active else "no",
+                            "on" if view.two_factor_enabled else "off",
+                            " ".join(view.methods),
+                            view.recovery_codes_left,
+                            view.remembered_browsers,
+                            view.last_sign_in_at.isoformat() if view.last_sign_in_at else "",
+                            view.created_at.isoformat(),
+                        ]
+                    )

@@ -83,7 +83,9 @@ class PolicySettings:
         """The roles that must use 2FA under these settings (admins always); none when it is not required."""
         if not self.require_two_factor:
             return ()
-        return tuple(role for role in ROLES if not self.required_roles or role in self.required_roles or role == "admin")
+        return tuple(
+            role for role in ROLES if not self.required_roles or role in self.required_roles or role == "admin"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,13 +117,19 @@ class PolicyService:
         """The current settings with ``changes`` (only the fields given) applied and checked."""
         return self._changed(self.get(practice_id=practice_id), changes)
 
-    def update(self, *, practice_id: int, actor_id: int | None, changes: dict, context: RequestContext) -> PolicySettings:
+    def update(
+        self, *, practice_id: int, actor_id: int | None, changes: dict, context: RequestContext
+    ) -> PolicySettings:
         """Save the policy. Switching required 2FA on starts the grace period now; switching it off ends it."""
         with self.db.transaction() as s:
             practice = self._practice(s, practice_id, lock=True)
             before = PolicySettings.of(practice)
             after = self._changed(before, changes)
-            diff = {name: [old, new] for (name, old), new in zip(asdict(before).items(), asdict(after).values()) if old != new}
+            diff = {
+                name: [old, new]
+                for (name, old), new in zip(asdict(before).items(), asdict(after).values())
+                if old != new
+            }
             if not diff:
                 return after
             for name, value in asdict(after).items():
@@ -131,7 +139,11 @@ class PolicyService:
             elif not after.require_two_factor:
                 practice.two_factor_required_since = None
             self.audit.record(
-                s, EventTag.POLICY_CHANGED, context=context, practice_id=practice_id, actor_id=actor_id,
+                s,
+                EventTag.POLICY_CHANGED,
+                context=context,
+                practice_id=practice_id,
+                actor_id=actor_id,
                 details={"changes": diff},
             )
             return after
@@ -140,11 +152,17 @@ class PolicyService:
         """Who would have to set up 2FA under ``settings``: active members of the covered roles without it."""
         roles = settings.affected_roles()
         members = self.members.list_members(
-            practice_id=practice_id, filter=MemberFilter(without_two_factor=True, roles=roles, active=True), page=page,
+            practice_id=practice_id,
+            filter=MemberFilter(without_two_factor=True, roles=roles, active=True),
+            page=page,
         )
         if not roles:
             return PolicyPreview(members, None)
-        since = self.required_since(practice_id=practice_id) if self.get(practice_id=practice_id).require_two_factor else None
+        since = (
+            self.required_since(practice_id=practice_id)
+            if self.get(practice_id=practice_id).require_two_factor
+            else None
+        )
         return PolicyPreview(members, (since or self.clock.now()) + timedelta(days=settings.grace_days))
 
     def methods(self) -> dict[str, str]:
@@ -163,4 +181,3 @@ class PolicyService:
         if practice is None:
             raise NotFound("No such practice.")
         return practice
-

@@ -87,7 +87,14 @@ class TwoFactorResetService:
     notice: ResetNotice
 
     def reset_member_two_factor(
-        self, *, practice_id: int, admin: User, member_id: int, password: str, code: FactorResponse, reason: str,
+        self,
+        *,
+        practice_id: int,
+        admin: User,
+        member_id: int,
+        password: str,
+        code: FactorResponse,
+        reason: str,
         context: RequestContext,
     ) -> None:
         """An admin resets a member of their practice, after re-authenticating (password and a code).
@@ -102,7 +109,9 @@ class TwoFactorResetService:
         with self.db.reading() as s:
             member_in(s, practice_id=practice_id, member_id=member_id)
             fresh = s.get(User, admin.id)
-            methods = self.factors.enabled_for(s, fresh, self.factors.allowed(Policy.of(fresh.practice).allowed_methods))
+            methods = self.factors.enabled_for(
+                s, fresh, self.factors.allowed(Policy.of(fresh.practice).allowed_methods)
+            )
             if not methods:
                 raise AdminTwoFactorRequired()
             if not any(self.factors.get(kind).normalize(code) for kind in methods):
@@ -113,20 +122,30 @@ class TwoFactorResetService:
             member = member_in(s, practice_id=practice_id, member_id=member_id, lock=True)
             removable = self.factors.enabled_for(s, member)
             self.reauth.verify(
-                s, user=admin, password=password_check, code=code, context=context,
-                action="reset_member_two_factor", failed_event=EventTag.TWO_FACTOR_RESET_FAILED,
-                subject_id=member.id, wrong_password_message="Your password is not right.",
+                s,
+                user=admin,
+                password=password_check,
+                code=code,
+                context=context,
+                action="reset_member_two_factor",
+                failed_event=EventTag.TWO_FACTOR_RESET_FAILED,
+                subject_id=member.id,
+                wrong_password_message="Your password is not right.",
             )
             if not removable:
                 raise TwoFactorNotEnabled("This member has no two-factor authentication to reset.")
             self._reset(s, member, actor_id=admin.id, reason=reason, via="admin", context=context)
-        self.notice.notify_admin_reset(member=member, by=f"{admin.name} (practice admin)", reason=reason, context=context)
+        self.notice.notify_admin_reset(
+            member=member, by=f"{admin.name} (practice admin)", reason=reason, context=context
+        )
 
     def break_glass_reset(self, *, email: str, reason: str, context: RequestContext) -> User:
         """The operator's reset from the server's command line, for a practice that locked itself out."""
         reason = checked_reason(reason)
         with self.db.transaction() as s:
-            member = s.execute(select(User).where(User.email == normalize_email(email)).with_for_update(of=User)).scalar_one_or_none()
+            member = s.execute(
+                select(User).where(User.email == normalize_email(email)).with_for_update(of=User)
+            ).scalar_one_or_none()
             if member is None:
                 raise NotFound(f"No account has the email {email!r}.")
             if not self.factors.enabled_for(s, member):
@@ -135,7 +154,9 @@ class TwoFactorResetService:
         self.notice.notify_admin_reset(member=member, by="the Twofold operator", reason=reason, context=context)
         return member
 
-    def _reset(self, s: Session, member: User, *, actor_id: int | None, reason: str, via: str, context: RequestContext) -> None:
+    def _reset(
+        self, s: Session, member: User, *, actor_id: int | None, reason: str, via: str, context: RequestContext
+    ) -> None:
         removed = self.factors.enabled_for(s, member)
         for factor in self.factors:
             factor.remove(s, user=member)
@@ -143,7 +164,17 @@ class TwoFactorResetService:
         revoked = sum(r.revoke_all_for(s, user_id=member.id, reason="two_factor_reset") for r in self.trust_revokers)
         self.enforcement.demand(s, user_id=member.id, reason="admin_reset")
         self.audit.record(
-            s, EventTag.TWO_FACTOR_RESET, context=context, practice_id=member.practice_id, actor_id=actor_id,
+            s,
+            EventTag.TWO_FACTOR_RESET,
+            context=context,
+            practice_id=member.practice_id,
+            actor_id=actor_id,
             subject_id=member.id,
-            details={"reason": reason, "via": via, "methods_removed": removed, "sessions_ended": ended, "trust_revoked": revoked},
+            details={
+                "reason": reason,
+                "via": via,
+                "methods_removed": removed,
+                "sessions_ended": ended,
+                "trust_revoked": revoked,
+            },
         )

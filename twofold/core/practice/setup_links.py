@@ -126,27 +126,45 @@ class SetupService:
         )
         token = random_token(32)
         link = SetupLink(
-            token_hash=self.hasher.hash(token), user_id=member.id, created_by_id=created_by_id,
-            created_at=now, expires_at=now + SETUP_LINK_TTL,
+            token_hash=self.hasher.hash(token),
+            user_id=member.id,
+            created_by_id=created_by_id,
+            created_at=now,
+            expires_at=now + SETUP_LINK_TTL,
         )
         session.add(link)
         self.audit.record(
-            session, EventTag.SETUP_LINK_SENT, context=context, practice_id=member.practice_id, actor_id=created_by_id,
-            subject_id=member.id, details={"expires_at": link.expires_at.isoformat(), "welcome": member.password_changed_at is None},
+            session,
+            EventTag.SETUP_LINK_SENT,
+            context=context,
+            practice_id=member.practice_id,
+            actor_id=created_by_id,
+            subject_id=member.id,
+            details={"expires_at": link.expires_at.isoformat(), "welcome": member.password_changed_at is None},
         )
         return token
 
     def pending_message(self, *, member: User, token: str, link_base: str) -> Message:
         return setup_link_message(
-            to=member.email, name=member.name, practice=member.practice.name, url=f"{link_base.rstrip('/')}/setup/{token}",
-            expires_at=self.clock.now() + SETUP_LINK_TTL, welcome=member.password_changed_at is None,
+            to=member.email,
+            name=member.name,
+            practice=member.practice.name,
+            url=f"{link_base.rstrip('/')}/setup/{token}",
+            expires_at=self.clock.now() + SETUP_LINK_TTL,
+            welcome=member.password_changed_at is None,
         )
 
     def deliver(self, message: Message) -> None:
         self.notifier.send(message)
 
     def send_link(
-        self, *, practice_id: int, actor_id: int | None, member_id: int, context: RequestContext, link_base: str,
+        self,
+        *,
+        practice_id: int,
+        actor_id: int | None,
+        member_id: int,
+        context: RequestContext,
+        link_base: str,
     ) -> datetime:
         """Email ``member_id`` a new set-up link; returns when it expires."""
         with self.db.transaction() as s:
@@ -169,8 +187,11 @@ class SetupService:
             needs_two_factor = not self.factors.enabled_for(s, member)
             if member.password_changed_at is None or needs_two_factor:
                 return SetupState(
-                    member_name=member.name, member_email=member.email, practice_name=member.practice.name,
-                    needs_password=member.password_changed_at is None, needs_two_factor=needs_two_factor,
+                    member_name=member.name,
+                    member_email=member.email,
+                    practice_name=member.practice.name,
+                    needs_password=member.password_changed_at is None,
+                    needs_two_factor=needs_two_factor,
                     expires_at=link.expires_at,
                 )
             # Set up by other means since the link was sent: nothing left, the link is spent.
@@ -188,8 +209,13 @@ class SetupService:
             member.password_hash = password_hash
             member.password_changed_at = self.clock.now()
             self.audit.record(
-                s, EventTag.PASSWORD_SET, context=context, practice_id=member.practice_id, actor_id=member.id,
-                subject_id=member.id, details={"via": "setup_link"},
+                s,
+                EventTag.PASSWORD_SET,
+                context=context,
+                practice_id=member.practice_id,
+                actor_id=member.id,
+                subject_id=member.id,
+                details={"via": "setup_link"},
             )
             return self._next_step(s, link, member, context)
 
@@ -209,8 +235,12 @@ class SetupService:
                 return self._next_step(s, link, member, context)
             check.count_failure(s)
             self.audit.record(
-                s, EventTag.SIGN_IN_PASSWORD_FAILED, context=context, practice_id=member.practice_id,
-                subject_id=member.id, details={"reason": "wrong_password", "via": "setup_link"},
+                s,
+                EventTag.SIGN_IN_PASSWORD_FAILED,
+                context=context,
+                practice_id=member.practice_id,
+                subject_id=member.id,
+                details={"reason": "wrong_password", "via": "setup_link"},
             )
             raise Refusal(InvalidCredentials("That password is not right."))
 
@@ -229,29 +259,40 @@ class SetupService:
             link, member = self._live(s, token, context)
             self._confirm_enrollment(s, member, enrollment_id, code, context, actor_id=member.id)
             self.audit.record(
-                s, EventTag.TWO_FACTOR_ENABLED, context=context, practice_id=member.practice_id,
-                actor_id=member.id, subject_id=member.id, details={"method": self.enrollment.kind, "via": "setup_link"},
+                s,
+                EventTag.TWO_FACTOR_ENABLED,
+                context=context,
+                practice_id=member.practice_id,
+                actor_id=member.id,
+                subject_id=member.id,
+                details={"method": self.enrollment.kind, "via": "setup_link"},
             )
             self._use(s, link, member, context)
 
     # -- set up on the admin's screen ----------------------------------------------------
 
-    def start_on_admin_screen(
-        self, *, practice_id: int, admin_id: int, member_id: int, context: RequestContext
-    ) -> Any:
+    def start_on_admin_screen(self, *, practice_id: int, admin_id: int, member_id: int, context: RequestContext) -> Any:
         """A new set-up for the member (an app key), to show once as a QR code on the admin's screen."""
         with self.db.transaction() as s:
             member = member_in(s, practice_id=practice_id, member_id=member_id, lock=True)
             if not member.active:
                 raise MemberInactive()
             if self.factors.enabled_for(s, member):
-                raise TwoFactorAlreadyEnabled("This member already has two-factor authentication. Reset it first to set up a new app.")
+                raise TwoFactorAlreadyEnabled(
+                    "This member already has two-factor authentication. Reset it first to set up a new app."
+                )
             return self.enrollment.start(
                 s, user=member, context=context, actor_id=admin_id, details={"on_admin_screen": True}
             )
 
     def confirm_on_admin_screen(
-        self, *, practice_id: int, admin_id: int, member_id: int, enrollment_id: str, code: FactorResponse,
+        self,
+        *,
+        practice_id: int,
+        admin_id: int,
+        member_id: int,
+        enrollment_id: str,
+        code: FactorResponse,
         context: RequestContext,
     ) -> None:
         """The member typed their app's code on the admin's screen: turn 2FA on for them."""
@@ -259,8 +300,13 @@ class SetupService:
             member = member_in(s, practice_id=practice_id, member_id=member_id, lock=True)
             self._confirm_enrollment(s, member, enrollment_id, code, context, actor_id=admin_id)
             self.audit.record(
-                s, EventTag.TWO_FACTOR_SET_UP_BY_ADMIN, context=context, practice_id=practice_id,
-                actor_id=admin_id, subject_id=member.id, details={"method": self.enrollment.kind, "via": "admin_screen"},
+                s,
+                EventTag.TWO_FACTOR_SET_UP_BY_ADMIN,
+                context=context,
+                practice_id=practice_id,
+                actor_id=admin_id,
+                subject_id=member.id,
+                details={"method": self.enrollment.kind, "via": "admin_screen"},
             )
 
     # -- steps ------------------------------------------------------------------------
@@ -290,8 +336,12 @@ class SetupService:
             reason = "inactive"
         if reason:
             self.audit.record(
-                s, EventTag.SETUP_LINK_REFUSED, context=context, practice_id=member.practice_id,
-                subject_id=member.id, details={"reason": reason, "link_id": link.id},
+                s,
+                EventTag.SETUP_LINK_REFUSED,
+                context=context,
+                practice_id=member.practice_id,
+                subject_id=member.id,
+                details={"reason": reason, "link_id": link.id},
             )
             raise Refusal(SetupLinkInvalid(reason))
         return link, member
@@ -300,17 +350,30 @@ class SetupService:
         if self.factors.enabled_for(s, member):
             self._use(s, link, member, context)
             return SetupStep(None, done=True)
-        return SetupStep(self.enrollment.start(s, user=member, context=context, actor_id=member.id, details={"via": "setup_link"}))
+        return SetupStep(
+            self.enrollment.start(s, user=member, context=context, actor_id=member.id, details={"via": "setup_link"})
+        )
 
     def _use(self, s: Session, link: SetupLink, member: User, context: RequestContext) -> None:
         link.used_at = self.clock.now()
         self.audit.record(
-            s, EventTag.SETUP_LINK_USED, context=context, practice_id=member.practice_id, actor_id=member.id,
-            subject_id=member.id, details={"link_id": link.id},
+            s,
+            EventTag.SETUP_LINK_USED,
+            context=context,
+            practice_id=member.practice_id,
+            actor_id=member.id,
+            subject_id=member.id,
+            details={"link_id": link.id},
         )
 
     def _confirm_enrollment(
-        self, s: Session, member: User, enrollment_id: str, code: FactorResponse, context: RequestContext, *,
+        self,
+        s: Session,
+        member: User,
+        enrollment_id: str,
+        code: FactorResponse,
+        context: RequestContext,
+        *,
         actor_id: int,
     ) -> None:
         """Finish the member's set-up (throttled, audited and refused by the enrolment) and meet any

@@ -163,8 +163,13 @@ class EmailCodeEnrollmentService:
             )
             self.factor.remove(s, user=user)
             self.audit.record(
-                s, EventTag.EMAIL_METHOD_REMOVED, context=context, practice_id=user.practice_id,
-                actor_id=user.id, subject_id=user.id, details={"proof": proof.method},
+                s,
+                EventTag.EMAIL_METHOD_REMOVED,
+                context=context,
+                practice_id=user.practice_id,
+                actor_id=user.id,
+                subject_id=user.id,
+                details={"proof": proof.method},
             )
         proof.after_commit(context)
         self.mail.notify_email_method_removed(user, context)
@@ -175,7 +180,9 @@ class EmailCodeEnrollmentService:
             user = s.get(User, user.id)
             allowed = self.factors.allowed(Policy.of(user.practice).allowed_methods)
             if self.factor.kind not in self.factors.enabled_for(s, user, allowed):
-                raise EmailMethodNotAdded("Email codes are not one of your sign-in methods: use your app or a backup code.")
+                raise EmailMethodNotAdded(
+                    "Email codes are not one of your sign-in methods: use your app or a backup code."
+                )
             code = self._issue(s, user=user, purpose=CHALLENGE, context=context)
         return self._deliver(user, code=code, wording="reauth", context=context)
 
@@ -196,7 +203,10 @@ class EmailCodeEnrollmentService:
             code = self.factor.issue(s, user=user, purpose=purpose)
         except Throttled as exc:
             self.audit.record(
-                s, EventTag.EMAIL_CODE_SEND_LIMITED, **facts, details={"purpose": purpose, "retry_after": exc.retry_after}
+                s,
+                EventTag.EMAIL_CODE_SEND_LIMITED,
+                **facts,
+                details={"purpose": purpose, "retry_after": exc.retry_after},
             )
             raise Refusal(exc) from None
         self.audit.record(s, EventTag.EMAIL_CODE_SENT, **facts, details={"purpose": purpose})
@@ -207,6 +217,7 @@ class EmailCodeEnrollmentService:
         if not self.mail.send_code(user, code=code, purpose=wording, minutes=minutes, context=context):
             raise DeliveryFailed()
         return CodeSent(
-            sent_to=user.email, expires_in=int(CODE_TTL.total_seconds()),
+            sent_to=user.email,
+            expires_in=int(CODE_TTL.total_seconds()),
             resend_after=SENDS_PER_ACCOUNT.limits[0].window_seconds,
         )

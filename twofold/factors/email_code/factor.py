@@ -132,7 +132,10 @@ class EmailCodeFactor:
         code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
         session.add(
             EmailCode(
-                user_id=user.id, purpose=purpose, code_hash=self._hash(user.id, purpose, code), created_at=now,
+                user_id=user.id,
+                purpose=purpose,
+                code_hash=self._hash(user.id, purpose, code),
+                created_at=now,
                 expires_at=now + CODE_TTL,
             )
         )
@@ -145,8 +148,10 @@ class EmailCodeFactor:
         if normalized is None:
             return Verification(Outcome.MALFORMED)
         row = session.execute(
-            select(EmailCode).where(EmailCode.user_id == user.id, EmailCode.purpose == purpose)
-            .order_by(EmailCode.created_at.desc(), EmailCode.id.desc()).limit(1)
+            select(EmailCode)
+            .where(EmailCode.user_id == user.id, EmailCode.purpose == purpose)
+            .order_by(EmailCode.created_at.desc(), EmailCode.id.desc())
+            .limit(1)
         ).scalar_one_or_none()
         if row is None or not hmac.compare_digest(row.code_hash, self._hash(user.id, purpose, normalized)):
             return Verification(Outcome.WRONG)
@@ -180,8 +185,10 @@ class EmailCodeFactor:
 
     def enabled_user_ids(self):
         """Users whose current address is confirmed for codes (an admin's email still needs the app beside it)."""
-        return select(EmailMethod.user_id).join(User, User.id == EmailMethod.user_id).where(
-            EmailMethod.address == User.email
+        return (
+            select(EmailMethod.user_id)
+            .join(User, User.id == EmailMethod.user_id)
+            .where(EmailMethod.address == User.email)
         )
 
     def begin_challenge(self, session: Session, *, user: User, flow: SignInFlow) -> Challenge:

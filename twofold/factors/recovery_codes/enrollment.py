@@ -33,8 +33,13 @@ class RecoveryCodeEnrollmentService:
         """The first 10 codes, as 2FA is turned on (audited); returned to be shown once."""
         codes = self.factor.generate(session, user=user)
         self.audit.record(
-            session, EventTag.RECOVERY_CODES_GENERATED, context=context, practice_id=user.practice_id,
-            actor_id=user.id, subject_id=user.id, details={"count": len(codes)},
+            session,
+            EventTag.RECOVERY_CODES_GENERATED,
+            context=context,
+            practice_id=user.practice_id,
+            actor_id=user.id,
+            subject_id=user.id,
+            details={"count": len(codes)},
         )
         return codes
 
@@ -51,13 +56,22 @@ class RecoveryCodeEnrollmentService:
             if not self.factors.enabled_for(s, user):
                 raise TwoFactorNotEnabled("Two-factor authentication is not on for this account. Turn it on first.")
             proof = self.reauth.verify(
-                s, user=user, password=password_check, code=code, context=context,
+                s,
+                user=user,
+                password=password_check,
+                code=code,
+                context=context,
                 action="regenerate_recovery_codes",
             )
             codes = self.factor.generate(s, user=user)
             self.audit.record(
-                s, EventTag.RECOVERY_CODES_GENERATED, context=context, practice_id=user.practice_id,
-                actor_id=user.id, subject_id=user.id, details={"count": len(codes), "proof": proof.method},
+                s,
+                EventTag.RECOVERY_CODES_GENERATED,
+                context=context,
+                practice_id=user.practice_id,
+                actor_id=user.id,
+                subject_id=user.id,
+                details={"count": len(codes), "proof": proof.method},
             )
         self.mail.notify_recovery_codes_generated(user, context)
         return codes

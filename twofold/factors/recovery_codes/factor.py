@@ -77,7 +77,9 @@ class RecoveryCodeFactor:
     # "only the app and backup codes" (mission/2fa-faq.md), never the app alone.
     always_allowed: ClassVar[bool] = True
     code_format: ClassVar[str] = "a backup code, 8 letters and digits such as 7kq4-m2xp"
-    wrong_code_message: ClassVar[str] = "That backup code is not right, or it was already used. Each backup code works once."
+    wrong_code_message: ClassVar[str] = (
+        "That backup code is not right, or it was already used. Each backup code works once."
+    )
 
     hasher: TokenHasher
     clock: Clock
@@ -101,9 +103,9 @@ class RecoveryCodeFactor:
 
     def remaining(self, session: Session, *, user: User) -> int:
         return session.execute(
-            select(func.count()).select_from(RecoveryCode).where(
-                RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None)
-            )
+            select(func.count())
+            .select_from(RecoveryCode)
+            .where(RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))
         ).scalar_one()
 
     def unused_among(self, session: Session, *, user: User, codes: list[str]) -> list[str]:

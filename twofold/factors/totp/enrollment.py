@@ -76,7 +76,14 @@ def qr_svg(uri: str) -> str:
     """The URI as an inline SVG QR code (segno; error correction M, 4 px modules)."""
     buffer = io.BytesIO()
     segno.make(uri, error="m", micro=False).save(
-        buffer, kind="svg", scale=5, border=4, dark="#000", light="#fff", xmldecl=False, nl=False,
+        buffer,
+        kind="svg",
+        scale=5,
+        border=4,
+        dark="#000",
+        light="#fff",
+        xmldecl=False,
+        nl=False,
         title="QR code for your authenticator app",
     )
     return buffer.getvalue().decode()
@@ -107,7 +114,12 @@ class TotpEnrollmentService:
     # -- the one enrolment API (in the caller's transaction) --------------------------------
 
     def start(
-        self, session: Session, *, user: User, context: RequestContext, actor_id: int | None,
+        self,
+        session: Session,
+        *,
+        user: User,
+        context: RequestContext,
+        actor_id: int | None,
         details: dict | None = None,
     ) -> TotpEnrollment:
         """A new pending app of ``user`` with a new key, audited as started; not usable until confirmed."""
@@ -131,8 +143,13 @@ class TotpEnrollmentService:
             )
         )
         self.audit.record(
-            session, EventTag.TOTP_ENROLLMENT_STARTED, context=context, practice_id=user.practice_id,
-            actor_id=actor_id, subject_id=user.id, details=details,
+            session,
+            EventTag.TOTP_ENROLLMENT_STARTED,
+            context=context,
+            practice_id=user.practice_id,
+            actor_id=actor_id,
+            subject_id=user.id,
+            details=details,
         )
         return self._shown(user, credential_id, key)
 
@@ -152,8 +169,14 @@ class TotpEnrollmentService:
         return self._shown(user, pending.id, self.factor.key(pending))
 
     def confirm(
-        self, session: Session, *, user: User, enrollment_id: str, response: FactorResponse,
-        context: RequestContext, actor_id: int | None,
+        self,
+        session: Session,
+        *,
+        user: User,
+        enrollment_id: str,
+        response: FactorResponse,
+        context: RequestContext,
+        actor_id: int | None,
     ) -> Verification:
         """Accept the first code of a pending app; it then replaces any earlier app of ``user``.
 
@@ -174,12 +197,21 @@ class TotpEnrollmentService:
             return verification
         wait = self.throttle.hit(session, [key])
         self.audit.record(
-            session, EventTag.TOTP_ENROLLMENT_FAILED, context=context, practice_id=user.practice_id,
-            actor_id=actor_id, subject_id=user.id, details={"reason": str(verification.outcome)},
+            session,
+            EventTag.TOTP_ENROLLMENT_FAILED,
+            context=context,
+            practice_id=user.practice_id,
+            actor_id=actor_id,
+            subject_id=user.id,
+            details={"reason": str(verification.outcome)},
         )
         if wait:
             self.audit.record(
-                session, EventTag.LOCKED_OUT, context=context, practice_id=user.practice_id, subject_id=user.id,
+                session,
+                EventTag.LOCKED_OUT,
+                context=context,
+                practice_id=user.practice_id,
+                subject_id=user.id,
                 details={"step": "totp_confirm", "retry_after": wait},
             )
         raise Refusal(verification.refusal())
@@ -236,7 +268,9 @@ class TotpEnrollmentService:
             self.mail.notify_authenticator_replaced(user, context)
         return confirmation
 
-    def start_totp_replacement(self, *, user: User, password: str, code: str, context: RequestContext) -> TotpEnrollment:
+    def start_totp_replacement(
+        self, *, user: User, password: str, code: str, context: RequestContext
+    ) -> TotpEnrollment:
         """A new app after re-authentication (a backup code works: the lost-phone path).
 
         The old app keeps working until the new one's first code is confirmed with
@@ -252,8 +286,13 @@ class TotpEnrollmentService:
             )
             enrollment = self.start(s, user=user, context=context, actor_id=user.id)
             self.audit.record(
-                s, EventTag.TOTP_REPLACEMENT_STARTED, context=context, practice_id=user.practice_id,
-                actor_id=user.id, subject_id=user.id, details={"proof": proof.method},
+                s,
+                EventTag.TOTP_REPLACEMENT_STARTED,
+                context=context,
+                practice_id=user.practice_id,
+                actor_id=user.id,
+                subject_id=user.id,
+                details={"proof": proof.method},
             )
         proof.after_commit(context)
         return enrollment

@@ -24,9 +24,9 @@ _CONFIRMED = "twofold.totp.confirmed"  # session.info key: user id -> confirmed 
 
 _CREDENTIALS = TotpCredential.__table__
 # Built once: both run on every code sign-in. A plain row (read-only), not an ORM object.
-_CONFIRMED_OF_USER = Prepared(select(_CREDENTIALS).where(
-    _CREDENTIALS.c.user_id == bindparam("user_id"), _CREDENTIALS.c.confirmed_at.is_not(None)
-))
+_CONFIRMED_OF_USER = Prepared(
+    select(_CREDENTIALS).where(_CREDENTIALS.c.user_id == bindparam("user_id"), _CREDENTIALS.c.confirmed_at.is_not(None))
+)
 # The replay guard: only a step after the last accepted one may claim the credential.
 _CLAIM_STEP = Prepared(
     update(_CREDENTIALS)

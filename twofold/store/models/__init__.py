@@ -5,8 +5,8 @@ from twofold.store.models.administration import EnrolmentDemand, SetupLink
 from twofold.store.models.audit import AuditChainHead, AuditEvent
 from twofold.store.models.base import Base, UTCDateTime
 from twofold.store.models.factors import TotpCredential
-from twofold.store.models.remembered import RememberedBrowser
 from twofold.store.models.recovery import EmailCode, EmailMethod, RecoveryCode, UndeliveredMail
+from twofold.store.models.remembered import RememberedBrowser
 from twofold.store.models.signin import SignInFlow, UserSession
 from twofold.store.models.throttle import ThrottleFailure
 
@@ -17,16 +17,16 @@ __all__ = [
     "Base",
     "EmailCode",
     "EmailMethod",
-    "Practice",
-    "RememberedBrowser",
-    "RecoveryCode",
     "EnrolmentDemand",
+    "Practice",
+    "RecoveryCode",
+    "RememberedBrowser",
     "SetupLink",
     "SignInFlow",
     "ThrottleFailure",
     "TotpCredential",
+    "UTCDateTime",
     "UndeliveredMail",
     "User",
-    "UTCDateTime",
     "UserSession",
 ]

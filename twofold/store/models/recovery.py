@@ -55,7 +55,9 @@ class EmailMethod(Base):
 
     __tablename__ = "email_methods"
 
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, autoincrement=False)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
     address: Mapped[str] = mapped_column(String(320))
     confirmed_at: Mapped[datetime] = mapped_column(UTCDateTime())
 

@@ -21,8 +21,14 @@ pages = APIRouter(include_in_schema=False)
 
 def _browser_public(view: BrowserView) -> RememberedBrowserPublic:
     return RememberedBrowserPublic(
-        id=view.id, label=view.label, created_at=view.created_at.isoformat(), last_used_at=view.last_used_at.isoformat(),
-        expires_at=view.expires_at.isoformat(), ip=view.ip, last_ip=view.last_ip, current=view.current,
+        id=view.id,
+        label=view.label,
+        created_at=view.created_at.isoformat(),
+        last_used_at=view.last_used_at.isoformat(),
+        expires_at=view.expires_at.isoformat(),
+        ip=view.ip,
+        last_ip=view.last_ip,
+        current=view.current,
     )
 
 

@@ -57,7 +57,9 @@ class RememberedBrowserPublic(BaseModel):
     label: str = Field(description='Readable browser and system, e.g. "Chrome on Windows"')
     created_at: str = Field(description="When it was remembered")
     last_used_at: str
-    expires_at: str = Field(description="When the trust ends unless used again (idle days) or at the latest (policy days)")
+    expires_at: str = Field(
+        description="When the trust ends unless used again (idle days) or at the latest (policy days)"
+    )
     ip: str | None = Field(description="Address it was remembered from")
     last_ip: str | None = Field(description="Address it was last used from")
     current: bool = Field(description="True for the browser making this request")

@@ -27,8 +27,13 @@ WARN_BEFORE_SECONDS = 60
 
 def _session_public(view: SessionView) -> SessionPublic:
     return SessionPublic(
-        id=view.id, label=view.label, created_at=view.created_at.isoformat(), last_seen_at=view.last_seen_at.isoformat(),
-        expires_at=view.expires_at.isoformat(), ip=view.ip, current=view.current,
+        id=view.id,
+        label=view.label,
+        created_at=view.created_at.isoformat(),
+        last_seen_at=view.last_seen_at.isoformat(),
+        expires_at=view.expires_at.isoformat(),
+        ip=view.ip,
+        current=view.current,
     )
 
 
@@ -102,7 +107,9 @@ def end_session(session_id: RowId, request: Request, active: SignedIn, services:
     description="Ends every other session and keeps this one. With `include_current=true` ends this one too "
     "(sign out everywhere). Remembered browsers are not forgotten: see `DELETE /api/v1/me/remembered-browsers`.",
 )
-def end_sessions(request: Request, active: SignedIn, services: ServicesDep, context: Context, include_current: bool = False):
+def end_sessions(
+    request: Request, active: SignedIn, services: ServicesDep, context: Context, include_current: bool = False
+):
     count = services.account_security.end_sessions(active=active, context=context, include_current=include_current)
     return _revoked(request, RevokedPublic(count=count, signed_out=include_current))
 

@@ -19,13 +19,22 @@ def two_factor_required_page(request: Request, active: Enrolling, services: Serv
     if not requirement.outstanding:
         return RedirectResponse(safe_next(next) if next else HOME, status_code=303)
     now = services.clock.now()
-    return render(request, "two_factor_required.html", {
-        "session": active, "requirement": requirement, "may_skip": requirement.may_skip(now),
-        "days_left": max(0, (requirement.due_at - now).days), "next": safe_next(next) if next else HOME,
-    })
+    return render(
+        request,
+        "two_factor_required.html",
+        {
+            "session": active,
+            "requirement": requirement,
+            "may_skip": requirement.may_skip(now),
+            "days_left": max(0, (requirement.due_at - now).days),
+            "next": safe_next(next) if next else HOME,
+        },
+    )
 
 
 @pages.post("/account/two-factor/skip")
-def two_factor_skip(active: Enrolling, services: ServicesDep, context: Context, next: Annotated[str, Form(max_length=500)] = ""):
+def two_factor_skip(
+    active: Enrolling, services: ServicesDep, context: Context, next: Annotated[str, Form(max_length=500)] = ""
+):
     services.enforcement.skip(user=active.user, context=context)
     return RedirectResponse(safe_next(next), status_code=303)

@@ -44,7 +44,10 @@ def code_sent(sent) -> JSONResponse:
     "/me/email-method",
     status_code=202,
     response_model=CodeSentPublic,
-    responses={403: {"model": ErrorPublic, "description": "Not allowed by the practice, or an admin without an app"}, **SENDING},
+    responses={
+        403: {"model": ErrorPublic, "description": "Not allowed by the practice, or an admin without an app"},
+        **SENDING,
+    },
     summary="Start adding email codes: email a confirming code",
 )
 def start_email_method(active: Enrolling, services: ServicesDep, context: Context):
@@ -71,7 +74,9 @@ def confirm_email_method(body: CodeRequest, active: Enrolling, services: Service
     description="Needs the password and a code (app, backup or emailed).",
 )
 def remove_email_method(body: ReauthRequest, active: SignedIn, services: ServicesDep, context: Context):
-    services.email_enrollment.remove_email_method(user=active.user, password=body.password, code=body.code, context=context)
+    services.email_enrollment.remove_email_method(
+        user=active.user, password=body.password, code=body.code, context=context
+    )
     return StatusPublic(status="removed")
 
 
@@ -95,11 +100,14 @@ def start_email_method_form(request: Request, active: Enrolling, services: Servi
     try:
         services.email_enrollment.start_email_method(user=active.user, context=context)
     except core.DeliveryFailed as exc:
-        return render(request, "email_method_confirm.html", {"user": active.user, "session": active, "error": exc.message}, 503)
+        return render(
+            request, "email_method_confirm.html", {"user": active.user, "session": active, "error": exc.message}, 503
+        )
     except core.TwofoldError as exc:
         # Not allowed, already added, or an admin without an app: nothing on the page to correct.
         return render(
-            request, "error.html",
+            request,
+            "error.html",
             {"title": "Email codes not added", "message": exc.message, "back": HOME, "session": active},
             status_for(exc),
         )
@@ -108,20 +116,29 @@ def start_email_method_form(request: Request, active: Enrolling, services: Servi
 
 @pages.post("/account/security/email-method/confirm")
 def confirm_email_method_form(
-    request: Request, active: Enrolling, services: ServicesDep, context: Context, code: CodeField = "",
+    request: Request,
+    active: Enrolling,
+    services: ServicesDep,
+    context: Context,
+    code: CodeField = "",
 ):
     try:
         added = services.email_enrollment.confirm_email_method(user=active.user, code=code, context=context)
     except (core.InvalidCode, core.InvalidInput, core.Throttled) as exc:
         return render(
-            request, "email_method_confirm.html", {"user": active.user, "session": active, "error": exc.message},
+            request,
+            "email_method_confirm.html",
+            {"user": active.user, "session": active, "error": exc.message},
             status_for(exc),
         )
     except core.TwofoldError as exc:
         return security_page(request, active, services, status=status_for(exc), form="email", error=exc.message)
     if added.recovery_codes:
         return recovery_codes_page(
-            request, active, services, added.recovery_codes,
+            request,
+            active,
+            services,
+            added.recovery_codes,
             headline="Two-factor authentication is on, with codes by email. Save your backup codes now.",
         )
     return back_home("email_added")
@@ -129,8 +146,12 @@ def confirm_email_method_form(
 
 @pages.post("/account/security/email-method/remove")
 def remove_email_method_form(
-    request: Request, active: SignedIn, services: ServicesDep, context: Context,
-    password: PasswordField = "", code: CodeField = "",
+    request: Request,
+    active: SignedIn,
+    services: ServicesDep,
+    context: Context,
+    password: PasswordField = "",
+    code: CodeField = "",
 ):
     try:
         if not password or not code.strip():

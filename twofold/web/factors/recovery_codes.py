@@ -27,14 +27,25 @@ CodesField = Annotated[list[str], Form()]
 
 
 def recovery_codes_page(
-    request: Request, active: ActiveSession, services, codes: list[str], *,
-    headline: str | None = None, error: str | None = None, status: int = 200,
+    request: Request,
+    active: ActiveSession,
+    services,
+    codes: list[str],
+    *,
+    headline: str | None = None,
+    error: str | None = None,
+    status: int = 200,
 ) -> Response:
     """The page that shows a new set of backup codes, once (they are kept only as hashes)."""
     return render(
-        request, "recovery_codes.html",
+        request,
+        "recovery_codes.html",
         {
-            "user": active.user, "session": active, "codes": codes, "headline": headline, "error": error,
+            "user": active.user,
+            "session": active,
+            "codes": codes,
+            "headline": headline,
+            "error": error,
             "made_at": format_when(services.clock.now()),
         },
         status,
@@ -56,13 +67,19 @@ def regenerate_recovery_codes(body: ReauthRequest, active: SignedIn, services: S
 
 @pages.post("/account/security/recovery-codes")
 def regenerate_recovery_codes_form(
-    request: Request, active: SignedIn, services: ServicesDep, context: Context,
-    password: PasswordField = "", code: CodeField = "",
+    request: Request,
+    active: SignedIn,
+    services: ServicesDep,
+    context: Context,
+    password: PasswordField = "",
+    code: CodeField = "",
 ):
     try:
         if not password or not code.strip():
             raise core.InvalidInput("Enter your password and a code.")
-        codes = services.recovery_code_enrollment.regenerate_recovery_codes(user=active.user, password=password, code=code, context=context)
+        codes = services.recovery_code_enrollment.regenerate_recovery_codes(
+            user=active.user, password=password, code=code, context=context
+        )
     except core.TwofoldError as exc:
         return security_page(request, active, services, status=status_for(exc), form="regen", error=exc.message)
     return recovery_codes_page(
@@ -76,16 +93,26 @@ def _codes_from(values: list[str]) -> list[str]:
 
 @pages.post("/account/security/recovery-codes/download")
 def download_recovery_codes(
-    request: Request, active: SignedIn, services: ServicesDep, code: CodesField = [],  # noqa: B006 - FastAPI copies defaults
+    request: Request,
+    active: SignedIn,
+    services: ServicesDep,
+    code: CodesField = [],  # noqa: B006 - FastAPI copies defaults
 ):
     """The codes just shown, as a text file. The page sends them back (the server keeps only hashes);
     only the account's own unused codes are written out."""
     codes = services.recovery_code_enrollment.unused_recovery_codes(user=active.user, codes=_codes_from(code))
     if not codes:
-        return render(request, "error.html", {
-            "title": "Nothing to download", "back": HOME, "session": active,
-            "message": "These backup codes are no longer valid. Generate new codes in your security settings.",
-        }, 410)
+        return render(
+            request,
+            "error.html",
+            {
+                "title": "Nothing to download",
+                "back": HOME,
+                "session": active,
+                "message": "These backup codes are no longer valid. Generate new codes in your security settings.",
+            },
+            410,
+        )
     lines = [
         f"Twofold backup codes for {active.user.email} ({active.user.practice.name})",
         f"Made {format_when(services.clock.now())}. Each code works once, in place of a code from your app.",
@@ -102,7 +129,9 @@ def download_recovery_codes(
 
 @pages.post("/account/security/recovery-codes/saved")
 def recovery_codes_saved(
-    request: Request, active: SignedIn, services: ServicesDep,
+    request: Request,
+    active: SignedIn,
+    services: ServicesDep,
     code: CodesField = [],  # noqa: B006 - FastAPI copies defaults
     saved: Annotated[str, Form(max_length=8)] = "",
 ):
@@ -112,6 +141,10 @@ def recovery_codes_saved(
     if not codes:
         return RedirectResponse(HOME, status_code=303)
     return recovery_codes_page(
-        request, active, services, codes, status=422,
+        request,
+        active,
+        services,
+        codes,
+        status=422,
         error="Tick the box to confirm you have saved the codes: you will not see them again.",
     )

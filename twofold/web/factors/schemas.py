@@ -31,7 +31,9 @@ class TotpConfirmedPublic(BaseModel):
 
 
 class RecoveryCodesPublic(BaseModel):
-    recovery_codes: list[str] = Field(description="10 new backup codes (`xxxx-xxxx`); every earlier one stopped working")
+    recovery_codes: list[str] = Field(
+        description="10 new backup codes (`xxxx-xxxx`); every earlier one stopped working"
+    )
 
 
 class CodeSentPublic(BaseModel):

@@ -28,7 +28,9 @@ PasswordField = Annotated[str, Form(max_length=1024)]
 def enrollment_public(enrollment) -> TotpEnrollmentPublic:
     """A new key, answered once: to show as a QR code or to type into the app."""
     return TotpEnrollmentPublic(
-        enrollment_id=enrollment.enrollment_id, secret=enrollment.secret, otpauth_uri=enrollment.otpauth_uri,
+        enrollment_id=enrollment.enrollment_id,
+        secret=enrollment.secret,
+        otpauth_uri=enrollment.otpauth_uri,
         qr_svg=enrollment.qr_svg,
     )
 
@@ -55,7 +57,9 @@ def start_totp(active: Enrolling, services: ServicesDep, context: Context):
 )
 def confirm_totp(body: TotpConfirm, active: Enrolling, services: ServicesDep, context: Context):
     _require_digits(body.code)
-    result = services.totp_enrollment.confirm_totp(user=active.user, enrollment_id=body.enrollment_id, code=body.code, context=context)
+    result = services.totp_enrollment.confirm_totp(
+        user=active.user, enrollment_id=body.enrollment_id, code=body.code, context=context
+    )
     return TotpConfirmedPublic(status=result.status, recovery_codes=result.recovery_codes or None)
 
 
@@ -110,9 +114,13 @@ def totp_confirm(
         error = "Enter the 6-digit code your app shows now (digits only)."
     else:
         try:
-            result = services.totp_enrollment.confirm_totp(user=active.user, enrollment_id=enrollment_id, code=code, context=context)
+            result = services.totp_enrollment.confirm_totp(
+                user=active.user, enrollment_id=enrollment_id, code=code, context=context
+            )
             if result.recovery_codes:
-                return recovery_codes_page(request, active, services, result.recovery_codes, headline=NOTICES["enabled"])
+                return recovery_codes_page(
+                    request, active, services, result.recovery_codes, headline=NOTICES["enabled"]
+                )
             return RedirectResponse(f"{HOME}?notice={result.status}", status_code=303)
         except core.NotFound as exc:
             return render(request, "error.html", {"title": "Set-up expired", "message": exc.message, "back": HOME}, 404)
@@ -120,18 +128,26 @@ def totp_confirm(
             error = exc.message
     enrollment = services.totp_enrollment.pending_totp_enrollment(user=active.user, enrollment_id=enrollment_id)
     if enrollment is None:
-        return render(request, "error.html", {"title": "Set-up expired", "message": "Start the set-up again.", "back": HOME}, 404)
+        return render(
+            request, "error.html", {"title": "Set-up expired", "message": "Start the set-up again.", "back": HOME}, 404
+        )
     replacing = services.accounts.two_factor_status(active.user).enabled
     return render(
-        request, "totp_setup.html",
-        {"user": active.user, "enrollment": enrollment, "error": error, "session": active, "replacing": replacing}, 400,
+        request,
+        "totp_setup.html",
+        {"user": active.user, "enrollment": enrollment, "error": error, "session": active, "replacing": replacing},
+        400,
     )
 
 
 @pages.post("/account/security/totp/disable")
 def totp_disable(
-    request: Request, active: SignedIn, services: ServicesDep, context: Context,
-    password: PasswordField = "", code: CodeField = "",
+    request: Request,
+    active: SignedIn,
+    services: ServicesDep,
+    context: Context,
+    password: PasswordField = "",
+    code: CodeField = "",
 ):
     error = None
     if not password or not code.strip():
@@ -148,15 +164,23 @@ def totp_disable(
 
 @pages.post("/account/security/totp/replace")
 def replace_totp_form(
-    request: Request, active: SignedIn, services: ServicesDep, context: Context,
-    password: PasswordField = "", code: CodeField = "",
+    request: Request,
+    active: SignedIn,
+    services: ServicesDep,
+    context: Context,
+    password: PasswordField = "",
+    code: CodeField = "",
 ):
     try:
         if not password or not code.strip():
             raise core.InvalidInput("Enter your password and a code.")
-        enrollment = services.totp_enrollment.start_totp_replacement(user=active.user, password=password, code=code, context=context)
+        enrollment = services.totp_enrollment.start_totp_replacement(
+            user=active.user, password=password, code=code, context=context
+        )
     except core.TwofoldError as exc:
         return security_page(request, active, services, status=status_for(exc), form="replace", error=exc.message)
     return render(
-        request, "totp_setup.html", {"user": active.user, "enrollment": enrollment, "session": active, "replacing": True}
+        request,
+        "totp_setup.html",
+        {"user": active.user, "enrollment": enrollment, "session": active, "replacing": True},
     )

@@ -19,7 +19,10 @@ pages = APIRouter(include_in_schema=False)
 
 
 @api.get(
-    "/audit", response_model=AuditPagePublic, responses=CSV_ANSWER, summary="The practice's audit log",
+    "/audit",
+    response_model=AuditPagePublic,
+    responses=CSV_ANSWER,
+    summary="The practice's audit log",
     description="Newest first, 50 a page. `actor`, `subject` and `person` (either) take a member's id or email; "
     "`event` an event name or a namespace (`practice:member`); `since` and `until` a date (YYYY-MM-DD, `until` "
     "includes that day) or an ISO time. With `Accept: text/csv` every matching event is streamed as CSV, oldest first.",
@@ -38,7 +41,11 @@ def audit_log(
     page: Page = 1,
 ):
     audit_filter = AuditFilter(
-        actor=actor, subject=subject, person=person, event=event, since=parse_moment(since),
+        actor=actor,
+        subject=subject,
+        person=person,
+        event=event,
+        since=parse_moment(since),
         until=parse_moment(until, end=True),
     )
     practice_id = admin.user.practice_id
@@ -52,34 +59,62 @@ def audit_log(
 
 
 def _audit_filter(person: str, event: str, since: str, until: str) -> AuditFilter:
-    return AuditFilter(person=person[:320] or None, event=event[:80] or None, since=parse_moment(since[:40]),
-                       until=parse_moment(until[:40], end=True))
+    return AuditFilter(
+        person=person[:320] or None,
+        event=event[:80] or None,
+        since=parse_moment(since[:40]),
+        until=parse_moment(until[:40], end=True),
+    )
 
 
 @pages.get("/admin/audit")
 def audit_page(
-    request: Request, admin: PracticeAdmin, services: ServicesDep,
-    person: str = "", event: str = "", since: str = "", until: str = "", page: int = 1,
+    request: Request,
+    admin: PracticeAdmin,
+    services: ServicesDep,
+    person: str = "",
+    event: str = "",
+    since: str = "",
+    until: str = "",
+    page: int = 1,
 ):
     params = {"person": person, "event": event, "since": since, "until": until}
     try:
         audit_filter = _audit_filter(person, event, since, until)
     except core.InvalidInput as exc:
-        return render(request, "admin/audit.html", {"session": admin, "params": params, "error": exc.message, "found": None}, 422)
-    found = services.audit_trail.page(practice_id=admin.user.practice_id, filter=audit_filter, page=max(1, min(page, 1_000_000)))
-    return render(request, "admin/audit.html", {
-        "session": admin, "found": found, "params": params, "link": lambda **c: page_link("/admin/audit", params, **c),
-        "csv_link": page_link("/admin/audit.csv", params),
-    })
+        return render(
+            request, "admin/audit.html", {"session": admin, "params": params, "error": exc.message, "found": None}, 422
+        )
+    found = services.audit_trail.page(
+        practice_id=admin.user.practice_id, filter=audit_filter, page=max(1, min(page, 1_000_000))
+    )
+    return render(
+        request,
+        "admin/audit.html",
+        {
+            "session": admin,
+            "found": found,
+            "params": params,
+            "link": lambda **c: page_link("/admin/audit", params, **c),
+            "csv_link": page_link("/admin/audit.csv", params),
+        },
+    )
 
 
 @pages.get("/admin/audit.csv")
 def audit_csv(
-    admin: PracticeAdmin, services: ServicesDep, context: Context, person: str = "", event: str = "", since: str = "",
+    admin: PracticeAdmin,
+    services: ServicesDep,
+    context: Context,
+    person: str = "",
+    event: str = "",
+    since: str = "",
     until: str = "",
 ):
     lines = services.audit_trail.export_csv(
-        practice_id=admin.user.practice_id, filter=_audit_filter(person, event, since, until), actor_id=admin.user.id,
+        practice_id=admin.user.practice_id,
+        filter=_audit_filter(person, event, since, until),
+        actor_id=admin.user.id,
         context=context,
     )
     return csv_download(lines, "audit-log.csv")

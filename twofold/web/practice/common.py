@@ -43,11 +43,22 @@ def page_link(path: str, params: dict, **changes) -> str:
     return f"{path}?{urlencode(query)}" if query else path
 
 
-def member_page(request: Request, admin: ActiveSession, services, member_id: int, status: int = 200, **extra) -> Response:
+def member_page(
+    request: Request, admin: ActiveSession, services, member_id: int, status: int = 200, **extra
+) -> Response:
     """A member's page (their 2FA, the actions, their latest audit events), with a form's refusal in ``extra``."""
     member = services.members.get_member(practice_id=admin.user.practice_id, member_id=member_id)
     events = services.audit_trail.page(practice_id=admin.user.practice_id, filter=AuditFilter(person=str(member.id)))
-    return render(request, "admin/member.html", {
-        "session": admin, "member": member, "events": events.items[:10], "events_total": events.total,
-        "notice": PRACTICE_NOTICES.get(request.query_params.get("notice") or ""), **extra,
-    }, status)
+    return render(
+        request,
+        "admin/member.html",
+        {
+            "session": admin,
+            "member": member,
+            "events": events.items[:10],
+            "events_total": events.total,
+            "notice": PRACTICE_NOTICES.get(request.query_params.get("notice") or ""),
+            **extra,
+        },
+        status,
+    )

@@ -22,7 +22,9 @@ pages = APIRouter(include_in_schema=False)
 
 
 @api.post(
-    "/members/{member_id}/totp", response_model=TotpEnrollmentPublic, responses={**NOT_FOUND, **CONFLICT},
+    "/members/{member_id}/totp",
+    response_model=TotpEnrollmentPublic,
+    responses={**NOT_FOUND, **CONFLICT},
     summary="Set up an authenticator app for a member on this screen",
     description="Answers the new key once, to show as a QR code for the member to scan; confirm with their first code.",
 )
@@ -34,19 +36,29 @@ def start_member_totp(member_id: MemberId, admin: PracticeAdmin, services: Servi
 
 
 @api.post(
-    "/members/{member_id}/totp/confirm", response_model=StatusPublic, responses=NOT_FOUND,
+    "/members/{member_id}/totp/confirm",
+    response_model=StatusPublic,
+    responses=NOT_FOUND,
     summary="Confirm a member's app with the code they type",
 )
-def confirm_member_totp(member_id: MemberId, body: TotpConfirm, admin: PracticeAdmin, services: ServicesDep, context: Context):
+def confirm_member_totp(
+    member_id: MemberId, body: TotpConfirm, admin: PracticeAdmin, services: ServicesDep, context: Context
+):
     services.setup.confirm_on_admin_screen(
-        practice_id=admin.user.practice_id, admin_id=admin.user.id, member_id=member_id,
-        enrollment_id=body.enrollment_id, code=body.code, context=context,
+        practice_id=admin.user.practice_id,
+        admin_id=admin.user.id,
+        member_id=member_id,
+        enrollment_id=body.enrollment_id,
+        code=body.code,
+        context=context,
     )
     return StatusPublic(status="enabled")
 
 
 @pages.post("/admin/members/{member_id}/enrol")
-def member_enrol_start(request: Request, member_id: MemberId, admin: PracticeAdmin, services: ServicesDep, context: Context):
+def member_enrol_start(
+    request: Request, member_id: MemberId, admin: PracticeAdmin, services: ServicesDep, context: Context
+):
     try:
         enrollment = services.setup.start_on_admin_screen(
             practice_id=admin.user.practice_id, admin_id=admin.user.id, member_id=member_id, context=context
@@ -54,13 +66,20 @@ def member_enrol_start(request: Request, member_id: MemberId, admin: PracticeAdm
     except core.Conflict as exc:
         return member_page(request, admin, services, member_id, 409, enrol_error=exc.message)
     member = services.members.get_member(practice_id=admin.user.practice_id, member_id=member_id)
-    return render(request, "admin/enrol.html", {"session": admin, "member": member, "enrollment": enrollment, "show_key": True})
+    return render(
+        request, "admin/enrol.html", {"session": admin, "member": member, "enrollment": enrollment, "show_key": True}
+    )
 
 
 @pages.post("/admin/members/{member_id}/enrol/confirm")
 def member_enrol_confirm(
-    request: Request, member_id: MemberId, admin: PracticeAdmin, services: ServicesDep, context: Context,
-    enrollment_id: Annotated[str, Form(max_length=64)] = "", code: Annotated[str, Form(max_length=64)] = "",
+    request: Request,
+    member_id: MemberId,
+    admin: PracticeAdmin,
+    services: ServicesDep,
+    context: Context,
+    enrollment_id: Annotated[str, Form(max_length=64)] = "",
+    code: Annotated[str, Form(max_length=64)] = "",
 ):
     member = services.members.get_member(practice_id=admin.user.practice_id, member_id=member_id)
     if normalize_code(code) is None:
@@ -68,16 +87,31 @@ def member_enrol_confirm(
     else:
         try:
             services.setup.confirm_on_admin_screen(
-                practice_id=admin.user.practice_id, admin_id=admin.user.id, member_id=member_id,
-                enrollment_id=enrollment_id, code=code, context=context,
+                practice_id=admin.user.practice_id,
+                admin_id=admin.user.id,
+                member_id=member_id,
+                enrollment_id=enrollment_id,
+                code=code,
+                context=context,
             )
             return RedirectResponse(f"/admin/members/{member_id}?notice=enrolled", status_code=303)
         except core.NotFound:
-            return member_page(request, admin, services, member_id, 410, enrol_error="That set-up expired. Start again.")
+            return member_page(
+                request, admin, services, member_id, 410, enrol_error="That set-up expired. Start again."
+            )
         except (core.InvalidCode, core.Throttled) as exc:
             error = exc.message
     # The key is never shown again, not even after a wrong code: the member has scanned it already.
     enrollment = {"enrollment_id": enrollment_id}
-    return render(request, "admin/enrol.html", {
-        "session": admin, "member": member, "enrollment": enrollment, "show_key": False, "error": error,
-    }, 400)
+    return render(
+        request,
+        "admin/enrol.html",
+        {
+            "session": admin,
+            "member": member,
+            "enrollment": enrollment,
+            "show_key": False,
+            "error": error,
+        },
+        400,
+    )

@@ -43,7 +43,10 @@ pages = APIRouter(include_in_schema=False)
 
 
 @api.get(
-    "/members", response_model=MemberPagePublic, responses=CSV_ANSWER, summary="List, search and filter members",
+    "/members",
+    response_model=MemberPagePublic,
+    responses=CSV_ANSWER,
+    summary="List, search and filter members",
     description="50 a page, by name. `q` matches name or email; `without_two_factor=true` keeps members without 2FA. "
     "With `Accept: text/csv` every matching member is streamed as CSV instead.",
 )
@@ -63,28 +66,41 @@ def list_members(
     member_filter = MemberFilter(q=q, without_two_factor=without_two_factor, role=role, active=active)
     practice_id = admin.user.practice_id
     if wants_csv(request):
-        lines = services.members.export_csv(practice_id=practice_id, actor_id=admin.user.id, context=context, filter=member_filter)
+        lines = services.members.export_csv(
+            practice_id=practice_id, actor_id=admin.user.id, context=context, filter=member_filter
+        )
         return csv_download(lines, "members.csv")
     found = services.members.list_members(practice_id=practice_id, filter=member_filter, page=page)
     return MemberPagePublic(items=[MemberPublic.of(view) for view in found.items], total=found.total)
 
 
 @api.post(
-    "/members", response_model=MemberPublic, status_code=201, responses=CONFLICT, summary="Add a member",
+    "/members",
+    response_model=MemberPublic,
+    status_code=201,
+    responses=CONFLICT,
+    summary="Add a member",
     description="The member has no password yet: they are emailed a set-up link (valid 72 hours) to choose one "
     "and set up two-factor authentication. Errors: `invalid_email`, `unknown_role`, `invalid_name` (422), "
     "`duplicate_email` (409).",
 )
 def add_member(body: MemberCreate, request: Request, admin: PracticeAdmin, services: ServicesDep, context: Context):
     view = services.members.add_member(
-        practice_id=admin.user.practice_id, actor_id=admin.user.id, email=body.email, name=body.name, role=body.role,
-        context=context, link_base=link_base(request),
+        practice_id=admin.user.practice_id,
+        actor_id=admin.user.id,
+        email=body.email,
+        name=body.name,
+        role=body.role,
+        context=context,
+        link_base=link_base(request),
     )
     return JSONResponse(MemberPublic.of(view).model_dump(), status_code=201)
 
 
 @api.post(
-    "/members/import", response_model=ImportResultPublic, summary="Add members from CSV",
+    "/members/import",
+    response_model=ImportResultPublic,
+    summary="Add members from CSV",
     openapi_extra={"requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}},
     description="The body is CSV (UTF-8) whose first line names the columns `email,name,role`. Every row is "
     "reported: imported, or failed with `invalid_email`, `unknown_role`, `invalid_name` or `duplicate_email`; "
@@ -92,7 +108,11 @@ def add_member(body: MemberCreate, request: Request, admin: PracticeAdmin, servi
     "`send_setup_links=false`. Bodies are limited to TWOFOLD_MAX_BODY_BYTES; the CLI imports any size.",
 )
 async def import_members(
-    request: Request, admin: PracticeAdmin, services: ServicesDep, context: Context, send_setup_links: bool = True,
+    request: Request,
+    admin: PracticeAdmin,
+    services: ServicesDep,
+    context: Context,
+    send_setup_links: bool = True,
 ):
     body = await request.body()
     try:
@@ -102,14 +122,21 @@ async def import_members(
     base = link_base(request)
 
     def run():
-        return list(services.members.import_csv(
-            practice_id=admin.user.practice_id, actor_id=admin.user.id, lines=text.splitlines(), context=context,
-            send_setup_links=send_setup_links, link_base=base,
-        ))
+        return list(
+            services.members.import_csv(
+                practice_id=admin.user.practice_id,
+                actor_id=admin.user.id,
+                lines=text.splitlines(),
+                context=context,
+                send_setup_links=send_setup_links,
+                link_base=base,
+            )
+        )
 
     results = await run_in_threadpool(run)
     return ImportResultPublic(
-        imported=sum(r.status == "imported" for r in results), failed=sum(r.status != "imported" for r in results),
+        imported=sum(r.status == "imported" for r in results),
+        failed=sum(r.status != "imported" for r in results),
         rows=[ImportRowPublic.of(r) for r in results],
     )
 
@@ -120,15 +147,23 @@ def get_member(member_id: MemberId, admin: PracticeAdmin, services: ServicesDep)
 
 
 @api.patch(
-    "/members/{member_id}", response_model=MemberPublic, responses={**NOT_FOUND, **CONFLICT},
+    "/members/{member_id}",
+    response_model=MemberPublic,
+    responses={**NOT_FOUND, **CONFLICT},
     summary="Change a member's role, or deactivate or reactivate them",
     description="Deactivating ends the member's sessions and remembered browsers at once. The last active admin "
     "can be neither demoted nor deactivated (409 `last_admin`).",
 )
-def update_member(member_id: MemberId, body: MemberUpdate, admin: PracticeAdmin, services: ServicesDep, context: Context):
+def update_member(
+    member_id: MemberId, body: MemberUpdate, admin: PracticeAdmin, services: ServicesDep, context: Context
+):
     view = services.members.update_member(
-        practice_id=admin.user.practice_id, actor_id=admin.user.id, member_id=member_id, role=body.role,
-        active=body.active, context=context,
+        practice_id=admin.user.practice_id,
+        actor_id=admin.user.id,
+        member_id=member_id,
+        role=body.role,
+        active=body.active,
+        context=context,
     )
     return MemberPublic.of(view)
 
@@ -138,7 +173,9 @@ def update_member(member_id: MemberId, body: MemberUpdate, admin: PracticeAdmin,
 
 def _member_filter(q: str, show: str, role: str) -> MemberFilter:
     return MemberFilter(
-        q=q or None, without_two_factor=show == "without_two_factor", role=role if role in ROLES else None,
+        q=q or None,
+        without_two_factor=show == "without_two_factor",
+        role=role if role in ROLES else None,
         active={"active": True, "inactive": False}.get(show),
     )
 
@@ -150,22 +187,42 @@ def admin_home(_admin: PracticeAdmin):
 
 @pages.get("/admin/members")
 def members_page(
-    request: Request, admin: PracticeAdmin, services: ServicesDep, q: str = "", show: str = "", role: str = "", page: int = 1,
+    request: Request,
+    admin: PracticeAdmin,
+    services: ServicesDep,
+    q: str = "",
+    show: str = "",
+    role: str = "",
+    page: int = 1,
 ):
     q, page = q[:200], max(1, min(page, 1_000_000))
-    found = services.members.list_members(practice_id=admin.user.practice_id, filter=_member_filter(q, show, role), page=page)
+    found = services.members.list_members(
+        practice_id=admin.user.practice_id, filter=_member_filter(q, show, role), page=page
+    )
     params = {"q": q, "show": show, "role": role}
-    return render(request, "admin/members.html", {
-        "session": admin, "found": found, "params": params, "link": lambda **c: page_link("/admin/members", params, **c),
-        "csv_link": page_link("/admin/members.csv", params),
-        "admins_without": services.members.admins_without_two_factor(practice_id=admin.user.practice_id),
-    })
+    return render(
+        request,
+        "admin/members.html",
+        {
+            "session": admin,
+            "found": found,
+            "params": params,
+            "link": lambda **c: page_link("/admin/members", params, **c),
+            "csv_link": page_link("/admin/members.csv", params),
+            "admins_without": services.members.admins_without_two_factor(practice_id=admin.user.practice_id),
+        },
+    )
 
 
 @pages.get("/admin/members.csv")
-def members_csv(admin: PracticeAdmin, services: ServicesDep, context: Context, q: str = "", show: str = "", role: str = ""):
+def members_csv(
+    admin: PracticeAdmin, services: ServicesDep, context: Context, q: str = "", show: str = "", role: str = ""
+):
     lines = services.members.export_csv(
-        practice_id=admin.user.practice_id, actor_id=admin.user.id, context=context, filter=_member_filter(q[:200], show, role)
+        practice_id=admin.user.practice_id,
+        actor_id=admin.user.id,
+        context=context,
+        filter=_member_filter(q[:200], show, role),
     )
     return csv_download(lines, "members.csv")
 
@@ -178,23 +235,39 @@ def new_member_page(request: Request, admin: PracticeAdmin):
 
 @pages.post("/admin/members/new")
 def new_member_submit(
-    request: Request, admin: PracticeAdmin, services: ServicesDep, context: Context,
-    email: Annotated[str, Form(max_length=320)] = "", name: Annotated[str, Form(max_length=200)] = "",
+    request: Request,
+    admin: PracticeAdmin,
+    services: ServicesDep,
+    context: Context,
+    email: Annotated[str, Form(max_length=320)] = "",
+    name: Annotated[str, Form(max_length=200)] = "",
     role: Annotated[str, Form(max_length=16)] = "",
 ):
     try:
         view = services.members.add_member(
-            practice_id=admin.user.practice_id, actor_id=admin.user.id, email=email, name=name, role=role,
-            context=context, link_base=link_base(request),
+            practice_id=admin.user.practice_id,
+            actor_id=admin.user.id,
+            email=email,
+            name=name,
+            role=role,
+            context=context,
+            link_base=link_base(request),
         )
     except (core.InvalidInput, core.Conflict) as exc:
         form = {"email": email, "name": name, "role": role}
-        return render(request, "admin/member_new.html", {"session": admin, "form": form, "error": exc.message, "field": _field(exc)}, 422)
+        return render(
+            request,
+            "admin/member_new.html",
+            {"session": admin, "form": form, "error": exc.message, "field": _field(exc)},
+            422,
+        )
     return RedirectResponse(f"/admin/members/{view.id}?notice=added", status_code=303)
 
 
 def _field(exc: core.TwofoldError) -> str | None:
-    return {"invalid_email": "email", "duplicate_email": "email", "invalid_name": "name", "unknown_role": "role"}.get(exc.code)
+    return {"invalid_email": "email", "duplicate_email": "email", "invalid_name": "name", "unknown_role": "role"}.get(
+        exc.code
+    )
 
 
 @pages.get("/admin/members/import")
@@ -204,8 +277,12 @@ def import_page(request: Request, admin: PracticeAdmin):
 
 @pages.post("/admin/members/import")
 def import_submit(
-    request: Request, admin: PracticeAdmin, services: ServicesDep, context: Context,
-    file: Annotated[UploadFile | None, File()] = None, send_setup_links: Annotated[bool, Form()] = False,
+    request: Request,
+    admin: PracticeAdmin,
+    services: ServicesDep,
+    context: Context,
+    file: Annotated[UploadFile | None, File()] = None,
+    send_setup_links: Annotated[bool, Form()] = False,
 ):
     error, results = None, None
     try:
@@ -216,17 +293,31 @@ def import_submit(
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError:
             raise core.InvalidInput("The file must be CSV in UTF-8 (in a spreadsheet: Save as › CSV UTF-8).") from None
-        results = list(services.members.import_csv(
-            practice_id=admin.user.practice_id, actor_id=admin.user.id, lines=text.splitlines(), context=context,
-            send_setup_links=send_setup_links, link_base=link_base(request),
-        ))
+        results = list(
+            services.members.import_csv(
+                practice_id=admin.user.practice_id,
+                actor_id=admin.user.id,
+                lines=text.splitlines(),
+                context=context,
+                send_setup_links=send_setup_links,
+                link_base=link_base(request),
+            )
+        )
     except core.InvalidInput as exc:
         error = exc.message
-    return render(request, "admin/import.html", {
-        "session": admin, "error": error, "results": results, "send_setup_links": send_setup_links,
-        "imported": sum(r.status == "imported" for r in results or []),
-        "failed": sum(r.status != "imported" for r in results or []),
-    }, 422 if error else 200)
+    return render(
+        request,
+        "admin/import.html",
+        {
+            "session": admin,
+            "error": error,
+            "results": results,
+            "send_setup_links": send_setup_links,
+            "imported": sum(r.status == "imported" for r in results or []),
+            "failed": sum(r.status != "imported" for r in results or []),
+        },
+        422 if error else 200,
+    )
 
 
 @pages.get("/admin/members/{member_id}")
@@ -236,7 +327,11 @@ def member_page_view(request: Request, member_id: MemberId, admin: PracticeAdmin
 
 @pages.post("/admin/members/{member_id}/role")
 def member_role(
-    request: Request, member_id: MemberId, admin: PracticeAdmin, services: ServicesDep, context: Context,
+    request: Request,
+    member_id: MemberId,
+    admin: PracticeAdmin,
+    services: ServicesDep,
+    context: Context,
     role: Annotated[str, Form(max_length=16)] = "",
 ):
     try:
@@ -250,14 +345,21 @@ def member_role(
 
 @pages.post("/admin/members/{member_id}/active")
 def member_active(
-    request: Request, member_id: MemberId, admin: PracticeAdmin, services: ServicesDep, context: Context,
+    request: Request,
+    member_id: MemberId,
+    admin: PracticeAdmin,
+    services: ServicesDep,
+    context: Context,
     active: Annotated[str, Form(max_length=8)] = "",
 ):
     if active not in ("yes", "no"):
         return member_page(request, admin, services, member_id, 422, active_error="Choose to activate or deactivate.")
     try:
         services.members.update_member(
-            practice_id=admin.user.practice_id, actor_id=admin.user.id, member_id=member_id, active=active == "yes",
+            practice_id=admin.user.practice_id,
+            actor_id=admin.user.id,
+            member_id=member_id,
+            active=active == "yes",
             context=context,
         )
     except core.Conflict as exc:

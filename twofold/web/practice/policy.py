@@ -25,7 +25,9 @@ def get_policy(admin: PracticeAdmin, services: ServicesDep):
 
 
 @api.put(
-    "/policy", response_model=PolicyPublic, summary="Change the practice's security policy",
+    "/policy",
+    response_model=PolicyPublic,
+    summary="Change the practice's security policy",
     description="Fields left out keep their value. `grace_days` 0-30, `remember_browser_days` 0-30, "
     "`idle_timeout_minutes` 1-60; `required_roles` empty means every role (admins are always included); "
     "`allowed_methods` from `totp` (always), `email`, `recovery_code`. Applies at each member's next request.",
@@ -38,7 +40,9 @@ def put_policy(body: PolicyUpdate, admin: PracticeAdmin, services: ServicesDep, 
 
 
 @api.post(
-    "/policy/preview", response_model=PolicyPreviewPublic, summary="Who a policy would require to set up 2FA",
+    "/policy/preview",
+    response_model=PolicyPreviewPublic,
+    summary="Who a policy would require to set up 2FA",
     description="Changes nothing. The body is as for PUT; answers the active members who would have to set up "
     "two-factor authentication (50 a page), how many in all, and by when.",
 )
@@ -47,7 +51,8 @@ def preview_policy(body: PolicyUpdate, admin: PracticeAdmin, services: ServicesD
     settings = services.policies.proposed(practice_id=practice_id, changes=body.changes())
     preview = services.policies.preview(practice_id=practice_id, settings=settings, page=page)
     return PolicyPreviewPublic(
-        items=[MemberPublic.of(view) for view in preview.members.items], total=preview.members.total,
+        items=[MemberPublic.of(view) for view in preview.members.items],
+        total=preview.members.total,
         due_at=preview.due_at.isoformat() if preview.due_at else None,
     )
 
@@ -55,15 +60,25 @@ def preview_policy(body: PolicyUpdate, admin: PracticeAdmin, services: ServicesD
 @pages.get("/admin/policy")
 def policy_page(request: Request, admin: PracticeAdmin, services: ServicesDep, notice: str = ""):
     practice_id = admin.user.practice_id
-    return render(request, "admin/policy.html", {
-        "session": admin, "policy": services.policies.get(practice_id=practice_id), "methods": services.policies.methods(),
-        "since": services.policies.required_since(practice_id=practice_id), "notice": PRACTICE_NOTICES.get(notice),
-    })
+    return render(
+        request,
+        "admin/policy.html",
+        {
+            "session": admin,
+            "policy": services.policies.get(practice_id=practice_id),
+            "methods": services.policies.methods(),
+            "since": services.policies.required_since(practice_id=practice_id),
+            "notice": PRACTICE_NOTICES.get(notice),
+        },
+    )
 
 
 @pages.post("/admin/policy")
 def policy_submit(
-    request: Request, admin: PracticeAdmin, services: ServicesDep, context: Context,
+    request: Request,
+    admin: PracticeAdmin,
+    services: ServicesDep,
+    context: Context,
     action: Annotated[str, Form(max_length=16)] = "save",
     require_two_factor: Annotated[bool, Form()] = False,
     required_roles: Annotated[list[str], Form()] = [],  # noqa: B006 - FastAPI copies defaults
@@ -73,10 +88,16 @@ def policy_submit(
     idle_timeout_minutes: Annotated[str, Form(max_length=6)] = "",
 ):
     practice_id = admin.user.practice_id
-    numbers = {"grace_days": grace_days, "remember_browser_days": remember_browser_days, "idle_timeout_minutes": idle_timeout_minutes}
+    numbers = {
+        "grace_days": grace_days,
+        "remember_browser_days": remember_browser_days,
+        "idle_timeout_minutes": idle_timeout_minutes,
+    }
     form = {
-        "require_two_factor": require_two_factor, "required_roles": required_roles[:10],
-        "allowed_methods": ["totp", *[m for m in allowed_methods[:10] if m != "totp"]], **numbers,
+        "require_two_factor": require_two_factor,
+        "required_roles": required_roles[:10],
+        "allowed_methods": ["totp", *[m for m in allowed_methods[:10] if m != "totp"]],
+        **numbers,
     }
     preview = error = None
     try:
@@ -91,7 +112,16 @@ def policy_submit(
         preview = services.policies.preview(practice_id=practice_id, settings=settings)
     except core.InvalidInput as exc:
         error = exc.message
-    return render(request, "admin/policy.html", {
-        "session": admin, "policy": form, "methods": services.policies.methods(), "preview": preview, "error": error,
-        "since": services.policies.required_since(practice_id=practice_id),
-    }, 422 if error else 200)
+    return render(
+        request,
+        "admin/policy.html",
+        {
+            "session": admin,
+            "policy": form,
+            "methods": services.policies.methods(),
+            "preview": preview,
+            "error": error,
+            "since": services.policies.required_since(practice_id=practice_id),
+        },
+        422 if error else 200,
+    )

@@ -20,19 +20,30 @@ pages = APIRouter(include_in_schema=False)
 
 
 @api.post(
-    "/members/{member_id}/two-factor-reset", response_model=StatusPublic, responses={**NOT_FOUND, **CONFLICT},
+    "/members/{member_id}/two-factor-reset",
+    response_model=StatusPublic,
+    responses={**NOT_FOUND, **CONFLICT},
     summary="Reset a member's two-factor authentication (lost phone)",
     description="Needs the admin's own password and current code, and a reason. Removes the member's methods and "
     "backup codes, ends their sessions and remembered browsers, emails them, and has them set up 2FA again at "
     "their next sign-in. Errors: 401 `invalid_credentials`, 400 `invalid_code`, 403 `admin_two_factor_required`.",
 )
 def reset_member_two_factor(
-    member_id: MemberId, body: MemberResetRequest, admin: PracticeAdmin, services: ServicesDep, context: Context,
+    member_id: MemberId,
+    body: MemberResetRequest,
+    admin: PracticeAdmin,
+    services: ServicesDep,
+    context: Context,
 ):
     try:
         services.resets.reset_member_two_factor(
-            practice_id=admin.user.practice_id, admin=admin.user, member_id=member_id, password=body.password,
-            code=body.code, reason=body.reason, context=context,
+            practice_id=admin.user.practice_id,
+            admin=admin.user,
+            member_id=member_id,
+            password=body.password,
+            code=body.code,
+            reason=body.reason,
+            context=context,
         )
     except core.InvalidCode as exc:
         return error_response(exc, 400)
@@ -41,18 +52,35 @@ def reset_member_two_factor(
 
 @pages.post("/admin/members/{member_id}/reset")
 def member_reset(
-    request: Request, member_id: MemberId, admin: PracticeAdmin, services: ServicesDep, context: Context,
-    password: Annotated[str, Form(max_length=1024)] = "", code: Annotated[str, Form(max_length=64)] = "",
+    request: Request,
+    member_id: MemberId,
+    admin: PracticeAdmin,
+    services: ServicesDep,
+    context: Context,
+    password: Annotated[str, Form(max_length=1024)] = "",
+    code: Annotated[str, Form(max_length=64)] = "",
     reason: Annotated[str, Form(max_length=2000)] = "",
 ):
     try:
         if not password or not code.strip():
             raise core.InvalidInput("Enter your own password and the current code from your app.")
         services.resets.reset_member_two_factor(
-            practice_id=admin.user.practice_id, admin=admin.user, member_id=member_id, password=password, code=code,
-            reason=reason, context=context,
+            practice_id=admin.user.practice_id,
+            admin=admin.user,
+            member_id=member_id,
+            password=password,
+            code=code,
+            reason=reason,
+            context=context,
         )
-    except (core.InvalidInput, core.InvalidCode, core.InvalidCredentials, core.Throttled, core.Forbidden, core.Conflict) as exc:
+    except (
+        core.InvalidInput,
+        core.InvalidCode,
+        core.InvalidCredentials,
+        core.Throttled,
+        core.Forbidden,
+        core.Conflict,
+    ) as exc:
         # This form has answered 400 for every refusal since it was made; kept so that no client sees a change.
         return member_page(request, admin, services, member_id, 400, reset_error=exc.message, reason=reason)
     return RedirectResponse(f"/admin/members/{member_id}?notice=reset", status_code=303)

@@ -35,11 +35,16 @@ class MemberPublic(BaseModel):
     @classmethod
     def of(cls, view: MemberView) -> MemberPublic:
         return cls(
-            id=view.id, email=view.email, name=view.name, role=view.role, active=view.active,
+            id=view.id,
+            email=view.email,
+            name=view.name,
+            role=view.role,
+            active=view.active,
             two_factor=MemberTwoFactorPublic(
                 enabled=view.two_factor_enabled, methods=view.methods, recovery_codes_left=view.recovery_codes_left
             ),
-            last_sign_in_at=_iso(view.last_sign_in_at), remembered_browsers=view.remembered_browsers,
+            last_sign_in_at=_iso(view.last_sign_in_at),
+            remembered_browsers=view.remembered_browsers,
         )
 
 
@@ -144,8 +149,15 @@ class AuditEventPublic(BaseModel):
     def of(cls, entry: AuditEntry) -> AuditEventPublic:
         person = lambda p: PersonPublic(id=p.id, email=p.email, name=p.name) if p else None  # noqa: E731
         return cls(
-            id=entry.id, seq=entry.seq, at=entry.at.isoformat(), event=entry.event, actor=person(entry.actor),
-            subject=person(entry.subject), ip=entry.ip, user_agent=entry.user_agent, details=entry.details,
+            id=entry.id,
+            seq=entry.seq,
+            at=entry.at.isoformat(),
+            event=entry.event,
+            actor=person(entry.actor),
+            subject=person(entry.subject),
+            ip=entry.ip,
+            user_agent=entry.user_agent,
+            details=entry.details,
         )
 
 

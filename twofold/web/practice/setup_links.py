@@ -22,23 +22,35 @@ pages = APIRouter(include_in_schema=False)
 
 
 @api.post(
-    "/members/{member_id}/setup-link", response_model=SetupLinkPublic, responses={**NOT_FOUND, **CONFLICT},
+    "/members/{member_id}/setup-link",
+    response_model=SetupLinkPublic,
+    responses={**NOT_FOUND, **CONFLICT},
     summary="Email the member a one-time set-up link",
     description="Valid 72 hours, used once; any earlier link of the member stops working.",
 )
-def send_setup_link(member_id: MemberId, request: Request, admin: PracticeAdmin, services: ServicesDep, context: Context):
+def send_setup_link(
+    member_id: MemberId, request: Request, admin: PracticeAdmin, services: ServicesDep, context: Context
+):
     expires_at = services.setup.send_link(
-        practice_id=admin.user.practice_id, actor_id=admin.user.id, member_id=member_id, context=context,
+        practice_id=admin.user.practice_id,
+        actor_id=admin.user.id,
+        member_id=member_id,
+        context=context,
         link_base=link_base(request),
     )
     return SetupLinkPublic(expires_at=expires_at.isoformat())
 
 
 @pages.post("/admin/members/{member_id}/setup-link")
-def member_setup_link(request: Request, member_id: MemberId, admin: PracticeAdmin, services: ServicesDep, context: Context):
+def member_setup_link(
+    request: Request, member_id: MemberId, admin: PracticeAdmin, services: ServicesDep, context: Context
+):
     try:
         services.setup.send_link(
-            practice_id=admin.user.practice_id, actor_id=admin.user.id, member_id=member_id, context=context,
+            practice_id=admin.user.practice_id,
+            actor_id=admin.user.id,
+            member_id=member_id,
+            context=context,
             link_base=link_base(request),
         )
     except core.Conflict as exc:
@@ -64,8 +76,12 @@ def setup_page(request: Request, token: str, services: ServicesDep, context: Con
 
 @pages.post("/setup/{token}/password")
 def setup_password(
-    request: Request, token: str, services: ServicesDep, context: Context,
-    password: Annotated[str, Form(max_length=1024)] = "", password_again: Annotated[str, Form(max_length=1024)] = "",
+    request: Request,
+    token: str,
+    services: ServicesDep,
+    context: Context,
+    password: Annotated[str, Form(max_length=1024)] = "",
+    password_again: Annotated[str, Form(max_length=1024)] = "",
 ):
     try:
         state = services.setup.open(token=token, context=context)
@@ -84,7 +100,12 @@ def setup_password(
         if isinstance(exc, core.Conflict):  # the password was chosen meanwhile: ask for it
             state = services.setup.open(token=token, context=context)
         throttled = isinstance(exc, core.Throttled)
-        page = render(request, "setup/start.html", {"token": token, "state": state, "error": exc.message}, 429 if throttled else 400)
+        page = render(
+            request,
+            "setup/start.html",
+            {"token": token, "state": state, "error": exc.message},
+            429 if throttled else 400,
+        )
         if throttled:
             page.headers["Retry-After"] = str(exc.retry_after)
         return page
@@ -95,8 +116,12 @@ def setup_password(
 
 @pages.post("/setup/{token}/confirm")
 def setup_confirm(
-    request: Request, token: str, services: ServicesDep, context: Context,
-    enrollment_id: Annotated[str, Form(max_length=64)] = "", code: Annotated[str, Form(max_length=64)] = "",
+    request: Request,
+    token: str,
+    services: ServicesDep,
+    context: Context,
+    enrollment_id: Annotated[str, Form(max_length=64)] = "",
+    code: Annotated[str, Form(max_length=64)] = "",
 ):
     error = None
     if normalize_code(code) is None:
@@ -108,10 +133,17 @@ def setup_confirm(
         except SetupLinkInvalid as exc:
             return _setup_gone(request, exc)
         except core.NotFound:
-            return render(request, "setup/invalid.html", {"message": "This set-up took too long and expired. Open the link from your email again."}, 410)
+            return render(
+                request,
+                "setup/invalid.html",
+                {"message": "This set-up took too long and expired. Open the link from your email again."},
+                410,
+            )
         except (core.InvalidCode, core.Throttled) as exc:
             error = exc.message
     enrollment = services.setup.pending_enrollment(token=token, enrollment_id=enrollment_id)
     if enrollment is None:
-        return render(request, "setup/invalid.html", {"message": "This set-up expired. Open the link from your email again."}, 410)
+        return render(
+            request, "setup/invalid.html", {"message": "This set-up expired. Open the link from your email again."}, 410
+        )
     return render(request, "setup/totp.html", {"token": token, "enrollment": enrollment, "error": error}, 400)
