@@ -162,11 +162,13 @@ class Population:
                         "ip": "127.0.0.1",
                         "user_agent": "wrk",
                     }
-                    for flow, (user_id, _key) in zip(flows, batch)
+                    for flow, (user_id, _key) in zip(flows, batch, strict=True)
                 ],
             )
         moment = time.time()
-        data_file.write_text("".join(f"{flow} {otp.totp(key, moment)}\n" for flow, (_u, key) in zip(flows, batch)))
+        data_file.write_text(
+            "".join(f"{flow} {otp.totp(key, moment)}\n" for flow, (_u, key) in zip(flows, batch, strict=True))
+        )
         return flows
 
     def consumed(self, flows: list[str], since: datetime, user_ids: list[int]) -> tuple[int, int, int]:
@@ -216,7 +218,8 @@ def free_port() -> int:
 class Server:
     def __init__(self, workers: int, env: dict, log_path: Path) -> None:
         self.port = free_port()
-        self.log = open(log_path, "ab")
+        # Not a with-block: the server writes to it for its whole life; stop() closes it.
+        self.log = open(log_path, "ab")  # noqa: SIM115
         self.process = subprocess.Popen(
             [
                 sys.executable,

@@ -32,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pyotp
-from django_otp.oath import TOTP as DjangoTOTP
+from django_otp import oath as django_oath
 
 from twofold.crypto import otp
 
@@ -62,7 +62,7 @@ def candidates(key: bytes, code: str) -> dict[str, object]:
     b32 = otp.b32_secret(key)
     py = pyotp.TOTP(b32)
 
-    dj = DjangoTOTP(key, step=otp.PERIOD, t0=0, digits=otp.DIGITS, drift=0)
+    dj = django_oath.TOTP(key, step=otp.PERIOD, t0=0, digits=otp.DIGITS, drift=0)
     dj.time = NOW
     token = int(code)
 

@@ -79,15 +79,15 @@ def populate(services, *, users: int, per_user: int) -> tuple[list[str], list[tu
         s.execute(
             insert(User),
             [
-                dict(
-                    practice_id=practice.id,
-                    email=f"user{i}@bench.example",
-                    name=f"User {i}",
-                    role="staff",
-                    password_hash="x",
-                    active=True,
-                    created_at=now,
-                )
+                {
+                    "practice_id": practice.id,
+                    "email": f"user{i}@bench.example",
+                    "name": f"User {i}",
+                    "role": "staff",
+                    "password_hash": "x",
+                    "active": True,
+                    "created_at": now,
+                }
                 for i in range(users)
             ],
         )
@@ -99,26 +99,26 @@ def populate(services, *, users: int, per_user: int) -> tuple[list[str], list[tu
             token = random_token(32)
             session_tokens.append(token)
             session_rows.append(
-                dict(
-                    token_hash=session_hasher.hash(token),
-                    user_id=user_id,
-                    created_at=now,
-                    last_seen_at=now,
-                    expires_at=now + timedelta(hours=12),
-                    ip="192.0.2.1",
-                )
+                {
+                    "token_hash": session_hasher.hash(token),
+                    "user_id": user_id,
+                    "created_at": now,
+                    "last_seen_at": now,
+                    "expires_at": now + timedelta(hours=12),
+                    "ip": "192.0.2.1",
+                }
             )
             token = random_token(32)
             browser_tokens.append((user_id, token))
             browser_rows.append(
-                dict(
-                    token_hash=browser_hasher.hash(token),
-                    user_id=user_id,
-                    created_at=now,
-                    last_used_at=now,
-                    expires_at=now + timedelta(days=30),
-                    ip="192.0.2.1",
-                )
+                {
+                    "token_hash": browser_hasher.hash(token),
+                    "user_id": user_id,
+                    "created_at": now,
+                    "last_used_at": now,
+                    "expires_at": now + timedelta(days=30),
+                    "ip": "192.0.2.1",
+                }
             )
     with services.db.transaction() as s:
         s.execute(insert(UserSession), session_rows)

@@ -6,7 +6,7 @@ from twofold.settings import Settings
 
 
 @pytest.mark.parametrize(
-    "overrides,threads,pool",
+    ("overrides", "threads", "pool"),
     [
         ({}, 8, 8),  # default database: SQLite under var/
         ({"database_url": "sqlite:////tmp/twofold.db"}, 8, 8),

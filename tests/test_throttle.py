@@ -283,9 +283,14 @@ def test_database_store_writes_in_the_callers_transaction(backend, database_url,
     db = Database(database_url, pool_size=2)
     try:
         store = DatabaseFailureStore()
-        with pytest.raises(RuntimeError), db.transaction() as s:
-            store.add(s, "k", now(clock), 300)
-            raise RuntimeError("roll back")
+
+        def add_then_roll_back() -> None:
+            with db.transaction() as s:
+                store.add(s, "k", now(clock), 300)
+                raise RuntimeError("roll back")
+
+        with pytest.raises(RuntimeError):
+            add_then_roll_back()
         with db.reading() as s:
             assert s.execute(select(ThrottleFailure)).scalars().all() == []
     finally:

@@ -25,12 +25,12 @@ RFC6238 = [
 ]
 
 
-@pytest.mark.parametrize("counter,expected", list(enumerate(RFC4226_CODES)))
+@pytest.mark.parametrize(("counter", "expected"), list(enumerate(RFC4226_CODES)))
 def test_hotp_matches_rfc4226_appendix_d(counter, expected):
     assert otp.hotp(RFC4226_KEY, counter) == expected
 
 
-@pytest.mark.parametrize("unix_time,sha1,sha256,sha512", RFC6238)
+@pytest.mark.parametrize(("unix_time", "sha1", "sha256", "sha512"), RFC6238)
 def test_totp_matches_rfc6238_appendix_b(unix_time, sha1, sha256, sha512):
     assert otp.totp(SEEDS["sha1"], unix_time, digits=8, algorithm="sha1") == sha1
     assert otp.totp(SEEDS["sha256"], unix_time, digits=8, algorithm="sha256") == sha256
@@ -38,7 +38,7 @@ def test_totp_matches_rfc6238_appendix_b(unix_time, sha1, sha256, sha512):
 
 
 @pytest.mark.parametrize(
-    "offset,accepted",
+    ("offset", "accepted"),
     [(0, True), (-1, True), (1, True), (-2, False), (2, False), (-10, False), (10, False)],
 )
 def test_window_is_current_step_plus_minus_one(offset, accepted):
@@ -65,7 +65,7 @@ def test_malformed_codes_are_refused(raw):
     assert otp.normalize_code(raw) is None
 
 
-@pytest.mark.parametrize("raw,clean", [("123456", "123456"), ("123 456", "123456"), (" 123456 ", "123456")])
+@pytest.mark.parametrize(("raw", "clean"), [("123456", "123456"), ("123 456", "123456"), (" 123456 ", "123456")])
 def test_spaces_people_type_are_removed(raw, clean):
     assert otp.normalize_code(raw) == clean
 
@@ -93,7 +93,7 @@ def test_secret_is_160_bits_and_grouped_in_fours():
     assert otp.grouped(secret) == " ".join(secret[i : i + 4] for i in range(0, 32, 4))
 
 
-@pytest.mark.parametrize("name,shown", [("Smith: Family Care", "Smith Family Care"), (" : ", "Twofold")])
+@pytest.mark.parametrize(("name", "shown"), [("Smith: Family Care", "Smith Family Care"), (" : ", "Twofold")])
 def test_a_colon_in_the_issuer_cannot_split_the_label(name, shown):
     uri = otp.otpauth_uri(key=bytes(20), account="dr.lee@clinic.example", issuer=name)
     label = uri.split("otpauth://totp/", 1)[1].split("?", 1)[0]

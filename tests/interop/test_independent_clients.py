@@ -90,7 +90,7 @@ def test_qr_code_scans_to_the_uri_and_oathtool_codes_sign_in(client, make_user, 
     assert client.get("/api/v1/me").json()["email"] == member.email
 
 
-@pytest.mark.parametrize("unix_time,sha1,sha256,sha512", RFC6238)
+@pytest.mark.parametrize(("unix_time", "sha1", "sha256", "sha512"), RFC6238)
 def test_oathtool_agrees_with_rfc6238_vectors_and_ours(unix_time, sha1, sha256, sha512):
     for algorithm, expected in (("sha1", sha1), ("sha256", sha256), ("sha512", sha512)):
         theirs = oathtool_totp(SEEDS[algorithm].hex(), unix_time, base32=False, algorithm=algorithm.upper(), digits=8)

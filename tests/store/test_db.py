@@ -49,10 +49,15 @@ def test_a_writing_transaction_holds_the_writer_lock_until_it_ends(sqlite_file):
 def test_a_failed_writing_transaction_changes_nothing_and_gives_up_its_turn(sqlite_file):
     database = Database(f"sqlite:///{sqlite_file}", pool_size=4)
     try:
-        with pytest.raises(RuntimeError), database.transaction() as s:
-            s.execute(update(AuditChainHead).where(AuditChainHead.chain == 0).values(seq=9))
-            assert not other_process_can_take_the_writer_lock(sqlite_file)
-            raise RuntimeError("abandon")
+
+        def write_then_abandon() -> None:
+            with database.transaction() as s:
+                s.execute(update(AuditChainHead).where(AuditChainHead.chain == 0).values(seq=9))
+                assert not other_process_can_take_the_writer_lock(sqlite_file)
+                raise RuntimeError("abandon")
+
+        with pytest.raises(RuntimeError):
+            write_then_abandon()
         assert other_process_can_take_the_writer_lock(sqlite_file)
         with database.reading() as r:
             assert r.get(AuditChainHead, 0).seq == 0

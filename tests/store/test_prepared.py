@@ -53,12 +53,12 @@ def test_a_select_converts_each_column_as_the_orm_would(db):
     with db.reading() as s:
         row = BY_ID.execute(s, {"practice_id": practice_id}).one_or_none()
         orm = s.get(Practice, practice_id)
-    fields = dict(zip(PRACTICES.columns.keys(), row))
+    fields = dict(zip(PRACTICES.columns.keys(), row, strict=True))
     assert fields["name"] == "Elm Street Clinic"
     assert fields["require_two_factor"] is True
     assert fields["required_roles"] == ["provider", "staff"] and fields["allowed_methods"] == ["totp"]
     assert fields["two_factor_required_since"] == since and fields["two_factor_required_since"].tzinfo is not None
-    assert fields == {column: getattr(orm, column) for column in PRACTICES.columns.keys()}
+    assert fields == {column.key: getattr(orm, column.key) for column in PRACTICES.columns}
 
 
 def test_no_row_and_several_rows(db):
@@ -113,9 +113,14 @@ def test_it_sees_the_orm_changes_pending_in_its_transaction(db):
 
 def test_a_failed_transaction_takes_its_prepared_changes_with_it(db):
     add = Prepared(insert(FAILURES))
-    with pytest.raises(RuntimeError), db.transaction() as s:
-        add.execute(s, {"key": "k", "at": datetime.now(UTC)})
-        raise RuntimeError("abandon")
+
+    def add_then_abandon() -> None:
+        with db.transaction() as s:
+            add.execute(s, {"key": "k", "at": datetime.now(UTC)})
+            raise RuntimeError("abandon")
+
+    with pytest.raises(RuntimeError):
+        add_then_abandon()
     with db.reading() as s:
         assert s.execute(select(ThrottleFailure)).first() is None
 

@@ -28,16 +28,26 @@ def count(db: Database, key: str) -> int:
 
 
 def test_a_refusal_commits_the_block_then_raises_its_error(db):
-    with pytest.raises(InvalidCode) as raised, db.transaction() as s:
-        s.add(ThrottleFailure(key="refused", at=datetime.now(UTC)))
-        raise Refusal(InvalidCode("not right"))
+
+    def block_then_refuse() -> None:
+        with db.transaction() as s:
+            s.add(ThrottleFailure(key="refused", at=datetime.now(UTC)))
+            raise Refusal(InvalidCode("not right"))
+
+    with pytest.raises(InvalidCode) as raised:
+        block_then_refuse()
     assert raised.value.message == "not right" and raised.value.__cause__ is None
     assert count(db, "refused") == 1
 
 
 def test_any_other_error_rolls_the_block_back(db):
-    with pytest.raises(InvalidCode), db.transaction() as s:
-        s.add(ThrottleFailure(key="failed", at=datetime.now(UTC)))
-        s.flush()
-        raise InvalidCode()
+
+    def write_then_fail() -> None:
+        with db.transaction() as s:
+            s.add(ThrottleFailure(key="failed", at=datetime.now(UTC)))
+            s.flush()
+            raise InvalidCode()
+
+    with pytest.raises(InvalidCode):
+        write_then_fail()
     assert count(db, "failed") == 0

@@ -105,15 +105,15 @@ def services_for(tmp_path, database_url, clock, notifier):
     built = []
 
     def factory(**overrides):
-        fields = dict(
-            _env_file=None,
-            env="development",
-            var_dir=tmp_path / "var",
-            database_url=database_url,
-            secret_key=SECRET_KEY,
-            db_pool_size=4,
-            password_hash_concurrency=2,
-        )
+        fields = {
+            "_env_file": None,
+            "env": "development",
+            "var_dir": tmp_path / "var",
+            "database_url": database_url,
+            "secret_key": SECRET_KEY,
+            "db_pool_size": 4,
+            "password_hash_concurrency": 2,
+        }
         fields.update(overrides)
         built.append(build_services(Settings(**fields), clock=clock, notifier=notifier))
         return built[-1]

@@ -68,7 +68,10 @@ def create_app(services: Services) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         # Sync routes run in AnyIO's thread pool; sized with the database pool (see Settings).
-        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.request_threads
+        request_threads = settings.request_threads
+        if request_threads is None:  # Settings fills it in from the database URL when unset
+            raise RuntimeError("settings.request_threads was not resolved")
+        anyio.to_thread.current_default_thread_limiter().total_tokens = request_threads
         checkpointer = services.db.wal_checkpointer()
         if checkpointer is not None:
             checkpointer.start()

@@ -27,8 +27,8 @@ async def request_context(request: Request) -> RequestContext:
 
 
 def optional_session(request: Request) -> ActiveSession | None:
-    cached = getattr(request.state, "active_session", False)
-    if cached is not False:
+    if hasattr(request.state, "active_session"):  # resolved already for this request
+        cached: ActiveSession | None = request.state.active_session
         return cached
     services: Services = request.app.state.services
     active = services.sessions.resolve(request.cookies.get(SESSION_COOKIE))

@@ -53,7 +53,7 @@ def wants_json(request: Request) -> bool:
 
 def error_response(error: core.TwofoldError, status: int | None = None) -> JSONResponse:
     status = status or status_for(error)
-    body = {"error": error.code, "message": error.message}
+    body: dict[str, str | int] = {"error": error.code, "message": error.message}
     headers = {}
     if isinstance(error, core.Throttled):
         body["retry_after"] = error.retry_after

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
 from fastapi import Request, Response
 from fastapi.responses import RedirectResponse
@@ -120,14 +121,18 @@ SESSION_COOKIE = "twofold_session"
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "testserver"})
 
 
+# set_cookies hands back the response it was given, with its own type (JSONResponse, ...).
+ResponseT = TypeVar("ResponseT", bound=Response)
+
+
 def set_cookies(
     request: Request,
-    response: Response,
+    response: ResponseT,
     *,
     session_token: str | None = None,
     end_session: bool = False,
     browser: BrowserCookie | None = None,
-) -> Response:
+) -> ResponseT:
     """Set or delete Twofold's cookies on ``response``; returns it.
 
     ``session_token`` starts a session cookie (no Max-Age: it ends with the browser, and

@@ -7,6 +7,8 @@ Each domain's own schemas sit beside its routes (``account/schemas.py``, ``facto
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -30,7 +32,10 @@ class ErrorPublic(BaseModel):
     message: str
 
 
-ERRORS = {
+# The shape FastAPI's ``responses=`` parameter expects (status code -> OpenAPI fields).
+Responses = dict[int | str, dict[str, Any]]
+
+ERRORS: Responses = {
     400: {"model": ErrorPublic, "description": "Invalid code or request"},
     401: {"model": ErrorPublic, "description": "Not signed in, or wrong credentials"},
     403: {"model": ErrorPublic, "description": "Refused (another origin, or not allowed)"},

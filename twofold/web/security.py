@@ -97,21 +97,8 @@ class SecurityMiddleware:
                     send, 413, "body_too_large", f"The request body is over {self.max_body_bytes} bytes."
                 )
 
-    def _limited(self, receive):
-        seen = 0
-
-        async def wrapped():
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_body_bytes:
-                    wrapped.exceeded = True
-                    raise _BodyTooLarge()
-            return message
-
-        wrapped.exceeded = False
-        return wrapped
+    def _limited(self, receive) -> _LimitedReceive:
+        return _LimitedReceive(receive, self.max_body_bytes)
 
     def _same_origin(self, scope, headers: dict[bytes, bytes]) -> bool:
         site = headers.get(b"sec-fetch-site")
@@ -135,11 +122,34 @@ class SecurityMiddleware:
             {
                 "type": "http.response.start",
                 "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-                + SECURITY_HEADERS,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    *SECURITY_HEADERS,
+                ],
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+class _LimitedReceive:
+    """An ASGI ``receive`` that raises ``_BodyTooLarge`` once the body passes ``max_body_bytes``,
+    and remembers it did (``exceeded``)."""
+
+    def __init__(self, receive, max_body_bytes: int) -> None:
+        self._receive = receive
+        self._max_body_bytes = max_body_bytes
+        self._seen = 0
+        self.exceeded = False
+
+    async def __call__(self):
+        message = await self._receive()
+        if message["type"] == "http.request":
+            self._seen += len(message.get("body", b""))
+            if self._seen > self._max_body_bytes:
+                self.exceeded = True
+                raise _BodyTooLarge()
+        return message
 
 
 class _BodyTooLarge(Exception):

@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import socket
+from typing import TYPE_CHECKING
 
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+if TYPE_CHECKING:
+    # AutoHTTPProtocol is a variable (httptools' protocol, or h11's), declared
+    # ``type[asyncio.Protocol]``: mypy cannot subclass a variable, so it checks against that.
+    _HTTPProtocolBase = asyncio.Protocol
+else:
+    _HTTPProtocolBase = AutoHTTPProtocol
 
 # For uvicorn.run(http=...): an import string, so worker processes can import it too.
 HTTP_PROTOCOL = "twofold.web.server:TcpNoDelayHTTPProtocol"
 
 
-class TcpNoDelayHTTPProtocol(AutoHTTPProtocol):
+class TcpNoDelayHTTPProtocol(_HTTPProtocolBase):
     """uvicorn's HTTP protocol with Nagle's algorithm off on every connection.
 
     With ``--workers N`` uvicorn binds the listening socket itself, with ``proto``
@@ -27,10 +36,8 @@ class TcpNoDelayHTTPProtocol(AutoHTTPProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            try:
+            with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
         super().connection_made(transport)
 
 

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import BaseModel, Field
 
 from twofold import errors as core
+from twofold.core.policy import Policy
 from twofold.core.signin import SignInResult
 from twofold.web.blocking import database_work
 from twofold.web.deps import Context, MaybeSignedIn, ServicesDep
@@ -57,6 +58,8 @@ def signed_in_answer(request: Request, result: SignInResult) -> JSONResponse:
         response = JSONResponse(SignedInPublic().model_dump())
         set_cookies(request, response, session_token=result.session_token, browser=result.browser_cookie)
     else:
+        if result.flow_id is None:  # the core gives every second_factor_required result a flow
+            raise RuntimeError("second_factor_required without a flow_id")
         response = JSONResponse(SecondFactorRequiredPublic(flow_id=result.flow_id, methods=result.methods).model_dump())
         set_cookies(request, response, browser=result.browser_cookie)
     return response
@@ -180,7 +183,9 @@ def code_page(request: Request, flow_id: str, services: ServicesDep):
         _flow, user, methods = services.sign_in.flow_methods(flow_id)
     except (core.FlowNotFound, core.FlowExpired) as exc:
         return render(request, "flow_gone.html", {"message": exc.message}, status_for(exc))
-    remember_days = services.accounts.policy_for(user).remember_browser_days
+    # The flow's user is a plain record, not an ORM User: read its practice's policy directly
+    # (what AccountService.policy_for does).
+    remember_days = Policy.of(user.practice).remember_browser_days
     return render(request, "code.html", {"flow_id": flow_id, "methods": methods, "remember_days": remember_days})
 
 

@@ -158,7 +158,12 @@ def test_database_store_counts_sends_in_the_same_transaction(services, make_user
     """No Redis: the limit is rows in throttle_failures, written with the code (rolled back together)."""
     assert isinstance(services.throttle.store, DatabaseFailureStore)
     member = make_user()
-    with pytest.raises(RuntimeError), services.db.transaction() as s:
-        services.email_codes.issue(s, user=s.get(User, member.id), purpose=CHALLENGE)
-        raise RuntimeError("the request failed after issuing")
+
+    def issue_then_fail() -> None:
+        with services.db.transaction() as s:
+            services.email_codes.issue(s, user=s.get(User, member.id), purpose=CHALLENGE)
+            raise RuntimeError("the request failed after issuing")
+
+    with pytest.raises(RuntimeError):
+        issue_then_fail()
     issue(services, member)  # the rolled-back send did not count

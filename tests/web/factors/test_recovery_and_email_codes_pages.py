@@ -57,7 +57,7 @@ def test_download_is_a_text_file_of_the_accounts_unused_codes(client, anonymous,
     # Only the account's own, unused codes are ever written back: not an echo service.
     other = make_user(with_totp=True)
     mixed = client.post(
-        "/account/security/recovery-codes/download", data={"code": other.recovery_codes[:2] + ["<b>hi</b>"]}
+        "/account/security/recovery-codes/download", data={"code": [*other.recovery_codes[:2], "<b>hi</b>"]}
     )
     assert mixed.status_code == 410 and other.recovery_codes[0] not in mixed.text
     signed_out = anonymous.post(

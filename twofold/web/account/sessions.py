@@ -16,12 +16,12 @@ from twofold.core.sessions import ActiveSession
 from twofold.web.account.schemas import RevokedPublic, SessionListPublic, SessionPublic, SessionStatePublic
 from twofold.web.deps import Context, RowId, ServicesDep, SignedIn, SignedInUntouched
 from twofold.web.rendering import back_home, set_cookies, signed_out
-from twofold.web.schemas import ERRORS, ErrorPublic
+from twofold.web.schemas import ERRORS, ErrorPublic, Responses
 
 api = APIRouter(prefix="/api/v1", responses=ERRORS)
 pages = APIRouter(include_in_schema=False)
 
-NOT_FOUND = {404: {"model": ErrorPublic, "description": "Not one of your live sessions or browsers"}}
+NOT_FOUND: Responses = {404: {"model": ErrorPublic, "description": "Not one of your live sessions or browsers"}}
 WARN_BEFORE_SECONDS = 60
 
 

@@ -16,7 +16,8 @@ pages = APIRouter(include_in_schema=False)
 @pages.get("/account/two-factor")
 def two_factor_required_page(request: Request, active: Enrolling, services: ServicesDep, next: str = ""):
     requirement = services.enforcement.requirement_for(active.user.id)
-    if not requirement.outstanding:
+    due_at = requirement.due_at
+    if not requirement.outstanding or due_at is None:  # outstanding implies a due date
         return RedirectResponse(safe_next(next) if next else HOME, status_code=303)
     now = services.clock.now()
     return render(
@@ -26,7 +27,7 @@ def two_factor_required_page(request: Request, active: Enrolling, services: Serv
             "session": active,
             "requirement": requirement,
             "may_skip": requirement.may_skip(now),
-            "days_left": max(0, (requirement.due_at - now).days),
+            "days_left": max(0, (due_at - now).days),
             "next": safe_next(next) if next else HOME,
         },
     )

@@ -16,12 +16,12 @@ from twofold.web.errors import status_for
 from twofold.web.factors.recovery_codes import recovery_codes_page
 from twofold.web.factors.schemas import CodeRequest, CodeSentPublic, EmailMethodAddedPublic
 from twofold.web.rendering import HOME, back_home, render
-from twofold.web.schemas import ERRORS, ErrorPublic, ReauthRequest, StatusPublic
+from twofold.web.schemas import ERRORS, ErrorPublic, ReauthRequest, Responses, StatusPublic
 
 api = APIRouter(prefix="/api/v1", responses=ERRORS)
 pages = APIRouter(include_in_schema=False)
 
-SENDING = {
+SENDING: Responses = {
     409: {"model": ErrorPublic, "description": "Not possible in this state"},
     429: {"model": ErrorPublic, "description": "Send limit (one per 30 s, 5 per hour per account); see retry_after"},
     503: {"model": ErrorPublic, "description": "`email_not_sent`: the first try failed; retried in the background"},

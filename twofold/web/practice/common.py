@@ -12,12 +12,14 @@ from fastapi.responses import Response, StreamingResponse
 from twofold.core.practice.audit_log import AuditFilter
 from twofold.core.sessions import ActiveSession
 from twofold.web.rendering import PRACTICE_NOTICES, render
-from twofold.web.schemas import ERRORS, ErrorPublic
+from twofold.web.schemas import ERRORS, ErrorPublic, Responses
 
 CSV_MEDIA = "text/csv; charset=utf-8"
-NOT_FOUND = {404: {"model": ErrorPublic, "description": "No such member in your practice"}}
-CONFLICT = {409: {"model": ErrorPublic, "description": "Refused by a rule (last admin, duplicate email, ...)"}}
-CSV_ANSWER = {200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with `Accept: text/csv`"}}
+NOT_FOUND: Responses = {404: {"model": ErrorPublic, "description": "No such member in your practice"}}
+CONFLICT: Responses = {
+    409: {"model": ErrorPublic, "description": "Refused by a rule (last admin, duplicate email, ...)"}
+}
+CSV_ANSWER: Responses = {200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with `Accept: text/csv`"}}
 
 Page = Annotated[int, Query(ge=1, le=1_000_000)]
 Text = Annotated[str | None, Query(max_length=320)]

@@ -106,7 +106,7 @@ def setup_password(
             {"token": token, "state": state, "error": exc.message},
             429 if throttled else 400,
         )
-        if throttled:
+        if isinstance(exc, core.Throttled):
             page.headers["Retry-After"] = str(exc.retry_after)
         return page
     if step.done:
