@@ -8,9 +8,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from twofold.clock import Clock
@@ -20,14 +20,14 @@ from twofold.store.prepared import Prepared
 
 GENESIS = "0" * 64
 
-_HEADS = AuditChainHead.__table__
+_HEADS = cast(Table, AuditChainHead.__table__)
 # The statements of record(), which every sign-in runs; see twofold/store/prepared.py.
 _SELECT_HEAD = Prepared(
     select(_HEADS.c.seq, _HEADS.c.hash).where(_HEADS.c.chain == bindparam("head_chain")).with_for_update()
 )
 _INSERT_HEAD = Prepared(insert(_HEADS))
 _UPDATE_HEAD = Prepared(update(_HEADS).where(_HEADS.c.chain == bindparam("head_chain")))
-_INSERT_EVENT = Prepared(insert(AuditEvent.__table__))
+_INSERT_EVENT = Prepared(insert(cast(Table, AuditEvent.__table__)))
 
 
 class EventTag(StrEnum):

@@ -109,12 +109,16 @@ class DatabaseFailureStore:
     def failures(self, session: Session | None, key: str, since: float) -> list[float]:
         from datetime import UTC
 
+        if session is None:
+            raise RuntimeError("DatabaseFailureStore reads in the caller's transaction")
         rows = _FAILURES_SINCE.execute(session, {"key": key, "since": datetime.fromtimestamp(since, UTC)}).scalars()
         return [row.timestamp() for row in rows]
 
     def add(self, session: Session | None, key: str, at: float, keep_seconds: int) -> None:
         from datetime import UTC
 
+        if session is None:
+            raise RuntimeError("DatabaseFailureStore writes in the caller's transaction")
         moment = datetime.fromtimestamp(at, UTC)
         session.execute(
             delete(ThrottleFailure).where(

@@ -178,7 +178,10 @@ class AccountService:
         factor's credentials are then removed, backup codes included.
         """
         with self.reauth.password(user=user, password=password) as password_check, self.db.transaction() as s:
-            user = s.get(User, user.id)
+            loaded = s.get(User, user.id)
+            if loaded is None:
+                raise RuntimeError("the signed-in user's row is gone (users are deactivated, never deleted)")
+            user = loaded
             if not self.factors.enabled_for(s, user):
                 raise TwoFactorNotEnabled()
             proof = self.reauth.verify(
@@ -212,6 +215,8 @@ class AccountService:
             if record is None:
                 return False
             user = s.get(User, record.user_id)
+            if user is None:
+                raise RuntimeError("a session without its user (user_id is a foreign key)")
             self.audit.record(
                 s,
                 EventTag.SIGNED_OUT,

@@ -119,7 +119,10 @@ class AccountSecurityService:
     ) -> BrowserCookie | None:
         """Revoke one remembered browser; returns the cookie to delete when it was this browser."""
         with self.db.transaction() as s:
-            user = s.get(User, user.id)
+            loaded = s.get(User, user.id)
+            if loaded is None:
+                raise RuntimeError("the signed-in user's row is gone (users are deactivated, never deleted)")
+            user = loaded
             current = any(
                 v.current for v in self.remembered.list_for(s, user=user, cookies=cookies) if v.id == browser_id
             )
@@ -158,6 +161,8 @@ class AccountSecurityService:
         new_hash = self.passwords.hash(new_password) if check.ok else None
         with self.db.transaction() as s:
             user = s.get(User, active.user.id)
+            if user is None:
+                raise RuntimeError("the signed-in user's row is gone (users are deactivated, never deleted)")
             if not check.ok or user.password_hash != check.password_hash:
                 # A changed hash means another request changed the password meanwhile.
                 wait = check.count_failure(s)
@@ -180,6 +185,8 @@ class AccountSecurityService:
                         details={"step": "password_change", "retry_after": wait},
                     )
                 raise Refusal(InvalidCredentials("The current password is not right."))
+            if new_hash is None:
+                raise RuntimeError("no new hash for an accepted password")  # hashed above whenever check.ok
             now = self.clock.now()
             user.password_hash = new_hash
             user.password_changed_at = now

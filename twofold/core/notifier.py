@@ -197,6 +197,7 @@ class SmtpNotifier(_QueuedNotifier):
     def _deliver(self, email: EmailMessage, timeout: float | None = None) -> None:
         config = self._config
         timeout = min(timeout, config.timeout) if timeout else config.timeout
+        client: smtplib.SMTP
         if config.tls == "tls":
             client = smtplib.SMTP_SSL(config.host, config.port, timeout=timeout, context=ssl.create_default_context())
         else:

@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -114,6 +115,15 @@ class Proof:
         run_after_commit(self.verification.after_commit, context)
 
 
+class _Audited(TypedDict):
+    """The ``AuditLog.record`` arguments every event of one re-authentication shares."""
+
+    context: RequestContext
+    practice_id: int | None
+    actor_id: int | None
+    subject_id: int | None
+
+
 @dataclass(kw_only=True, slots=True)
 class Reauthentication:
     db: Database
@@ -157,7 +167,7 @@ class Reauthentication:
         and the event commit, the change does not happen.
         """
         lock_account(s, user.id)  # concurrent guesses are counted one after another
-        audited = dict(
+        audited = _Audited(
             context=context,
             practice_id=user.practice_id,
             actor_id=user.id,

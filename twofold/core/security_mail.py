@@ -11,13 +11,14 @@ person waiting can be told when mail is down (see ``Notifier.send_now``).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from sqlalchemy import delete, select
+from sqlalchemy import CursorResult, delete, select
 
 from twofold.audit import AuditLog, EventTag
 from twofold.clock import Clock
@@ -63,6 +64,14 @@ class Recipient(Protocol):
     id: int
     email: str
     name: str
+
+
+class _NoticeSpec(Protocol):
+    """What a notice template (mail_templates/notices/*.txt) sets: its module's exported names."""
+
+    subject: str
+    paragraphs: Iterable[str]
+    advice: str
 
 
 @dataclass(kw_only=True, slots=True)
@@ -120,7 +129,8 @@ class SecurityMail:
     def notice(self, kind: str, user: Recipient, context: RequestContext, **facts) -> Message:
         """The rendered notice ``kind`` (a file in mail_templates/notices/) about ``user``."""
         values = {**self._facts(user, context), "default_advice": DEFAULT_ADVICE, "actor": None, **facts}
-        spec = self._env.get_template(f"notices/{kind}.txt").make_module(values)
+        # make_module() is typed as a bare TemplateModule; its attributes are the template's ``set`` names.
+        spec = cast(_NoticeSpec, self._env.get_template(f"notices/{kind}.txt").make_module(values))
         values.update(subject=spec.subject, paragraphs=list(spec.paragraphs), advice=spec.advice)
         return Message(
             to=user.email,
@@ -245,4 +255,5 @@ class UndeliveredMailLog:
     def dismiss(self, user_id: int) -> int:
         """Forget the member's undelivered-mail notices (they have seen them); return how many."""
         with self.db.transaction() as s:
-            return s.execute(delete(UndeliveredMail).where(UndeliveredMail.user_id == user_id)).rowcount
+            result = s.execute(delete(UndeliveredMail).where(UndeliveredMail.user_id == user_id))
+            return cast(CursorResult[Any], result).rowcount  # a DELETE's result: a CursorResult

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import CursorResult, Table, insert, select, update
 from sqlalchemy.orm import Session
 
 from twofold.audit import AuditLog, EventTag
@@ -20,7 +21,7 @@ from twofold.store.prepared import Prepared
 # last_seen_at is written at most this often, so a busy page does not write on every request.
 TOUCH_INTERVAL = timedelta(seconds=20)
 
-_INSERT_SESSION = Prepared(insert(UserSession.__table__))
+_INSERT_SESSION = Prepared(insert(cast(Table, UserSession.__table__)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +29,7 @@ class ActiveSession:
     session_id: int
     user: User
     policy: Policy
-    expires_at: object  # datetime: the earlier of idle and absolute end, as of this request
+    expires_at: datetime  # the earlier of idle and absolute end, as of this request
 
 
 @dataclass(kw_only=True, slots=True)
@@ -87,10 +88,13 @@ class SessionService:
         if now >= record.expires_at or now >= idle_end:
             reason = "absolute_limit" if now >= record.expires_at else "idle"
             with self.db.transaction() as s:
-                ended = s.execute(
-                    update(UserSession)
-                    .where(UserSession.id == record.id, UserSession.revoked_at.is_(None))
-                    .values(revoked_at=now, revoked_reason=reason)
+                ended = cast(
+                    CursorResult[Any],  # an UPDATE's result; Session.execute() is typed as the base Result
+                    s.execute(
+                        update(UserSession)
+                        .where(UserSession.id == record.id, UserSession.revoked_at.is_(None))
+                        .values(revoked_at=now, revoked_reason=reason)
+                    ),
                 ).rowcount
                 if ended:
                     self.audit.record(
@@ -124,4 +128,5 @@ class SessionService:
         query = update(UserSession).where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
         if keep_session_id is not None:
             query = query.where(UserSession.id != keep_session_id)
-        return session.execute(query.values(revoked_at=self.clock.now(), revoked_reason=reason)).rowcount
+        result = session.execute(query.values(revoked_at=self.clock.now(), revoked_reason=reason))
+        return cast(CursorResult[Any], result).rowcount  # an UPDATE's result: a CursorResult

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from functools import partial
 from types import SimpleNamespace
+from typing import Any, cast
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -67,7 +68,9 @@ class MalformedCode(InvalidInput):
     message = "That is not a code of this method: check the number of digits and type only 0-9."
 
 
-_FLOWS, _USERS, _PRACTICES = SignInFlow.__table__, User.__table__, Practice.__table__
+_FLOWS = cast(Table, SignInFlow.__table__)
+_USERS = cast(Table, User.__table__)
+_PRACTICES = cast(Table, Practice.__table__)
 _SET_FLOW_STATE = Prepared(update(_FLOWS).where(_FLOWS.c.id == bindparam("row_id")))
 _COUNT_FLOW_ATTEMPT = Prepared(
     update(_FLOWS).where(_FLOWS.c.id == bindparam("row_id")).values(attempts=_FLOWS.c.attempts + 1)
@@ -92,7 +95,7 @@ _FLOW_END = len(_FLOWS.columns)
 _USER_END = _FLOW_END + len(_USERS.columns)
 
 
-def _write(s: Session, obj, statement, **values) -> None:
+def _write(s: Session, obj: SignInFlow | User | SimpleNamespace, statement: Prepared, **values: Any) -> None:
     """Update columns of a row with one plain UPDATE, and a loaded ORM object to match.
 
     Every code-step sign-in does this twice; a plain statement costs a fraction of
@@ -105,6 +108,21 @@ def _write(s: Session, obj, statement, **values) -> None:
         return
     for name, value in values.items():
         set_committed_value(obj, name, value)
+
+
+def _as_user(record: SimpleNamespace) -> User:
+    """A user record of ``_live_flow`` where the factors, sessions and browsers take a ``User``.
+
+    It has every column of ``users`` as an attribute, and ``practice`` (its
+    practice row as a record): all that those read of a user. It is no ORM object
+    (no session, no other relationships); ``_write`` updates it as a record.
+    """
+    return cast(User, record)
+
+
+def _as_flow(record: SimpleNamespace) -> SignInFlow:
+    """A flow record of ``_live_flow`` (every column of ``sign_in_flows``) where a ``SignInFlow`` is taken."""
+    return cast(SignInFlow, record)
 
 
 def normalize_email(email: str) -> str:
@@ -189,7 +207,11 @@ class SignInService:
     ) -> SignInResult:
         user = check.user
         usable = check.ok and user is not None and user.active
-        rehashed = self.passwords.hash(password) if usable and self.passwords.needs_rehash(user.password_hash) else None
+        rehashed = (
+            self.passwords.hash(password)
+            if usable and user is not None and self.passwords.needs_rehash(user.password_hash)
+            else None
+        )
         with self.db.transaction() as s:
             if not usable:
                 reason = "unknown_email" if user is None else ("inactive" if check.ok else "wrong_password")
@@ -214,7 +236,11 @@ class SignInService:
                         details={"step": "password", "retry_after": wait},
                     )
                 raise Refusal(InvalidCredentials())
+            if user is None:
+                raise RuntimeError("a usable password check without its user")
             user = s.get(User, user.id)
+            if user is None:
+                raise RuntimeError("the user whose password was checked is gone (users are never deleted)")
             if rehashed:
                 user.password_hash = rehashed
                 self.audit.record(
@@ -251,7 +277,8 @@ class SignInService:
         also carries a remembered-browser cookie, granted in the same transaction.
         """
         with self.db.transaction() as s:
-            flow, user = self._live_flow(s, flow_id)
+            flow_record, user_record = self._live_flow(s, flow_id)
+            flow, user = _as_flow(flow_record), _as_user(user_record)
             policy = Policy.of(user.practice)
             factor = self.factors.get(method)
             # Only the method asked for is looked up (one query, not one per factor).
@@ -328,7 +355,8 @@ class SignInService:
         the code could not be sent at once (it is retried in the background).
         """
         with self.db.transaction() as s:
-            flow, user = self._live_flow(s, flow_id)
+            flow_record, user_record = self._live_flow(s, flow_id)
+            flow, user = _as_flow(flow_record), _as_user(user_record)
             factor = self.factors.get(method)
             if factor is None or method not in self._methods(s, user):
                 raise MethodNotAvailable()
@@ -362,11 +390,11 @@ class SignInService:
         """The live flow, its user and the methods it offers (for the code page)."""
         with self.db.reading() as s:
             flow, user = self._live_flow(s, flow_id, lock=False)
-            return flow, user, self._methods(s, user)
+            return flow, user, self._methods(s, _as_user(user))
 
     # -- steps ---------------------------------------------------------------
 
-    def _methods(self, s: Session, user: User | SimpleNamespace) -> list[str]:
+    def _methods(self, s: Session, user: User) -> list[str]:
         """The methods ``user`` has set up that their practice allows."""
         return self.factors.enabled_for(s, user, self.factors.allowed(Policy.of(user.practice).allowed_methods))
 

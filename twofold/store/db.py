@@ -12,6 +12,7 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import ModuleType
 
 from sqlalchemy import create_engine, event, select
 from sqlalchemy.engine import Engine, make_url
@@ -104,6 +105,7 @@ def create_db_engine(url: str, *, pool_size: int = 32) -> Engine:
     return create_engine(parsed, pool_size=pool_size, max_overflow=0, pool_timeout=30, pool_pre_ping=True)
 
 
+fcntl: ModuleType | None
 try:
     import fcntl
 except ImportError:  # not POSIX: writers of one process still queue, processes rely on busy_timeout
@@ -140,14 +142,17 @@ class SqliteWriterQueue:
                 finally:
                     self._depth -= 1
                 return
+            if fcntl is None:
+                raise RuntimeError("a writer lock file without fcntl")  # _path is set only where fcntl imported
+            lock = fcntl
             fd = self._lock_file()
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            lock.flock(fd, lock.LOCK_EX)
             self._depth += 1
             try:
                 yield
             finally:
                 self._depth -= 1
-                fcntl.flock(fd, fcntl.LOCK_UN)
+                lock.flock(fd, lock.LOCK_UN)
 
     def close(self) -> None:
         with self._threads:
@@ -157,6 +162,8 @@ class SqliteWriterQueue:
 
     def _lock_file(self) -> int:
         if self._fd is None or self._pid != os.getpid():  # a forked child opens its own
+            if self._path is None:
+                raise RuntimeError("no writer lock file to open")  # __call__ locks a file only when there is a path
             self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
             self._pid = os.getpid()
         return self._fd
@@ -198,6 +205,8 @@ class Database:
                 session.commit()
                 return
             driver = session.connection().connection.driver_connection  # no BEGIN yet: sqlite_begin="LATER"
+            if driver is None:
+                raise RuntimeError("a checked-out connection without its driver connection")
             with self._write_turn():
                 driver.execute(_BEGIN["IMMEDIATE"])
                 try:

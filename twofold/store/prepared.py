@@ -18,12 +18,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ClauseElement, Select
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import UpdateBase
 
 
@@ -63,7 +64,8 @@ class Prepared:
 
     def _plan(self, dialect: Dialect, key: tuple[str, tuple[str, ...]]) -> _Plan:
         column_keys = list(key[1]) if isinstance(self.statement, UpdateBase) else None
-        compiled = self.statement.compile(dialect=dialect, column_keys=column_keys)
+        # A Core statement compiles to an SQLCompiler (compile() is typed as the base Compiled).
+        compiled = cast(SQLCompiler, self.statement.compile(dialect=dialect, column_keys=column_keys))
         if getattr(compiled, "escaped_bind_names", None) or getattr(compiled, "literal_execute_params", None):
             raise ValueError("Prepared supports plain bound parameters only")
         processors, fixed = [], []
@@ -83,9 +85,14 @@ class Prepared:
             )
             if not any(results):
                 results = None
+        order = None
+        if compiled.positional:
+            if compiled.positiontup is None:
+                raise RuntimeError("a positional compile without its parameter order")
+            order = tuple(compiled.positiontup)
         plan = _Plan(
             sql=compiled.string,
-            order=tuple(compiled.positiontup) if compiled.positional else None,
+            order=order,
             processors=tuple(processors),
             fixed=tuple(fixed),
             results=results,
@@ -128,7 +135,9 @@ class PreparedResult:
     def _convert(self, row: tuple) -> tuple:
         if self._results is None:
             return tuple(row)
-        return tuple(value if process is None else process(value) for process, value in zip(self._results, row))
+        return tuple(
+            value if process is None else process(value) for process, value in zip(self._results, row, strict=False)
+        )
 
     def one_or_none(self) -> tuple | None:
         rows = self._cursor.fetchmany(2)
@@ -152,7 +161,7 @@ def as_record(table: Table, values: tuple) -> SimpleNamespace:
     keys = _KEYS.get(table)
     if keys is None:
         keys = _KEYS[table] = tuple(table.columns.keys())
-    return SimpleNamespace(**dict(zip(keys, values)))
+    return SimpleNamespace(**dict(zip(keys, values, strict=False)))
 
 
 _KEYS: dict[Table, tuple[str, ...]] = {}

@@ -13,7 +13,10 @@ def run() -> None:
     if connection is not None:
         _migrate(connection)
         return
-    engine = create_engine(config.get_main_option("sqlalchemy.url"))
+    url = config.get_main_option("sqlalchemy.url")
+    if url is None:
+        raise RuntimeError("alembic: pass a connection in config.attributes or set sqlalchemy.url")
+    engine = create_engine(url)
     with engine.begin() as connection:
         _migrate(connection)
 
