@@ -108,7 +108,10 @@ def build_services(
 ) -> Services:
     clock = clock or SystemClock()
     secret_key = settings.resolved_secret_key()
-    db = db or Database(settings.resolved_database_url, pool_size=settings.db_pool_size)
+    if db is None:
+        if settings.db_pool_size is None:  # Settings' validator fills it in (from request_threads)
+            raise ValueError("settings.db_pool_size is unset: build Settings through its validators")
+        db = Database(settings.resolved_database_url, pool_size=settings.db_pool_size)
     passwords = PasswordHasher(
         time_cost=settings.argon2_time_cost,
         memory_kib=settings.argon2_memory_kib,

@@ -19,9 +19,9 @@ import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol, TypedDict
 
-from sqlalchemy import Select, union
+from sqlalchemy import CompoundSelect, Select, union
 from sqlalchemy.orm import Session
 
 from twofold.context import RequestContext
@@ -34,6 +34,15 @@ log = logging.getLogger("twofold.factors")
 # assertion their authenticator made (a WebAuthn response is a JSON object). A code
 # factor refuses anything but a string as MALFORMED.
 FactorResponse = str | Mapping[str, object]
+
+
+class AuditFacts(TypedDict):
+    """Who did what to whom, shared by a use case's several ``AuditLog.record`` calls (``**facts``)."""
+
+    context: RequestContext
+    practice_id: int | None
+    actor_id: int | None
+    subject_id: int | None
 
 
 class Outcome(StrEnum):
@@ -97,12 +106,12 @@ class Challenge:
 class SecondFactor(Protocol):
     """A second factor as the sign-in flow and re-authentication use it (a strategy, looked up by kind)."""
 
-    kind: str  # stable: stored in policies, audit events and the API (never renamed)
-    label: str  # what people call it: "Authenticator app"
-    described_as: str  # how a sentence names it: "with an authenticator app"
-    always_allowed: bool  # True: usable whatever a practice's policy lists
-    code_format: str  # how a response looks, for "enter ..." messages
-    wrong_code_message: str  # the one answer to every refused response of this factor
+    kind: ClassVar[str]  # stable: stored in policies, audit events and the API (never renamed)
+    label: ClassVar[str]  # what people call it: "Authenticator app"
+    described_as: ClassVar[str]  # how a sentence names it: "with an authenticator app"
+    always_allowed: ClassVar[bool]  # True: usable whatever a practice's policy lists
+    code_format: ClassVar[str]  # how a response looks, for "enter ..." messages
+    wrong_code_message: ClassVar[str]  # the one answer to every refused response of this factor
 
     def normalize(self, response: FactorResponse) -> str | None:
         """The response in canonical form, or None when it cannot be one of this factor's (no lookup)."""
@@ -134,7 +143,7 @@ class FactorEnrollment(Protocol):
     """Setting up one factor for a member, as core's use cases drive it (the set-up link's app step,
     the admin's screen). Each method works in the caller's transaction and writes its audit event."""
 
-    kind: str
+    kind: ClassVar[str]
 
     def start(
         self,
@@ -193,6 +202,10 @@ class FactorRegistry:
     def get(self, kind: str) -> SecondFactor | None:
         return self._factors.get(kind)
 
+    def __getitem__(self, kind: str) -> SecondFactor:
+        """The factor of a registered ``kind`` (one ``kinds`` or ``enabled_for`` returned); KeyError otherwise."""
+        return self._factors[kind]
+
     def kinds(self) -> list[str]:
         return list(self._factors)
 
@@ -247,7 +260,7 @@ class FactorRegistry:
                 refusal = verification
         return None, refusal
 
-    def enabled_user_ids(self) -> Select:
+    def enabled_user_ids(self) -> CompoundSelect:
         """One query for the ids of users with any factor enabled: ``User.id.in_(registry.enabled_user_ids())``."""
         return union(*(factor.enabled_user_ids() for factor in self._factors.values()))
 

@@ -39,10 +39,10 @@ class EnrolmentRequirement:
         return self.due_at is not None and not self.enrolled
 
     def may_skip(self, now: datetime) -> bool:
-        return self.outstanding and now < self.due_at
+        return self.due_at is not None and not self.enrolled and now < self.due_at
 
     def blocks(self, now: datetime) -> bool:
-        return self.outstanding and now >= self.due_at
+        return self.due_at is not None and not self.enrolled and now >= self.due_at
 
 
 def policy_due_at(policy: Policy, user: User) -> datetime | None:
@@ -73,7 +73,7 @@ class TwoFactorEnforcement:
 
     def requirement_for(self, user_id: int) -> EnrolmentRequirement:
         with self.db.reading() as s:
-            user = s.get(User, user_id)
+            user = s.get_one(User, user_id)
             return self.requirement(s, user=user)
 
     def check(self, active: ActiveSession) -> None:
@@ -91,11 +91,11 @@ class TwoFactorEnforcement:
     def skip(self, *, user: User, context: RequestContext) -> None:
         """Record that the member put enrolment off; refused once the grace period is over."""
         with self.db.transaction() as s:
-            user = s.get(User, user.id)
+            user = s.get_one(User, user.id)
             requirement = self.requirement(s, user=user)
             if requirement.blocks(self.clock.now()):
                 raise TwoFactorRequired()
-            if requirement.outstanding:
+            if requirement.outstanding and requirement.due_at is not None:
                 self.audit.record(
                     s,
                     EventTag.TWO_FACTOR_ENROLMENT_SKIPPED,

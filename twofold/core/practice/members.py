@@ -36,7 +36,7 @@ from twofold.core.sessions import SessionService
 from twofold.crypto.passwords import PasswordHasher
 from twofold.crypto.secret_box import random_token
 from twofold.errors import Conflict, InvalidInput, NotFound
-from twofold.factors.base import FactorRegistry
+from twofold.factors.base import AuditFacts, FactorRegistry
 from twofold.store.db import Database
 from twofold.store.models import ROLES, Practice, User
 
@@ -398,7 +398,12 @@ class MemberService:
                 ).scalar_one()
                 if others == 0:
                     raise LastAdmin()
-            audit = dict(context=context, practice_id=practice_id, actor_id=actor_id, subject_id=member.id)
+            audit: AuditFacts = {
+                "context": context,
+                "practice_id": practice_id,
+                "actor_id": actor_id,
+                "subject_id": member.id,
+            }
             if role is not None and role != member.role:
                 self.audit.record(s, EventTag.MEMBER_ROLE_CHANGED, **audit, details={"from": member.role, "to": role})
                 member.role = role
@@ -570,7 +575,7 @@ class MemberService:
             return []
         messages = []
         with self.db.transaction() as s:
-            practice = s.get(Practice, practice_id)
+            practice = s.get_one(Practice, practice_id)
             now = self.clock.now()
             users = [
                 User(
@@ -596,6 +601,8 @@ class MemberService:
                 actor_id=actor_id,
             )
             if send_setup_links:
+                if link_base is None:  # import_csv refuses set-up links without a base first
+                    raise InvalidInput("Set TWOFOLD_PUBLIC_ORIGIN so set-up links can be sent.")
                 for user in users:
                     token = self.setup.issue(s, member=user, created_by_id=actor_id, context=context)
                     messages.append(self.setup.pending_message(member=user, token=token, link_base=link_base))

@@ -127,7 +127,7 @@ class PolicyService:
             after = self._changed(before, changes)
             diff = {
                 name: [old, new]
-                for (name, old), new in zip(asdict(before).items(), asdict(after).values())
+                for (name, old), new in zip(asdict(before).items(), asdict(after).values(), strict=True)
                 if old != new
             }
             if not diff:

@@ -108,17 +108,17 @@ class TwoFactorResetService:
             raise CannotResetSelf()
         with self.db.reading() as s:
             member_in(s, practice_id=practice_id, member_id=member_id)
-            fresh = s.get(User, admin.id)
+            fresh = s.get_one(User, admin.id)
             methods = self.factors.enabled_for(
                 s, fresh, self.factors.allowed(Policy.of(fresh.practice).allowed_methods)
             )
             if not methods:
                 raise AdminTwoFactorRequired()
-            if not any(self.factors.get(kind).normalize(code) for kind in methods):
+            if not any(self.factors[kind].normalize(code) for kind in methods):
                 # Malformed input changes nothing: no attempt is counted (as at sign-in).
                 raise InvalidInput("Enter the current code from your own authenticator app.")
         with self.reauth.password(user=fresh, password=password) as password_check, self.db.transaction() as s:
-            admin = s.get(User, admin.id)
+            admin = s.get_one(User, admin.id)
             member = member_in(s, practice_id=practice_id, member_id=member_id, lock=True)
             removable = self.factors.enabled_for(s, member)
             self.reauth.verify(

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -46,7 +46,7 @@ class SetupLinkInvalid(TwofoldError):
     """The link cannot be used; ``reason`` is one of REASONS' keys."""
 
     code = "setup_link_invalid"
-    REASONS = {
+    REASONS: ClassVar[dict[str, str]] = {
         "unknown": "This set-up link is not valid. Check that you opened the whole link from the email.",
         "expired": "This set-up link has expired (links work for 72 hours). Ask your practice admin for a new one.",
         "used": "This set-up link has already been used. Sign in with your password and authenticator app.",
@@ -250,7 +250,7 @@ class SetupService:
             link = self._link(s, token)
             if link is None:
                 return None
-            member = s.get(User, link.user_id)
+            member = s.get_one(User, link.user_id)
             return self.enrollment.pending(s, user=member, enrollment_id=enrollment_id)
 
     def confirm(self, *, token: str, enrollment_id: str, code: FactorResponse, context: RequestContext) -> None:
@@ -324,7 +324,7 @@ class SetupService:
         link = self._link(s, token, lock=True)
         if link is None:
             raise Refusal(SetupLinkInvalid("unknown"))
-        member = s.get(User, link.user_id)
+        member = s.get_one(User, link.user_id)
         reason = None
         if link.used_at is not None:
             reason = "used"

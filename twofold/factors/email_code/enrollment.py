@@ -19,7 +19,7 @@ from twofold.core.policy import Policy
 from twofold.core.reauth import Reauthentication
 from twofold.core.security_mail import SecurityMail
 from twofold.errors import Conflict, DeliveryFailed, Forbidden, InvalidCode, InvalidInput, Throttled
-from twofold.factors.base import BackupCodeIssuer, FactorRegistry, FactorResponse, Outcome, PendingSetups
+from twofold.factors.base import AuditFacts, BackupCodeIssuer, FactorRegistry, FactorResponse, Outcome, PendingSetups
 from twofold.factors.email_code.factor import CHALLENGE, CODE_TTL, CONFIRM_ADDRESS, SENDS_PER_ACCOUNT, EmailCodeFactor
 from twofold.store.db import Database, Refusal
 from twofold.store.models import User
@@ -101,7 +101,7 @@ class EmailCodeEnrollmentService:
     def email_method_state(self, user: User) -> dict:
         """For the settings page: is it on, may it be added, and why not."""
         with self.db.reading() as s:
-            user = s.get(User, user.id)
+            user = s.get_one(User, user.id)
             return {
                 "added": self.factor.is_confirmed_for(s, user),
                 "allowed": self.factors.allows(Policy.of(user.practice).allowed_methods, self.factor.kind),
@@ -111,7 +111,7 @@ class EmailCodeEnrollmentService:
     def start_email_method(self, *, user: User, context: RequestContext) -> CodeSent:
         """Email a code to the account's address, to confirm it receives mail."""
         with self.db.transaction() as s:
-            user = s.get(User, user.id)
+            user = s.get_one(User, user.id)
             self._check_may_add(s, user)
             code = self._issue(s, user=user, purpose=CONFIRM_ADDRESS, context=context)
         return self._deliver(user, code=code, wording="confirm_address", context=context)
@@ -123,10 +123,15 @@ class EmailCodeEnrollmentService:
             wait = self.throttle.retry_after(s, [key])
             if wait:
                 raise Throttled(wait, "code attempts")
-            user = s.get(User, user.id)
+            user = s.get_one(User, user.id)
             self._check_may_add(s, user)
             verification = self.factor.check(s, user=user, code=code, purpose=CONFIRM_ADDRESS)
-            facts = dict(context=context, practice_id=user.practice_id, actor_id=user.id, subject_id=user.id)
+            facts: AuditFacts = {
+                "context": context,
+                "practice_id": user.practice_id,
+                "actor_id": user.id,
+                "subject_id": user.id,
+            }
             if verification.outcome is Outcome.MALFORMED:
                 raise InvalidInput("Enter the 8-digit code from the email we sent you (digits only).")
             if not verification.accepted:
@@ -153,7 +158,7 @@ class EmailCodeEnrollmentService:
     def remove_email_method(self, *, user: User, password: str, code: FactorResponse, context: RequestContext) -> None:
         """Stop email codes, after re-authentication. Refused when email is the last real method."""
         with self.reauth.password(user=user, password=password) as password_check, self.db.transaction() as s:
-            user = s.get(User, user.id)
+            user = s.get_one(User, user.id)
             if not self.factor.is_confirmed_for(s, user):
                 raise EmailMethodNotAdded()
             if not self.factor.has_stronger_factor(s, user):
@@ -177,7 +182,7 @@ class EmailCodeEnrollmentService:
     def send_reauth_code(self, *, user: User, context: RequestContext) -> CodeSent:
         """Email a code to confirm a security change with (when email codes are one of the account's methods)."""
         with self.db.transaction() as s:
-            user = s.get(User, user.id)
+            user = s.get_one(User, user.id)
             allowed = self.factors.allowed(Policy.of(user.practice).allowed_methods)
             if self.factor.kind not in self.factors.enabled_for(s, user, allowed):
                 raise EmailMethodNotAdded(
@@ -198,7 +203,12 @@ class EmailCodeEnrollmentService:
 
     def _issue(self, s: Session, *, user: User, purpose: str, context: RequestContext) -> str:
         """A new code of ``purpose``, audited as sent; at the send limit, audited and refused (``Refusal``)."""
-        facts = dict(context=context, practice_id=user.practice_id, actor_id=user.id, subject_id=user.id)
+        facts: AuditFacts = {
+            "context": context,
+            "practice_id": user.practice_id,
+            "actor_id": user.id,
+            "subject_id": user.id,
+        }
         try:
             code = self.factor.issue(s, user=user, purpose=purpose)
         except Throttled as exc:

@@ -22,9 +22,9 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import ClassVar, Protocol
+from typing import ClassVar, Protocol, cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.orm import Session
 
 from twofold.clock import Clock
@@ -160,12 +160,14 @@ class EmailCodeFactor:
         now = self.clock.now()
         if now >= row.expires_at:
             return Verification(Outcome.EXPIRED)
-        claimed = session.execute(
+        claim = (
             update(EmailCode)
             .where(EmailCode.id == row.id, EmailCode.used_at.is_(None), EmailCode.expires_at > now)
             .values(used_at=now)
             .execution_options(synchronize_session=False)
-        ).rowcount
+        )
+        # Session.execute is typed Result; what an UPDATE returns is a CursorResult, which has rowcount.
+        claimed = cast(CursorResult, session.execute(claim)).rowcount
         if claimed != 1:
             return Verification(Outcome.REUSED, {"race": True})
         return Verification(Outcome.ACCEPTED)

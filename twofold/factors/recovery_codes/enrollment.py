@@ -52,7 +52,7 @@ class RecoveryCodeEnrollmentService:
     ) -> list[str]:
         """A new set of 10 codes after re-authentication; every earlier code stops working."""
         with self.reauth.password(user=user, password=password) as password_check, self.db.transaction() as s:
-            user = s.get(User, user.id)
+            user = s.get_one(User, user.id)
             if not self.factors.enabled_for(s, user):
                 raise TwoFactorNotEnabled("Two-factor authentication is not on for this account. Turn it on first.")
             proof = self.reauth.verify(

@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import ClassVar, Protocol, cast
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from twofold.clock import Clock
@@ -133,7 +134,7 @@ class RecoveryCodeFactor:
     def enabled_user_ids(self):
         return select(RecoveryCode.user_id).where(RecoveryCode.used_at.is_(None)).distinct()
 
-    def remaining_by_user(self, session: Session, user_ids: list[int]) -> dict[int, int]:
+    def remaining_by_user(self, session: Session, user_ids: Sequence[int]) -> dict[int, int]:
         """Unused codes of many users at once (the practice's member list)."""
         if not user_ids:
             return {}
@@ -142,7 +143,7 @@ class RecoveryCodeFactor:
             .where(RecoveryCode.user_id.in_(user_ids), RecoveryCode.used_at.is_(None))
             .group_by(RecoveryCode.user_id)
         ).all()
-        return {user_id: count for user_id, count in rows}
+        return dict(rows)
 
     def begin_challenge(self, session: Session, *, user: User, flow: SignInFlow) -> Challenge | None:
         return None
@@ -164,12 +165,14 @@ class RecoveryCodeFactor:
         row_id, used_at = match
         if used_at is not None:
             return Verification(Outcome.REUSED)
-        claimed = session.execute(
+        claim = (
             update(RecoveryCode)
             .where(RecoveryCode.id == row_id, RecoveryCode.used_at.is_(None))
             .values(used_at=self.clock.now())
             .execution_options(synchronize_session=False)
-        ).rowcount
+        )
+        # Session.execute is typed Result; what an UPDATE returns is a CursorResult, which has rowcount.
+        claimed = cast(CursorResult, session.execute(claim)).rowcount
         if claimed != 1:
             return Verification(Outcome.REUSED, {"race": True})
         left = self.remaining(session, user=user)

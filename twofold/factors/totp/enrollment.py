@@ -34,6 +34,7 @@ from twofold.crypto import otp
 from twofold.crypto.secret_box import SecretBox
 from twofold.errors import Throttled
 from twofold.factors.base import (
+    AuditFacts,
     BackupCodeIssuer,
     EnrollmentNotFound,
     FactorRegistry,
@@ -228,7 +229,7 @@ class TotpEnrollmentService:
         """Set up the first factor. Once 2FA is on, a new app needs re-authentication
         (``start_totp_replacement``)."""
         with self.db.transaction() as s:
-            user = s.get(User, user.id)
+            user = s.get_one(User, user.id)
             if self.factors.enabled_for(s, user):
                 raise TwoFactorAlreadyEnabled()
             return self.start(s, user=user, context=context, actor_id=user.id)
@@ -245,11 +246,16 @@ class TotpEnrollmentService:
         here to be shown once. When it replaces an app, the old one stops working now.
         """
         with self.db.transaction() as s:
-            user = s.get(User, user.id)
+            user = s.get_one(User, user.id)
             had_app = self.factor.is_enabled_for(s, user)
             was_on = bool(self.factors.enabled_for(s, user))
             self.confirm(s, user=user, enrollment_id=enrollment_id, response=code, context=context, actor_id=user.id)
-            facts = dict(context=context, practice_id=user.practice_id, actor_id=user.id, subject_id=user.id)
+            facts: AuditFacts = {
+                "context": context,
+                "practice_id": user.practice_id,
+                "actor_id": user.id,
+                "subject_id": user.id,
+            }
             if had_app:
                 self.audit.record(s, EventTag.TOTP_REPLACED, **facts)
                 confirmation = TotpConfirmation("replaced", [])
@@ -278,7 +284,7 @@ class TotpEnrollmentService:
         email codes alone, this adds an app.
         """
         with self.reauth.password(user=user, password=password) as password_check, self.db.transaction() as s:
-            user = s.get(User, user.id)
+            user = s.get_one(User, user.id)
             if not self.factors.enabled_for(s, user):
                 raise TwoFactorNotEnabled("Two-factor authentication is not on. Set up an authenticator app instead.")
             proof = self.reauth.verify(

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import ClassVar
+from typing import ClassVar, cast
 
-from sqlalchemy import bindparam, delete, or_, select, update
+from sqlalchemy import CursorResult, Table, bindparam, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from twofold.clock import Clock
@@ -22,7 +22,8 @@ from twofold.store.prepared import Prepared, as_record
 
 _CONFIRMED = "twofold.totp.confirmed"  # session.info key: user id -> confirmed credential
 
-_CREDENTIALS = TotpCredential.__table__
+# Declarative typing calls ``__table__`` a FromClause; a mapped class without a custom selectable has a Table.
+_CREDENTIALS = cast(Table, TotpCredential.__table__)
 # Built once: both run on every code sign-in. A plain row (read-only), not an ORM object.
 _CONFIRMED_OF_USER = Prepared(
     select(_CREDENTIALS).where(_CREDENTIALS.c.user_id == bindparam("user_id"), _CREDENTIALS.c.confirmed_at.is_not(None))
@@ -94,7 +95,8 @@ class TotpFactor:
                 .values(last_used_step=match.step, secret_sealed=self.box.seal(key, context=f"totp:{credential.id}"))
                 .execution_options(synchronize_session=False)
             )
-            claimed = session.execute(claim).rowcount
+            # Session.execute is typed Result; what an UPDATE returns is a CursorResult, which has rowcount.
+            claimed = cast(CursorResult, session.execute(claim)).rowcount
         else:
             claimed = _CLAIM_STEP.execute(session, {"credential_id": credential.id, "step": match.step}).rowcount
         if claimed != 1:
