@@ -89,7 +89,8 @@ def test_the_gate_counts_only_its_own_keys_but_waits_for_every_key(services, mak
     with services.db.transaction() as s:
         for _ in range(5):
             services.throttle.hit(s, blocking)
-    with pytest.raises(Throttled), services.sign_in.gate.guess(
-        email=member.email, password=PASSWORD, counted=counted, also_blocked_by=blocking
+    with (
+        pytest.raises(Throttled),
+        services.sign_in.gate.guess(email=member.email, password=PASSWORD, counted=counted, also_blocked_by=blocking),
     ):
         pass
