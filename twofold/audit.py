@@ -160,6 +160,31 @@ class AuditLog:
         _INSERT_EVENT.execute(session, row)
         _UPDATE_HEAD.execute(session, {"head_chain": chain, "seq": row["seq"], "hash": row["hash"]})
 
+    def record_lockout(
+        self,
+        session: Session,
+        *,
+        wait: int,
+        step: str,
+        context: RequestContext,
+        practice_id: int | None,
+        subject_id: int | None,
+    ) -> None:
+        """Record a lockout when the failure just counted started a wait (``wait`` > 0); nothing otherwise.
+
+        Every step that counts guesses (password, code, app set-up, re-authentication) audits the
+        moment it locks an account the same way, so the log reads one event name for all of them.
+        """
+        if wait:
+            self.record(
+                session,
+                EventTag.LOCKED_OUT,
+                context=context,
+                practice_id=practice_id,
+                subject_id=subject_id,
+                details={"step": step, "retry_after": wait},
+            )
+
     def record_many(
         self,
         session: Session,

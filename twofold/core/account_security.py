@@ -175,15 +175,14 @@ class AccountSecurityService:
                     subject_id=user.id,
                     details={"reason": "wrong_password" if not check.ok else "changed_meanwhile"},
                 )
-                if wait:
-                    self.audit.record(
-                        s,
-                        EventTag.LOCKED_OUT,
-                        context=context,
-                        practice_id=user.practice_id,
-                        subject_id=user.id,
-                        details={"step": "password_change", "retry_after": wait},
-                    )
+                self.audit.record_lockout(
+                    s,
+                    wait=wait,
+                    step="password_change",
+                    context=context,
+                    practice_id=user.practice_id,
+                    subject_id=user.id,
+                )
                 raise Refusal(InvalidCredentials("The current password is not right."))
             if new_hash is None:
                 raise RuntimeError("no new hash for an accepted password")  # hashed above whenever check.ok

@@ -176,7 +176,14 @@ class Reauthentication:
         if not password.ok:
             wait = password.count_failure(s)
             self.audit.record(s, failed_event, **audited, details={"action": action, "reason": "wrong_password"})
-            self._audit_lockout(s, user, wait, step=f"{action}_password", context=context)
+            self.audit.record_lockout(
+                s,
+                wait=wait,
+                step=f"{action}_password",
+                context=context,
+                practice_id=user.practice_id,
+                subject_id=user.id,
+            )
             raise Refusal(InvalidCredentials(wrong_password_message))
         method, verification = self.factors.verify_any(
             s, user=user, response=code, allowed=self.factors.allowed(Policy.of(user.practice).allowed_methods)
@@ -191,17 +198,7 @@ class Reauthentication:
             )
         wait = self.throttle.hit(s, [code_throttle_key(user.id)])
         self.audit.record(s, failed_event, **audited, details={"action": action, "reason": str(verification.outcome)})
-        self._audit_lockout(s, user, wait, step=action, context=context)
+        self.audit.record_lockout(
+            s, wait=wait, step=action, context=context, practice_id=user.practice_id, subject_id=user.id
+        )
         raise Refusal(verification.refusal(WRONG_CODE))
-
-    def _audit_lockout(self, s: Session, user: User, wait: int, *, step: str, context: RequestContext) -> None:
-        """The failure that starts a wait is a lockout, audited like one at sign-in."""
-        if wait:
-            self.audit.record(
-                s,
-                EventTag.LOCKED_OUT,
-                context=context,
-                practice_id=user.practice_id,
-                subject_id=user.id,
-                details={"step": step, "retry_after": wait},
-            )

@@ -226,15 +226,9 @@ class SignInService:
                     subject_id=subject_id,
                     details={"reason": reason},
                 )
-                if wait:
-                    self.audit.record(
-                        s,
-                        EventTag.LOCKED_OUT,
-                        context=context,
-                        practice_id=practice_id,
-                        subject_id=subject_id,
-                        details={"step": "password", "retry_after": wait},
-                    )
+                self.audit.record_lockout(
+                    s, wait=wait, step="password", context=context, practice_id=practice_id, subject_id=subject_id
+                )
                 raise Refusal(InvalidCredentials())
             if user is None:
                 raise RuntimeError("a usable password check without its user")
@@ -316,15 +310,14 @@ class SignInService:
                     subject_id=user.id,
                     details={"method": method, "reason": str(verification.outcome), **(verification.details or {})},
                 )
-                if wait:
-                    self.audit.record(
-                        s,
-                        EventTag.LOCKED_OUT,
-                        context=context,
-                        practice_id=user.practice_id,
-                        subject_id=user.id,
-                        details={"step": "second_factor", "retry_after": wait},
-                    )
+                self.audit.record_lockout(
+                    s,
+                    wait=wait,
+                    step="second_factor",
+                    context=context,
+                    practice_id=user.practice_id,
+                    subject_id=user.id,
+                )
                 raise Refusal(verification.refusal(factor.wrong_code_message))
             _write(s, flow, _SET_FLOW_STATE, state=SECOND_FACTOR_VERIFIED)
             after_commit = verification.after_commit

@@ -169,6 +169,20 @@ class SqliteWriterQueue:
         return self._fd
 
 
+@contextmanager
+def _settled(session: Session) -> Iterator[None]:
+    """End the block's transaction: commit, roll back on error, or commit and then raise a ``Refusal``'s error."""
+    try:
+        yield
+    except Refusal as refusal:
+        session.commit()
+        raise refusal.error from None
+    except BaseException:
+        session.rollback()
+        raise
+    session.commit()
+
+
 class Database:
     """Hands out sessions: ``transaction()`` for changes, ``reading()`` for reads."""
 
@@ -194,30 +208,16 @@ class Database:
         with self._writer() as session:
             if self._write_turn is None:
                 session.begin()
-                try:
+                with _settled(session):
                     yield session
-                except Refusal as refusal:
-                    session.commit()
-                    raise refusal.error from None
-                except BaseException:
-                    session.rollback()
-                    raise
-                session.commit()
                 return
             driver = session.connection().connection.driver_connection  # no BEGIN yet: sqlite_begin="LATER"
             if driver is None:
                 raise RuntimeError("a checked-out connection without its driver connection")
             with self._write_turn():
                 driver.execute(_BEGIN["IMMEDIATE"])
-                try:
+                with _settled(session):
                     yield session
-                except Refusal as refusal:
-                    session.commit()
-                    raise refusal.error from None
-                except BaseException:
-                    session.rollback()
-                    raise
-                session.commit()
 
     @contextmanager
     def reading(self) -> Iterator[Session]:

@@ -206,15 +206,9 @@ class TotpEnrollmentService:
             subject_id=user.id,
             details={"reason": str(verification.outcome)},
         )
-        if wait:
-            self.audit.record(
-                session,
-                EventTag.LOCKED_OUT,
-                context=context,
-                practice_id=user.practice_id,
-                subject_id=user.id,
-                details={"step": "totp_confirm", "retry_after": wait},
-            )
+        self.audit.record_lockout(
+            session, wait=wait, step="totp_confirm", context=context, practice_id=user.practice_id, subject_id=user.id
+        )
         raise Refusal(verification.refusal())
 
     def discard_pending(self, session: Session, *, user: User) -> None:
