@@ -7,9 +7,12 @@ Each domain's own schemas sit beside its routes (``account/schemas.py``, ``facto
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Form
 from pydantic import BaseModel, ConfigDict, Field
+
+from twofold.errors import InvalidInput
 
 
 class Strict(BaseModel):
@@ -42,3 +45,14 @@ ERRORS: Responses = {
     422: {"model": ErrorPublic, "description": "Malformed input"},
     429: {"model": ErrorPublic, "description": "Throttled; see retry_after and Retry-After"},
 }
+
+
+# Form fields of the pages' re-authentication forms (password and a code), sized like the JSON bodies.
+CodeField = Annotated[str, Form(max_length=64)]
+PasswordField = Annotated[str, Form(max_length=1024)]
+
+
+def require_password_and_code(password: str, code: str) -> None:
+    """A re-authentication form needs both fields before anything is checked (no guess is counted)."""
+    if not password or not code.strip():
+        raise InvalidInput("Enter your password and a code.")

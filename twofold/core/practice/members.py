@@ -334,16 +334,8 @@ class MemberService:
         context: RequestContext,
         via: str,
     ) -> User:
-        user = User(
-            practice_id=practice.id,
-            practice=practice,
-            email=email,
-            name=name,
-            role=role,
-            password_hash=password_hash,
-            active=True,
-            created_at=self.clock.now(),
-            password_changed_at=None,
+        user = _member_row(
+            practice, email=email, name=name, role=role, password_hash=password_hash, now=self.clock.now()
         )
         s.add(user)
         s.flush()
@@ -578,17 +570,7 @@ class MemberService:
             practice = s.get_one(Practice, practice_id)
             now = self.clock.now()
             users = [
-                User(
-                    practice_id=practice.id,
-                    practice=practice,
-                    email=email,
-                    name=name,
-                    role=role,
-                    password_hash=password_hash,
-                    active=True,
-                    created_at=now,
-                    password_changed_at=None,
-                )
+                _member_row(practice, email=email, name=name, role=role, password_hash=password_hash, now=now)
                 for _line, email, name, role in rows
             ]
             s.add_all(users)
@@ -659,3 +641,18 @@ class MemberService:
                             view.created_at.isoformat(),
                         ]
                     )
+
+
+def _member_row(practice: Practice, *, email: str, name: str, role: str, password_hash: str, now: datetime) -> User:
+    """A new active member added by an admin: no password chosen yet (the set-up link asks for one)."""
+    return User(
+        practice_id=practice.id,
+        practice=practice,
+        email=email,
+        name=name,
+        role=role,
+        password_hash=password_hash,
+        active=True,
+        created_at=now,
+        password_changed_at=None,
+    )

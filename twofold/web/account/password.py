@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Request
 
 from twofold import errors as core
 from twofold.web.account.schemas import PasswordChange, PasswordChangedPublic
@@ -12,12 +10,10 @@ from twofold.web.account.security import security_page
 from twofold.web.deps import Context, ServicesDep, SignedIn
 from twofold.web.errors import status_for
 from twofold.web.rendering import back_home
-from twofold.web.schemas import ERRORS
+from twofold.web.schemas import ERRORS, PasswordField
 
 api = APIRouter(prefix="/api/v1", responses=ERRORS)
 pages = APIRouter(include_in_schema=False)
-
-PasswordField = Annotated[str, Form(max_length=1024)]
 
 
 @api.post(

@@ -4,9 +4,7 @@ and "email me a code" to confirm a security change with; the Security page's for
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from twofold import errors as core
@@ -16,7 +14,16 @@ from twofold.web.errors import status_for
 from twofold.web.factors.recovery_codes import recovery_codes_page
 from twofold.web.factors.schemas import CodeRequest, CodeSentPublic, EmailMethodAddedPublic
 from twofold.web.rendering import HOME, back_home, render
-from twofold.web.schemas import ERRORS, ErrorPublic, ReauthRequest, Responses, StatusPublic
+from twofold.web.schemas import (
+    ERRORS,
+    CodeField,
+    ErrorPublic,
+    PasswordField,
+    ReauthRequest,
+    Responses,
+    StatusPublic,
+    require_password_and_code,
+)
 
 api = APIRouter(prefix="/api/v1", responses=ERRORS)
 pages = APIRouter(include_in_schema=False)
@@ -26,9 +33,6 @@ SENDING: Responses = {
     429: {"model": ErrorPublic, "description": "Send limit (one per 30 s, 5 per hour per account); see retry_after"},
     503: {"model": ErrorPublic, "description": "`email_not_sent`: the first try failed; retried in the background"},
 }
-
-CodeField = Annotated[str, Form(max_length=64)]
-PasswordField = Annotated[str, Form(max_length=1024)]
 
 
 def code_sent(sent) -> JSONResponse:
@@ -154,8 +158,7 @@ def remove_email_method_form(
     code: CodeField = "",
 ):
     try:
-        if not password or not code.strip():
-            raise core.InvalidInput("Enter your password and a code.")
+        require_password_and_code(password, code)
         services.email_enrollment.remove_email_method(user=active.user, password=password, code=code, context=context)
     except core.TwofoldError as exc:
         return security_page(request, active, services, status=status_for(exc), form="email_remove", error=exc.message)

@@ -16,13 +16,11 @@ from twofold.web.deps import Context, ServicesDep, SignedIn
 from twofold.web.errors import status_for
 from twofold.web.factors.schemas import RecoveryCodesPublic
 from twofold.web.rendering import HOME, back_home, render
-from twofold.web.schemas import ERRORS, ReauthRequest
+from twofold.web.schemas import ERRORS, CodeField, PasswordField, ReauthRequest, require_password_and_code
 
 api = APIRouter(prefix="/api/v1", responses=ERRORS)
 pages = APIRouter(include_in_schema=False)
 
-CodeField = Annotated[str, Form(max_length=64)]
-PasswordField = Annotated[str, Form(max_length=1024)]
 CodesField = Annotated[list[str], Form()]
 
 
@@ -75,8 +73,7 @@ def regenerate_recovery_codes_form(
     code: CodeField = "",
 ):
     try:
-        if not password or not code.strip():
-            raise core.InvalidInput("Enter your password and a code.")
+        require_password_and_code(password, code)
         codes = services.recovery_code_enrollment.regenerate_recovery_codes(
             user=active.user, password=password, code=code, context=context
         )

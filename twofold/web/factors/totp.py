@@ -16,13 +16,10 @@ from twofold.web.errors import status_for
 from twofold.web.factors.recovery_codes import recovery_codes_page
 from twofold.web.factors.schemas import TotpConfirm, TotpConfirmedPublic, TotpEnrollmentPublic
 from twofold.web.rendering import HOME, NOTICES, render
-from twofold.web.schemas import ERRORS, ReauthRequest, StatusPublic
+from twofold.web.schemas import ERRORS, CodeField, PasswordField, ReauthRequest, StatusPublic, require_password_and_code
 
 api = APIRouter(prefix="/api/v1", responses=ERRORS)
 pages = APIRouter(include_in_schema=False)
-
-CodeField = Annotated[str, Form(max_length=64)]
-PasswordField = Annotated[str, Form(max_length=1024)]
 
 
 def enrollment_public(enrollment) -> TotpEnrollmentPublic:
@@ -172,8 +169,7 @@ def replace_totp_form(
     code: CodeField = "",
 ):
     try:
-        if not password or not code.strip():
-            raise core.InvalidInput("Enter your password and a code.")
+        require_password_and_code(password, code)
         enrollment = services.totp_enrollment.start_totp_replacement(
             user=active.user, password=password, code=code, context=context
         )
