@@ -111,3 +111,13 @@ def test_members_import_and_export_stream_with_a_report(run, services, practice,
     exported = run("members", "export", "--practice", practice.name)
     assert exported.exit_code == 0
     assert [r["email"] for r in csv.DictReader(io.StringIO(exported.stdout))] == ["ok@riverside.example"]
+
+
+def test_import_report_neutralises_formula_cells(run, practice, tmp_path):
+    source = tmp_path / "members.csv"
+    source.write_text('email,name,role\n"=HYPERLINK(""http://evil.example"")",Eve,staff\n+1-555-0100,Bob,staff\n')
+    report = tmp_path / "report.csv"
+    result = run("members", "import", "--practice", practice.name, str(source), "--report", str(report))
+    assert result.exit_code == 1
+    emails = [r["email"] for r in csv.DictReader(report.open(encoding="utf-8", newline=""))]
+    assert emails == ['\'=HYPERLINK("http://evil.example")', "'+1-555-0100"]

@@ -6,17 +6,17 @@ standard error.
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.progress import TransferSpeedColumn
 
 from twofold.cli.common import console, fail, find_practice, load_services, progress, read_csv, write_csv
 from twofold.context import RequestContext
+from twofold.core.csv_stream import csv_line
 from twofold.errors import TwofoldError
 
 app = typer.Typer(help="A practice's members as CSV: import and export.", no_args_is_help=True)
@@ -64,7 +64,7 @@ def import_(
                         markup=False,
                     )
                 if writer:
-                    writer.writerow([result.row, result.email, result.status, result.error or "", result.message or ""])
+                    writer([result.row, result.email, result.status, result.error or "", result.message or ""])
         except (TwofoldError, UnicodeDecodeError) as exc:
             bar.stop()
             message = exc.message if isinstance(exc, TwofoldError) else f"The file is not UTF-8 text ({exc.reason})."
@@ -92,12 +92,19 @@ def export(
 
 
 @contextmanager
-def _report(path: Path | None) -> Iterator[Any]:
-    """A CSV writer on ``path`` with the report's header written, or None without a path."""
+def _report(path: Path | None) -> Iterator[Callable[[Iterable[object]], None] | None]:
+    """A row writer on ``path`` with the report's header written, or None without a path.
+
+    Rows go through ``csv_line`` like the web exports: a cell that a spreadsheet would run as a
+    formula (the imported file's own email or name, say) is written with a leading apostrophe.
+    """
     if path is None:
         yield None
         return
     with open(path, "w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["row", "email", "status", "error", "message"])
-        yield writer
+
+        def write(values: Iterable[object]) -> None:
+            handle.write(csv_line(values))
+
+        write(["row", "email", "status", "error", "message"])
+        yield write
