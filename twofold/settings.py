@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     smtp_password: str | None = None
     smtp_tls: Literal["none", "starttls", "tls"] = "none"
     mail_from: str = "Twofold <no-reply@twofold.localhost>"
+    # Without SMTP, mail is written to var_dir/outbox/. Set-up links in those files are live
+    # credentials, so production does this only when asked to explicitly.
+    mail_outbox: bool = False
 
     @model_validator(mode="after")
     def _size_threads_and_pool(self) -> Settings:
@@ -107,7 +110,7 @@ class Settings(BaseSettings):
         path = self.var_dir / "secret_key"
         if path.exists():
             return path.read_text().strip()
-        self.var_dir.mkdir(parents=True, exist_ok=True)
+        self.var_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         key = secrets.token_urlsafe(48)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:

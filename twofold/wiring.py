@@ -34,7 +34,7 @@ from twofold.factors.recovery_codes.enrollment import RecoveryCodeEnrollmentServ
 from twofold.factors.recovery_codes.factor import RecoveryCodeFactor
 from twofold.factors.totp.enrollment import TotpEnrollmentService
 from twofold.factors.totp.factor import TotpFactor
-from twofold.settings import Settings
+from twofold.settings import ConfigurationError, Settings
 from twofold.store.db import Database
 from twofold.throttle import DatabaseFailureStore, FailureStore, RedisFailureStore, Throttle
 
@@ -94,6 +94,12 @@ def build_notifier(settings: Settings) -> Notifier:
                 tls=settings.smtp_tls,
             ),
             settings.mail_from,
+        )
+    if settings.production and not settings.mail_outbox:
+        raise ConfigurationError(
+            "TWOFOLD_SMTP_HOST is not set. In production Twofold emails set-up links and security notices: set "
+            "TWOFOLD_SMTP_HOST (and TWOFOLD_SMTP_PORT, _USER, _PASSWORD, _TLS as needed), or set "
+            "TWOFOLD_MAIL_OUTBOX=1 to write every email to var/outbox/ instead, on purpose."
         )
     return OutboxNotifier(settings.var_dir / "outbox", settings.mail_from)
 

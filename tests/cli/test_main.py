@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -277,3 +278,19 @@ def test_serve_on_a_fresh_machine_creates_the_database_seeds_the_demo_and_signs_
         if server.stdout:
             server.stdout.close()
     assert "Traceback" not in "".join(lines)
+
+
+def test_production_without_smtp_is_a_clear_start_up_error_unless_the_outbox_is_chosen(env):
+    env = {**env, "TWOFOLD_ENV": "production", "TWOFOLD_SECRET_KEY": "k" * 40}
+    assert_clear_failure(twofold(env, "db", "upgrade"), 1, "TWOFOLD_SMTP_HOST is not set", "TWOFOLD_MAIL_OUTBOX=1")
+    chosen = twofold({**env, "TWOFOLD_MAIL_OUTBOX": "1"}, "db", "upgrade")
+    assert chosen.returncode == 0, chosen.stdout + chosen.stderr
+
+
+def test_files_twofold_creates_are_the_owners_alone(env):
+    result = twofold(env, "db", "upgrade")
+    assert result.returncode == 0, result.stdout + result.stderr
+    var = Path(env["TWOFOLD_VAR_DIR"])
+    assert stat.S_IMODE(var.stat().st_mode) == 0o700
+    assert stat.S_IMODE((var / "cli.db").stat().st_mode) == 0o600
+    assert stat.S_IMODE((var / "secret_key").stat().st_mode) == 0o600

@@ -15,6 +15,7 @@ for the member's Security page).
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import smtplib
 import ssl
@@ -218,10 +219,13 @@ class OutboxNotifier(_QueuedNotifier):
         super().__init__(mail_from, retry_delays=())
 
     def _deliver(self, email: EmailMessage, timeout: float | None = None) -> None:
-        self._folder.mkdir(parents=True, exist_ok=True)
+        # Only the operator may read these: a set-up link in a message is a live credential.
+        self._folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         name = f"{time.strftime('%Y%m%d-%H%M%S')}-{email['Message-ID'].strip('<>').split('@')[0]}.eml"
         path = self._folder / name
-        path.write_bytes(bytes(email))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(bytes(email))
         log.info("no SMTP configured: mail written to %s", path)
 
 

@@ -94,7 +94,11 @@ def create_db_engine(url: str, *, pool_size: int = 32) -> Engine:
         if database and database != ":memory:":
             from pathlib import Path
 
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            path = Path(database)
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # Created here, not by SQLite, so that it is the owner's alone (SQLite gives its
+            # -wal and -shm files the database file's permissions).
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
         engine = create_engine(
             parsed, pool_size=pool_size, max_overflow=0, pool_timeout=30, connect_args={"check_same_thread": False}
         )
