@@ -164,3 +164,22 @@ def test_only_a_hash_of_the_link_is_stored(client, admin, mailbox, services):
         stored = s.execute(select(SetupLink.token_hash)).scalars().all()
     assert len(stored) == 1 and token not in stored[0] and len(stored[0]) == 64
     assert all(token not in str(e.details) for e in events(services))
+
+
+@pytest.mark.parametrize("ended_by", ["newer_link", "expiry"])
+def test_a_link_that_ended_never_shows_its_app_key_again(client, anonymous, admin, mailbox, clock, services, ended_by):
+    link = invite(client, mailbox)
+    page = anonymous.post(f"{link}/password", data={"password": PASSWORD, "password_again": PASSWORD})
+    _key, enrollment_id = app_step(page)
+    shown = SECRET.search(page.text).group(1)
+    # While the link lives, a malformed code shows the same set-up again (the page's own promise).
+    again = anonymous.post(f"{link}/confirm", data={"enrollment_id": enrollment_id, "code": "12ab"})
+    assert again.status_code == 400 and shown in again.text
+    if ended_by == "newer_link":
+        member_id = client.get("/api/v1/practice/members", params={"q": "new.nurse"}).json()["items"][0]["id"]
+        assert client.post(f"/api/v1/practice/members/{member_id}/setup-link").status_code == 200
+    else:
+        clock.advance(hours=73)
+    gone = anonymous.post(f"{link}/confirm", data={"enrollment_id": enrollment_id, "code": "12ab"})
+    assert gone.status_code == 410
+    assert shown not in gone.text and shown.replace(" ", "") not in gone.text

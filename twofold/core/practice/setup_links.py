@@ -251,6 +251,9 @@ class SetupService:
             if link is None:
                 return None
             member = s.get_one(User, link.user_id)
+            # A used, revoked or expired link shows nothing again: the key on that page is a credential.
+            if self._dead_because(link, member):
+                return None
             return self.enrollment.pending(s, user=member, enrollment_id=enrollment_id)
 
     def confirm(self, *, token: str, enrollment_id: str, code: FactorResponse, context: RequestContext) -> None:
@@ -325,15 +328,7 @@ class SetupService:
         if link is None:
             raise Refusal(SetupLinkInvalid("unknown"))
         member = s.get_one(User, link.user_id)
-        reason = None
-        if link.used_at is not None:
-            reason = "used"
-        elif link.revoked_at is not None:
-            reason = "revoked"
-        elif self.clock.now() >= link.expires_at:
-            reason = "expired"
-        elif not member.active:
-            reason = "inactive"
+        reason = self._dead_because(link, member)
         if reason:
             self.audit.record(
                 s,
@@ -345,6 +340,18 @@ class SetupService:
             )
             raise Refusal(SetupLinkInvalid(reason))
         return link, member
+
+    def _dead_because(self, link: SetupLink, member: User) -> str | None:
+        """Why the link can no longer be used (a key of ``SetupLinkInvalid.REASONS``), or None while it is live."""
+        if link.used_at is not None:
+            return "used"
+        if link.revoked_at is not None:
+            return "revoked"
+        if self.clock.now() >= link.expires_at:
+            return "expired"
+        if not member.active:
+            return "inactive"
+        return None
 
     def _next_step(self, s: Session, link: SetupLink, member: User, context: RequestContext) -> SetupStep:
         if self.factors.enabled_for(s, member):
