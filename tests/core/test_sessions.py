@@ -9,6 +9,7 @@ from sqlalchemy import select, update
 
 from tests.conftest import PASSWORD
 from twofold.context import RequestContext
+from twofold.crypto import otp
 from twofold.store.models import AuditEvent, Practice, UserSession
 
 
@@ -86,3 +87,25 @@ def test_a_session_ended_elsewhere_is_gone_on_the_next_lookup(services, make_use
     with services.db.transaction() as s:
         assert services.sessions.end_all_for(s, user_id=member.id, reason="test") == 1
     assert services.sessions.resolve(token) is None
+
+
+def test_a_session_records_when_and_how_the_member_proved_who_they_are(services, make_user, clock):
+    password_only = services.sessions.resolve(start(services, make_user()))
+    assert password_only is not None
+    assert password_only.amr == ("pwd",) and password_only.authenticated_at == clock.now()
+
+    member = make_user(with_totp=True)
+    flow = services.sign_in.start_sign_in(email=member.email, password=PASSWORD, context=RequestContext())
+    assert flow.status == "second_factor_required"
+    clock.advance(seconds=5)
+    signed_in = services.sign_in.verify_second_factor(
+        flow_id=flow.flow_id,
+        method="totp",
+        code=otp.totp(member.totp_key, clock.now().timestamp()),
+        context=RequestContext(),
+    )
+    proved_at = clock.now()
+    clock.advance(minutes=3)
+    active = services.sessions.resolve(signed_in.session_token)
+    assert active is not None
+    assert active.amr == ("pwd", "otp", "mfa") and active.authenticated_at == proved_at  # activity does not move it

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -30,6 +31,8 @@ class ActiveSession:
     user: User
     policy: Policy
     expires_at: datetime  # the earlier of idle and absolute end, as of this request
+    authenticated_at: datetime  # when the member last proved who they are in this session
+    amr: tuple[str, ...]  # how (RFC 8176 values): ("pwd",), ("pwd", "otp", "mfa"), ...
 
 
 @dataclass(kw_only=True, slots=True)
@@ -39,8 +42,11 @@ class SessionService:
     hasher: TokenHasher
     audit: AuditLog
 
-    def start(self, session: Session, *, user: User, context: RequestContext) -> str:
-        """Create a session for ``user`` and return its id (256 random bits) for the cookie."""
+    def start(self, session: Session, *, user: User, context: RequestContext, amr: Sequence[str] = ("pwd",)) -> str:
+        """Create a session for ``user`` and return its id (256 random bits) for the cookie.
+
+        ``amr`` says how the member proved who they are (RFC 8176 method references).
+        """
         token = random_token(32)
         now = self.clock.now()
         policy = Policy.of(user.practice)
@@ -57,6 +63,8 @@ class SessionService:
                 "user_agent": (context.user_agent or "")[:512] or None,
                 "revoked_at": None,
                 "revoked_reason": None,
+                "authenticated_at": now,
+                "amr": " ".join(amr),
             },
         )
         return token
@@ -111,7 +119,14 @@ class SessionService:
             with self.db.transaction() as s:
                 s.execute(update(UserSession).where(UserSession.id == record.id).values(last_seen_at=now))
             idle_end = now + policy.idle_timeout
-        return ActiveSession(record.id, user, policy, min(idle_end, record.expires_at))
+        return ActiveSession(
+            record.id,
+            user,
+            policy,
+            min(idle_end, record.expires_at),
+            record.authenticated_at or record.created_at,
+            tuple((record.amr or "pwd").split()),
+        )
 
     def end(self, session: Session, *, token: str, reason: str = "signed_out") -> UserSession | None:
         record = session.execute(

@@ -436,6 +436,13 @@ class SignInService:
         )
         return SignInResult("second_factor_required", user.id, flow_id=flow.id, methods=methods, return_to=return_to)
 
+    def _amr(self, method: str) -> tuple[str, ...]:
+        """RFC 8176 references for a sign-in by ``method`` after the password (or a remembered browser)."""
+        factor = self.factors.get(method)
+        if factor is None:  # the password alone, or the password on a remembered browser
+            return ("pwd",)
+        return ("pwd", factor.amr, "mfa")
+
     def _complete(
         self,
         s: Session,
@@ -446,7 +453,7 @@ class SignInService:
         return_to: str | None,
         details: dict | None = None,
     ) -> SignInResult:
-        token = self.sessions.start(s, user=user, context=context)
+        token = self.sessions.start(s, user=user, context=context, amr=self._amr(method))
         _write(s, user, _SET_LAST_SIGN_IN, last_sign_in_at=self.clock.now())
         self.audit.record(
             s,

@@ -112,6 +112,7 @@ class SecondFactor(Protocol):
     always_allowed: ClassVar[bool]  # True: usable whatever a practice's policy lists
     code_format: ClassVar[str]  # how a response looks, for "enter ..." messages
     wrong_code_message: ClassVar[str]  # the one answer to every refused response of this factor
+    amr: ClassVar[str]  # its RFC 8176 authentication method reference: "otp", "hwk", "swk"
 
     def normalize(self, response: FactorResponse) -> str | None:
         """The response in canonical form, or None when it cannot be one of this factor's (no lookup)."""

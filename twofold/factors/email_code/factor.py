@@ -74,6 +74,7 @@ class CodeMail(Protocol):
 class EmailCodeFactor:
     kind: ClassVar[str] = "email"
     label: ClassVar[str] = "Email code"
+    amr: ClassVar[str] = "otp"  # RFC 8176: a one-time password
     described_as: ClassVar[str] = "codes sent by email"
     always_allowed: ClassVar[bool] = False  # the weakest factor: a practice may disallow it
     code_format: ClassVar[str] = "the 8-digit code from the email we sent you"

@@ -73,6 +73,7 @@ class RecoveryNotices(Protocol):
 class RecoveryCodeFactor:
     kind: ClassVar[str] = "recovery_code"
     label: ClassVar[str] = "Backup codes"
+    amr: ClassVar[str] = "otp"  # RFC 8176: a one-time password
     described_as: ClassVar[str] = "backup codes"
     # The way back in after a lost phone: a practice that disallows email codes leaves
     # "only the app and backup codes" (mission/2fa-faq.md), never the app alone.

@@ -43,6 +43,7 @@ _CLAIM_STEP = Prepared(
 class TotpFactor:
     kind: ClassVar[str] = "totp"
     label: ClassVar[str] = "Authenticator app"
+    amr: ClassVar[str] = "otp"  # RFC 8176: a one-time password
     described_as: ClassVar[str] = "an authenticator app"
     # The baseline second factor: every member can set it up, so no practice can switch it off.
     always_allowed: ClassVar[bool] = True

@@ -39,3 +39,7 @@ class UserSession(Base):
     user_agent: Mapped[str | None] = mapped_column(String(512), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     revoked_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # When the member last proved who they are here (password, and second factor when asked), and how:
+    # RFC 8176 method references, space-separated ("pwd otp mfa"). Apps may ask for a recent proof.
+    authenticated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    amr: Mapped[str | None] = mapped_column(String(64), nullable=True)
