@@ -95,8 +95,26 @@ class TwoFactorRequired(Forbidden):
 
 
 class Unavailable(TwofoldError):
+    """A dependency (the database, Redis) does not answer in time: nothing was changed, try again.
+
+    Answered as 503 with ``Retry-After``: the request was not wrong, and a load balancer
+    or client may retry it elsewhere or later (RFC 9110 §15.6.4).
+    """
+
     code = "unavailable"
     message = "The service cannot reach its database. Try again shortly."
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after))
+
+
+class DatabaseUnavailable(Unavailable):
+    """The database refused, dropped or did not answer a connection or statement in time."""
+
+
+class RedisUnavailable(Unavailable):
+    message = "The service cannot reach its shared counters (Redis). Try again shortly."
 
 
 def _human_wait(seconds: int) -> str:

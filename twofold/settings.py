@@ -16,6 +16,11 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
+# Connections per process on PostgreSQL unless TWOFOLD_DB_MAX_CONNECTIONS says otherwise: four
+# workers (the documented production setup) then use 80 of PostgreSQL's default 100.
+DEFAULT_DB_MAX_CONNECTIONS = 20
+
+
 class ConfigurationError(Exception):
     """The configuration cannot be used; the message says what to change."""
 
@@ -34,6 +39,8 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
+    # Where people reach Twofold (https://signin.example.org): every link in every email,
+    # and the origin other apps are sent back to. Required in production.
     public_origin: str | None = None
 
     # OWASP Password Storage Cheat Sheet minimum for argon2id: m=19 MiB, t=2, p=1.
@@ -46,10 +53,23 @@ class Settings(BaseSettings):
     # holds one connection for its whole run, so fewer connections than threads
     # makes threads queue on the pool (and overflow connections churn). Unset, they
     # are 8 on SQLite, where writers take turns anyway and more threads only fight
-    # over the GIL (benchmarks/README.md), and 32 on PostgreSQL; the pool follows
-    # the threads.
+    # over the GIL (benchmarks/README.md), and TWOFOLD_DB_MAX_CONNECTIONS (20) on
+    # PostgreSQL; the pool follows the threads.
     request_threads: int | None = Field(default=None, ge=1)
     db_pool_size: int | None = Field(default=None, ge=1)
+    # The most connections one process opens to PostgreSQL: the budget the pool is sized from.
+    # Every process (workers x machines) plus a few for the CLI must fit in the server's
+    # max_connections; `twofold serve` checks that and warns (docs/operations.md).
+    db_max_connections: int | None = Field(default=None, ge=1)
+    # A database that does not answer must not hold requests: a connection is given up after
+    # db_connect_timeout, a statement after db_statement_timeout (PostgreSQL's statement_timeout
+    # and lock_timeout), a wait for a free pooled connection after db_pool_timeout. Each answers
+    # 503 `unavailable` with Retry-After.
+    db_connect_timeout: float = Field(default=5.0, gt=0, le=300)
+    db_statement_timeout: float = Field(default=10.0, gt=0, le=3600)
+    db_pool_timeout: float = Field(default=10.0, gt=0, le=300)
+    # Seconds a Redis connect or command may take before the request answers 503.
+    redis_timeout: float = Field(default=2.0, gt=0, le=60)
 
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
 
@@ -73,10 +93,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _size_threads_and_pool(self) -> Settings:
+        sqlite = self.resolved_database_url.startswith("sqlite")
         if self.request_threads is None:
-            self.request_threads = 8 if self.resolved_database_url.startswith("sqlite") else 32
+            self.request_threads = 8 if sqlite else (self.db_max_connections or DEFAULT_DB_MAX_CONNECTIONS)
         if self.db_pool_size is None:
             self.db_pool_size = self.request_threads
+        if self.db_max_connections is not None:
+            self.db_pool_size = min(self.db_pool_size, self.db_max_connections)
         return self
 
     @field_validator("old_secret_keys", mode="before")
@@ -95,6 +118,27 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.var_dir / 'twofold.db').as_posix()}"
+
+    def resolved_public_origin(self) -> str:
+        """The one origin every emailed link and every redirect to Twofold is built from.
+
+        ``TWOFOLD_PUBLIC_ORIGIN`` (scheme, host and port; no path) when set. Production
+        refuses to run without it: a link built from the request's ``Host`` header would
+        let anyone who can send a request choose where a set-up link points (OWASP
+        "Host header injection"). In development it is the address ``twofold serve``
+        really listens on (a wildcard bind address is reached as ``localhost``).
+        """
+        if self.public_origin:
+            return _origin(self.public_origin, production=self.production)
+        if self.production:
+            raise ConfigurationError(
+                "TWOFOLD_PUBLIC_ORIGIN is not set. In production every emailed link is built from it: set it to "
+                "the address people use to reach Twofold, e.g. TWOFOLD_PUBLIC_ORIGIN=https://signin.example.org"
+            )
+        host = "localhost" if self.host in ("0.0.0.0", "::", "") else self.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
 
     def resolved_secret_key(self) -> str:
         """The secret key; in development, generated once and kept under var_dir."""
@@ -116,3 +160,30 @@ class Settings(BaseSettings):
         with os.fdopen(fd, "w") as handle:
             handle.write(key + "\n")
         return key
+
+
+def _origin(value: str, *, production: bool) -> str:
+    """``value`` as an origin (``scheme://host[:port]``), or a ``ConfigurationError`` saying what is wrong."""
+    from urllib.parse import urlsplit
+
+    text = value.strip().rstrip("/")
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(
+            f"TWOFOLD_PUBLIC_ORIGIN must be an address such as https://signin.example.org, not {value!r}."
+        )
+    if parts.path or parts.query or parts.fragment or parts.username or parts.password:
+        raise ConfigurationError(
+            "TWOFOLD_PUBLIC_ORIGIN must be the origin only (scheme, host and port), without a path, query or "
+            f"user: {value!r}."
+        )
+    if production and parts.scheme != "https":
+        raise ConfigurationError(
+            "TWOFOLD_PUBLIC_ORIGIN must start with https:// in production: cookies are sent over HTTPS only "
+            f"there, so people could not sign in at {value!r}."
+        )
+    return f"{parts.scheme}://{parts.netloc.lower()}"

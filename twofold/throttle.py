@@ -12,6 +12,7 @@ Check before verifying anything, hit on every failing branch (Warehouse's
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -20,15 +21,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from redis.exceptions import RedisError
 from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from twofold.clock import Clock
-from twofold.errors import Throttled
+from twofold.errors import RedisUnavailable, Throttled
 from twofold.store.models import ThrottleFailure
 from twofold.store.prepared import Prepared
 
 DAY = 86400
+
+log = logging.getLogger("twofold.throttle")
 
 
 @dataclass(frozen=True)
@@ -90,11 +94,19 @@ def code_throttle_key(user_id: int) -> tuple[Rule, str]:
 
 
 class FailureStore(Protocol):
+    name: str  # where the failures live, as readiness reports it: "database" or "redis"
+
     def failures(self, session: Session | None, key: str, since: float) -> list[float]:
         """Unix times of failures recorded for ``key`` after ``since``."""
 
     def add(self, session: Session | None, key: str, at: float, keep_seconds: int) -> None:
         """Record one failure; drop those older than ``keep_seconds``."""
+
+    def ready(self) -> None:
+        """Return when the store answers; raise ``Unavailable`` when it does not."""
+
+    def persistence_problem(self) -> str | None:
+        """Why failures recorded now could be forgotten by a restart of the store; None when they survive."""
 
 
 # Built once: checked on every sign-in step, and building the expression costs more than running it.
@@ -105,6 +117,8 @@ _FAILURES_SINCE = Prepared(
 
 class DatabaseFailureStore:
     """Failures as rows, written in the caller's transaction."""
+
+    name = "database"
 
     def failures(self, session: Session | None, key: str, since: float) -> list[float]:
         from datetime import UTC
@@ -127,27 +141,69 @@ class DatabaseFailureStore:
         )
         session.add(ThrottleFailure(key=key, at=moment))
 
+    def ready(self) -> None:
+        """The rows live in the database, whose health is checked on its own."""
+
+    def persistence_problem(self) -> str | None:
+        return None
+
+
+@contextmanager
+def _redis_answers() -> Iterator[None]:
+    """A Redis that is down, restarting or too slow is ``RedisUnavailable`` (503), never a 500.
+
+    Guesses are not let through unthrottled while Redis is away: failing open would hand
+    an attacker unlimited tries for as long as they can keep Redis busy.
+    """
+    try:
+        yield
+    except RedisError as exc:
+        log.warning("redis unavailable: %s", type(exc).__name__)
+        raise RedisUnavailable() from exc
+
 
 class RedisFailureStore:
-    """Failures in one sorted set per key, scored by time."""
+    """Failures in one sorted set per key, scored by time.
+
+    Redis must keep them across its own restart (``appendonly yes``): a Redis that
+    forgets them gives every attacker fresh tries. ``persistence_problem`` says
+    whether it does; ``twofold serve`` refuses a production Redis that does not.
+    """
+
+    name = "redis"
 
     def __init__(self, client, prefix: str = "twofold:throttle:") -> None:
         self._redis = client
         self._prefix = prefix
 
     def failures(self, session: Session | None, key: str, since: float) -> list[float]:
-        return [
-            score
-            for _member, score in self._redis.zrangebyscore(self._prefix + key, f"({since}", "+inf", withscores=True)
-        ]
+        with _redis_answers():
+            found = self._redis.zrangebyscore(self._prefix + key, f"({since}", "+inf", withscores=True)
+        return [score for _member, score in found]
 
     def add(self, session: Session | None, key: str, at: float, keep_seconds: int) -> None:
         name = self._prefix + key
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.zadd(name, {uuid.uuid4().hex: at})
-        pipe.zremrangebyscore(name, "-inf", at - keep_seconds)
-        pipe.expire(name, keep_seconds + 60)
-        pipe.execute()
+        with _redis_answers():
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.zadd(name, {uuid.uuid4().hex: at})
+            pipe.zremrangebyscore(name, "-inf", at - keep_seconds)
+            pipe.expire(name, keep_seconds + 60)
+            pipe.execute()
+
+    def ready(self) -> None:
+        with _redis_answers():
+            self._redis.ping()
+
+    def persistence_problem(self) -> str | None:
+        with _redis_answers():
+            info = self._redis.info("persistence")
+        if str(info.get("aof_enabled", "0")) == "1":
+            return None
+        return (
+            "Redis keeps the sign-in throttle's counters in memory only (appendonly is off), so a Redis restart "
+            "forgets every failed guess and gives attackers fresh tries. Turn on its append-only file: "
+            "'appendonly yes' in redis.conf (or CONFIG SET appendonly yes, then CONFIG REWRITE)."
+        )
 
 
 @dataclass(kw_only=True, slots=True)

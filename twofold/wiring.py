@@ -35,7 +35,7 @@ from twofold.factors.recovery_codes.factor import RecoveryCodeFactor
 from twofold.factors.totp.enrollment import TotpEnrollmentService
 from twofold.factors.totp.factor import TotpFactor
 from twofold.settings import ConfigurationError, Settings
-from twofold.store.db import Database
+from twofold.store.db import Database, Limits
 from twofold.throttle import DatabaseFailureStore, FailureStore, RedisFailureStore, Throttle
 
 
@@ -76,7 +76,7 @@ class Services:
 
     @property
     def health(self) -> HealthCheck:
-        return HealthCheck(db=self.db)
+        return HealthCheck(db=self.db, counters=self.throttle.store)
 
     def close(self) -> None:
         self.notifier.flush(timeout=5)
@@ -117,7 +117,15 @@ def build_services(
     if db is None:
         if settings.db_pool_size is None:  # Settings' validator fills it in (from request_threads)
             raise ValueError("settings.db_pool_size is unset: build Settings through its validators")
-        db = Database(settings.resolved_database_url, pool_size=settings.db_pool_size)
+        db = Database(
+            settings.resolved_database_url,
+            pool_size=settings.db_pool_size,
+            limits=Limits(
+                connect_timeout=settings.db_connect_timeout,
+                statement_timeout=settings.db_statement_timeout,
+                pool_timeout=settings.db_pool_timeout,
+            ),
+        )
     passwords = PasswordHasher(
         time_cost=settings.argon2_time_cost,
         memory_kib=settings.argon2_memory_kib,
@@ -131,14 +139,16 @@ def build_services(
     elif settings.redis_url:
         import redis
 
-        store = RedisFailureStore(redis.Redis.from_url(settings.redis_url))
+        store = RedisFailureStore(
+            redis.Redis.from_url(
+                settings.redis_url, socket_connect_timeout=settings.redis_timeout, socket_timeout=settings.redis_timeout
+            )
+        )
     else:
         store = DatabaseFailureStore()
     throttle = Throttle(store=store, clock=clock)
     notifier = notifier or build_notifier(settings)
-    mail = SecurityMail(
-        notifier=notifier, clock=clock, base_url=settings.public_origin or f"http://{settings.host}:{settings.port}"
-    )
+    mail = SecurityMail(notifier=notifier, clock=clock, base_url=settings.resolved_public_origin())
     undelivered_mail = UndeliveredMailLog(db=db, clock=clock, audit=audit)
     notifier.subscribe(undelivered_mail)
     totp = TotpFactor(box=box, clock=clock)

@@ -283,8 +283,16 @@ def test_serve_on_a_fresh_machine_creates_the_database_seeds_the_demo_and_signs_
 def test_production_without_smtp_is_a_clear_start_up_error_unless_the_outbox_is_chosen(env):
     env = {**env, "TWOFOLD_ENV": "production", "TWOFOLD_SECRET_KEY": "k" * 40}
     assert_clear_failure(twofold(env, "db", "upgrade"), 1, "TWOFOLD_SMTP_HOST is not set", "TWOFOLD_MAIL_OUTBOX=1")
-    chosen = twofold({**env, "TWOFOLD_MAIL_OUTBOX": "1"}, "db", "upgrade")
+    chosen = twofold(
+        {**env, "TWOFOLD_MAIL_OUTBOX": "1", "TWOFOLD_PUBLIC_ORIGIN": "https://signin.example.org"}, "db", "upgrade"
+    )
     assert chosen.returncode == 0, chosen.stdout + chosen.stderr
+
+
+@pytest.mark.parametrize("command", [["db", "upgrade"], ["serve", "--port", "1"]], ids=["db-upgrade", "serve"])
+def test_production_without_a_public_origin_is_a_clear_start_up_error(env, command):
+    env = {**env, "TWOFOLD_ENV": "production", "TWOFOLD_SECRET_KEY": "k" * 40, "TWOFOLD_MAIL_OUTBOX": "1"}
+    assert_clear_failure(twofold(env, *command), 1, "TWOFOLD_PUBLIC_ORIGIN is not set")
 
 
 def test_files_twofold_creates_are_the_owners_alone(env):

@@ -52,7 +52,9 @@ def test_health_is_503_when_the_database_does_not_answer(clock, notifier, tmp_pa
         assert response.json() == {
             "error": "unavailable",
             "message": "The service cannot reach its database. Try again shortly.",
+            "retry_after": 5,
         }
+        assert response.headers["retry-after"] == "5"
     finally:
         services.close()
 

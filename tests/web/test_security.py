@@ -222,7 +222,7 @@ def test_development_cookies_anywhere_but_local_http_are_secure(app, make_user, 
 
 def test_production_cookies_are_secure_and_hsts_is_sent(services_for, make_user):
     member = make_user()
-    app = create_app(services_for(env="production"))
+    app = create_app(services_for(env="production", public_origin="https://signin.example.org"))
     with TestClient(app, base_url="http://127.0.0.1") as client:
         response = client.post("/api/v1/sign-in", json={"email": member.email, "password": PASSWORD})
         cookie = session_cookie(response).lower()

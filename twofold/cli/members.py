@@ -51,7 +51,7 @@ def import_(
                 lines=read_csv(file, bar, task),
                 context=RequestContext.system(),
                 send_setup_links=send_setup_links,
-                link_base=services.settings.public_origin or None,
+                link_base=services.settings.resolved_public_origin(),
             )
             for result in results:
                 if result.status == "imported":

@@ -8,20 +8,25 @@ waits its turn. PostgreSQL needs none of this.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from types import ModuleType
 
 from sqlalchemy import create_engine, event, select
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from twofold.errors import DatabaseUnavailable
 from twofold.store.checkpoint import WalCheckpointer
 from twofold.store.models import User
 
 WAL_AUTOCHECKPOINT_PAGES = 8000
+CLI_RESERVE = 5
 WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
 _BEGIN = {mode: f"BEGIN {mode}" for mode in ("DEFERRED", "IMMEDIATE", "EXCLUSIVE")}
 
@@ -87,7 +92,17 @@ def lock_account(s: Session, user_id: int) -> None:
     s.execute(select(User.id).where(User.id == user_id).with_for_update())
 
 
-def create_db_engine(url: str, *, pool_size: int = 32) -> Engine:
+@dataclass(frozen=True, kw_only=True)
+class Limits:
+    """How long the database may take before a request gives up and answers 503 (see Settings)."""
+
+    connect_timeout: float = 5.0
+    statement_timeout: float = 10.0
+    pool_timeout: float = 10.0
+
+
+def create_db_engine(url: str, *, pool_size: int = 32, limits: Limits | None = None) -> Engine:
+    limits = limits or Limits()
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
@@ -100,13 +115,62 @@ def create_db_engine(url: str, *, pool_size: int = 32) -> Engine:
             # -wal and -shm files the database file's permissions).
             os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
         engine = create_engine(
-            parsed, pool_size=pool_size, max_overflow=0, pool_timeout=30, connect_args={"check_same_thread": False}
+            parsed,
+            pool_size=pool_size,
+            max_overflow=0,
+            pool_timeout=limits.pool_timeout,
+            connect_args={"check_same_thread": False},
         )
         _sqlite_tuning(engine)
         return engine
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
-    return create_engine(parsed, pool_size=pool_size, max_overflow=0, pool_timeout=30, pool_pre_ping=True)
+    statement_ms = max(1, round(limits.statement_timeout * 1000))
+    return create_engine(
+        parsed,
+        pool_size=pool_size,
+        max_overflow=0,
+        pool_timeout=limits.pool_timeout,
+        pool_pre_ping=True,
+        connect_args={
+            # libpq counts whole seconds; psycopg gives up on the whole connection attempt after it.
+            "connect_timeout": max(1, round(limits.connect_timeout)),
+            # Server side: a statement, or a wait for a lock (a migration, a VACUUM FULL), ends with
+            # an error the request turns into 503, instead of holding a thread and a connection.
+            "options": f"-c statement_timeout={statement_ms} -c lock_timeout={statement_ms}",
+            # A server that vanished (a failed host, a dropped route) is noticed by the kernel.
+            "keepalives": 1,
+            "keepalives_idle": 30,
+            "keepalives_interval": 10,
+            "keepalives_count": 3,
+        },
+    )
+
+
+def connection_budget_problem(engine: Engine, *, processes: int, per_process: int) -> str | None:
+    """Why ``processes`` processes of ``per_process`` connections each may not fit PostgreSQL; None when they do.
+
+    PostgreSQL refuses every connection past ``max_connections`` (less the ones kept for
+    superusers), and then it refuses everyone: this process, the other workers and the
+    command line alike. ``CLI_RESERVE`` connections are left for ``twofold`` commands
+    and a ``psql`` session.
+    """
+    if engine.dialect.name != "postgresql":
+        return None
+    with _outage_is_unavailable(), engine.connect() as connection:
+        limit = int(connection.exec_driver_sql("SHOW max_connections").scalar_one())
+        reserved = int(connection.exec_driver_sql("SHOW superuser_reserved_connections").scalar_one())
+    available = limit - reserved - CLI_RESERVE
+    wanted = processes * per_process
+    if wanted <= available:
+        return None
+    return (
+        f"{processes} process(es) x {per_process} database connections = {wanted}, but PostgreSQL allows "
+        f"{limit} (max_connections) less {reserved} kept for superusers and {CLI_RESERVE} for the command line: "
+        f"{available}. Under load PostgreSQL will refuse connections to every process. Lower "
+        f"TWOFOLD_DB_MAX_CONNECTIONS to {max(1, available // processes)} or less, run fewer workers, or raise "
+        "max_connections. Count the workers of every machine that uses this database."
+    )
 
 
 fcntl: ModuleType | None
@@ -173,6 +237,31 @@ class SqliteWriterQueue:
         return self._fd
 
 
+log = logging.getLogger("twofold.store")
+
+# What "the database is not there" looks like through SQLAlchemy: a refused, dropped or timed-out
+# connection or statement (OperationalError: PostgreSQL's statement_timeout and connect_timeout,
+# SQLite's "database is locked" after its busy timeout, a full disk), a connection that died
+# under a statement (InterfaceError), and no free connection in the pool in time (TimeoutError).
+OUTAGES = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
+
+
+@contextmanager
+def _outage_is_unavailable() -> Iterator[None]:
+    """Turn a database outage into ``DatabaseUnavailable`` (503 with Retry-After), logged without its SQL.
+
+    Only the exception's class and the driver's first line are logged: a statement's
+    parameters can hold a token hash or an email address.
+    """
+    try:
+        yield
+    except OUTAGES as exc:
+        origin = getattr(exc, "orig", None) or exc
+        first_line = (str(origin).strip().splitlines() or [""])[0][:200]
+        log.warning("database unavailable: %s: %s", type(origin).__name__, first_line)
+        raise DatabaseUnavailable() from exc
+
+
 @contextmanager
 def _settled(session: Session) -> Iterator[None]:
     """End the block's transaction: commit, roll back on error, or commit and then raise a ``Refusal``'s error."""
@@ -190,9 +279,10 @@ def _settled(session: Session) -> Iterator[None]:
 class Database:
     """Hands out sessions: ``transaction()`` for changes, ``reading()`` for reads."""
 
-    def __init__(self, url: str, *, pool_size: int = 32) -> None:
+    def __init__(self, url: str, *, pool_size: int = 32, limits: Limits | None = None) -> None:
         self.url = url
-        self.engine = create_db_engine(url, pool_size=pool_size)
+        self.pool_size = pool_size
+        self.engine = create_db_engine(url, pool_size=pool_size, limits=limits)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._reader = sessionmaker(self.engine, expire_on_commit=False)
         self._writer = sessionmaker(self.engine.execution_options(sqlite_begin="LATER"), expire_on_commit=False)
@@ -209,7 +299,7 @@ class Database:
         turn is taken and put back after it is given up, since every other writer
         of the file waits while it is held.
         """
-        with self._writer() as session:
+        with _outage_is_unavailable(), self._writer() as session:
             if self._write_turn is None:
                 session.begin()
                 with _settled(session):
@@ -225,7 +315,8 @@ class Database:
 
     @contextmanager
     def reading(self) -> Iterator[Session]:
-        with self._reader() as session, session.begin():
+        """One reading transaction; a database outage raises ``DatabaseUnavailable``."""
+        with _outage_is_unavailable(), self._reader() as session, session.begin():
             yield session
 
     def wal_checkpointer(self) -> WalCheckpointer | None:

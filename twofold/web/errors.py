@@ -55,7 +55,7 @@ def error_response(error: core.TwofoldError, status: int | None = None) -> JSONR
     status = status or status_for(error)
     body: dict[str, str | int] = {"error": error.code, "message": error.message}
     headers = {}
-    if isinstance(error, core.Throttled):
+    if isinstance(error, core.Throttled | core.Unavailable):
         body["retry_after"] = error.retry_after
         headers["Retry-After"] = str(error.retry_after)
     return JSONResponse(body, status_code=status, headers=headers)
@@ -85,6 +85,10 @@ def install(app: FastAPI) -> None:
             )
         if isinstance(exc, core.TwoFactorRequired):
             return RedirectResponse("/account/two-factor", status_code=303)
+        if isinstance(exc, core.Unavailable):
+            page = render(request, "error.html", {"title": "Try again shortly", "message": exc.message}, 503)
+            page.headers["Retry-After"] = str(exc.retry_after)
+            return page
         return render(
             request, "error.html", {"title": "Something needs attention", "message": exc.message}, status_for(exc)
         )

@@ -111,8 +111,8 @@ def safe_next(target: str | None) -> str:
 
 
 def link_base(request: Request) -> str:
-    """Where emailed links point: TWOFOLD_PUBLIC_ORIGIN, or the address this request came to."""
-    return (request.app.state.services.settings.public_origin or str(request.base_url)).rstrip("/")
+    """Where emailed links point: ``Settings.resolved_public_origin()``, never the request's ``Host``."""
+    return request.app.state.services.settings.resolved_public_origin()
 
 
 # -- cookies -------------------------------------------------------------------------------------------

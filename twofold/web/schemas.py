@@ -35,6 +35,11 @@ class ErrorPublic(BaseModel):
     message: str
 
 
+class ReadinessPublic(BaseModel):
+    status: str
+    checks: dict[str, str] = Field(description='Each dependency: "ok", or the error code of what is wrong')
+
+
 # The shape FastAPI's ``responses=`` parameter expects (status code -> OpenAPI fields).
 Responses = dict[int | str, dict[str, Any]]
 
@@ -44,6 +49,10 @@ ERRORS: Responses = {
     403: {"model": ErrorPublic, "description": "Refused (another origin, or not allowed)"},
     422: {"model": ErrorPublic, "description": "Malformed input"},
     429: {"model": ErrorPublic, "description": "Throttled; see retry_after and Retry-After"},
+    503: {
+        "model": ErrorPublic,
+        "description": "The database or Redis does not answer; nothing changed, see Retry-After",
+    },
 }
 
 

@@ -6,12 +6,15 @@ from __future__ import annotations
 import re
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from tests.conftest import PASSWORD, backends, sign_in
-from tests.support.practice_admin import events, setup_path
+from tests.support.practice_admin import LINK, events, setup_path
 from twofold.crypto import otp
 from twofold.store.models import SetupLink
+from twofold.web.app import create_app
+from twofold.wiring import build_services
 
 SECRET = re.compile(r'id="secret"[^>]*>([A-Z2-7 ]+)<')
 ENROLLMENT = re.compile(r'name="enrollment_id" value="([0-9a-f]+)"')
@@ -183,3 +186,44 @@ def test_a_link_that_ended_never_shows_its_app_key_again(client, anonymous, admi
     gone = anonymous.post(f"{link}/confirm", data={"enrollment_id": enrollment_id, "code": "12ab"})
     assert gone.status_code == 410
     assert shown not in gone.text and shown.replace(" ", "") not in gone.text
+
+
+def test_a_set_up_link_never_follows_the_requests_host(client, admin, mailbox, services):
+    """A forged ``Host`` must not choose where a set-up link points (it is a credential)."""
+    response = client.post(
+        "/api/v1/practice/members",
+        json={"email": "new.nurse@riverside.example", "name": "New Nurse", "role": "staff"},
+        headers={"host": "evil.example"},
+    )
+    assert response.status_code == 201
+    [message] = mailbox.wait_for(1, to="new.nurse@riverside.example")
+    link = LINK.search(message.text).group(0)
+    assert link.startswith(services.settings.resolved_public_origin() + "/setup/")
+    assert "evil.example" not in message.text and "evil.example" not in message.html
+
+
+def test_with_a_public_origin_every_link_points_there(services_for_origin, make_user, clock, mailbox):
+    services = services_for_origin("https://signin.riverside.example")
+    admin = make_user(role="admin", with_totp=True, email="admin@riverside.example")
+    with TestClient(create_app(services), base_url="http://127.0.0.1") as client:
+        assert sign_in(client, admin, clock).status_code == 200
+        origin = {"origin": "https://signin.riverside.example"}
+        body = {"email": "new.nurse@riverside.example", "name": "New Nurse", "role": "staff"}
+        assert client.post("/api/v1/practice/members", json=body, headers=origin).status_code == 201
+    [message] = mailbox.wait_for(1, to="new.nurse@riverside.example")
+    assert LINK.search(message.text).group(0).startswith("https://signin.riverside.example/setup/")
+
+
+@pytest.fixture
+def services_for_origin(settings, clock, notifier):
+    built = []
+
+    def factory(origin: str):
+        built.append(
+            build_services(settings.model_copy(update={"public_origin": origin}), clock=clock, notifier=notifier)
+        )
+        return built[-1]
+
+    yield factory
+    for services in built:
+        services.close()
