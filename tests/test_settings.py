@@ -50,7 +50,7 @@ def test_thread_and_pool_sizes_come_from_the_environment(monkeypatch, tmp_path):
     [
         ({}, "http://127.0.0.1:8000"),
         ({"port": 9001}, "http://127.0.0.1:9001"),
-        ({"host": "0.0.0.0", "port": 8080}, "http://localhost:8080"),
+        ({"host": "0.0.0.0", "port": 8080}, "http://localhost:8080"),  # noqa: S104
         ({"host": "::1"}, "http://[::1]:8000"),
         ({"public_origin": "https://Signin.Example.org/"}, "https://signin.example.org"),
         ({"public_origin": "http://intranet.clinic:8443"}, "http://intranet.clinic:8443"),

@@ -15,10 +15,11 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-
 # Connections per process on PostgreSQL unless TWOFOLD_DB_MAX_CONNECTIONS says otherwise: four
 # workers (the documented production setup) then use 80 of PostgreSQL's default 100.
 DEFAULT_DB_MAX_CONNECTIONS = 20
+# Bind addresses meaning "every interface": reached as localhost on this machine.
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 - names them, binds nothing
 
 
 class ConfigurationError(Exception):
@@ -135,7 +136,7 @@ class Settings(BaseSettings):
                 "TWOFOLD_PUBLIC_ORIGIN is not set. In production every emailed link is built from it: set it to "
                 "the address people use to reach Twofold, e.g. TWOFOLD_PUBLIC_ORIGIN=https://signin.example.org"
             )
-        host = "localhost" if self.host in ("0.0.0.0", "::", "") else self.host
+        host = "localhost" if self.host in WILDCARD_HOSTS else self.host
         if ":" in host:
             host = f"[{host}]"
         return f"http://{host}:{self.port}"
