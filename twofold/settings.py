@@ -74,6 +74,14 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
 
+    # Slow or idle clients (docs/operations.md): an idle keep-alive connection is closed after
+    # http_keepalive_timeout seconds; a request's headers must arrive within http_header_timeout
+    # seconds of its first byte; past http_max_connections open connections per process a new
+    # one is answered 503 and closed, with a log line, before the process runs out of file handles.
+    http_keepalive_timeout: int = Field(default=5, ge=1, le=300)
+    http_header_timeout: float = Field(default=10.0, gt=0, le=300)
+    http_max_connections: int = Field(default=1000, ge=1)
+
     # FastAPI's own OpenTelemetry instrumentation. Off unless asked for: Twofold sets
     # up no exporter, and checking for one costs every request.
     opentelemetry: bool = False

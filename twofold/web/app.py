@@ -17,7 +17,7 @@ from twofold.web.account import browsers, me, password, security, sessions, two_
 from twofold.web.factors import email_code, recovery_codes, totp
 from twofold.web.practice import audit_log, enrolment, members, policy, resets, setup_links
 from twofold.web.security import SecurityMiddleware
-from twofold.web.server import redact_access_log
+from twofold.web.server import limit_connections, redact_access_log
 from twofold.wiring import Services, build_services
 
 STATIC = Path(__file__).parent / "static"
@@ -116,7 +116,9 @@ def create_app_from_env() -> FastAPI:
     would otherwise walk it all, a pause of about 100 ms here that every request in
     flight waits out.
     """
-    app = create_app(build_services(Settings()))
+    settings = Settings()
+    limit_connections(max_connections=settings.http_max_connections, header_timeout=settings.http_header_timeout)
+    app = create_app(build_services(settings))
     gc.collect()
     gc.freeze()
     return app
