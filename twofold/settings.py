@@ -90,6 +90,12 @@ class Settings(BaseSettings):
     # a minute before the idle sign-out; asking does not count as activity.
     idle_check_seconds: float = Field(default=30.0, gt=0, le=300)
 
+    # Ended sessions, remembered browsers and set-up links are kept this many days, then purged
+    # with expired flows, codes and old throttle failures (never the audit log). Each server process
+    # purges every purge_interval_seconds (0: only `twofold db purge` does).
+    purge_after_days: int = Field(default=30, ge=1, le=3650)
+    purge_interval_seconds: int = Field(default=3600, ge=0)
+
     smtp_host: str | None = None
     smtp_port: int = 25
     smtp_user: str | None = None

@@ -22,6 +22,7 @@ from twofold.core.practice.resets import SecurityMailResetNotice, TwoFactorReset
 from twofold.core.practice.setup_links import SetupService
 from twofold.core.reauth import PasswordGate, Reauthentication
 from twofold.core.remembered import RememberedBrowserService
+from twofold.core.retention import Retention
 from twofold.core.security_mail import SecurityMail, UndeliveredMailLog
 from twofold.core.sessions import SessionService
 from twofold.core.signin import SignInService
@@ -73,6 +74,8 @@ class Services:
     policies: PolicyService
     audit_trail: AuditTrail
     trust_revokers: list[TrustRevoker]
+    # What ended long enough ago to delete; features with rows of their own append a PurgeRule.
+    retention: Retention
 
     @property
     def health(self) -> HealthCheck:
@@ -301,4 +304,5 @@ def build_services(
         ),
         audit_trail=AuditTrail(db=db, clock=clock, audit=audit),
         trust_revokers=trust_revokers,
+        retention=Retention(db=db, clock=clock, keep_days=settings.purge_after_days),
     )

@@ -114,6 +114,7 @@ def settings(tmp_path, database_url) -> Settings:
         secret_key=SECRET_KEY,
         db_pool_size=24,
         password_hash_concurrency=4,
+        purge_interval_seconds=0,  # tests move the clock; a purge on a timer would race them
     )
 
 

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from twofold import __version__
+from twofold.core.retention import ScheduledPurge
 from twofold.settings import Settings
 from twofold.web import errors, health, signin
 from twofold.web.account import browsers, me, password, security, sessions, two_factor_required
@@ -76,9 +77,16 @@ def create_app(services: Services) -> FastAPI:
         if checkpointer is not None:
             checkpointer.start()
         app.state.wal_checkpointer = checkpointer
+        purge = None
+        if settings.purge_interval_seconds:
+            purge = ScheduledPurge(services.retention, interval=settings.purge_interval_seconds)
+            purge.start()
+        app.state.scheduled_purge = purge
         try:
             yield
         finally:
+            if purge is not None:
+                purge.stop()
             if checkpointer is not None:
                 checkpointer.stop()
             services.notifier.flush(timeout=5)
