@@ -132,9 +132,10 @@ class Retention:
 
 
 class ScheduledPurge:
-    """Runs ``retention.purge()`` every ``interval`` seconds from a background thread of a server
-    process, the first time a random part of an interval after start, so the workers of a
-    deployment spread out. Deleting is idempotent: two processes purging at once do no harm."""
+    """Runs ``retention.purge()`` about every ``interval`` seconds from a background thread of a
+    server process, the first time between half and one and a half intervals after start, so
+    the workers of a deployment spread out and a process that is restarted often still purges.
+    Deleting is idempotent: two processes purging at once do no harm."""
 
     def __init__(self, retention: Retention, *, interval: float) -> None:
         self._retention = retention
@@ -155,7 +156,7 @@ class ScheduledPurge:
             self._thread = None
 
     def _run(self) -> None:
-        wait = random.uniform(0, self._interval)  # noqa: S311 - spreading start times, not a secret
+        wait = self._interval * random.uniform(0.5, 1.5)  # noqa: S311 - spreading start times, not a secret
         while not self._stop.wait(wait):
             try:
                 self._retention.purge()
