@@ -281,7 +281,6 @@ class Database:
 
     def __init__(self, url: str, *, pool_size: int = 32, limits: Limits | None = None) -> None:
         self.url = url
-        self.pool_size = pool_size
         self.engine = create_db_engine(url, pool_size=pool_size, limits=limits)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._reader = sessionmaker(self.engine, expire_on_commit=False)
