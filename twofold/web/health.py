@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from twofold.web.blocking import database_work
 from twofold.web.deps import ServicesDep
@@ -53,7 +54,8 @@ async def live():
     responses={503: {"model": ErrorPublic, "description": "The database or Redis does not answer"}},
 )
 async def ready(services: ServicesDep):
-    readiness = await database_work(services, services.health.ready)
+    # Always in a thread: a Redis that does not answer must not stall the event loop for its timeout.
+    readiness = await run_in_threadpool(services.health.ready)
     if readiness.error is None:
         return JSONResponse({"status": "ok", "checks": readiness.checks})
     error = readiness.error
