@@ -53,7 +53,7 @@ def wants_json(request: Request) -> bool:
 
 def error_response(error: core.TwofoldError, status: int | None = None) -> JSONResponse:
     status = status or status_for(error)
-    body: dict[str, str | int] = {"error": error.code, "message": error.message}
+    body: dict[str, str | int] = {"error": error.code, "message": error.message, **error.fields()}
     headers = {}
     if isinstance(error, core.Throttled):
         body["retry_after"] = error.retry_after
@@ -85,6 +85,17 @@ def install(app: FastAPI) -> None:
             )
         if isinstance(exc, core.TwoFactorRequired):
             return RedirectResponse("/account/two-factor", status_code=303)
+        if isinstance(exc, core.AdminTwoFactorRequired):
+            return render(
+                request,
+                "error.html",
+                {
+                    "title": "Turn on two-factor authentication first",
+                    "message": exc.message,
+                    "action": {"href": exc.enrolment_url, "label": "Set up your authenticator app"},
+                },
+                status_for(exc),
+            )
         return render(
             request, "error.html", {"title": "Something needs attention", "message": exc.message}, status_for(exc)
         )

@@ -316,7 +316,7 @@ def test_admin_reset_removes_methods_ends_sessions_emails_and_requires_enrolment
 
 
 def test_an_admin_without_two_factor_cannot_reset_others(client, make_user, clock):
-    bare_admin = make_user(role="admin")
+    bare_admin = make_user(role="admin", with_totp=False)
     staff = make_user(role="staff", with_totp=True)
     sign_in(client, bare_admin)
     response = client.post(
