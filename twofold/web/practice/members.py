@@ -126,7 +126,7 @@ async def import_members(
             services.members.import_csv(
                 practice_id=admin.user.practice_id,
                 actor_id=admin.user.id,
-                lines=text.splitlines(),
+                lines=text.splitlines(keepends=True),  # the csv module needs the line breaks in quoted cells
                 context=context,
                 send_setup_links=send_setup_links,
                 link_base=base,
@@ -297,7 +297,7 @@ def import_submit(
             services.members.import_csv(
                 practice_id=admin.user.practice_id,
                 actor_id=admin.user.id,
-                lines=text.splitlines(),
+                lines=text.splitlines(keepends=True),  # the csv module needs the line breaks in quoted cells
                 context=context,
                 send_setup_links=send_setup_links,
                 link_base=link_base(request),
