@@ -30,12 +30,12 @@ def test_outbox_messages_are_the_owners_alone(tmp_path):
     ],
 )
 def test_a_message_goes_to_exactly_one_plain_address(to):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not one plain email address"):
         build_email(Message(to=to, subject="Set up", text="x"), "Twofold <no-reply@twofold.test>")
 
 
 def test_headers_are_built_by_the_email_library_and_take_no_line_breaks():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="linefeed or carriage return"):
         build_email(
             Message(to="ana@riverside.example", subject="Hi\r\nBcc: eve@evil.example", text="x"), "T <t@t.test>"
         )
