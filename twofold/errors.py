@@ -113,6 +113,11 @@ class AdminTwoFactorRequired(Forbidden):
         return {"enrolment_url": self.enrolment_url}
 
 
+class CrossOriginRefused(Forbidden):
+    code = "cross_origin_refused"
+    message = "Exports are only given to this site's own pages. Use the Export button on the page."
+
+
 class Unavailable(TwofoldError):
     code = "unavailable"
     message = "The service cannot reach its database. Try again shortly."

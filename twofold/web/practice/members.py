@@ -18,8 +18,10 @@ from twofold.web.practice.common import (
     CSV_ANSWER,
     NOT_FOUND,
     Page,
+    SameOriginExport,
     Text,
     api_router,
+    check_export_origin,
     csv_download,
     member_page,
     page_link,
@@ -66,6 +68,7 @@ def list_members(
     member_filter = MemberFilter(q=q, without_two_factor=without_two_factor, role=role, active=active)
     practice_id = admin.user.practice_id
     if wants_csv(request):
+        check_export_origin(request)
         lines = services.members.export_csv(
             practice_id=practice_id, actor_id=admin.user.id, context=context, filter=member_filter
         )
@@ -214,7 +217,7 @@ def members_page(
     )
 
 
-@pages.get("/admin/members.csv")
+@pages.get("/admin/members.csv", dependencies=[SameOriginExport])
 def members_csv(
     admin: PracticeAdmin, services: ServicesDep, context: Context, q: str = "", show: str = "", role: str = ""
 ):
