@@ -13,6 +13,10 @@ class TwofoldError(Exception):
         super().__init__(message or self.message)
         self.message = message or self.message
 
+    def fields(self) -> dict[str, str]:
+        """Extra fields the JSON answer carries beside ``error`` and ``message`` (a link to act on, say)."""
+        return {}
+
 
 class InvalidCredentials(TwofoldError):
     code = "invalid_credentials"
@@ -92,6 +96,26 @@ class TwoFactorRequired(Forbidden):
 
     code = "two_factor_required"
     message = "Your practice requires two-factor authentication. Set it up to continue."
+
+
+class AdminTwoFactorRequired(Forbidden):
+    """An admin without two-factor authentication of their own: no administration until they turn it on.
+
+    Applies on every practice whatever its policy: an admin's account opens every member's
+    account, so a password alone never guards it (OWASP ASVS 4.0, 2.2.3 / NIST SP 800-63B AAL2).
+    """
+
+    code = "admin_two_factor_required"
+    message = "Turn on two-factor authentication for your own account before you administer your practice."
+    enrolment_url = "/account/security#authenticator"
+
+    def fields(self) -> dict[str, str]:
+        return {"enrolment_url": self.enrolment_url}
+
+
+class CrossOriginRefused(Forbidden):
+    code = "cross_origin_refused"
+    message = "Exports are only given to this site's own pages. Use the Export button on the page."
 
 
 class Unavailable(TwofoldError):

@@ -211,6 +211,8 @@ def build_services(
         factors=factors,
         reauth=reauth,
         mail=mail,
+        box=box,
+        clock=clock,
     )
     totp_enrollment = TotpEnrollmentService(
         db=db,

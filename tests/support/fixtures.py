@@ -186,11 +186,14 @@ def make_user(services, practice, clock):
     def factory(
         *,
         role: str = "provider",
-        with_totp: bool = False,
+        with_totp: bool | None = None,
         email: str | None = None,
         practice_id: int | None = None,
         password: str = PASSWORD,
     ) -> Member:
+        """A member; ``with_totp`` defaults to True for an admin (administration needs the admin's own 2FA)."""
+        if with_totp is None:
+            with_totp = role == "admin"
         email = email or f"member{next(counter)}@riverside.example"
         user = services.accounts.add_member(
             practice_id=practice_id or practice.id,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -60,19 +62,38 @@ def check_password_rules(password: str) -> None:
         raise InvalidInput(f"The password must be at most {MAX_PASSWORD_LENGTH} characters long.")
 
 
+# One plain address (RFC 5322 addr-spec, dot-atom local part): no display name, no list, no
+# comment, no quoting, no spaces or control characters. An address is a mail header's value
+# and an SMTP recipient: "Eve <eve@x.org>", "a@x.org, eve@x.org" or a CR/LF must never get
+# that far (a set-up link was once delivered to an address smuggled in beside the member's).
+_ATEXT = r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+PLAIN_ADDRESS = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*@{_LABEL}(?:\.{_LABEL})+")
+MAX_EMAIL_LENGTH = 254  # RFC 5321's limit on a forward path, less the angle brackets
+MAX_NAME_LENGTH = 200
+# Bidirectional overrides and isolates: they make a name read differently from what it is.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def check_email(email: str) -> str:
+    """One plain address, normalised (trimmed, lower case); ``InvalidInput`` otherwise."""
     email = normalize_email(email)
-    local, _, domain = email.partition("@")
-    if (
-        not local
-        or "." not in domain
-        or " " in email
-        or len(email) > 320
-        or domain.startswith(".")
-        or domain.endswith(".")
-    ):
+    if len(email) > MAX_EMAIL_LENGTH or len(email.partition("@")[0]) > 64 or not PLAIN_ADDRESS.fullmatch(email):
         raise InvalidInput("Enter a valid email address, such as name@example.org.")
     return email
+
+
+def has_control_characters(text: str) -> bool:
+    """True when ``text`` holds a control character, a line or paragraph separator, or a bidi override."""
+    return any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") or ch in _BIDI_CONTROLS or ch == "\ufeff" for ch in text)
+
+
+def check_name(name: str, *, what: str = "A member") -> str:
+    """A person's or practice's name, trimmed: 1 to 200 characters, none of them a control character."""
+    name = (name or "").strip()
+    if not name or len(name) > MAX_NAME_LENGTH or has_control_characters(name):
+        raise InvalidInput(f"{what} needs a name of 1 to {MAX_NAME_LENGTH} characters, without line breaks or tabs.")
+    return name
 
 
 @dataclass(kw_only=True, slots=True)
@@ -91,9 +112,7 @@ class AccountService:
     # -- practices and members ----------------------------------------------
 
     def create_practice(self, *, name: str, context: RequestContext) -> Practice:
-        name = name.strip()
-        if not name or len(name) > 200:
-            raise InvalidInput("A practice needs a name of 1 to 200 characters.")
+        name = check_name(name, what="A practice")
         try:
             with self.db.transaction() as s:
                 practice = Practice(name=name, created_at=self.clock.now(), allowed_methods=self.factors.kinds())
@@ -124,9 +143,7 @@ class AccountService:
         actor_id: int | None = None,
     ) -> User:
         email = check_email(email)
-        name = name.strip()
-        if not name or len(name) > 200:
-            raise InvalidInput("A member needs a name of 1 to 200 characters.")
+        name = check_name(name)
         if role not in ROLES:
             raise InvalidInput(f"The role must be one of: {', '.join(ROLES)}.")
         check_password_rules(password)

@@ -22,7 +22,9 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass, field
+from email.headerregistry import Address
 from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
 from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Protocol
@@ -80,9 +82,15 @@ class NullNotifier:
 
 
 def build_email(message: Message, mail_from: str) -> EmailMessage:
-    email = EmailMessage()
+    """The message with every header built by the standard library's ``email`` package.
+
+    The recipient is one ``Address`` built from a plain addr-spec (a list, a display name or a
+    line break in it raises ``ValueError`` here instead of reaching SMTP), and the library's
+    default policy refuses CR/LF in any header value, so a name or subject can never add a header.
+    """
+    email = EmailMessage(policy=SMTP_POLICY)
     email["From"] = mail_from
-    email["To"] = message.to
+    email["To"] = Address(addr_spec=single_address(message.to))
     email["Subject"] = message.subject
     email["Date"] = formatdate(localtime=False)
     email["Message-ID"] = make_msgid(domain="twofold.localhost")
@@ -90,6 +98,17 @@ def build_email(message: Message, mail_from: str) -> EmailMessage:
     if message.html:
         email.add_alternative(message.html, subtype="html")
     return email
+
+
+def single_address(value: str) -> str:
+    """``value`` when it is exactly one plain address (addr-spec), else ``ValueError``."""
+    try:
+        address = Address(addr_spec=value)  # the library's parser: raises on anything but one addr-spec
+    except (ValueError, IndexError, TypeError) as exc:
+        raise ValueError("not one plain email address") from exc
+    if address.display_name or not address.username or not address.domain or address.addr_spec != value.strip():
+        raise ValueError("not one plain email address")
+    return address.addr_spec
 
 
 @dataclass(frozen=True)
@@ -208,7 +227,8 @@ class SmtpNotifier(_QueuedNotifier):
                 client.starttls(context=ssl.create_default_context())
             if config.user:
                 client.login(config.user, config.password or "")
-            client.send_message(email)
+            # The envelope recipient is the one address the message is for, never a list parsed from headers.
+            client.send_message(email, to_addrs=[str(email["To"].addresses[0].addr_spec)])
 
 
 class OutboxNotifier(_QueuedNotifier):

@@ -9,7 +9,7 @@ from pydantic import AfterValidator
 
 from twofold.context import RequestContext
 from twofold.core.sessions import ActiveSession
-from twofold.errors import Forbidden, NotAuthenticated
+from twofold.errors import NotAuthenticated
 from twofold.web.rendering import SESSION_COOKIE
 from twofold.wiring import Services
 
@@ -49,9 +49,9 @@ def current_session(request: Request, active: Annotated[ActiveSession, Depends(e
     return active
 
 
-def practice_admin(active: Annotated[ActiveSession, Depends(current_session)]) -> ActiveSession:
-    if active.user.role != "admin":
-        raise Forbidden("Only practice admins can do this.")
+def practice_admin(request: Request, active: Annotated[ActiveSession, Depends(enrolling_session)]) -> ActiveSession:
+    """A signed-in admin of the practice who has two-factor authentication on (403 otherwise)."""
+    request.app.state.services.enforcement.check_admin(active)
     return active
 
 

@@ -53,7 +53,7 @@ def wants_json(request: Request) -> bool:
 
 def error_response(error: core.TwofoldError, status: int | None = None) -> JSONResponse:
     status = status or status_for(error)
-    body: dict[str, str | int] = {"error": error.code, "message": error.message}
+    body: dict[str, str | int] = {"error": error.code, "message": error.message, **error.fields()}
     headers = {}
     if isinstance(error, core.Throttled | core.Unavailable):
         body["retry_after"] = error.retry_after
@@ -89,6 +89,17 @@ def install(app: FastAPI) -> None:
             page = render(request, "error.html", {"title": "Try again shortly", "message": exc.message}, 503)
             page.headers["Retry-After"] = str(exc.retry_after)
             return page
+        if isinstance(exc, core.AdminTwoFactorRequired):
+            return render(
+                request,
+                "error.html",
+                {
+                    "title": "Turn on two-factor authentication first",
+                    "message": exc.message,
+                    "action": {"href": exc.enrolment_url, "label": "Set up your authenticator app"},
+                },
+                status_for(exc),
+            )
         return render(
             request, "error.html", {"title": "Something needs attention", "message": exc.message}, status_for(exc)
         )

@@ -33,6 +33,9 @@ class StatusPublic(BaseModel):
 class ErrorPublic(BaseModel):
     error: str
     message: str
+    enrolment_url: str | None = Field(
+        default=None, description="With `admin_two_factor_required`: where to turn on two-factor authentication"
+    )
 
 
 class ReadinessPublic(BaseModel):
@@ -46,7 +49,10 @@ Responses = dict[int | str, dict[str, Any]]
 ERRORS: Responses = {
     400: {"model": ErrorPublic, "description": "Invalid code or request"},
     401: {"model": ErrorPublic, "description": "Not signed in, or wrong credentials"},
-    403: {"model": ErrorPublic, "description": "Refused (another origin, or not allowed)"},
+    403: {
+        "model": ErrorPublic,
+        "description": "Refused (another origin, or not allowed; `admin_two_factor_required` with `enrolment_url`)",
+    },
     422: {"model": ErrorPublic, "description": "Malformed input"},
     429: {"model": ErrorPublic, "description": "Throttled; see retry_after and Retry-After"},
     503: {

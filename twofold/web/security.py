@@ -32,6 +32,38 @@ SECURITY_HEADERS = [
 HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 
 
+def is_our_origin(url: str, *, host: str, public_origin: str | None) -> bool:
+    """True when ``url`` (an ``Origin``, or a ``Referer``'s scheme and host) is this site's origin:
+    ``TWOFOLD_PUBLIC_ORIGIN`` when set, else the request's own host over http or https."""
+    url = url.strip()
+    if not url or url == "null":
+        return False
+    parts = urlsplit(url)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    if public_origin:
+        return origin == public_origin.rstrip("/")
+    return bool(host) and parts.netloc == host and parts.scheme in ("http", "https")
+
+
+def is_same_origin_read(headers, *, public_origin: str | None) -> bool:
+    """A GET that may answer with something the user did not ask for from another site (an export).
+
+    Browsers send ``Sec-Fetch-Site`` (Fetch Metadata): only ``same-origin`` (a link on our pages)
+    and ``none`` (typed or bookmarked by the user) pass. An older browser without it is judged
+    by ``Origin`` or ``Referer`` (our pages send a same-origin referrer). A request with none of
+    the three is a script or API client, which carries no cookie a browser attached for an attacker.
+    """
+    site = headers.get("sec-fetch-site")
+    if site is not None:
+        return site.strip().lower() in ("same-origin", "none")
+    host = headers.get("host", "")
+    for name in ("origin", "referer"):
+        value = headers.get(name)
+        if value is not None:
+            return is_our_origin(value, host=host, public_origin=public_origin)
+    return True
+
+
 def _error_body(error: str, message: str) -> bytes:
     return json.dumps({"error": error, "message": message}).encode()
 
@@ -107,14 +139,8 @@ class SecurityMiddleware:
         origin = headers.get(b"origin")
         if origin is None:
             return True
-        origin_text = origin.decode("latin-1").rstrip("/")
-        if origin_text == "null":
-            return False
-        if self.public_origin:
-            return origin_text == self.public_origin
         host = headers.get(b"host", b"").decode("latin-1")
-        parts = urlsplit(origin_text)
-        return bool(host) and parts.netloc == host and parts.scheme in ("http", "https")
+        return is_our_origin(origin.decode("latin-1"), host=host, public_origin=self.public_origin)
 
     async def _refuse(self, send, status: int, error: str, message: str) -> None:
         body = _error_body(error, message)

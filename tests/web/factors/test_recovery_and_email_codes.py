@@ -346,7 +346,7 @@ def test_email_alone_turns_two_factor_on_for_staff_with_backup_codes(client, ano
 
 
 def test_an_admin_never_has_email_as_the_only_method(client, anonymous, make_user, clock, mailbox, services):
-    admin = make_user(role="admin")
+    admin = make_user(role="admin", with_totp=False)
     sign_in(client, admin)
     refused = client.post("/api/v1/me/email-method")
     assert refused.status_code == 403 and refused.json()["error"] == "authenticator_required"

@@ -46,33 +46,76 @@ def test_turning_on_shows_the_codes_once_with_download_print_and_saved(client, m
     assert not CODE_IN_PAGE.findall(again.text) and "10 of 10" in again.text
 
 
-def test_download_is_a_text_file_of_the_accounts_unused_codes(client, anonymous, make_user, clock):
-    member = make_user(with_totp=True)
-    sign_in(client, member, clock)
-    response = client.post("/account/security/recovery-codes/download", data={"code": member.recovery_codes})
+def test_download_is_a_text_file_of_the_codes_just_shown(client, anonymous, make_user, clock):
+    member = make_user()
+    sign_in(client, member)
+    _key, codes, page = turn_on_by_page(client, clock)
+    assert 'name="code"' not in page  # the forms carry no codes: the server kept the set for this session
+    response = client.post("/account/security/recovery-codes/download")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     assert response.headers["content-disposition"] == 'attachment; filename="twofold-backup-codes.txt"'
-    assert all(code in response.text for code in member.recovery_codes) and member.email in response.text
-    # Only the account's own, unused codes are ever written back: not an echo service.
+    assert all(code in response.text for code in codes) and member.email in response.text
+    signed_out = anonymous.post("/account/security/recovery-codes/download", follow_redirects=False)
+    assert signed_out.status_code == 303 and codes[0] not in signed_out.text
+
+
+def test_download_and_saved_never_confirm_codes_the_client_sends(client, make_user, clock):
+    """Codes typed into the forms are ignored: the pages are no oracle for guessed backup codes."""
+    member = make_user(with_totp=True)  # codes made outside this session, so none is held for it
     other = make_user(with_totp=True)
-    mixed = client.post(
-        "/account/security/recovery-codes/download", data={"code": [*other.recovery_codes[:2], "<b>hi</b>"]}
+    sign_in(client, member, clock)
+    for codes in (member.recovery_codes, [*member.recovery_codes[:3], "aaaa-bbbb"], other.recovery_codes):
+        download = client.post("/account/security/recovery-codes/download", data={"code": codes})
+        assert download.status_code == 410, codes
+        assert not any(code in download.text for code in codes)
+        unticked = client.post("/account/security/recovery-codes/saved", data={"code": codes}, follow_redirects=False)
+        assert unticked.status_code == 303 and not any(code in unticked.text for code in codes)
+
+
+def test_the_set_shown_is_kept_for_that_session_only_until_saved(client, anonymous, make_user, clock):
+    member = make_user()
+    sign_in(client, member)
+    key, codes, _page = turn_on_by_page(client, clock)
+    member.totp_key = key
+    clock.advance(seconds=30)
+    sign_in(anonymous, member, clock)  # the same member in another browser
+    clock.advance(seconds=30)
+    elsewhere = anonymous.post("/account/security/recovery-codes/download", data={"code": codes})
+    assert elsewhere.status_code == 410 and codes[1] not in elsewhere.text
+    # A code used since is left out of the download.
+    anonymous.post("/sign-out")
+    flow = page_sign_in(anonymous, member)
+    anonymous.post(f"/sign-in/{flow}/code", data={"method": "recovery_code", "code": codes[0]})
+    after_use = client.post("/account/security/recovery-codes/download")
+    assert codes[0] not in after_use.text and all(code in after_use.text for code in codes[1:])
+    # Once saved, the set is gone for this session too.
+    client.post("/account/security/recovery-codes/saved", data={"saved": "yes"})
+    assert client.post("/account/security/recovery-codes/download").status_code == 410
+    # A new set is kept again, but never beyond an hour.
+    clock.advance(seconds=30)
+    regenerated = client.post(
+        "/account/security/recovery-codes", data={"password": PASSWORD, "code": member.code(clock)}
     )
-    assert mixed.status_code == 410 and other.recovery_codes[0] not in mixed.text
-    signed_out = anonymous.post(
-        "/account/security/recovery-codes/download", data={"code": member.recovery_codes}, follow_redirects=False
+    new_codes = CODE_IN_PAGE.findall(regenerated.text)
+    assert len(new_codes) == 10 and all(
+        code in client.post("/account/security/recovery-codes/download").text for code in new_codes
     )
-    assert signed_out.status_code == 303 and member.recovery_codes[0] not in signed_out.text
+    for _ in range(5):  # an hour and more, with the session kept alive (idle timeout 15 minutes)
+        clock.advance(minutes=13)
+        assert client.get("/account/security").status_code == 200
+    expired = client.post("/account/security/recovery-codes/download", follow_redirects=False)
+    assert expired.status_code == 410 and new_codes[0] not in expired.text
 
 
 def test_the_saved_confirmation_must_be_ticked(client, make_user, clock):
-    member = make_user(with_totp=True)
-    sign_in(client, member, clock)
-    unticked = client.post("/account/security/recovery-codes/saved", data={"code": member.recovery_codes})
+    member = make_user()
+    sign_in(client, member)
+    _key, codes, _page = turn_on_by_page(client, clock)
+    unticked = client.post("/account/security/recovery-codes/saved")
     assert unticked.status_code == 422 and "Tick the box" in unticked.text
-    assert CODE_IN_PAGE.findall(unticked.text) == member.recovery_codes
-    ticked = client.post("/account/security/recovery-codes/saved", data={"code": member.recovery_codes, "saved": "yes"})
+    assert CODE_IN_PAGE.findall(unticked.text) == codes
+    ticked = client.post("/account/security/recovery-codes/saved", data={"saved": "yes"})
     assert ticked.status_code == 200 and "Your backup codes are saved" in ticked.text
 
 
@@ -173,7 +216,7 @@ def test_adding_and_removing_email_codes_by_page(client, make_user, clock, mailb
 
 
 def test_an_admin_is_told_email_codes_need_an_app_first(client, anonymous, make_user, clock, mailbox):
-    admin = make_user(role="admin")
+    admin = make_user(role="admin", with_totp=False)
     sign_in(client, admin)
     refused = client.post("/account/security/email-method")
     assert refused.status_code == 403 and "Practice admins must use an authenticator app" in refused.text

@@ -91,11 +91,33 @@ BAD_NEW_MEMBERS = [
     ({"email": "x@riverside.example", "name": "   ", "role": "staff"}, 422, "invalid_name"),
     ({"email": "admin@riverside.example", "name": "X", "role": "staff"}, 409, "duplicate_email"),
     ({"email": "x@riverside.example", "name": "X"}, 422, "validation_error"),
+    # Exactly one plain address: no display name, no list, no header or line break smuggled in.
+    *(
+        ({"email": email, "name": "X", "role": "staff"}, 422, "invalid_email")
+        for email in (
+            "Eve <eve@evil.example>",
+            "x@riverside.example, eve@evil.example",
+            "x@riverside.example;eve@evil.example",
+            "x@riverside.example\r\nBcc: eve@evil.example",
+            "x@riverside.example\nBcc: eve@evil.example",
+            '"x y"@riverside.example',
+            "x(comment)@riverside.example",
+            "x@riverside.example>,<eve@evil.example",
+            "x@eve@evil.example",
+            "x@-riverside.example",
+            "x\t@riverside.example",
+        )
+    ),
+    # A name is one line of text: no control characters, line breaks or direction overrides.
+    *(
+        ({"email": "x@riverside.example", "name": name, "role": "staff"}, 422, "invalid_name")
+        for name in ("Eve\r\nBcc: eve@evil.example", "Eve\nSmith", "Tab\tName", "Nul\x00", "Ann \u202eevil", "a\u2028b")
+    ),
     ({"email": "x@riverside.example", "name": "X", "role": "staff", "password": "p"}, 422, "validation_error"),
 ]
 
 
-def test_bad_new_members_are_refused_and_change_nothing(client, admin, services, practice):
+def test_bad_new_members_are_refused_and_change_nothing(client, admin, services, practice, mailbox):
     from tests.support.practice_admin import count_users
 
     before = count_users(services, practice.id)
@@ -104,6 +126,18 @@ def test_bad_new_members_are_refused_and_change_nothing(client, admin, services,
         assert (response.status_code, response.json()["error"]) == (status, error), body
         assert response.json()["message"]
     assert count_users(services, practice.id) == before
+    services.notifier.flush(timeout=5)
+    assert not mailbox.to("eve@evil.example") and not mailbox.to("x@riverside.example")
+
+
+def test_a_plain_address_with_unusual_but_valid_characters_is_accepted(client, admin, mailbox):
+    response = client.post(
+        "/api/v1/practice/members",
+        json={"email": "Dr.O'Neil+rx@Riverside.Example", "name": "Dr. Ó Néill", "role": "staff"},
+    )
+    assert response.status_code == 201 and response.json()["email"] == "dr.o'neil+rx@riverside.example"
+    [message] = mailbox.wait_for(to="dr.o'neil+rx@riverside.example")
+    assert message.rcpt_tos == ["dr.o'neil+rx@riverside.example"]
 
 
 def test_csv_import_reports_each_row(client, admin, mailbox):
@@ -133,6 +167,25 @@ def test_csv_import_reports_each_row(client, admin, mailbox):
     mailbox.wait_for(1, to="ok.three@riverside.example")
     emails = {i["email"] for i in client.get("/api/v1/practice/members").json()["items"]}
     assert emails == {"admin@riverside.example", "ok.one@riverside.example", "ok.three@riverside.example"}
+
+
+def test_csv_import_refuses_address_lists_and_multi_line_names(client, admin, services, mailbox):
+    csv_text = (
+        "email,name,role\n"
+        '"new@riverside.example, eve@evil.example",Eve,staff\n'
+        '"Eve <eve@evil.example>",Eve,staff\n'
+        'new@riverside.example,"Eve\r\nBcc: eve@evil.example",staff\n'
+    )
+    response = client.post(
+        "/api/v1/practice/members/import", content=csv_text.encode(), headers={"content-type": "text/csv"}
+    )
+    assert [(r["row"], r["error"]) for r in response.json()["rows"]] == [
+        (2, "invalid_email"),
+        (3, "invalid_email"),
+        (5, "invalid_name"),  # the line the record ends on
+    ]
+    services.notifier.flush(timeout=5)
+    assert not mailbox.to("eve@evil.example") and not mailbox.to("new@riverside.example")
 
 
 def test_csv_import_without_the_columns_is_refused_whole(client, admin):
@@ -316,7 +369,7 @@ def test_admin_reset_removes_methods_ends_sessions_emails_and_requires_enrolment
 
 
 def test_an_admin_without_two_factor_cannot_reset_others(client, make_user, clock):
-    bare_admin = make_user(role="admin")
+    bare_admin = make_user(role="admin", with_totp=False)
     staff = make_user(role="staff", with_totp=True)
     sign_in(client, bare_admin)
     response = client.post(

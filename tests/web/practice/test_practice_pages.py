@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 
 from tests.conftest import PASSWORD, sign_in
@@ -127,3 +128,61 @@ def test_import_page_reports_every_row(client, admin, services, practice, mailbo
         files={"file": ("m.csv", "email,name,role\nä@x.org,Ä,staff\n".encode("latin-1"), "text/csv")},
     )
     assert not_utf8.status_code == 422 and "UTF-8" in not_utf8.text
+
+
+# -- exports answer this site's own pages only ----------------------------------------------------------------
+
+# What a browser sends with a request another site caused (a link, a redirect, an <img>), and without Fetch Metadata.
+FOREIGN = [
+    {"sec-fetch-site": "cross-site", "sec-fetch-mode": "navigate"},
+    {"sec-fetch-site": "same-site", "sec-fetch-mode": "navigate"},
+    {"sec-fetch-site": "cross-site", "referer": "http://127.0.0.1/admin/members"},  # a forged referer does not help
+    {"referer": "https://evil.example/page"},
+    {"origin": "https://evil.example"},
+    {"origin": "null"},
+]
+
+
+def export_links(client) -> list[str]:
+    """The export links the members and audit pages show."""
+    links = []
+    for page in ("/admin/members?show=without_two_factor", "/admin/audit?event=practice:member"):
+        [href] = re.findall(r'href="([^"]+\.csv[^"]*)"[^>]*download', client.get(page).text)
+        links.append(html.unescape(href))
+    return links
+
+
+def test_exports_refuse_requests_another_site_caused(client, admin, services):
+    exported_before = len(events(services, "practice:members:exported") + events(services, "practice:audit:exported"))
+    for link in export_links(client):
+        for headers in FOREIGN:
+            refused = client.get(link, headers=headers)
+            assert refused.status_code == 403, (link, headers)
+            assert "text/csv" not in refused.headers["content-type"] and admin.email not in refused.text
+    for path in ("/api/v1/practice/members", "/api/v1/practice/audit"):
+        for headers in FOREIGN:
+            refused = client.get(path, headers={"accept": "text/csv", **headers})
+            assert refused.status_code == 403 and refused.json()["error"] == "cross_origin_refused", (path, headers)
+    after = len(events(services, "practice:members:exported") + events(services, "practice:audit:exported"))
+    assert after == exported_before  # nothing was exported under the admin's name
+
+
+def test_the_pages_export_links_work(client, admin, services):
+    for link in export_links(client):
+        # As the browser sends a click on the page's own link, a typed address, and an older browser's referer.
+        for headers in (
+            {
+                "sec-fetch-site": "same-origin",
+                "sec-fetch-mode": "navigate",
+                "referer": "http://127.0.0.1/admin/members",
+            },
+            {"sec-fetch-site": "none", "sec-fetch-mode": "navigate"},
+            {"referer": "http://127.0.0.1/admin/audit"},
+        ):
+            response = client.get(link, headers=headers)
+            assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv"), headers
+    assert len(events(services, "practice:members:exported")) == 3
+    assert len(events(services, "practice:audit:exported")) == 3
+    # A script with the admin's session (no browser headers at all) still gets its CSV from the API.
+    scripted = client.get("/api/v1/practice/members", headers={"accept": "text/csv"})
+    assert scripted.status_code == 200 and admin.email in scripted.text

@@ -20,7 +20,7 @@ from twofold.clock import Clock
 from twofold.context import RequestContext
 from twofold.core.policy import Policy
 from twofold.core.sessions import ActiveSession
-from twofold.errors import TwoFactorRequired
+from twofold.errors import AdminTwoFactorRequired, Forbidden, TwoFactorRequired
 from twofold.factors.base import FactorRegistry
 from twofold.store.db import Database
 from twofold.store.models import EnrolmentDemand, User
@@ -87,6 +87,21 @@ class TwoFactorEnforcement:
                 s.execute(delete(EnrolmentDemand).where(EnrolmentDemand.user_id == active.user.id))
         if requirement.blocks(self.clock.now()):
             raise TwoFactorRequired()
+
+    def check_admin(self, active: ActiveSession) -> None:
+        """The gate on every administration page and route: ``check``, then an admin with 2FA of their own.
+
+        Raises ``Forbidden`` for a member who is not an admin, and ``AdminTwoFactorRequired`` for an admin
+        with no method on (whatever the practice's policy, and inside a grace period too): an admin's
+        account can reset every member's 2FA, so a password alone never administers a practice.
+        """
+        self.check(active)
+        if active.user.role != "admin":
+            raise Forbidden("Only practice admins can do this.")
+        allowed = self.factors.allowed(active.policy.allowed_methods)
+        with self.db.reading() as s:
+            if not self.factors.enabled_for(s, active.user, allowed):
+                raise AdminTwoFactorRequired()
 
     def skip(self, *, user: User, context: RequestContext) -> None:
         """Record that the member put enrolment off; refused once the grace period is over."""

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from twofold.audit import AuditLog, EventTag
 from twofold.clock import Clock
 from twofold.context import RequestContext
-from twofold.core.account import check_email
+from twofold.core.account import check_email, check_name
 from twofold.core.csv_stream import csv_line
 from twofold.core.notifier import Message
 from twofold.core.paging import PAGE_SIZE, Page
@@ -108,7 +108,7 @@ class UnknownRole(InvalidInput):
 
 class InvalidName(InvalidInput):
     code = "invalid_name"
-    message = "A member needs a name of 1 to 200 characters."
+    message = "A member needs a name of 1 to 200 characters, without line breaks, tabs or other control characters."
 
 
 class DuplicateEmail(Conflict):
@@ -132,9 +132,10 @@ def checked_fields(email: str | None, name: str | None, role: str | None) -> tup
         email = check_email(email or "")
     except InvalidInput:
         raise InvalidEmail() from None
-    name = (name or "").strip()
-    if not name or len(name) > 200:
-        raise InvalidName()
+    try:
+        name = check_name(name or "")
+    except InvalidInput:
+        raise InvalidName() from None
     role = (role or "").strip().lower()
     if role not in ROLES:
         raise UnknownRole()

@@ -30,17 +30,12 @@ from twofold.core.reauth import Reauthentication
 from twofold.core.security_mail import SecurityMail
 from twofold.core.sessions import SessionService
 from twofold.core.signin import normalize_email
-from twofold.errors import Forbidden, InvalidInput, NotFound
+from twofold.errors import AdminTwoFactorRequired, Forbidden, InvalidInput, NotFound
 from twofold.factors.base import FactorRegistry, FactorResponse
 from twofold.store.db import Database
 from twofold.store.models import User
 
 MAX_REASON = 500
-
-
-class AdminTwoFactorRequired(Forbidden):
-    code = "admin_two_factor_required"
-    message = "Turn on two-factor authentication for your own account before you reset a member's."
 
 
 class CannotResetSelf(Forbidden):

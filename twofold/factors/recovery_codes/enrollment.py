@@ -1,21 +1,30 @@
 """Backup codes as the account sees them: the first set when 2FA is turned on, a new set after
-re-authentication, and finding which of a shown set are still unused (to print them again)."""
+re-authentication, and the set just shown, kept sealed for that session only (to download it or
+show it again without the client ever sending codes back)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from datetime import timedelta
 
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from twofold.audit import AuditLog, EventTag
+from twofold.clock import Clock
 from twofold.context import RequestContext
 from twofold.core.account import TwoFactorNotEnabled
 from twofold.core.reauth import Reauthentication
 from twofold.core.security_mail import SecurityMail
+from twofold.crypto.secret_box import DecryptionError, SecretBox
 from twofold.factors.base import FactorRegistry, FactorResponse
 from twofold.factors.recovery_codes.factor import RecoveryCodeFactor
 from twofold.store.db import Database
-from twofold.store.models import User
+from twofold.store.models import ShownRecoveryCodes, User
+
+# How long the page that showed a new set can still download it or print it again.
+SHOWN_CODES_KEPT = timedelta(hours=1)
 
 
 @dataclass(kw_only=True, slots=True)
@@ -28,6 +37,8 @@ class RecoveryCodeEnrollmentService:
     factors: FactorRegistry
     reauth: Reauthentication
     mail: SecurityMail
+    box: SecretBox
+    clock: Clock
 
     def issue_first_set(self, session: Session, *, user: User, context: RequestContext) -> list[str]:
         """The first 10 codes, as 2FA is turned on (audited); returned to be shown once."""
@@ -76,8 +87,40 @@ class RecoveryCodeEnrollmentService:
         self.mail.notify_recovery_codes_generated(user, context)
         return codes
 
-    def unused_recovery_codes(self, *, user: User, codes: list[str]) -> list[str]:
-        """Those of ``codes`` that are still unused codes of ``user`` (to download or print them again
-        from the page that showed them, without the server ever keeping them readable)."""
+    # -- the set just shown, for its page's download and "I saved them" -------------------------
+
+    def hold_shown(self, *, session_id: int, user: User, codes: list[str]) -> None:
+        """Keep ``codes`` (just shown in session ``session_id``) sealed for that session only, replacing any earlier set."""
+        now = self.clock.now()
+        sealed = self.box.seal(json.dumps(codes).encode(), context=_shown_context(session_id, user.id))
+        with self.db.transaction() as s:
+            s.merge(
+                ShownRecoveryCodes(
+                    session_id=session_id,
+                    user_id=user.id,
+                    sealed_codes=sealed,
+                    created_at=now,
+                    expires_at=now + SHOWN_CODES_KEPT,
+                )
+            )
+
+    def shown_codes(self, *, session_id: int, user: User) -> list[str]:
+        """The set last shown in this session that is still unused (empty when none, expired or saved)."""
         with self.db.reading() as s:
-            return self.factor.unused_among(s, user=user, codes=codes[:20])
+            row = s.get(ShownRecoveryCodes, session_id)
+            if row is None or row.user_id != user.id or row.expires_at <= self.clock.now():
+                return []
+            try:
+                codes = json.loads(self.box.open(row.sealed_codes, context=_shown_context(session_id, user.id)))
+            except (DecryptionError, ValueError):
+                return []
+            return self.factor.unused_among(s, user=user, codes=[str(code) for code in codes])
+
+    def forget_shown(self, *, session_id: int) -> None:
+        """The member has saved the set: it is no longer kept for this session."""
+        with self.db.transaction() as s:
+            s.execute(delete(ShownRecoveryCodes).where(ShownRecoveryCodes.session_id == session_id))
+
+
+def _shown_context(session_id: int, user_id: int) -> str:
+    return f"shown-recovery-codes:{session_id}:{user_id}"

@@ -5,7 +5,7 @@ from twofold.store.models.administration import EnrolmentDemand, SetupLink
 from twofold.store.models.audit import AuditChainHead, AuditEvent
 from twofold.store.models.base import Base, UTCDateTime
 from twofold.store.models.factors import TotpCredential
-from twofold.store.models.recovery import EmailCode, EmailMethod, RecoveryCode, UndeliveredMail
+from twofold.store.models.recovery import EmailCode, EmailMethod, RecoveryCode, ShownRecoveryCodes, UndeliveredMail
 from twofold.store.models.remembered import RememberedBrowser
 from twofold.store.models.signin import SignInFlow, UserSession
 from twofold.store.models.throttle import ThrottleFailure
@@ -22,6 +22,7 @@ __all__ = [
     "RecoveryCode",
     "RememberedBrowser",
     "SetupLink",
+    "ShownRecoveryCodes",
     "SignInFlow",
     "ThrottleFailure",
     "TotpCredential",

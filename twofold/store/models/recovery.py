@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from twofold.store.models.base import Base, UTCDateTime
@@ -25,6 +25,25 @@ class RecoveryCode(Base):
     code_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class ShownRecoveryCodes(Base):
+    """The batch of backup codes just shown to one session, sealed, for its download and "I saved them" pages.
+
+    The pages work from this, never from codes a client sends back (which would let anyone test
+    guessed codes). It belongs to one session (gone with it), is replaced by a newer batch, is
+    deleted once the member says they saved the codes, and is not read after ``expires_at``.
+    """
+
+    __tablename__ = "shown_recovery_codes"
+
+    session_id: Mapped[int] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    sealed_codes: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class EmailCode(Base):

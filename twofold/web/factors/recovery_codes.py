@@ -21,8 +21,6 @@ from twofold.web.schemas import ERRORS, CodeField, PasswordField, ReauthRequest,
 api = APIRouter(prefix="/api/v1", responses=ERRORS)
 pages = APIRouter(include_in_schema=False)
 
-CodesField = Annotated[list[str], Form()]
-
 
 def recovery_codes_page(
     request: Request,
@@ -33,8 +31,15 @@ def recovery_codes_page(
     headline: str | None = None,
     error: str | None = None,
     status: int = 200,
+    hold: bool = True,
 ) -> Response:
-    """The page that shows a new set of backup codes, once (they are kept only as hashes)."""
+    """The page that shows a new set of backup codes, once (they are kept only as hashes).
+
+    The set is also kept sealed for this session alone, so the page's download and "I saved them"
+    work from it: the forms send no codes, and codes a client sends are never looked up.
+    """
+    if hold:
+        services.recovery_code_enrollment.hold_shown(session_id=active.session_id, user=active.user, codes=codes)
     return render(
         request,
         "recovery_codes.html",
@@ -84,20 +89,10 @@ def regenerate_recovery_codes_form(
     )
 
 
-def _codes_from(values: list[str]) -> list[str]:
-    return [value for value in values if len(value) <= 32][:20]
-
-
 @pages.post("/account/security/recovery-codes/download")
-def download_recovery_codes(
-    request: Request,
-    active: SignedIn,
-    services: ServicesDep,
-    code: CodesField = [],  # noqa: B006 - FastAPI copies defaults
-):
-    """The codes just shown, as a text file. The page sends them back (the server keeps only hashes);
-    only the account's own unused codes are written out."""
-    codes = services.recovery_code_enrollment.unused_recovery_codes(user=active.user, codes=_codes_from(code))
+def download_recovery_codes(request: Request, active: SignedIn, services: ServicesDep):
+    """The codes just shown in this session, as a text file (those still unused)."""
+    codes = services.recovery_code_enrollment.shown_codes(session_id=active.session_id, user=active.user)
     if not codes:
         return render(
             request,
@@ -126,15 +121,12 @@ def download_recovery_codes(
 
 @pages.post("/account/security/recovery-codes/saved")
 def recovery_codes_saved(
-    request: Request,
-    active: SignedIn,
-    services: ServicesDep,
-    code: CodesField = [],  # noqa: B006 - FastAPI copies defaults
-    saved: Annotated[str, Form(max_length=8)] = "",
+    request: Request, active: SignedIn, services: ServicesDep, saved: Annotated[str, Form(max_length=8)] = ""
 ):
     if saved == "yes":
+        services.recovery_code_enrollment.forget_shown(session_id=active.session_id)
         return back_home("codes_saved")
-    codes = services.recovery_code_enrollment.unused_recovery_codes(user=active.user, codes=_codes_from(code))
+    codes = services.recovery_code_enrollment.shown_codes(session_id=active.session_id, user=active.user)
     if not codes:
         return RedirectResponse(HOME, status_code=303)
     return recovery_codes_page(
@@ -142,6 +134,7 @@ def recovery_codes_saved(
         active,
         services,
         codes,
+        hold=False,
         status=422,
         error="Tick the box to confirm you have saved the codes: you will not see them again.",
     )

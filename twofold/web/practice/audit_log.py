@@ -10,7 +10,17 @@ from fastapi import APIRouter, Query, Request
 from twofold import errors as core
 from twofold.core.practice.audit_log import AuditFilter, parse_moment
 from twofold.web.deps import Context, PracticeAdmin, ServicesDep
-from twofold.web.practice.common import CSV_ANSWER, Page, Text, api_router, csv_download, page_link, wants_csv
+from twofold.web.practice.common import (
+    CSV_ANSWER,
+    Page,
+    SameOriginExport,
+    Text,
+    api_router,
+    check_export_origin,
+    csv_download,
+    page_link,
+    wants_csv,
+)
 from twofold.web.practice.schemas import AuditEventPublic, AuditPagePublic
 from twofold.web.rendering import render
 
@@ -50,6 +60,7 @@ def audit_log(
     )
     practice_id = admin.user.practice_id
     if wants_csv(request):
+        check_export_origin(request)
         lines = services.audit_trail.export_csv(
             practice_id=practice_id, filter=audit_filter, actor_id=admin.user.id, context=context
         )
@@ -101,7 +112,7 @@ def audit_page(
     )
 
 
-@pages.get("/admin/audit.csv")
+@pages.get("/admin/audit.csv", dependencies=[SameOriginExport])
 def audit_csv(
     admin: PracticeAdmin,
     services: ServicesDep,

@@ -6,13 +6,15 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
 from twofold.core.practice.audit_log import AuditFilter
 from twofold.core.sessions import ActiveSession
+from twofold.errors import CrossOriginRefused
 from twofold.web.rendering import PRACTICE_NOTICES, render
 from twofold.web.schemas import ERRORS, ErrorPublic, Responses
+from twofold.web.security import is_same_origin_read
 
 CSV_MEDIA = "text/csv; charset=utf-8"
 NOT_FOUND: Responses = {404: {"model": ErrorPublic, "description": "No such member in your practice"}}
@@ -32,6 +34,17 @@ def api_router() -> APIRouter:
 
 def wants_csv(request: Request) -> bool:
     return "text/csv" in request.headers.get("accept", "").lower()
+
+
+def check_export_origin(request: Request) -> None:
+    """An export (audited under the admin's name) answers only requests from this site's own pages:
+    a link on another site must not make the admin's browser run one (403 ``cross_origin_refused``)."""
+    public_origin = request.app.state.services.settings.public_origin
+    if not is_same_origin_read(request.headers, public_origin=public_origin):
+        raise CrossOriginRefused()
+
+
+SameOriginExport = Depends(check_export_origin)
 
 
 def csv_download(lines, filename: str) -> StreamingResponse:

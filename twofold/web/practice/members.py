@@ -18,8 +18,10 @@ from twofold.web.practice.common import (
     CSV_ANSWER,
     NOT_FOUND,
     Page,
+    SameOriginExport,
     Text,
     api_router,
+    check_export_origin,
     csv_download,
     member_page,
     page_link,
@@ -66,6 +68,7 @@ def list_members(
     member_filter = MemberFilter(q=q, without_two_factor=without_two_factor, role=role, active=active)
     practice_id = admin.user.practice_id
     if wants_csv(request):
+        check_export_origin(request)
         lines = services.members.export_csv(
             practice_id=practice_id, actor_id=admin.user.id, context=context, filter=member_filter
         )
@@ -126,7 +129,7 @@ async def import_members(
             services.members.import_csv(
                 practice_id=admin.user.practice_id,
                 actor_id=admin.user.id,
-                lines=text.splitlines(),
+                lines=text.splitlines(keepends=True),  # the csv module needs the line breaks in quoted cells
                 context=context,
                 send_setup_links=send_setup_links,
                 link_base=base,
@@ -214,7 +217,7 @@ def members_page(
     )
 
 
-@pages.get("/admin/members.csv")
+@pages.get("/admin/members.csv", dependencies=[SameOriginExport])
 def members_csv(
     admin: PracticeAdmin, services: ServicesDep, context: Context, q: str = "", show: str = "", role: str = ""
 ):
@@ -297,7 +300,7 @@ def import_submit(
             services.members.import_csv(
                 practice_id=admin.user.practice_id,
                 actor_id=admin.user.id,
-                lines=text.splitlines(),
+                lines=text.splitlines(keepends=True),  # the csv module needs the line breaks in quoted cells
                 context=context,
                 send_setup_links=send_setup_links,
                 link_base=link_base(request),
