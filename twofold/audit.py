@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Row, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from twofold.clock import Clock
@@ -101,7 +101,7 @@ def _hashed_fields(values: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
-def event_fields(event: AuditEvent) -> dict[str, Any]:
+def event_fields(event: AuditEvent | Row[Any]) -> dict[str, Any]:
     """What the hash covers: every column but the id and the hashes themselves."""
     return _hashed_fields({name: getattr(event, name) for name in _HASHED})
 
@@ -115,7 +115,7 @@ class AuditLog:
         """The link ``event`` gets after ``prev_hash`` under the current key."""
         return self.keys.link(prev_hash, event_fields(event))
 
-    def links(self, prev_hash: str, event: AuditEvent) -> bool:
+    def links(self, prev_hash: str, event: AuditEvent | Row[Any]) -> bool:
         """Whether ``event.hash`` is its link after ``prev_hash`` (under the current or an earlier key)."""
         return self.keys.holds(prev_hash, event_fields(event), event.hash)
 

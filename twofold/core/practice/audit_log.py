@@ -22,8 +22,9 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Row, Select, Table, func, or_, select
 from sqlalchemy.orm import aliased
 
 from twofold.audit import GENESIS, AuditLog, EventTag
@@ -243,6 +244,7 @@ class AnchorMailing:
 
 
 _actor = aliased(User)
+_EVENTS = cast(Table, AuditEvent.__table__)
 _subject = aliased(User)
 
 
@@ -400,15 +402,16 @@ class AuditTrail:
     ) -> ChainReport:
         expected_seq, prev_hash, count = 1, GENESIS, 0
         problem: ChainBreak | None = None
-        last: AuditEvent | None = None
-        at_anchor: AuditEvent | None = None
+        last: Row[Any] | None = None
+        at_anchor: Row[Any] | None = None
         with self.db.reading() as s:
+            # Plain rows, not ORM objects: a chain may hold millions of events.
             rows = s.execute(
-                select(AuditEvent)
-                .where(AuditEvent.chain == chain)
-                .order_by(AuditEvent.seq)
+                select(*_EVENTS.c)
+                .where(_EVENTS.c.chain == chain)
+                .order_by(_EVENTS.c.seq)
                 .execution_options(yield_per=CHUNK)
-            ).scalars()
+            )
             for event in rows:
                 count += 1
                 if event.seq != expected_seq:
@@ -431,7 +434,6 @@ class AuditTrail:
                 prev_hash, expected_seq, last = event.hash, expected_seq + 1, event
                 if anchored is not None and event.seq == anchored.seq:
                     at_anchor = event
-                s.expunge(event)
         last_seq = expected_seq - 1
         if problem is None:
             problem = self._head_problem(chain, head, practice, last, last_seq, prev_hash)
@@ -444,7 +446,7 @@ class AuditTrail:
         chain: int,
         head: tuple[int, str] | None,
         practice: str | None,
-        last: AuditEvent | None,
+        last: Row[Any] | None,
         last_seq: int,
         last_hash: str,
     ) -> ChainBreak | None:
@@ -555,7 +557,7 @@ class AuditTrail:
 
 
 def _anchor_problem(
-    anchored: AnchoredHead, anchored_at: datetime | None, last_seq: int, at_anchor: AuditEvent | None
+    anchored: AnchoredHead, anchored_at: datetime | None, last_seq: int, at_anchor: Row[Any] | None
 ) -> ChainBreak | None:
     when = anchored_at.isoformat() if anchored_at else "the anchor"
     if last_seq < anchored.seq:
@@ -587,7 +589,7 @@ def describe_break(bad: ChainBreak) -> str:
     return f"first bad event is {where}: {bad.problem}"
 
 
-def _break(event: AuditEvent, problem: str) -> ChainBreak:
+def _break(event: Row[Any], problem: str) -> ChainBreak:
     return ChainBreak(event.seq, event.id, event.event, event.at, problem)
 
 
