@@ -1,24 +1,28 @@
-"""The audit log: append-only, hash-chained per practice, written in the caller's transaction."""
+"""The audit log: append-only, hash-chained per practice, written in the caller's transaction.
+
+Each event's ``hash`` is a keyed link (HMAC-SHA256 under a key derived from the secret key,
+see twofold/crypto/chain.py) over the event before it and every column of this one, so a
+copy of the database and write access to it are not enough to rewrite a chain unseen.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Row, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from twofold.clock import Clock
 from twofold.context import RequestContext
+from twofold.crypto.chain import GENESIS, ChainKeys
 from twofold.store.models import AuditChainHead, AuditEvent
 from twofold.store.prepared import Prepared
 
-GENESIS = "0" * 64
+__all__ = ["GENESIS", "AuditLog", "EventTag", "event_fields"]
 
 _HEADS = cast(Table, AuditChainHead.__table__)
 # The statements of record(), which every sign-in runs; see twofold/store/prepared.py.
@@ -87,11 +91,6 @@ class EventTag(StrEnum):
     AUDIT_EXPORTED = "practice:audit:exported"
 
 
-def _digest(prev_hash: str, fields: dict[str, Any]) -> str:
-    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(f"{prev_hash}\n{canonical}".encode()).hexdigest()
-
-
 _HASHED = ("chain", "seq", "practice_id", "at", "event", "actor_id", "subject_id", "ip", "user_agent", "details")
 
 
@@ -102,18 +101,23 @@ def _hashed_fields(values: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
-def event_fields(event: AuditEvent) -> dict[str, Any]:
+def event_fields(event: AuditEvent | Row[Any]) -> dict[str, Any]:
     """What the hash covers: every column but the id and the hashes themselves."""
     return _hashed_fields({name: getattr(event, name) for name in _HASHED})
-
-
-def event_hash(prev_hash: str, event: AuditEvent) -> str:
-    return _digest(prev_hash, event_fields(event))
 
 
 @dataclass(kw_only=True, slots=True)
 class AuditLog:
     clock: Clock
+    keys: ChainKeys
+
+    def link_of(self, prev_hash: str, event: AuditEvent) -> str:
+        """The link ``event`` gets after ``prev_hash`` under the current key."""
+        return self.keys.link(prev_hash, event_fields(event))
+
+    def links(self, prev_hash: str, event: AuditEvent | Row[Any]) -> bool:
+        """Whether ``event.hash`` is its link after ``prev_hash`` (under the current or an earlier key)."""
+        return self.keys.holds(prev_hash, event_fields(event), event.hash)
 
     def record(
         self,
@@ -156,7 +160,7 @@ class AuditLog:
             "details": details or {},
             "prev_hash": prev_hash,
         }
-        row["hash"] = _digest(prev_hash, _hashed_fields(row))
+        row["hash"] = self.keys.link(prev_hash, _hashed_fields(row))
         _INSERT_EVENT.execute(session, row)
         _UPDATE_HEAD.execute(session, {"head_chain": chain, "seq": row["seq"], "hash": row["hash"]})
 
@@ -221,7 +225,7 @@ class AuditLog:
                 details=details or {},
                 prev_hash=prev_hash,
             )
-            row.hash = prev_hash = event_hash(prev_hash, row)
+            row.hash = prev_hash = self.link_of(prev_hash, row)
             rows.append(row)
         session.add_all(rows)
         head.seq, head.hash = seq, prev_hash

@@ -26,6 +26,7 @@ from twofold.core.retention import Retention
 from twofold.core.security_mail import SecurityMail, UndeliveredMailLog
 from twofold.core.sessions import SessionService
 from twofold.core.signin import SignInService
+from twofold.crypto.chain import ChainKeys
 from twofold.crypto.passwords import PasswordHasher
 from twofold.crypto.secret_box import SecretBox, TokenHasher
 from twofold.factors.base import FactorRegistry
@@ -136,7 +137,7 @@ def build_services(
         concurrency=settings.password_hash_concurrency,
     )
     box = SecretBox(secret_key, settings.old_secret_keys)
-    audit = AuditLog(clock=clock)
+    audit = AuditLog(clock=clock, keys=ChainKeys(secret_key, settings.old_secret_keys))
     if failure_store is not None:
         store = failure_store
     elif settings.redis_url:
@@ -304,7 +305,7 @@ def build_services(
         policies=PolicyService(
             db=db, clock=clock, audit=audit, members=members, factors=factors, baseline=totp_enrollment.kind
         ),
-        audit_trail=AuditTrail(db=db, clock=clock, audit=audit),
+        audit_trail=AuditTrail(db=db, clock=clock, audit=audit, notifier=notifier),
         trust_revokers=trust_revokers,
         retention=Retention(db=db, clock=clock, keep_days=settings.purge_after_days),
     )

@@ -7,33 +7,11 @@ import io
 
 import pytest
 from sqlalchemy import select, update
-from typer.testing import CliRunner
 
-from tests.conftest import SECRET_KEY, sign_in
+from tests.conftest import sign_in
 from tests.support.practice_admin import events
 from tests.support.recovery import wait_for_subject
-from twofold.cli.main import app as cli
 from twofold.store.models import AuditEvent
-
-
-@pytest.fixture
-def run(settings, mailbox, monkeypatch):
-    """Run ``twofold ...`` against the test's database, mailing to the test's SMTP server."""
-    for name, value in {
-        "TWOFOLD_DATABASE_URL": settings.database_url,
-        "TWOFOLD_SECRET_KEY": SECRET_KEY,
-        "TWOFOLD_VAR_DIR": str(settings.var_dir),
-        "TWOFOLD_SMTP_HOST": mailbox.host,
-        "TWOFOLD_SMTP_PORT": str(mailbox.port),
-        "TWOFOLD_PUBLIC_ORIGIN": "https://signin.example.org",
-    }.items():
-        monkeypatch.setenv(name, value)
-    runner = CliRunner()
-
-    def invoke(*args, input=None):
-        return runner.invoke(cli, list(args), input=input, catch_exceptions=False)
-
-    return invoke
 
 
 def test_break_glass_reset_is_audited_like_an_admin_reset(run, client, make_user, clock, services, mailbox):

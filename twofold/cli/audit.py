@@ -1,47 +1,107 @@
-"""``twofold audit``: verify the audit log's hash chains; export a practice's log as CSV."""
+"""``twofold audit``: verify the audit log's hash chains, anchor their heads outside the database, export a practice's log as CSV."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 
-from twofold.cli.common import console, fail, find_practice, load_services, write_csv
+from twofold.cli.common import console, err, fail, find_practice, load_services, write_csv
 from twofold.context import RequestContext
 from twofold.errors import TwofoldError
 
-app = typer.Typer(help="The audit log: verify its hash chains, export it.", no_args_is_help=True)
+app = typer.Typer(help="The audit log: verify its hash chains, anchor them, export it.", no_args_is_help=True)
+
+
+def _label(report) -> str:
+    if report.practice:
+        return escape(report.practice)
+    return "events of no practice" if report.chain == 0 else f"chain {report.chain}"
 
 
 @app.command("verify")
 def verify(
     practice: Annotated[str | None, typer.Option(help="Only this practice's chain (default: every chain).")] = None,
+    anchor: Annotated[
+        Path | None,
+        typer.Option(help="A statement `twofold audit anchor` printed earlier: each chain must still extend it."),
+    ] = None,
 ) -> None:
     """Check the audit log's hash chains; name the first bad event of each broken chain (exit status 1)."""
+    from twofold.core.practice.audit_log import Anchor, describe_break
+
     services = load_services()
     practice_id = find_practice(services, practice).id if practice else None
+    statement = None
+    if anchor is not None:
+        try:
+            statement = Anchor.parse(anchor.read_text(encoding="utf-8"))
+        except OSError as exc:
+            fail(f"cannot read {anchor}: {exc.strerror}", 2)
+        except (TwofoldError, UnicodeDecodeError) as exc:
+            fail(exc.message if isinstance(exc, TwofoldError) else "The anchor is not a text file.", 2)
+        if not services.audit_trail.signed_here(statement):
+            fail(
+                "The anchor's signature does not check out: the file was changed, or it was signed with "
+                "another secret key (keep earlier keys in TWOFOLD_OLD_SECRET_KEYS to check older anchors)."
+            )
     try:
-        reports = services.audit_trail.verify(practice_id=practice_id)
+        reports = services.audit_trail.verify(practice_id=practice_id, anchor=statement)
     except TwofoldError as exc:
         fail(exc.message)
     broken = 0
     for report in reports:
-        if report.practice:
-            label = escape(report.practice)
-        else:
-            label = "events of no practice" if report.chain == 0 else f"chain {report.chain}"
         bad = report.first_break  # None when the chain is whole (report.ok)
         if bad is None:
-            console.print(f"[green]ok[/]   {label}: {report.events} events, head {report.head_hash}", soft_wrap=True)
+            console.print(
+                f"[green]ok[/]   {_label(report)}: {report.events} events, head {report.head_hash}", soft_wrap=True
+            )
         else:
             broken += 1
-            where = f"event {bad.seq}"
-            if bad.event_id:
-                where += f" (id {bad.event_id}, {bad.event}, {bad.at.isoformat() if bad.at else None})"
-            console.print(
-                f"[bold red]BAD[/]  {label}: first bad event is {escape(where)}: {bad.problem}", soft_wrap=True
+            console.print(f"[bold red]BAD[/]  {_label(report)}: {escape(describe_break(bad))}", soft_wrap=True)
+    if statement is not None and not broken:
+        console.print(f"Every chain extends the anchor of {statement.issued_at.isoformat()}.")
+    services.close()
+    if broken:
+        raise typer.Exit(1)
+
+
+@app.command("anchor")
+def anchor(
+    practice: Annotated[str | None, typer.Option(help="Only this practice's chain (default: every chain).")] = None,
+    email: Annotated[
+        bool, typer.Option("--email", help="Also email each practice's admins their practice's signed head.")
+    ] = False,
+) -> None:
+    """Print a signed statement of each chain's head (seq, hash, time) to keep outside the database.
+
+    Save it elsewhere; later, `twofold audit verify --anchor FILE` fails when a chain no longer
+    extends it. Run with --email weekly from cron (see docs/operations.md). A chain that does not
+    verify is left out of the statement, named on standard error, and the exit status is 1.
+    """
+    from twofold.core.practice.audit_log import describe_break
+
+    services = load_services()
+    practice_id = find_practice(services, practice).id if practice else None
+    try:
+        statement, broken = services.audit_trail.anchor_heads(practice_id=practice_id)
+    except TwofoldError as exc:
+        fail(exc.message)
+    sys.stdout.write(statement.to_json())
+    for report in broken:
+        if report.first_break is not None:
+            err.print(
+                f"[bold red]BAD[/]  {_label(report)}: {escape(describe_break(report.first_break))}", soft_wrap=True
+            )
+    if email:
+        for mailing in services.audit_trail.email_anchors(practice_id=practice_id):
+            state = "signed head" if mailing.ok else "FAILED check"
+            err.print(
+                f"{escape(mailing.practice)}: {state} emailed to {mailing.delivered} of {mailing.recipients} admin(s)",
+                soft_wrap=True,
             )
     services.close()
     if broken:

@@ -46,7 +46,7 @@ def load_services(settings: Settings | None = None, *, migrate: bool = True) -> 
     except ConfigurationError as exc:
         fail(str(exc))
     if migrate:
-        upgrade(services.db.engine)
+        upgrade(services.db.engine, secret_key=settings.resolved_secret_key())
     return services
 
 

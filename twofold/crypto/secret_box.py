@@ -29,6 +29,11 @@ def _derive(secret_key: str, purpose: str) -> bytes:
     )
 
 
+def derive_key(secret_key: str, purpose: str) -> bytes:
+    """A 32-byte key for one ``purpose``, derived from the secret key with HKDF-SHA256 (RFC 5869)."""
+    return _derive(secret_key, purpose)
+
+
 class SecretBox:
     """AES-256-GCM with key rotation.
 

@@ -8,6 +8,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Engine
 
+from twofold.crypto.chain import ChainKeys
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -18,9 +20,15 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-def upgrade(engine: Engine) -> None:
-    """Apply every migration not yet applied (all heads: features migrate independently)."""
+def upgrade(engine: Engine, *, secret_key: str | None = None) -> None:
+    """Apply every migration not yet applied (all heads: features migrate independently).
+
+    ``secret_key`` is needed when a migration rewrites keyed data: re-keying an existing
+    audit log (0013) refuses to run without it.
+    """
     config = alembic_config(engine.url.render_as_string(hide_password=False))
+    if secret_key:
+        config.attributes["audit_link_key"] = ChainKeys(secret_key).link_key
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "heads")

@@ -3,6 +3,9 @@ nothing but enrolment is open to them, on any page or API route."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from tests.conftest import PASSWORD, backends, sign_in
@@ -218,3 +221,35 @@ def test_every_signed_in_route_is_found_by_the_probe(app, anonymous):
         ("GET", "/account/security"),
         ("PUT", "/api/v1/practice/policy"),
     } <= routes
+
+
+README = Path(__file__).resolve().parents[3] / "README.md"
+
+
+def readme_open_routes() -> set[tuple[str, str]]:
+    """The API routes the README says a member held at enrolment can still use."""
+    text = README.read_text(encoding="utf-8")
+    start = text.index("A member who must set up 2FA and may no longer skip")
+    paragraph = text[start : text.index("\n\n", start)]
+    return set(re.findall(r"`(GET|POST|PUT|PATCH|DELETE) (/api/[^`\s]+)`", paragraph))
+
+
+def test_the_readme_names_exactly_the_api_routes_a_held_member_can_use(
+    client, anonymous, app, make_user, services, practice, clock
+):
+    documented = readme_open_routes()
+    api_routes = {
+        (method, route.path) for route in all_routes(app.routes) for method in getattr(route, "methods", None) or ()
+    }
+    assert documented and documented <= api_routes, documented - api_routes  # no route named that does not exist
+    gated = {(method, path): url for method, path, url in signed_in_routes(app, anonymous) if path.startswith("/api/")}
+    require(services, practice, allowed_methods=["totp", "email", "recovery_code"], grace_days=0)
+    member = make_user(role="provider")
+    clock.advance(seconds=1)
+    assert sign_in(client, member).json() == {"status": "signed_in"}
+    still_open = set()
+    for (method, path), url in gated.items():
+        response = client.request(method, url, json={}, follow_redirects=False)
+        if not (response.status_code == 403 and response.json().get("error") == "two_factor_required"):
+            still_open.add((method, path))
+    assert still_open == documented & set(gated)

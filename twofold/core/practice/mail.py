@@ -38,3 +38,25 @@ def setup_link_message(*, to: str, name: str, practice: str, url: str, expires_a
         "<p>If you did not expect this email, tell your practice admin and do not open the link.</p>"
     )
     return Message(to=to, subject=subject, text=text, html=html, tags=("setup_link",))
+
+
+def audit_anchor_message(*, to: str, practice: str, statement: str | None, problem: str | None) -> Message:
+    """The weekly audit anchor for a practice's admins: its signed head to keep, or why it could not be signed."""
+    if problem is None and statement is not None:
+        subject = f"Audit log anchor for {practice}"
+        body = (
+            f"This is the signed state of {practice}'s audit log in Twofold. Keep this email (or save the "
+            "statement below to a file) somewhere other than the Twofold server.\n\n"
+            "If anyone later removes or rewrites recent audit events, your Twofold operator can prove it with:\n"
+            "    twofold audit verify --anchor <saved statement>\n\n"
+            f"{statement}"
+        )
+    else:
+        subject = f"Audit log check FAILED for {practice}"
+        body = (
+            f"Twofold checked {practice}'s audit log and it does not verify: {problem}\n\n"
+            "Someone may have changed the audit log in the database. Tell your Twofold operator, and keep "
+            "the earlier anchor emails: they show what the log held before.\n"
+        )
+    html = f"<pre>{escape(body)}</pre>"
+    return Message(to=to, subject=subject, text=body, html=html, tags=("audit_anchor",))

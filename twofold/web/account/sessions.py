@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from twofold.core.account_security import SessionView
 from twofold.core.sessions import ActiveSession
 from twofold.web.account.schemas import RevokedPublic, SessionListPublic, SessionPublic, SessionStatePublic
-from twofold.web.deps import Context, RowId, ServicesDep, SignedIn, SignedInUntouched
+from twofold.web.deps import Context, Enrolling, RowId, ServicesDep, SignedIn, SignedInUntouched
 from twofold.web.rendering import back_home, set_cookies, signed_out
 from twofold.web.schemas import ERRORS, ErrorPublic, Responses
 
@@ -68,9 +68,10 @@ def current_session_state(active: SignedInUntouched, services: ServicesDep):
     "/me/session/keep-alive",
     response_model=SessionStatePublic,
     summary='"Stay signed in": count as activity',
-    description="Restarts the idle timeout. The absolute limit (default 12 hours) still holds.",
+    description="Restarts the idle timeout. The absolute limit (default 12 hours) still holds. Open to a member "
+    "held at enrolment, like `GET /me/session`: the enrolment page warns before the idle sign-out too.",
 )
-def keep_alive(active: SignedIn, services: ServicesDep):
+def keep_alive(active: Enrolling, services: ServicesDep):
     return session_state(active, services.clock.now())
 
 
