@@ -19,6 +19,7 @@ import uvicorn
 from playwright.sync_api import sync_playwright
 
 from tests.conftest import skip_or_fail
+from tests.support.live import serve_at
 from twofold.clock import FrozenClock
 from twofold.web.app import create_app
 from twofold.wiring import Services
@@ -64,6 +65,7 @@ def live_server(services, clock):
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
+    serve_at(services, port)
     config = uvicorn.Config(create_app(services), log_level="warning", access_log=False, lifespan="on")
     server = _ThreadedServer(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="live-server", daemon=True)

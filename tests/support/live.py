@@ -21,6 +21,7 @@ def live_server(app, *, access_log: bool = True) -> Iterator[str]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
+    serve_at(app.state.services, port)
     # log_config=None: uvicorn's records propagate to the root logger (and caplog).
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=access_log, lifespan="on")
     server = uvicorn.Server(config)
@@ -37,6 +38,13 @@ def live_server(app, *, access_log: bool = True) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+def serve_at(services, port: int) -> None:
+    """Tell ``services`` the port it is really served on, as ``twofold serve`` does through the
+    environment: development's emailed links point at the served address."""
+    services.settings.port = port
+    services.mail.base_url = services.settings.resolved_public_origin()
 
 
 def all_at_once(count: int, attempt: Callable[[int], object]) -> list:
