@@ -88,6 +88,12 @@ def lock_account(s: Session, user_id: int) -> None:
 
 
 def create_db_engine(url: str, *, pool_size: int = 32) -> Engine:
+    """The engine for ``url``.
+
+    ``hide_parameters``: a failing statement's error (and the 500 log it becomes), and SQLAlchemy's
+    statement log when someone turns it on to debug, name the SQL but not its values, which can be
+    a sign-in flow id, an enrolment id or a member's email.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
@@ -100,13 +106,20 @@ def create_db_engine(url: str, *, pool_size: int = 32) -> Engine:
             # -wal and -shm files the database file's permissions).
             os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
         engine = create_engine(
-            parsed, pool_size=pool_size, max_overflow=0, pool_timeout=30, connect_args={"check_same_thread": False}
+            parsed,
+            pool_size=pool_size,
+            max_overflow=0,
+            pool_timeout=30,
+            connect_args={"check_same_thread": False},
+            hide_parameters=True,
         )
         _sqlite_tuning(engine)
         return engine
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
-    return create_engine(parsed, pool_size=pool_size, max_overflow=0, pool_timeout=30, pool_pre_ping=True)
+    return create_engine(
+        parsed, pool_size=pool_size, max_overflow=0, pool_timeout=30, pool_pre_ping=True, hide_parameters=True
+    )
 
 
 fcntl: ModuleType | None
