@@ -27,7 +27,7 @@ from tests.support.base import (  # noqa: F401 - re-exported
 )
 from tests.support.optional import OPTIONAL
 
-pytest_plugins = ["tests.support.fixtures", "tests.support.practice_admin"]
+pytest_plugins = ["tests.support.fixtures", "tests.support.practice_admin", "tests.support.log_scan"]
 
 
 def pytest_report_header(config) -> str:

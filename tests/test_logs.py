@@ -161,3 +161,21 @@ def test_access_log_lines_keep_no_set_up_token_or_flow_id(path, logged):
     )
     assert RedactTokens().filter(record)
     assert record.getMessage() == f'127.0.0.1:5 - "GET {logged} HTTP/1.1" 200'
+
+
+def test_the_suite_wide_log_scan_finds_a_token_a_code_and_a_password(secrets_never_logged):
+    """tests/support/log_scan.py taps where secrets are made and reads every record: it must catch these."""
+    from twofold.crypto.secret_box import random_token
+
+    token = random_token()
+    code = otp.totp(otp.new_secret(), 1_000_000)
+    log = logging.getLogger("twofold.test")
+    log.info("a flow id %s", token)
+    log.warning("the code was %s.", code)
+    log.error("password was %s", PASSWORD)
+    log.info("nothing secret: %s", "job 12 took 1234567 ms")
+    leaks = secrets_never_logged.leaks()
+    assert len(leaks) == 3, leaks
+    assert "token'" in leaks[0] and "'authenticator code'" in leaks[1] and "'password'" in leaks[2]
+    assert token not in "\n".join(leaks) and code not in "\n".join(leaks)  # the report masks them
+    secrets_never_logged.records.clear()  # the leaks were planted: do not fail this test at teardown

@@ -62,7 +62,9 @@ def test_an_edited_or_unreadable_anchor_is_refused(run, services, practice, make
     assert missing.exit_code == 2 and "cannot read" in missing.output
 
 
-def test_anchor_email_sends_each_practice_only_its_own_head(run, services, practice, make_practice, make_user, mailbox):
+def test_anchor_email_sends_each_practice_only_its_own_head(
+    run, services, practice, make_practice, make_user, mailbox, tmp_path
+):
     admin = make_user(role="admin", email="admin@riverside.example")
     make_user(role="staff", email="staff@riverside.example")
     lakeside = make_practice("Lakeside Clinic")
@@ -81,6 +83,10 @@ def test_anchor_email_sends_each_practice_only_its_own_head(run, services, pract
     statement = mail.text[mail.text.index("{") :]
     heads = json.loads(statement)["heads"]
     assert [h["chain"] for h in heads] == [practice.id]  # nothing of another practice
+    saved = tmp_path / "from-the-email.json"
+    saved.write_text(statement)  # what an admin saves from the email is an anchor the operator can use
+    checked = run("audit", "verify", "--practice", practice.name, "--anchor", str(saved))
+    assert checked.exit_code == 0 and "extends the anchor" in checked.output
     [warning] = wait_for_subject(mailbox, other_admin.email, "Audit log check FAILED for Lakeside Clinic")
     assert "first bad event is event 1" in warning.text
     assert not mailbox.to("staff@riverside.example")

@@ -102,6 +102,12 @@ class Limits:
 
 
 def create_db_engine(url: str, *, pool_size: int = 32, limits: Limits | None = None) -> Engine:
+    """The engine for ``url``.
+
+    ``hide_parameters``: a failing statement's error (and the 500 log it becomes), and SQLAlchemy's
+    statement log when someone turns it on to debug, name the SQL but not its values, which can be
+    a sign-in flow id, an enrolment id or a member's email.
+    """
     limits = limits or Limits()
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -120,6 +126,7 @@ def create_db_engine(url: str, *, pool_size: int = 32, limits: Limits | None = N
             max_overflow=0,
             pool_timeout=limits.pool_timeout,
             connect_args={"check_same_thread": False},
+            hide_parameters=True,
         )
         _sqlite_tuning(engine)
         return engine
@@ -132,6 +139,7 @@ def create_db_engine(url: str, *, pool_size: int = 32, limits: Limits | None = N
         max_overflow=0,
         pool_timeout=limits.pool_timeout,
         pool_pre_ping=True,
+        hide_parameters=True,
         connect_args={
             # libpq counts whole seconds; psycopg gives up on the whole connection attempt after it.
             "connect_timeout": max(1, round(limits.connect_timeout)),

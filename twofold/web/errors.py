@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from twofold import errors as core
 from twofold.web.rendering import render
+from twofold.web.server import redact_path
 
 log = logging.getLogger("twofold.web")
 
@@ -127,7 +128,15 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
-        log.error("unexpected error on %s %s: %s", request.method, request.url.path, type(exc).__name__, exc_info=exc)
+        # The path as the access log keeps it: a sign-in flow id or a set-up link's token in it is a
+        # bearer credential, and error logs are read and shipped more widely than the database.
+        log.error(
+            "unexpected error on %s %s: %s",
+            request.method,
+            redact_path(request.url.path),
+            type(exc).__name__,
+            exc_info=exc,
+        )
         return JSONResponse(
             {"error": "internal_error", "message": "Something went wrong on our side. Please try again."},
             status_code=500,
