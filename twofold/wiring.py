@@ -215,6 +215,7 @@ def build_services(
         reauth=reauth,
         backup_codes=recovery_code_enrollment,
         mail=mail,
+        sessions=sessions,
     )
     email_enrollment = EmailCodeEnrollmentService(
         db=db,
@@ -226,6 +227,7 @@ def build_services(
         backup_codes=recovery_code_enrollment,
         pending_elsewhere=[totp_enrollment],
         mail=mail,
+        sessions=sessions,
     )
     enforcement = TwoFactorEnforcement(db=db, clock=clock, audit=audit, factors=factors)
     setup = SetupService(
@@ -239,6 +241,7 @@ def build_services(
         enforcement=enforcement,
         hasher=TokenHasher(secret_key, "setup-link"),
         notifier=notifier,
+        sessions=sessions,
     )
     trust_revokers: list[TrustRevoker] = [remembered]
     members = MemberService(
