@@ -104,17 +104,20 @@ def password_checks(
 ) -> list[tuple[Rule, str]]:
     """The throttle keys of one password guess.
 
-    From a browser the account knows (``known_browser``, the id in its device cookie): that
-    browser's own key only, so guesses from elsewhere never lock it out. From anywhere else: the
-    account-wide ceiling (first), the account and client key (the address, or ``client`` such as
-    "signed-in"), and the client address's own limit over every account.
+    From a browser the account knows (``known_browser``, the id in its device cookie), or from a
+    client that is itself known (``client``, such as "signed-in" for re-authentication): that
+    client's own key only, so guesses from elsewhere never lock it out. From anywhere else: the
+    account-wide ceiling (first) and the account-and-address key. The address's own limit over
+    every account is added whenever the address is known.
     """
-    if known_browser:
-        checks = [(PASSWORD_PER_CLIENT, client_key(email, f"browser:{known_browser}"))]
+    if known_browser or client:
+        checks = [
+            (PASSWORD_PER_CLIENT, client_key(email, f"browser:{known_browser}" if known_browser else client or ""))
+        ]
     else:
         checks = [(PASSWORD_PER_ACCOUNT, subject_key(PASSWORD_PER_ACCOUNT, email))]
-        if client or ip:
-            checks.append((PASSWORD_PER_CLIENT, client_key(email, client or f"ip:{ip}")))
+        if ip:
+            checks.append((PASSWORD_PER_CLIENT, client_key(email, f"ip:{ip}")))
     if ip:
         checks.append((PASSWORD_PER_IP, subject_key(PASSWORD_PER_IP, ip)))
     return checks
