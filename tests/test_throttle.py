@@ -21,12 +21,17 @@ from twofold.throttle import (
     CODE_PER_ACCOUNT,
     DAY,
     PASSWORD_PER_ACCOUNT,
+    PASSWORD_PER_CLIENT,
     PASSWORD_PER_IP,
+    Blocked,
     DatabaseFailureStore,
     Limit,
     RedisFailureStore,
+    Reservation,
     Rule,
     Throttle,
+    account_client_prefix,
+    password_checks,
     subject_key,
     wait_seconds,
 )
@@ -120,12 +125,13 @@ def now(clock) -> float:
     ("rule", "limits"),
     [
         (CODE_PER_ACCOUNT, [(300, 5), (3600, 20), (DAY, 50)]),
-        (PASSWORD_PER_ACCOUNT, [(300, 5), (3600, 20), (DAY, 50)]),
+        (PASSWORD_PER_CLIENT, [(300, 5), (3600, 20), (DAY, 50)]),
+        (PASSWORD_PER_ACCOUNT, [(300, 10), (3600, 40), (DAY, 100)]),
         (PASSWORD_PER_IP, [(300, 50), (3600, 200), (DAY, 500)]),
     ],
-    ids=["code-per-account", "password-per-account", "password-per-ip"],
+    ids=["code-per-account", "password-per-account-and-client", "password-account-ceiling", "password-per-ip"],
 )
-def test_limits_are_five_per_five_minutes_twenty_per_hour_fifty_per_day(rule, limits):
+def test_the_limits_per_five_minutes_hour_and_day(rule, limits):
     assert [(limit.window_seconds, limit.max_failures) for limit in rule.limits] == limits
 
 
@@ -271,10 +277,10 @@ def test_fifty_failures_per_address_in_five_minutes_block_the_address(harness, c
 
 def test_the_longest_wait_of_several_keys_is_the_answer(harness, clock):
     for _ in range(5):
-        harness.hit(PASSWORD_PER_ACCOUNT, "account")
+        harness.hit(PASSWORD_PER_CLIENT, "account")
     clock.advance(seconds=100)
     with harness.db.reading() as s:
-        wait = harness.throttle.retry_after(s, [(PASSWORD_PER_IP, "address"), (PASSWORD_PER_ACCOUNT, "account")])
+        wait = harness.throttle.retry_after(s, [(PASSWORD_PER_IP, "address"), (PASSWORD_PER_CLIENT, "account")])
     assert wait == 200
 
 
@@ -310,3 +316,59 @@ def test_redis_keys_carry_the_prefix_and_expire(redis_prefix, clock):
         assert 0 < client.ttl(names[0]) <= 360
     finally:
         client.close()
+
+
+# -- reservations: a guess is counted before it is judged -----------------------------------
+
+
+def reserve(harness, checks):
+    with harness.db.transaction() as s:
+        return harness.throttle.reserve(s, checks)
+
+
+def test_a_reservation_counts_until_released(harness, clock):
+    checks = [(PASSWORD_PER_CLIENT, "client"), (PASSWORD_PER_IP, "address")]
+    held = [reserve(harness, checks) for _ in range(5)]
+    assert all(isinstance(r, Reservation) for r in held)
+    blocked = reserve(harness, checks)
+    assert isinstance(blocked, Blocked) and blocked.key == "client" and blocked.wait == 300
+    assert harness.wait(PASSWORD_PER_IP, "address") == 0  # a refused reservation records nothing
+    assert len(harness.failures("address", now(clock) - 300)) == 5
+    with harness.db.transaction() as s:
+        harness.throttle.release(s, held[0])
+    assert harness.wait(PASSWORD_PER_CLIENT, "client") == 0
+    assert len(harness.failures("client", now(clock) - 300)) == 4
+    assert len(harness.failures("address", now(clock) - 300)) == 4
+
+
+def test_reservations_at_one_moment_are_released_one_by_one(harness, clock):
+    first, second = reserve(harness, [(PASSWORD_PER_CLIENT, "k")]), reserve(harness, [(PASSWORD_PER_CLIENT, "k")])
+    with harness.db.transaction() as s:
+        harness.throttle.release(s, first)
+    assert harness.failures("k", now(clock) - 300) == [now(clock)]
+    assert isinstance(second, Reservation)
+
+
+def test_clearing_forgets_a_key_and_every_key_under_a_prefix(harness, clock):
+    for key in ("password:a", "password-client:a:1", "password-client:a:2", "password-client:b:1"):
+        harness.hit(PASSWORD_PER_CLIENT, key)
+    with harness.db.transaction() as s:
+        harness.throttle.clear(s, ["password:a", "password-client:a:"])
+    since = now(clock) - 300
+    remaining = {
+        k
+        for k in ("password:a", "password-client:a:1", "password-client:a:2", "password-client:b:1")
+        if harness.failures(k, since)
+    }
+    assert remaining == {"password-client:b:1"}
+
+
+def test_a_known_browser_is_counted_on_its_own_key_only():
+    known = password_checks("dr.lee@riverside.example", "203.0.113.7", known_browser="b1")
+    unknown = password_checks("dr.lee@riverside.example", "203.0.113.7")
+    assert [rule for rule, _ in known] == [PASSWORD_PER_CLIENT, PASSWORD_PER_IP]
+    assert [rule for rule, _ in unknown] == [PASSWORD_PER_ACCOUNT, PASSWORD_PER_CLIENT, PASSWORD_PER_IP]
+    assert known[0][1] != unknown[1][1]
+    assert all(
+        key.startswith(account_client_prefix("dr.lee@riverside.example")) for key in (known[0][1], unknown[1][1])
+    )

@@ -1,14 +1,19 @@
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, slots=True)
 class RequestContext:
-    """Who is asking, for the audit log: the client's address and browser."""
+    """Who is asking, for the audit log: the client's address and browser.
+
+    ``flow_binding`` is the browser's sign-in flow cookie (a secret: never logged, never
+    audited); a sign-in flow answers only the browser that passed its password step.
+    """
 
     ip: str | None = None
     user_agent: str | None = None
+    flow_binding: str | None = field(default=None, repr=False)
 
     @classmethod
     def system(cls, actor: str = "cli") -> RequestContext:

@@ -37,6 +37,7 @@ class ClockOutOfSync(InvalidCode):
 
 class Throttled(TwofoldError):
     code = "throttled"
+    blocked_by: str | None = None  # the throttle key whose window is full (for the audit summary; never shown)
 
     def __init__(self, retry_after: int, what: str = "attempts") -> None:
         self.retry_after = max(1, int(retry_after))

@@ -13,6 +13,8 @@ from twofold.clock import Clock, SystemClock
 from twofold.core.account import AccountService
 from twofold.core.account_security import AccountSecurityService
 from twofold.core.health import HealthCheck
+from twofold.core.known_browsers import KnownBrowsers
+from twofold.core.lockouts import LockWindows
 from twofold.core.notifier import Notifier, OutboxNotifier, SmtpConfig, SmtpNotifier
 from twofold.core.practice.audit_log import AuditTrail
 from twofold.core.practice.enforcement import TwoFactorEnforcement
@@ -182,6 +184,9 @@ def build_services(
         factors=factors,
         remembered=remembered,
         mail=mail,
+        known_browsers=KnownBrowsers(clock=clock, hasher=TokenHasher(secret_key, "known-browser")),
+        windows=LockWindows(clock=clock, audit=audit),
+        flow_hasher=TokenHasher(secret_key, "sign-in-flow"),
     )
     accounts = AccountService(
         db=db,
@@ -226,6 +231,7 @@ def build_services(
         reauth=reauth,
         backup_codes=recovery_code_enrollment,
         mail=mail,
+        sessions=sessions,
     )
     email_enrollment = EmailCodeEnrollmentService(
         db=db,
@@ -237,6 +243,7 @@ def build_services(
         backup_codes=recovery_code_enrollment,
         pending_elsewhere=[totp_enrollment],
         mail=mail,
+        sessions=sessions,
     )
     enforcement = TwoFactorEnforcement(db=db, clock=clock, audit=audit, factors=factors)
     setup = SetupService(
@@ -250,6 +257,7 @@ def build_services(
         enforcement=enforcement,
         hasher=TokenHasher(secret_key, "setup-link"),
         notifier=notifier,
+        sessions=sessions,
     )
     trust_revokers: list[TrustRevoker] = [remembered]
     members = MemberService(
@@ -261,6 +269,7 @@ def build_services(
         sessions=sessions,
         setup=setup,
         trust_revokers=trust_revokers,
+        sign_in_locks=sign_in,
         recovery_codes_left=recovery_codes.remaining_by_user,
         remembered_browsers=remembered.live_count_by_user,
     )

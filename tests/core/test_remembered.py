@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -27,12 +28,17 @@ def events(services, name=None, subject_id=None):
     ]
 
 
+def bound(context: RequestContext, flow) -> RequestContext:
+    """``context`` carrying the flow cookie of the browser that passed the password step."""
+    return replace(context, flow_binding=flow.flow_cookie.value)
+
+
 def remember(services, member, clock) -> dict[str, str]:
     """Sign in with the code and "remember this browser"; return the browser's cookies."""
     flow = services.sign_in.start_sign_in(email=member.email, password=PASSWORD, context=CHROME)
     assert flow.status == "second_factor_required"
     done = services.sign_in.verify_second_factor(
-        flow_id=flow.flow_id, method="totp", code=member.code(clock), context=CHROME, remember_browser=True
+        flow_id=flow.flow_id, method="totp", code=member.code(clock), context=bound(CHROME, flow), remember_browser=True
     )
     assert done.status == "signed_in" and done.browser_cookie is not None
     clock.advance(seconds=30)  # the next code is a fresh step
@@ -140,7 +146,7 @@ def test_a_policy_of_zero_days_remembers_nothing(services, make_user, clock, pra
     member = make_user(with_totp=True)
     flow = services.sign_in.start_sign_in(email=member.email, password=PASSWORD, context=CHROME)
     done = services.sign_in.verify_second_factor(
-        flow_id=flow.flow_id, method="totp", code=member.code(clock), context=CHROME, remember_browser=True
+        flow_id=flow.flow_id, method="totp", code=member.code(clock), context=bound(CHROME, flow), remember_browser=True
     )
     assert done.status == "signed_in" and done.browser_cookie is None
     with services.db.reading() as s:
@@ -269,7 +275,7 @@ def test_grant_and_use_are_audited_without_the_token(services, make_user, clock)
 def _active_session(services, member, clock):
     flow = services.sign_in.start_sign_in(email=member.email, password=PASSWORD, context=CHROME)
     done = services.sign_in.verify_second_factor(
-        flow_id=flow.flow_id, method="totp", code=member.code(clock), context=CHROME
+        flow_id=flow.flow_id, method="totp", code=member.code(clock), context=bound(CHROME, flow)
     )
     clock.advance(seconds=30)
     return services.sessions.resolve(done.session_token)

@@ -102,7 +102,7 @@ def test_a_session_records_when_and_how_the_member_proved_who_they_are(services,
         flow_id=flow.flow_id,
         method="totp",
         code=otp.totp(member.totp_key, clock.now().timestamp()),
-        context=RequestContext(),
+        context=RequestContext(flow_binding=flow.flow_cookie.value),
     )
     proved_at = clock.now()
     clock.advance(minutes=3)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from tests.conftest import PASSWORD, backends, sign_in
+from twofold.core.signin import FLOW_COOKIE
 from twofold.crypto import otp
 from twofold.store.models import AuditEvent, SignInFlow, UserSession
+from twofold.web.rendering import SESSION_COOKIE
 
 
 @pytest.fixture(params=backends())
@@ -53,10 +56,10 @@ def test_totp_account_needs_a_code_and_the_flow_grants_nothing(client, make_user
     response = client.post("/api/v1/sign-in", json={"email": member.email, "password": PASSWORD})
     body = response.json()
     assert body["status"] == "second_factor_required" and body["methods"] == ["totp", "recovery_code"]
-    assert "set-cookie" not in response.headers
+    assert SESSION_COOKIE not in response.headers.get("set-cookie", "")  # only the flow cookie
     assert client.get("/api/v1/me").status_code == 401
     with services.db.reading() as s:
-        flow = s.get(SignInFlow, body["flow_id"])
+        flow = s.get(SignInFlow, services.sign_in.flow_hasher.hash(body["flow_id"]))
         assert flow.state == "password_verified" and flow.attempts == 0
         assert (flow.expires_at - flow.created_at).total_seconds() == 600
     done = client.post(
@@ -81,17 +84,31 @@ def test_neighbouring_steps_are_accepted(client, make_user, clock, offset):
     assert response.status_code == 200
 
 
+def _far_wrong_code(member, clock) -> str:
+    near = {member.code(clock, d) for d in range(-12, 13)}
+    return next(c for c in (f"{n:06d}" for n in range(123_456, 1_000_000, 7919)) if c not in near)
+
+
 @pytest.mark.parametrize("offset", [-10, -2, 2, 10])
-def test_drifted_codes_are_refused_with_a_clock_hint(client, make_user, clock, offset):
+def test_a_code_of_another_time_step_gets_the_answer_of_a_wrong_code(client, make_user, clock, services, offset):
+    """A guessed code that is right for a future step must not be confirmed: it would become valid later."""
     member = make_user(with_totp=True)
     clock.advance(seconds=600)
     flow = client.post("/api/v1/sign-in", json={"email": member.email, "password": PASSWORD}).json()["flow_id"]
-    response = client.post(
+    drifted = client.post(
         f"/api/v1/sign-in/{flow}/second-factor", json={"method": "totp", "code": member.code(clock, offset)}
     )
-    assert response.status_code == 401
-    assert response.json()["error"] == "invalid_code"
-    assert "clock" in response.json()["message"].lower()
+    wrong = client.post(
+        f"/api/v1/sign-in/{flow}/second-factor", json={"method": "totp", "code": _far_wrong_code(member, clock)}
+    )
+    assert drifted.status_code == wrong.status_code == 401
+    assert drifted.json() == wrong.json()
+    assert "clock" not in drifted.json()["message"].lower()
+    with services.db.reading() as s:  # the reason is kept for the practice's admins
+        reasons = s.execute(
+            select(AuditEvent.details).where(AuditEvent.event == "account:sign_in:code_failed").order_by(AuditEvent.id)
+        ).scalars()
+        assert [d["reason"] for d in reasons] == ["out_of_sync", "wrong"]
 
 
 def test_wrong_code_is_refused_without_a_clock_hint(client, make_user, clock):
@@ -224,3 +241,51 @@ def test_sign_ins_and_failures_are_audited_with_ip_and_browser(client, make_user
         assert expected in names
     succeeded = events(services, "account:sign_in:succeeded")[-1]
     assert succeeded.ip and succeeded.user_agent == headers["user-agent"] and succeeded.actor_id == member.id
+
+
+# -- the flow is bound to the browser that passed the password ---------------------------------
+
+
+def test_a_flow_id_alone_finishes_no_sign_in(app, client, make_user, clock):
+    member = make_user(with_totp=True)
+    flow = client.post("/api/v1/sign-in", json={"email": member.email, "password": PASSWORD}).json()["flow_id"]
+    with TestClient(app, base_url="http://127.0.0.1") as thief:
+        stolen = thief.post(
+            f"/api/v1/sign-in/{flow}/second-factor", json={"method": "totp", "code": member.code(clock)}
+        )
+        assert stolen.status_code == 404 and stolen.json()["error"] == "flow_not_found"
+        thief.cookies.set(FLOW_COOKIE, "a-guessed-flow-cookie-value")
+        assert thief.get(f"/sign-in/{flow}/code").status_code == 404
+        assert thief.post(f"/sign-in/{flow}/code", data={"code": member.code(clock)}).status_code == 410
+        assert thief.post(f"/api/v1/sign-in/{flow}/email-code").status_code == 404
+        assert SESSION_COOKIE not in thief.cookies
+    done = client.post(f"/api/v1/sign-in/{flow}/second-factor", json={"method": "totp", "code": member.code(clock)})
+    assert done.status_code == 200  # the browser that passed the password still can
+
+
+def test_flow_ids_and_flow_cookies_are_stored_only_as_keyed_hashes(client, make_user, services):
+    member = make_user(with_totp=True)
+    response = client.post("/api/v1/sign-in", json={"email": member.email, "password": PASSWORD})
+    flow_id, cookie = response.json()["flow_id"], response.cookies[FLOW_COOKIE]
+    assert "httponly" in response.headers["set-cookie"].lower()
+    with services.db.reading() as s:
+        [row] = s.execute(select(SignInFlow)).scalars().all()
+    assert row.id != flow_id and flow_id not in row.id and len(row.id) == 64
+    assert row.binding_hash and cookie not in row.binding_hash and row.binding_hash != row.id
+
+
+def test_a_flow_ends_after_five_wrong_codes(client, make_user, clock):
+    member = make_user(with_totp=True)
+    flow = client.post("/api/v1/sign-in", json={"email": member.email, "password": PASSWORD}).json()["flow_id"]
+    for _ in range(5):
+        wrong = client.post(
+            f"/api/v1/sign-in/{flow}/second-factor", json={"method": "totp", "code": _far_wrong_code(member, clock)}
+        )
+        assert wrong.status_code == 401
+    clock.advance(minutes=5)  # past the account's code throttle: only the flow's own cap is left
+    ended = client.post(f"/api/v1/sign-in/{flow}/second-factor", json={"method": "totp", "code": member.code(clock)})
+    assert ended.status_code == 410 and ended.json()["error"] == "flow_expired"
+    assert "too many wrong codes" in ended.json()["message"]
+    again = client.post("/api/v1/sign-in", json={"email": member.email, "password": PASSWORD}).json()["flow_id"]
+    done = client.post(f"/api/v1/sign-in/{again}/second-factor", json={"method": "totp", "code": member.code(clock)})
+    assert done.status_code == 200

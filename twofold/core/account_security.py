@@ -152,7 +152,9 @@ class AccountSecurityService:
         if new_password == current_password:
             raise InvalidInput("The new password must differ from the current one.")
         email = active.user.email
-        with self.gate.guess(email=email, password=current_password, counted=password_checks(email)[:1]) as check:
+        with self.gate.guess(
+            email=email, password=current_password, counted=password_checks(email, client="signed-in")
+        ) as check:
             return self._change_password(active=active, check=check, new_password=new_password, context=context)
 
     def _change_password(

@@ -36,11 +36,11 @@ from twofold.audit import AuditLog, EventTag
 from twofold.context import RequestContext
 from twofold.core.policy import Policy
 from twofold.crypto.passwords import PasswordHasher
-from twofold.errors import InvalidCredentials, InvalidInput, Throttled
+from twofold.errors import InvalidCode, InvalidCredentials, InvalidInput, Throttled
 from twofold.factors.base import FactorRegistry, FactorResponse, Outcome, Verification, run_after_commit
 from twofold.store.db import Database, Refusal, lock_account
 from twofold.store.models import User
-from twofold.throttle import Rule, Throttle, code_throttle_key, password_checks
+from twofold.throttle import Blocked, Reservation, Rule, Throttle, code_throttle_key, password_checks
 
 WRONG_CODE = (
     "That code is not right. Enter the current code from your authenticator app, a backup code you have not "
@@ -50,19 +50,36 @@ WRONG_CODE = (
 ThrottleKey = tuple[Rule, str]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PasswordCheck:
-    """One password guess, judged: ``ok``, and the account as read for it (None: no such account)."""
+    """One password guess, judged: ``ok``, and the account as read for it (None: no such account).
+
+    The guess was counted as failed before it was judged (a reservation, see
+    twofold/throttle.py). ``count_failure`` keeps that count; ``release`` takes it
+    back after a right password; a check left unsettled is released when the
+    gate's block ends.
+    """
 
     ok: bool
     user: User | None
     password_hash: str | None
     counted: tuple[ThrottleKey, ...] = field(repr=False)
     throttle: Throttle = field(repr=False)
+    reservation: Reservation | None = field(default=None, repr=False)
+    settled: bool = field(default=False, repr=False)
 
     def count_failure(self, session: Session) -> int:
         """Count this guess as failed, in ``session``'s transaction; return the wait it started (0: none)."""
-        return self.throttle.hit(session, self.counted)
+        if self.reservation is None or self.settled:
+            return self.throttle.hit(session, self.counted)
+        self.settled = True
+        return self.throttle.retry_after(session, self.counted)
+
+    def release(self, session: Session | None) -> None:
+        """The guess was right: take back its reserved failure (in ``session``'s transaction)."""
+        if self.reservation is not None and not self.settled:
+            self.throttle.release(session, self.reservation)
+        self.settled = True
 
 
 @dataclass(kw_only=True, slots=True)
@@ -87,21 +104,46 @@ class PasswordGate:
         """Judge ``password`` for the account ``email``; the block runs in the account's turn.
 
         Raises ``Throttled`` (after ``on_throttled``, to audit it) while ``counted`` or
-        ``also_blocked_by`` block: then no argon2 work is done. A wrong guess is
-        counted on ``counted`` by the block, with ``PasswordCheck.count_failure``,
-        before the turn passes on. An unknown account costs the same argon2 work.
+        ``also_blocked_by`` block: then no argon2 work is done, and the error's
+        ``blocked_by`` names the full key. Otherwise the guess is counted on
+        ``counted`` before argon2 runs (one atomic reservation, exact across
+        processes); the block keeps the count with ``PasswordCheck.count_failure``
+        or takes it back with ``release`` (done for it when the block ends). An
+        unknown account costs the same argon2 work.
         """
         with self.throttle.one_at_a_time(email):
             with self.db.reading() as s:
                 user = s.execute(select(User).where(User.email == email)).scalar_one_or_none()
-                wait = self.throttle.retry_after(s, [*counted, *also_blocked_by])
-            if wait:
+                blocked: Reservation | Blocked | None = self.throttle.blocking(s, also_blocked_by)
+            if blocked is None:
+                blocked = self._reserve(counted)
+            if isinstance(blocked, Blocked):
                 if on_throttled is not None:
-                    on_throttled(user, wait)
-                raise Throttled(wait, what)
+                    on_throttled(user, blocked.wait)
+                error = Throttled(blocked.wait, what)
+                error.blocked_by = blocked.key
+                raise error
             password_hash = user.password_hash if user is not None else None
-            ok = self.passwords.verify(password_hash, password)
-            yield PasswordCheck(ok, user, password_hash, tuple(counted), self.throttle)
+            check = PasswordCheck(False, user, password_hash, tuple(counted), self.throttle, blocked)
+            try:
+                check.ok = self.passwords.verify(password_hash, password)
+                yield check
+            finally:
+                if not check.settled:
+                    self._release(check)
+
+    def _reserve(self, counted: Sequence[ThrottleKey]) -> Reservation | Blocked:
+        if not self.throttle.in_database:
+            return self.throttle.reserve(None, counted)
+        with self.db.transaction() as s:
+            return self.throttle.reserve(s, counted)
+
+    def _release(self, check: PasswordCheck) -> None:
+        if not self.throttle.in_database:
+            check.release(None)
+            return
+        with self.db.transaction() as s:
+            check.release(s)
 
 
 @dataclass(frozen=True)
@@ -141,7 +183,7 @@ class Reauthentication:
         with self.gate.guess(
             email=user.email,
             password=password,
-            counted=[password_checks(user.email)[0]],
+            counted=password_checks(user.email, client="signed-in"),
             also_blocked_by=[code_throttle_key(user.id)],
             what="attempts",
         ) as check:
@@ -201,4 +243,6 @@ class Reauthentication:
         self.audit.record_lockout(
             s, wait=wait, step=action, context=context, practice_id=user.practice_id, subject_id=user.id
         )
-        raise Refusal(verification.refusal(WRONG_CODE))
+        # One answer for every wrong code, as at sign-in (no "check your phone's clock" hint that
+        # would confirm a code right for another time step); the reason is in the audit event.
+        raise Refusal(InvalidCode(WRONG_CODE))

@@ -178,6 +178,14 @@ class SecurityMail:
         """For the remember-this-browser use case (issue 3): ``days`` is how long it is remembered."""
         self._notify("browser_remembered", user, context, days=days)
 
+    def notify_sign_in_locked(
+        self, user: Recipient, context: RequestContext, *, minutes: int, unlock_path: str
+    ) -> None:
+        """Sign-in from unknown browsers is paused after wrong passwords; ``unlock_path`` unlocks one browser."""
+        self._notify(
+            "sign_in_locked", user, context, minutes=minutes, unlock_url=f"{self.base_url.rstrip('/')}{unlock_path}"
+        )
+
     def notify_admin_reset(
         self, user: Recipient, context: RequestContext, *, admin_name: str | None, reason: str | None = None
     ) -> None:

@@ -138,6 +138,30 @@ class SessionService:
         record.revoked_reason = reason
         return record
 
+    def renew_after_privilege_change(
+        self, session: Session, *, user: User, current_session_id: int | None, context: RequestContext, reason: str
+    ) -> str | None:
+        """End every session of ``user`` and, when ``current_session_id`` is one of them, start its successor.
+
+        For a change of what a session is worth (2FA turned on): a session opened with
+        the password alone, elsewhere, must not outlive it, and the current one gets a
+        new id (OWASP Session Management: renew the id on a privilege change). The
+        successor keeps when and how the member proved who they are. Returns its
+        token (None without a current session).
+        """
+        current = session.get(UserSession, current_session_id) if current_session_id is not None else None
+        self.end_all_for(session, user_id=user.id, reason=reason)
+        if current is None or current.user_id != user.id:
+            return None
+        token = self.start(session, user=user, context=context, amr=tuple((current.amr or "pwd").split()))
+        if current.authenticated_at is not None:
+            session.execute(
+                update(UserSession)
+                .where(UserSession.token_hash == self.hasher.hash(token))
+                .values(authenticated_at=current.authenticated_at)
+            )
+        return token
+
     def end_all_for(self, session: Session, *, user_id: int, reason: str, keep_session_id: int | None = None) -> int:
         """End every live session of a user (but ``keep_session_id``); return how many."""
         query = update(UserSession).where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None))

@@ -2,10 +2,18 @@
 
 A flow row records that the password was right; it grants nothing by itself and
 lives ten minutes. Only ``verify_second_factor`` turns it into a session.
+
+The flow is bound to the browser that passed the password step: that browser gets
+a flow cookie (``FLOW_COOKIE``), the flow stores a keyed hash of it, and every
+later step must come with it (through ``RequestContext.flow_binding``). The flow id
+itself is stored only as a keyed hash too. A flow id seen in a URL, a log or a
+copy of the database finishes no sign-in, and a flow takes at most
+``MAX_FLOW_ATTEMPTS`` wrong codes before it ends.
 """
 
 from __future__ import annotations
 
+import hmac
 import re
 import secrets
 from collections.abc import Mapping
@@ -22,29 +30,49 @@ from sqlalchemy.orm.attributes import set_committed_value
 from twofold.audit import AuditLog, EventTag
 from twofold.clock import Clock
 from twofold.context import RequestContext
+from twofold.core.known_browsers import KnownBrowsers
+from twofold.core.lockouts import LockWindows
 from twofold.core.policy import Policy
 from twofold.core.reauth import PasswordCheck, PasswordGate
 from twofold.core.remembered import BrowserCookie, RememberedBrowserService
 from twofold.core.security_mail import SecurityMail
 from twofold.core.sessions import SessionService
 from twofold.crypto.passwords import PasswordHasher
+from twofold.crypto.secret_box import TokenHasher, random_token
 from twofold.errors import (
     DeliveryFailed,
     FlowExpired,
     FlowNotFound,
+    InvalidCode,
     InvalidCredentials,
     InvalidInput,
     MethodNotAvailable,
+    NotFound,
     Throttled,
 )
 from twofold.factors.base import Challenge, FactorRegistry, FactorResponse, run_after_commit
 from twofold.store.db import Database, Refusal, lock_account
 from twofold.store.models import Practice, SignInFlow, User
 from twofold.store.prepared import Prepared, as_record
-from twofold.throttle import Throttle, code_throttle_key, password_checks
+from twofold.throttle import (
+    PASSWORD_PER_ACCOUNT,
+    Limit,
+    Rule,
+    Throttle,
+    account_lock_keys,
+    code_throttle_key,
+    password_checks,
+    subject_key,
+)
 
 FLOW_TTL = timedelta(minutes=10)
 FLOW_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # secrets.token_urlsafe's alphabet
+FLOW_COOKIE = "twofold_flow"
+# Wrong codes one flow may take; then it ends and the sign-in starts again from the password
+# (which is throttled too). The per-account code throttle still counts across flows.
+MAX_FLOW_ATTEMPTS = 5
+# At most one "sign-in is paused" email with an unlock link per account and hour.
+UNLOCK_MAIL = Rule("unlock-mail", (Limit(3600, 1),))
 
 PASSWORD_VERIFIED = "password_verified"
 SECOND_FACTOR_VERIFIED = "second_factor_verified"
@@ -62,10 +90,31 @@ class SignInResult:
     return_to: str | None = None
     # A remembered-browser cookie to set (granted) or to delete (refused token).
     browser_cookie: BrowserCookie | None = None
+    # The flow cookie to set (a flow opened; it outlives the flow by nothing, so it is left to
+    # expire), and the device cookie that makes this browser known to the account (signed in).
+    flow_cookie: BrowserCookie | None = None
+    device_cookie: BrowserCookie | None = None
+
+    @property
+    def cookies(self) -> list[BrowserCookie]:
+        """Every cookie this result sets or deletes, but the session's."""
+        return [c for c in (self.browser_cookie, self.flow_cookie, self.device_cookie) if c is not None]
 
 
 class MalformedCode(InvalidInput):
     message = "That is not a code of this method: check the number of digits and type only 0-9."
+
+
+class FlowExhausted(FlowExpired):
+    message = "This sign-in ended after too many wrong codes. Start again from the sign-in page."
+
+
+class UnlockLinkInvalid(NotFound):
+    code = "unlock_link_invalid"
+    message = (
+        "This unlock link is not valid or has expired. Sign in from a browser you used before, "
+        "or ask your practice admin to unlock your account."
+    )
 
 
 _FLOWS = cast(Table, SignInFlow.__table__)
@@ -153,6 +202,9 @@ class SignInService:
     factors: FactorRegistry
     remembered: RememberedBrowserService
     mail: SecurityMail
+    known_browsers: KnownBrowsers
+    windows: LockWindows
+    flow_hasher: TokenHasher
 
     def start_sign_in(
         self,
@@ -169,32 +221,103 @@ class SignInService:
         database lock while hashing. When the account has a second factor and
         ``remembered_cookies`` (the request's cookies) hold a live remembered-browser
         token of this account, the sign-in completes without a code.
+
+        Wrong guesses count per account and client; ``remembered_cookies`` may also
+        hold this account's device cookie, which exempts the browser from the
+        account-wide ceiling (see twofold/core/known_browsers.py).
         """
         email = normalize_email(email)
         if not email or not email.isprintable():
             # No account has such an email; PostgreSQL would refuse a NUL in the lookup.
             raise InvalidInput("Enter your email address, such as name@example.org.")
-        with self.gate.guess(
-            email=email,
-            password=password,
-            counted=password_checks(email, context.ip),
-            what="sign-in attempts",
-            on_throttled=lambda user, wait: self._audit_throttled(user, wait, context),
-        ) as check:
-            return self._after_password(
-                check, password=password, context=context, return_to=return_to, remembered_cookies=remembered_cookies
-            )
+        known = self.known_browsers.recognise(email, remembered_cookies)
+        asked: list[User | None] = []
+        try:
+            with self.gate.guess(
+                email=email,
+                password=password,
+                counted=password_checks(email, context.ip, known_browser=known),
+                what="sign-in attempts",
+                on_throttled=lambda user, _wait: asked.append(user),
+            ) as check:
+                return self._after_password(
+                    check,
+                    password=password,
+                    context=context,
+                    return_to=return_to,
+                    remembered_cookies=remembered_cookies,
+                )
+        except Throttled as exc:
+            if asked:  # refused by the gate before any argon2 work: counted in its lock window
+                user = asked[0]
+                with self.db.transaction() as s:
+                    self.windows.refused(
+                        s,
+                        key=exc.blocked_by,
+                        wait=exc.retry_after,
+                        step="password",
+                        context=context,
+                        practice_id=user.practice_id if user else None,
+                        subject_id=user.id if user else None,
+                    )
+            raise
 
-    def _audit_throttled(self, user: User | None, wait: int, context: RequestContext) -> None:
+    def _refuse_password(self, check: PasswordCheck, *, context: RequestContext) -> None:
+        """Count, audit and refuse a wrong password (or an inactive account); email an unlock link when it
+        just locked the account for unknown browsers."""
+        user = check.user
+        reason = "unknown_email" if user is None else ("inactive" if check.ok else "wrong_password")
+        practice_id = user.practice_id if user else None
+        subject_id = user.id if user else None
+        unlock_mail = None
         with self.db.transaction() as s:
+            check.count_failure(s)
             self.audit.record(
                 s,
-                EventTag.SIGN_IN_THROTTLED,
+                EventTag.SIGN_IN_PASSWORD_FAILED,
                 context=context,
-                practice_id=user.practice_id if user else None,
-                subject_id=user.id if user else None,
-                details={"step": "password", "retry_after": wait},
+                practice_id=practice_id,
+                subject_id=subject_id,
+                details={"reason": reason},
             )
+            blocked = self.throttle.blocking(s, check.counted)
+            if blocked is None:
+                self.windows.summarise_due(s)
+            else:
+                opened = self.windows.locked(
+                    s,
+                    key=blocked.key,
+                    wait=blocked.wait,
+                    step="password",
+                    context=context,
+                    practice_id=practice_id,
+                    subject_id=subject_id,
+                )
+                if opened and user is not None and user.active and blocked.key == self._ceiling_key(user.email):
+                    unlock_mail = self._unlock_mail(s, user=user, wait=blocked.wait)
+        run_after_commit(unlock_mail, context)
+        raise InvalidCredentials()
+
+    @staticmethod
+    def _ceiling_key(email: str) -> str:
+        return subject_key(PASSWORD_PER_ACCOUNT, email)
+
+    def _unlock_mail(self, s: Session, *, user: User, wait: int):
+        """The "sign-in is paused" email with an unlock link, at most once an hour per account (None: not now)."""
+        key = [(UNLOCK_MAIL, f"unlock-mail:user:{user.id}")]
+        if self.throttle.retry_after(s, key):
+            return None
+        self.throttle.hit(s, key)
+        member = s.get(User, user.id)
+        if member is None or member.practice is None:  # loaded now: the email is written after the commit
+            return None
+        token = self.known_browsers.unlock_token(user_id=member.id, email=member.email)
+        return partial(
+            self.mail.notify_sign_in_locked,
+            member,
+            minutes=max(1, (wait + 59) // 60),
+            unlock_path=f"/sign-in/unlock/{token}",
+        )
 
     def _after_password(
         self,
@@ -212,24 +335,10 @@ class SignInService:
             if usable and user is not None and self.passwords.needs_rehash(user.password_hash)
             else None
         )
+        if not usable:
+            self._refuse_password(check, context=context)
         with self.db.transaction() as s:
-            if not usable:
-                reason = "unknown_email" if user is None else ("inactive" if check.ok else "wrong_password")
-                wait = check.count_failure(s)
-                practice_id = user.practice_id if user else None
-                subject_id = user.id if user else None
-                self.audit.record(
-                    s,
-                    EventTag.SIGN_IN_PASSWORD_FAILED,
-                    context=context,
-                    practice_id=practice_id,
-                    subject_id=subject_id,
-                    details={"reason": reason},
-                )
-                self.audit.record_lockout(
-                    s, wait=wait, step="password", context=context, practice_id=practice_id, subject_id=subject_id
-                )
-                raise Refusal(InvalidCredentials())
+            check.release(s)  # a right password: its failure, reserved before argon2 ran, is taken back
             if user is None:
                 raise RuntimeError("a usable password check without its user")
             user = s.get(User, user.id)
@@ -271,7 +380,7 @@ class SignInService:
         also carries a remembered-browser cookie, granted in the same transaction.
         """
         with self.db.transaction() as s:
-            flow_record, user_record = self._live_flow(s, flow_id)
+            flow_record, user_record = self._live_flow(s, flow_id, binding=context.flow_binding)
             flow, user = _as_flow(flow_record), _as_user(user_record)
             policy = Policy.of(user.practice)
             factor = self.factors.get(method)
@@ -289,13 +398,14 @@ class SignInService:
             key = code_throttle_key(user.id)
             wait = self.throttle.retry_after(s, [key])
             if wait:
-                self.audit.record(
+                self.windows.refused(
                     s,
-                    EventTag.SIGN_IN_THROTTLED,
+                    key=key[1],
+                    wait=wait,
+                    step="second_factor",
                     context=context,
                     practice_id=user.practice_id,
                     subject_id=user.id,
-                    details={"step": "second_factor", "method": method, "retry_after": wait},
                 )
                 raise Refusal(Throttled(wait, "code attempts"))
             verification = factor.verify(s, user=user, response=code)
@@ -310,15 +420,21 @@ class SignInService:
                     subject_id=user.id,
                     details={"method": method, "reason": str(verification.outcome), **(verification.details or {})},
                 )
-                self.audit.record_lockout(
+                self.windows.locked(
                     s,
+                    key=key[1],
                     wait=wait,
                     step="second_factor",
                     context=context,
                     practice_id=user.practice_id,
                     subject_id=user.id,
                 )
-                raise Refusal(verification.refusal(factor.wrong_code_message))
+                if not wait:
+                    self.windows.summarise_due(s)
+                # One answer for every wrong code, whatever the reason (wrong, reused, expired, or right for
+                # another time step): telling "right but for another time" apart would confirm a guessed
+                # code that becomes valid later. The reason stays in the audit event.
+                raise Refusal(InvalidCode(factor.wrong_code_message))
             _write(s, flow, _SET_FLOW_STATE, state=SECOND_FACTOR_VERIFIED)
             after_commit = verification.after_commit
             result = self._complete(
@@ -348,7 +464,7 @@ class SignInService:
         the code could not be sent at once (it is retried in the background).
         """
         with self.db.transaction() as s:
-            flow_record, user_record = self._live_flow(s, flow_id)
+            flow_record, user_record = self._live_flow(s, flow_id, binding=context.flow_binding)
             flow, user = _as_flow(flow_record), _as_user(user_record)
             factor = self.factors.get(method)
             if factor is None or method not in self._methods(s, user):
@@ -379,11 +495,49 @@ class SignInService:
             raise DeliveryFailed()
         return challenge
 
-    def flow_methods(self, flow_id: str) -> tuple[SimpleNamespace, SimpleNamespace, list[str]]:
-        """The live flow, its user and the methods it offers (for the code page)."""
+    def flow_methods(
+        self, flow_id: str, *, context: RequestContext | None = None
+    ) -> tuple[SimpleNamespace, SimpleNamespace, list[str]]:
+        """The live flow, its user and the methods it offers (for the code page), to the browser it is bound to."""
         with self.db.reading() as s:
-            flow, user = self._live_flow(s, flow_id, lock=False)
+            flow, user = self._live_flow(s, flow_id, lock=False, binding=context.flow_binding if context else None)
             return flow, user, self._methods(s, _as_user(user))
+
+    # -- unlocking -----------------------------------------------------------
+
+    def unlock_with_link(self, *, token: str, context: RequestContext) -> BrowserCookie:
+        """Open an emailed unlock link: clear the account's failure counts and make this browser known.
+
+        Returns the device cookie to set. Raises ``UnlockLinkInvalid`` for a link that is
+        not ours, expired, or for an account that is inactive or whose email changed.
+        """
+        claimed = self.known_browsers.read_unlock_token(token)
+        if claimed is None:
+            raise UnlockLinkInvalid()
+        with self.db.transaction() as s:
+            user = s.get(User, claimed.user_id)
+            if user is None or not user.active or not self.known_browsers.unlock_is_valid(token, email=user.email):
+                raise UnlockLinkInvalid()
+            self.clear_lockout(s, user=user)
+            self.audit.record(
+                s,
+                EventTag.SIGN_IN_UNLOCKED,
+                context=context,
+                practice_id=user.practice_id,
+                actor_id=user.id,
+                subject_id=user.id,
+                details={"by": "email_link"},
+            )
+            return self.known_browsers.issue(user.email)
+
+    def clear_lockout(self, s: Session, *, user: User) -> None:
+        """Forget ``user``'s failed passwords (from every client) and codes, in ``s``'s transaction.
+
+        The lock windows end at once, with their summary events. The caller audits why.
+        """
+        keys = account_lock_keys(user.email, user.id)
+        self.windows.end(s, keys)
+        self.throttle.clear(s, keys)
 
     # -- steps ---------------------------------------------------------------
 
@@ -391,19 +545,30 @@ class SignInService:
         """The methods ``user`` has set up that their practice allows."""
         return self.factors.enabled_for(s, user, self.factors.allowed(Policy.of(user.practice).allowed_methods))
 
-    def _live_flow(self, s: Session, flow_id: str, lock: bool = True) -> tuple[SimpleNamespace, SimpleNamespace]:
+    def _live_flow(
+        self, s: Session, flow_id: str, lock: bool = True, *, binding: str | None = None
+    ) -> tuple[SimpleNamespace, SimpleNamespace]:
         """The live flow and its user (with ``user.practice``) as plain attribute records.
 
-        With ``lock`` the flow row stays locked until the transaction ends.
+        With ``lock`` the flow row stays locked until the transaction ends. A flow asked
+        for without the flow cookie of its browser (``binding``) is not found, as an
+        unknown one is: the answer tells a guesser nothing.
         """
         if not FLOW_ID.fullmatch(flow_id):  # not one of ours (and PostgreSQL refuses a NUL in a lookup)
             raise FlowNotFound()
-        row = (_FLOW_ROWS_LOCKED if lock else _FLOW_ROWS).execute(s, {"flow_id": flow_id}).one_or_none()
+        stored_id = self.flow_hasher.hash(flow_id)
+        row = (_FLOW_ROWS_LOCKED if lock else _FLOW_ROWS).execute(s, {"flow_id": stored_id}).one_or_none()
         if row is None:
             raise FlowNotFound()
         flow = as_record(_FLOWS, row[:_FLOW_END])
+        if not binding or len(binding) > 128 or flow.binding_hash is None:
+            raise FlowNotFound()
+        if not hmac.compare_digest(flow.binding_hash, self.flow_hasher.hash(f"binding:{binding}")):
+            raise FlowNotFound()
         if flow.state != PASSWORD_VERIFIED or self.clock.now() >= flow.expires_at:
             raise FlowExpired()
+        if flow.attempts >= MAX_FLOW_ATTEMPTS:
+            raise FlowExhausted()
         user = as_record(_USERS, row[_FLOW_END:_USER_END])
         if user.id is None or not user.active:
             raise FlowExpired()
@@ -414,8 +579,11 @@ class SignInService:
         self, s: Session, *, user: User, methods: list[str], context: RequestContext, return_to: str | None
     ) -> SignInResult:
         now = self.clock.now()
+        flow_id = secrets.token_urlsafe(24)
+        binding = random_token(32)
         flow = SignInFlow(
-            id=secrets.token_urlsafe(24),
+            id=self.flow_hasher.hash(flow_id),
+            binding_hash=self.flow_hasher.hash(f"binding:{binding}"),
             user_id=user.id,
             state=PASSWORD_VERIFIED,
             created_at=now,
@@ -434,7 +602,14 @@ class SignInService:
             subject_id=user.id,
             details={"methods": methods},
         )
-        return SignInResult("second_factor_required", user.id, flow_id=flow.id, methods=methods, return_to=return_to)
+        return SignInResult(
+            "second_factor_required",
+            user.id,
+            flow_id=flow_id,
+            methods=methods,
+            return_to=return_to,
+            flow_cookie=BrowserCookie(FLOW_COOKIE, binding, int(FLOW_TTL.total_seconds())),
+        )
 
     def _amr(self, method: str) -> tuple[str, ...]:
         """RFC 8176 references for a sign-in by ``method`` after the password (or a remembered browser)."""
@@ -464,4 +639,10 @@ class SignInService:
             subject_id=user.id,
             details={**(details or {}), "method": method},
         )
-        return SignInResult("signed_in", user.id, session_token=token, return_to=return_to)
+        return SignInResult(
+            "signed_in",
+            user.id,
+            session_token=token,
+            return_to=return_to,
+            device_cookie=self.known_browsers.issue(user.email),
+        )

@@ -9,6 +9,7 @@ from pydantic import AfterValidator
 
 from twofold.context import RequestContext
 from twofold.core.sessions import ActiveSession
+from twofold.core.signin import FLOW_COOKIE
 from twofold.errors import NotAuthenticated
 from twofold.web.rendering import SESSION_COOKIE
 from twofold.wiring import Services
@@ -23,7 +24,11 @@ async def get_services(request: Request) -> Services:
 
 async def request_context(request: Request) -> RequestContext:
     client = request.client.host if request.client else None
-    return RequestContext(ip=client, user_agent=request.headers.get("user-agent", "")[:512] or None)
+    return RequestContext(
+        ip=client,
+        user_agent=request.headers.get("user-agent", "")[:512] or None,
+        flow_binding=request.cookies.get(FLOW_COOKIE),
+    )
 
 
 def optional_session(request: Request) -> ActiveSession | None:

@@ -7,6 +7,7 @@ template helper, a cookie attribute or the rule for where a redirect may go is w
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
@@ -48,6 +49,7 @@ NOTICES = {
     "signed_out": "You are signed out.",
     "timed_out": "You were signed out after a period without activity. Sign in again to continue where you were.",
     "signed_out_everywhere": "You are signed out everywhere: on this browser and on every other.",
+    "unlocked": "Sign-in is unlocked on this browser. Sign in with your email and password.",
     # two-factor authentication
     "enabled": "Two-factor authentication is on. From now on, sign-in asks for a code from your app.",
     "disabled": "Two-factor authentication is off. Sign-in now asks for your password only.",
@@ -69,7 +71,8 @@ NOTICES = {
 # Shown by the practice administration pages (a member's page, the policy page).
 PRACTICE_NOTICES = {
     "added": "Member added. They were emailed a link to choose a password and set up two-factor authentication.",
-    "role": "Role changed.",
+    "role": "Role changed. The member was signed out everywhere and signs in again with the new role.",
+    "unlocked": "Sign-in unlocked: the member's failed passwords and codes are forgotten.",
     "deactivated": "Member deactivated: their sessions and remembered browsers have ended.",
     "reactivated": "Member reactivated.",
     "link_sent": "Set-up link sent. It works once, for 72 hours; any earlier link no longer works.",
@@ -132,6 +135,7 @@ def set_cookies(
     session_token: str | None = None,
     end_session: bool = False,
     browser: BrowserCookie | None = None,
+    cookies: Iterable[BrowserCookie] = (),
 ) -> ResponseT:
     """Set or delete Twofold's cookies on ``response``; returns it.
 
@@ -139,7 +143,8 @@ def set_cookies(
     the server ends the session sooner by its own clock); ``end_session`` deletes it;
     ``browser`` (a ``BrowserCookie`` from the core) sets a remembered-browser cookie with
     the trust's lifetime as Max-Age, so the browser drops it when the server would, or
-    deletes it. Every cookie is HttpOnly, SameSite=Lax, path /, and Secure outside
+    deletes it; ``cookies`` are more such cookies from the core (a sign-in's flow and
+    device cookies). Every cookie is HttpOnly, SameSite=Lax, path /, and Secure outside
     plain-HTTP localhost.
     """
     secure = cookie_secure(request)
@@ -147,14 +152,16 @@ def set_cookies(
         response.set_cookie(SESSION_COOKIE, session_token, httponly=True, samesite="lax", secure=secure, path="/")
     elif end_session:
         response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=secure)
-    if browser is not None:
-        if browser.value is None:
-            response.delete_cookie(browser.name, path="/", httponly=True, samesite="lax", secure=secure)
+    for cookie in (browser, *cookies):
+        if cookie is None:
+            continue
+        if cookie.value is None:
+            response.delete_cookie(cookie.name, path="/", httponly=True, samesite="lax", secure=secure)
         else:
             response.set_cookie(
-                browser.name,
-                browser.value,
-                max_age=browser.max_age,
+                cookie.name,
+                cookie.value,
+                max_age=cookie.max_age,
                 path="/",
                 httponly=True,
                 samesite="lax",

@@ -1,8 +1,9 @@
 """Signing in and out: the sign-in page and ``POST /api/v1/sign-in``, the code step (page and
 ``second-factor``), a sign-in code by email, sign-out, and the lost-phone help page.
 
-The browser carries only the sign-in flow's id between the password and the code; the
-session cookie is set once the flow is done.
+The browser carries the sign-in flow's id (in the URL) and the flow cookie that binds the
+flow to it between the password and the code; the session cookie is set once the flow is
+done. JSON clients keep the cookies of the sign-in answer, as a browser does.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import BaseModel, Field
 
 from twofold import errors as core
+from twofold.context import RequestContext
 from twofold.core.policy import Policy
 from twofold.core.signin import SignInResult
 from twofold.web.blocking import database_work
@@ -56,12 +58,12 @@ class SecondFactorRequiredPublic(BaseModel):
 def signed_in_answer(request: Request, result: SignInResult) -> JSONResponse:
     if result.status == "signed_in":
         response = JSONResponse(SignedInPublic().model_dump())
-        set_cookies(request, response, session_token=result.session_token, browser=result.browser_cookie)
+        set_cookies(request, response, session_token=result.session_token, cookies=result.cookies)
     else:
         if result.flow_id is None:  # the core gives every second_factor_required result a flow
             raise RuntimeError("second_factor_required without a flow_id")
         response = JSONResponse(SecondFactorRequiredPublic(flow_id=result.flow_id, methods=result.methods).model_dump())
-        set_cookies(request, response, browser=result.browser_cookie)
+        set_cookies(request, response, cookies=result.cookies)
     return response
 
 
@@ -71,7 +73,10 @@ def signed_in_answer(request: Request, result: SignInResult) -> JSONResponse:
     summary="Check email and password",
     description="Signs in, or opens a sign-in flow when a second factor is needed. "
     "Unknown email and wrong password get the same 401 `invalid_credentials`. "
-    "A request carrying a live remembered-browser cookie of this account is signed in without a code.",
+    "A request carrying a live remembered-browser cookie of this account is signed in without a code. "
+    "A flow answer sets the flow cookie `twofold_flow`: send it back with the flow's next requests "
+    "(a flow answers only the client that passed the password). A signed-in answer sets a device "
+    "cookie that keeps this client signing in while guesses from elsewhere lock the account.",
 )
 def sign_in(body: SignInRequest, request: Request, services: ServicesDep, context: Context):
     result = services.sign_in.start_sign_in(
@@ -169,18 +174,34 @@ def sign_in_submit(
         return render(request, "sign_in.html", {**form, "error": exc.message}, status_for(exc))
     if result.status != "signed_in":
         response = RedirectResponse(f"/sign-in/{result.flow_id}/code", status_code=303)
-        return set_cookies(request, response, browser=result.browser_cookie)
+        return set_cookies(request, response, cookies=result.cookies)
     target = safe_next(next)
     if services.enforcement.requirement_for(result.user_id).outstanding:
         target = f"/account/two-factor?next={quote(target, safe='')}"  # the practice wants 2FA: enrol first
     response = RedirectResponse(target, status_code=303)
-    return set_cookies(request, response, session_token=result.session_token, browser=result.browser_cookie)
+    return set_cookies(request, response, session_token=result.session_token, cookies=result.cookies)
+
+
+@pages.get("/sign-in/unlock/{token}")
+def unlock_page(request: Request, token: str):
+    """The emailed unlock link. It asks for a click: mail scanners open links, and only a person should unlock."""
+    return render(request, "unlock.html", {"token": token})
+
+
+@pages.post("/sign-in/unlock/{token}")
+def unlock_submit(request: Request, token: str, services: ServicesDep, context: Context):
+    try:
+        device = services.sign_in.unlock_with_link(token=token[:128], context=context)
+    except core.NotFound as exc:
+        return render(request, "flow_gone.html", {"message": exc.message}, 404)
+    response = RedirectResponse("/sign-in?notice=unlocked", status_code=303)
+    return set_cookies(request, response, cookies=[device])
 
 
 @pages.get("/sign-in/{flow_id}/code")
-def code_page(request: Request, flow_id: str, services: ServicesDep):
+def code_page(request: Request, flow_id: str, services: ServicesDep, context: Context):
     try:
-        _flow, user, methods = services.sign_in.flow_methods(flow_id)
+        _flow, user, methods = services.sign_in.flow_methods(flow_id, context=context)
     except (core.FlowNotFound, core.FlowExpired) as exc:
         return render(request, "flow_gone.html", {"message": exc.message}, status_for(exc))
     # The flow's user is a plain record, not an ORM User: read its practice's policy directly
@@ -210,12 +231,12 @@ def code_submit(
         # As the JSON contract: a refused code at sign-in is 401, whatever the reason.
         status = 429 if isinstance(exc, core.Throttled) else 401
         page = {
-            **code_page_context(services, flow_id, method, error=exc.message),
-            **remember_option(services, flow_id, remember),
+            **code_page_context(services, flow_id, method, error=exc.message, context=context),
+            **remember_option(services, flow_id, remember, context=context),
         }
         return render(request, "code.html", page, status)
     response = RedirectResponse(safe_next(result.return_to), status_code=303)
-    return set_cookies(request, response, session_token=result.session_token, browser=result.browser_cookie)
+    return set_cookies(request, response, session_token=result.session_token, cookies=result.cookies)
 
 
 @pages.post("/sign-in/{flow_id}/email-code")
@@ -226,25 +247,28 @@ def email_code_form(request: Request, flow_id: str, services: ServicesDep, conte
         return render(request, "flow_gone.html", {"message": exc.message}, status_for(exc))
     except (core.Throttled, core.DeliveryFailed, core.MethodNotAvailable) as exc:
         return render(
-            request, "code.html", code_page_context(services, flow_id, "email", error=exc.message), status_for(exc)
+            request,
+            "code.html",
+            code_page_context(services, flow_id, "email", error=exc.message, context=context),
+            status_for(exc),
         )
     notice = f"We emailed a code to {sent.sent_to}. It works once, for 10 minutes."
-    return render(request, "code.html", code_page_context(services, flow_id, "email", notice=notice))
+    return render(request, "code.html", code_page_context(services, flow_id, "email", notice=notice, context=context))
 
 
-def code_page_context(services, flow_id: str, method: str, **extra) -> dict:
+def code_page_context(services, flow_id: str, method: str, *, context: RequestContext, **extra) -> dict:
     """The code page again, offering every method of the flow, with ``method``'s form in front."""
     try:
-        _flow, _user, methods = services.sign_in.flow_methods(flow_id)
+        _flow, _user, methods = services.sign_in.flow_methods(flow_id, context=context)
     except core.TwofoldError:
         methods = [method]
     return {"flow_id": flow_id, "methods": methods, "active_method": method, **extra}
 
 
-def remember_option(services, flow_id: str, checked: bool = False) -> dict:
+def remember_option(services, flow_id: str, checked: bool = False, *, context: RequestContext) -> dict:
     """What the code page's "Remember this browser" checkbox needs (none when the policy says 0 days)."""
     try:
-        _flow, user, _methods = services.sign_in.flow_methods(flow_id)
+        _flow, user, _methods = services.sign_in.flow_methods(flow_id, context=context)
     except core.TwofoldError:
         return {"remember_days": 0}
     return {"remember_days": services.accounts.policy_for(user).remember_browser_days, "remember_checked": checked}

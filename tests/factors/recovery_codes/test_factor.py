@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from tests.conftest import backends
-from tests.support.recovery import start_flow
 from twofold.context import RequestContext
 from twofold.errors import InvalidCode, Throttled
 from twofold.factors.recovery_codes.factor import ALPHABET, CODE_LENGTH, display, new_code, normalize_recovery_code
@@ -67,17 +66,23 @@ def test_codes_are_bound_to_their_account(services, make_user):
 def test_two_concurrent_uses_of_one_backup_code_give_one_success(services, make_user, client):
     """Eight sign-ins race with one code: exactly one gets a session (SQLite and PostgreSQL)."""
     member = make_user(with_totp=True)
-    flows = [start_flow(client, member)["flow_id"] for _ in range(8)]
+    flows = [
+        services.sign_in.start_sign_in(email=member.email, password=member.password, context=RequestContext())
+        for _ in range(8)
+    ]
     code = member.recovery_codes[0]
     barrier = threading.Barrier(len(flows))
     results: list[object] = []
 
-    def attempt(flow_id: str) -> None:
+    def attempt(flow) -> None:
         barrier.wait()
         try:
             results.append(
                 services.sign_in.verify_second_factor(
-                    flow_id=flow_id, method="recovery_code", code=code, context=RequestContext()
+                    flow_id=flow.flow_id,
+                    method="recovery_code",
+                    code=code,
+                    context=RequestContext(flow_binding=flow.flow_cookie.value),
                 )
             )
         except (InvalidCode, Throttled) as exc:

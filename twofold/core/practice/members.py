@@ -80,6 +80,13 @@ class TrustRevoker(Protocol):
         """Revoke everything of ``user_id`` in the caller's transaction; return how many were revoked."""
 
 
+class SignInLocks(Protocol):
+    """Clearing a member's sign-in lockout (core/signin.py), as the admin's "unlock" needs it."""
+
+    def clear_lockout(self, s: Session, *, user: User) -> None:
+        """Forget the member's failed passwords and codes in the caller's transaction."""
+
+
 class SetupLinks(Protocol):
     """Issuing a member's set-up link (core/practice/setup_links.py), as adding members needs it."""
 
@@ -214,6 +221,7 @@ class MemberService:
     sessions: SessionService
     setup: SetupLinks
     trust_revokers: list[TrustRevoker]
+    sign_in_locks: SignInLocks
     recovery_codes_left: CountsByMember = no_recovery_codes
     remembered_browsers: CountsByMember = no_remembered_browsers
     _invited_hash: str | None = field(default=None, init=False, repr=False)
@@ -398,7 +406,15 @@ class MemberService:
                 "subject_id": member.id,
             }
             if role is not None and role != member.role:
-                self.audit.record(s, EventTag.MEMBER_ROLE_CHANGED, **audit, details={"from": member.role, "to": role})
+                # A session proves who the member is, not what they may do: a new role starts from a new
+                # sign-in (OWASP Session Management: renew the session on a privilege change).
+                ended = self.sessions.end_all_for(s, user_id=member.id, reason="role_changed")
+                self.audit.record(
+                    s,
+                    EventTag.MEMBER_ROLE_CHANGED,
+                    **audit,
+                    details={"from": member.role, "to": role, "sessions_ended": ended},
+                )
                 member.role = role
             if active is False and member.active:
                 member.active = False
@@ -412,6 +428,21 @@ class MemberService:
                 self.audit.record(s, EventTag.MEMBER_REACTIVATED, **audit)
             s.flush()
             return self._views(s, [member])[0]
+
+    def unlock_member(self, *, practice_id: int, actor_id: int | None, member_id: int, context: RequestContext) -> None:
+        """Let a locked-out member sign in again at once: forget their failed passwords (from every client)
+        and codes. Audited as ``practice:member:unlocked``."""
+        with self.db.transaction() as s:
+            member = member_in(s, practice_id=practice_id, member_id=member_id, lock=True)
+            self.sign_in_locks.clear_lockout(s, user=member)
+            self.audit.record(
+                s,
+                EventTag.MEMBER_UNLOCKED,
+                context=context,
+                practice_id=practice_id,
+                actor_id=actor_id,
+                subject_id=member.id,
+            )
 
     # -- CSV ---------------------------------------------------------------------
 

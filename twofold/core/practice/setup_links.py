@@ -31,6 +31,7 @@ from twofold.core.practice.enforcement import TwoFactorEnforcement
 from twofold.core.practice.mail import setup_link_message
 from twofold.core.practice.members import member_in
 from twofold.core.reauth import PasswordGate
+from twofold.core.sessions import SessionService
 from twofold.crypto.passwords import PasswordHasher
 from twofold.crypto.secret_box import TokenHasher, random_token
 from twofold.errors import Conflict, InvalidCredentials, TwofoldError
@@ -113,6 +114,7 @@ class SetupService:
     enforcement: TwoFactorEnforcement
     hasher: TokenHasher
     notifier: Notifier
+    sessions: SessionService
 
     # -- sending -------------------------------------------------------------------
 
@@ -389,3 +391,5 @@ class SetupService:
             s, user=member, enrollment_id=enrollment_id, response=code, context=context, actor_id=actor_id
         )
         self.enforcement.clear_demand(s, user_id=member.id)
+        # 2FA is on: a session opened with the password alone (here or anywhere) ends with it.
+        self.sessions.end_all_for(s, user_id=member.id, reason="two_factor_enabled")

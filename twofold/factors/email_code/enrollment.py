@@ -18,6 +18,7 @@ from twofold.context import RequestContext
 from twofold.core.policy import Policy
 from twofold.core.reauth import Reauthentication
 from twofold.core.security_mail import SecurityMail
+from twofold.core.sessions import SessionService
 from twofold.errors import Conflict, DeliveryFailed, Forbidden, InvalidCode, InvalidInput, Throttled
 from twofold.factors.base import AuditFacts, BackupCodeIssuer, FactorRegistry, FactorResponse, Outcome, PendingSetups
 from twofold.factors.email_code.factor import CHALLENGE, CODE_TTL, CONFIRM_ADDRESS, SENDS_PER_ACCOUNT, EmailCodeFactor
@@ -82,6 +83,7 @@ class EmailMethodAdded:
 
     turned_on: bool
     recovery_codes: list[str]
+    session_token: str | None = None  # the current session's successor when 2FA was turned on
 
 
 @dataclass(kw_only=True, slots=True)
@@ -97,6 +99,7 @@ class EmailCodeEnrollmentService:
     # while 2FA was off must not add a factor later without re-authentication.
     pending_elsewhere: list[PendingSetups]
     mail: SecurityMail
+    sessions: SessionService
 
     def email_method_state(self, user: User) -> dict:
         """For the settings page: is it on, may it be added, and why not."""
@@ -116,8 +119,11 @@ class EmailCodeEnrollmentService:
             code = self._issue(s, user=user, purpose=CONFIRM_ADDRESS, context=context)
         return self._deliver(user, code=code, wording="confirm_address", context=context)
 
-    def confirm_email_method(self, *, user: User, code: FactorResponse, context: RequestContext) -> EmailMethodAdded:
-        """Add email codes once the emailed code comes back. Turns 2FA on (with backup codes) if it was off."""
+    def confirm_email_method(
+        self, *, user: User, code: FactorResponse, context: RequestContext, session_id: int | None = None
+    ) -> EmailMethodAdded:
+        """Add email codes once the emailed code comes back. Turns 2FA on (with backup codes) if it was off:
+        then every other session ends and the current one (``session_id``) is renewed, its token returned."""
         with self.db.transaction() as s:
             key = code_throttle_key(user.id)
             wait = self.throttle.retry_after(s, [key])
@@ -144,16 +150,20 @@ class EmailCodeEnrollmentService:
             self.factor.add_method(s, user=user)
             self.audit.record(s, EventTag.EMAIL_METHOD_ADDED, **facts)
             codes: list[str] = []
+            token = None
             if turned_on:
                 for setups in self.pending_elsewhere:
                     setups.discard_pending(s, user=user)
                 self.audit.record(s, EventTag.TWO_FACTOR_ENABLED, **facts, details={"method": self.factor.kind})
                 codes = self.backup_codes.issue_first_set(s, user=user, context=context)
+                token = self.sessions.renew_after_privilege_change(
+                    s, user=user, current_session_id=session_id, context=context, reason="two_factor_enabled"
+                )
         if turned_on:
             self.mail.notify_two_factor_enabled(user, context, method_label=self.factor.described_as)
         else:
             self.mail.notify_email_method_added(user, context)
-        return EmailMethodAdded(turned_on, codes)
+        return EmailMethodAdded(turned_on, codes, token)
 
     def remove_email_method(self, *, user: User, password: str, code: FactorResponse, context: RequestContext) -> None:
         """Stop email codes, after re-authentication. Refused when email is the last real method."""

@@ -30,6 +30,7 @@ from twofold.context import RequestContext
 from twofold.core.account import TwoFactorAlreadyEnabled, TwoFactorNotEnabled
 from twofold.core.reauth import Reauthentication
 from twofold.core.security_mail import SecurityMail
+from twofold.core.sessions import SessionService
 from twofold.crypto import otp
 from twofold.crypto.secret_box import SecretBox
 from twofold.errors import Throttled
@@ -71,6 +72,7 @@ class TotpConfirmation:
 
     status: str
     recovery_codes: list[str]
+    session_token: str | None = None  # the current session's successor when 2FA was turned on
 
 
 def qr_svg(uri: str) -> str:
@@ -111,6 +113,7 @@ class TotpEnrollmentService:
     reauth: Reauthentication
     backup_codes: BackupCodeIssuer
     mail: SecurityMail
+    sessions: SessionService
 
     # -- the one enrolment API (in the caller's transaction) --------------------------------
 
@@ -233,11 +236,15 @@ class TotpEnrollmentService:
         with self.db.reading() as s:
             return self.pending(s, user=user, enrollment_id=enrollment_id)
 
-    def confirm_totp(self, *, user: User, enrollment_id: str, code: str, context: RequestContext) -> TotpConfirmation:
+    def confirm_totp(
+        self, *, user: User, enrollment_id: str, code: str, context: RequestContext, session_id: int | None = None
+    ) -> TotpConfirmation:
         """Confirm a pending app with its first code; throttled like sign-in codes.
 
         When this turns 2FA on, the account gets its first 10 backup codes, returned
-        here to be shown once. When it replaces an app, the old one stops working now.
+        here to be shown once, every other session ends and the current one
+        (``session_id``) is renewed: its new token is returned. When it replaces an
+        app, the old one stops working now.
         """
         with self.db.transaction() as s:
             user = s.get_one(User, user.id)
@@ -259,7 +266,10 @@ class TotpEnrollmentService:
             else:
                 self.audit.record(s, EventTag.TWO_FACTOR_ENABLED, **facts, details={"method": self.kind})
                 codes = self.backup_codes.issue_first_set(s, user=user, context=context)
-                confirmation = TotpConfirmation("enabled", codes)
+                token = self.sessions.renew_after_privilege_change(
+                    s, user=user, current_session_id=session_id, context=context, reason="two_factor_enabled"
+                )
+                confirmation = TotpConfirmation("enabled", codes, token)
         if confirmation.status == "enabled":
             self.mail.notify_two_factor_enabled(user, context, method_label=self.factor.described_as)
         elif confirmation.status == "added":

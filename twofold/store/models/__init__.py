@@ -8,7 +8,7 @@ from twofold.store.models.factors import TotpCredential
 from twofold.store.models.recovery import EmailCode, EmailMethod, RecoveryCode, ShownRecoveryCodes, UndeliveredMail
 from twofold.store.models.remembered import RememberedBrowser
 from twofold.store.models.signin import SignInFlow, UserSession
-from twofold.store.models.throttle import ThrottleFailure
+from twofold.store.models.throttle import ThrottleFailure, ThrottleWindow
 
 __all__ = [
     "ROLES",
@@ -25,6 +25,7 @@ __all__ = [
     "ShownRecoveryCodes",
     "SignInFlow",
     "ThrottleFailure",
+    "ThrottleWindow",
     "TotpCredential",
     "UTCDateTime",
     "UndeliveredMail",

@@ -9,11 +9,16 @@ from twofold.store.models.base import Base, UTCDateTime
 
 
 class SignInFlow(Base):
-    """A sign-in between the password and the second factor. It grants nothing."""
+    """A sign-in between the password and the second factor. It grants nothing.
+
+    ``id`` is a keyed hash of the flow id the client holds, and ``binding_hash`` a keyed
+    hash of the flow cookie set on the browser that passed the password step: a copy of
+    the database, or a flow id seen in a log or a URL, finishes no sign-in.
+    """
 
     __tablename__ = "sign_in_flows"
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     state: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -22,6 +27,7 @@ class SignInFlow(Base):
     ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
     user_agent: Mapped[str | None] = mapped_column(String(512), nullable=True)
     return_to: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    binding_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class UserSession(Base):

@@ -13,7 +13,7 @@ from twofold.web.deps import Context, Enrolling, ServicesDep, SignedIn
 from twofold.web.errors import status_for
 from twofold.web.factors.recovery_codes import recovery_codes_page
 from twofold.web.factors.schemas import CodeRequest, CodeSentPublic, EmailMethodAddedPublic
-from twofold.web.rendering import HOME, back_home, render
+from twofold.web.rendering import HOME, back_home, render, set_cookies
 from twofold.web.schemas import (
     ERRORS,
     CodeField,
@@ -65,9 +65,16 @@ def start_email_method(active: Enrolling, services: ServicesDep, context: Contex
     summary="Add email codes with the emailed code",
     description="When this turns 2FA on, the answer carries the account's 10 backup codes, shown this once.",
 )
-def confirm_email_method(body: CodeRequest, active: Enrolling, services: ServicesDep, context: Context):
-    added = services.email_enrollment.confirm_email_method(user=active.user, code=body.code, context=context)
-    return EmailMethodAddedPublic(recovery_codes=added.recovery_codes or None)
+def confirm_email_method(
+    body: CodeRequest, request: Request, active: Enrolling, services: ServicesDep, context: Context
+):
+    added = services.email_enrollment.confirm_email_method(
+        user=active.user, code=body.code, context=context, session_id=active.session_id
+    )
+    answer = JSONResponse(
+        EmailMethodAddedPublic(recovery_codes=added.recovery_codes or None).model_dump(exclude_none=True)
+    )
+    return set_cookies(request, answer, session_token=added.session_token)
 
 
 @api.delete(
@@ -127,7 +134,9 @@ def confirm_email_method_form(
     code: CodeField = "",
 ):
     try:
-        added = services.email_enrollment.confirm_email_method(user=active.user, code=code, context=context)
+        added = services.email_enrollment.confirm_email_method(
+            user=active.user, code=code, context=context, session_id=active.session_id
+        )
     except (core.InvalidCode, core.InvalidInput, core.Throttled) as exc:
         return render(
             request,
@@ -138,13 +147,14 @@ def confirm_email_method_form(
     except core.TwofoldError as exc:
         return security_page(request, active, services, status=status_for(exc), form="email", error=exc.message)
     if added.recovery_codes:
-        return recovery_codes_page(
+        page = recovery_codes_page(
             request,
             active,
             services,
             added.recovery_codes,
             headline="Two-factor authentication is on, with codes by email. Save your backup codes now.",
         )
+        return set_cookies(request, page, session_token=added.session_token)
     return back_home("email_added")
 
 

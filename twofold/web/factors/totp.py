@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 
 from twofold import errors as core
 from twofold.crypto.otp import normalize_code
@@ -15,7 +15,7 @@ from twofold.web.deps import Context, Enrolling, ServicesDep, SignedIn
 from twofold.web.errors import status_for
 from twofold.web.factors.recovery_codes import recovery_codes_page
 from twofold.web.factors.schemas import TotpConfirm, TotpConfirmedPublic, TotpEnrollmentPublic
-from twofold.web.rendering import HOME, NOTICES, render
+from twofold.web.rendering import HOME, NOTICES, render, set_cookies
 from twofold.web.schemas import ERRORS, CodeField, PasswordField, ReauthRequest, StatusPublic, require_password_and_code
 
 api = APIRouter(prefix="/api/v1", responses=ERRORS)
@@ -52,12 +52,21 @@ def start_totp(active: Enrolling, services: ServicesDep, context: Context):
     summary="Confirm the app with its first code",
     description="When this turns 2FA on, the answer carries the account's 10 backup codes, shown this once.",
 )
-def confirm_totp(body: TotpConfirm, active: Enrolling, services: ServicesDep, context: Context):
+def confirm_totp(body: TotpConfirm, request: Request, active: Enrolling, services: ServicesDep, context: Context):
     _require_digits(body.code)
     result = services.totp_enrollment.confirm_totp(
-        user=active.user, enrollment_id=body.enrollment_id, code=body.code, context=context
+        user=active.user,
+        enrollment_id=body.enrollment_id,
+        code=body.code,
+        context=context,
+        session_id=active.session_id,
     )
-    return TotpConfirmedPublic(status=result.status, recovery_codes=result.recovery_codes or None)
+    answer = JSONResponse(
+        TotpConfirmedPublic(status=result.status, recovery_codes=result.recovery_codes or None).model_dump(
+            exclude_none=True
+        )
+    )
+    return set_cookies(request, answer, session_token=result.session_token)
 
 
 @api.delete(
@@ -112,12 +121,13 @@ def totp_confirm(
     else:
         try:
             result = services.totp_enrollment.confirm_totp(
-                user=active.user, enrollment_id=enrollment_id, code=code, context=context
+                user=active.user, enrollment_id=enrollment_id, code=code, context=context, session_id=active.session_id
             )
             if result.recovery_codes:
-                return recovery_codes_page(
+                page = recovery_codes_page(
                     request, active, services, result.recovery_codes, headline=NOTICES["enabled"]
                 )
+                return set_cookies(request, page, session_token=result.session_token)
             return RedirectResponse(f"{HOME}?notice={result.status}", status_code=303)
         except core.NotFound as exc:
             return render(request, "error.html", {"title": "Set-up expired", "message": exc.message, "back": HOME}, 404)

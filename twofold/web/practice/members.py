@@ -36,6 +36,7 @@ from twofold.web.practice.schemas import (
     MemberUpdate,
 )
 from twofold.web.rendering import link_base, render
+from twofold.web.schemas import StatusPublic
 
 api = api_router()
 pages = APIRouter(include_in_schema=False)
@@ -169,6 +170,21 @@ def update_member(
         context=context,
     )
     return MemberPublic.of(view)
+
+
+@api.post(
+    "/members/{member_id}/unlock",
+    response_model=StatusPublic,
+    responses=NOT_FOUND,
+    summary="Unlock a member's sign-in",
+    description="Forgets the member's failed passwords (from every client) and codes, so a member locked out by "
+    "wrong guesses can sign in again at once. Audited as `practice:member:unlocked`.",
+)
+def unlock_member(member_id: MemberId, admin: PracticeAdmin, services: ServicesDep, context: Context):
+    services.members.unlock_member(
+        practice_id=admin.user.practice_id, actor_id=admin.user.id, member_id=member_id, context=context
+    )
+    return StatusPublic(status="unlocked")
 
 
 # -- pages ------------------------------------------------------------------------------------
@@ -371,3 +387,11 @@ def member_active(
     if member_id == admin.user.id and active == "no":
         return RedirectResponse("/sign-in", status_code=303)
     return RedirectResponse(f"/admin/members/{member_id}?notice={notice}", status_code=303)
+
+
+@pages.post("/admin/members/{member_id}/unlock")
+def member_unlock(request: Request, member_id: MemberId, admin: PracticeAdmin, services: ServicesDep, context: Context):
+    services.members.unlock_member(
+        practice_id=admin.user.practice_id, actor_id=admin.user.id, member_id=member_id, context=context
+    )
+    return RedirectResponse(f"/admin/members/{member_id}?notice=unlocked", status_code=303)
