@@ -41,8 +41,8 @@ class TcpNoDelayHTTPProtocol(_HTTPProtocolBase):
         super().connection_made(transport)
 
 
-# Path segments that are bearer handles: a sign-in flow's id, a set-up link's token.
-_TOKEN_IN_PATH = re.compile(r"(/(?:sign-in|setup)/)[^/?#\s]+")
+# Path segments that are bearer handles: a sign-in flow's id, an unlock link's token, a set-up link's token.
+_TOKEN_IN_PATH = re.compile(r"(/(?:sign-in/unlock|sign-in|setup)/)[^/?#\s]+")
 
 
 def redact_path(path: str) -> str:
