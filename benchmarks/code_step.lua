@@ -1,8 +1,8 @@
 -- wrk script for benchmarks/http_code_step.py.
 --
 -- With arguments (-- FLOWS_FILE THREADS): each request is
---   POST /api/v1/sign-in/<flow id>/second-factor {"method":"totp","code":"<code>"}
--- taking the next unused line "<flow id> <code>" of FLOWS_FILE; thread i of n takes
+--   POST /api/v1/sign-in/<flow id>/second-factor {"method":"totp","code":"<code>"} with its flow cookie
+-- taking the next unused line "<flow id> <code> <flow cookie>" of FLOWS_FILE; thread i of n takes
 -- lines i, i+n, i+2n... so no flow is sent twice. When the lines run out, requests
 -- go to a flow that does not exist (a 404, counted as a failure) and `exhausted` says so.
 -- Without arguments: wrk's own request (GET of the URL given on the command line).
@@ -31,8 +31,8 @@ function init(args)
   local index = 0
   for line in io.lines(args[1]) do
     if index % nthreads == id then
-      local flow, code = line:match("^(%S+) (%d+)$")
-      table.insert(flows, { flow, code })
+      local flow, code, binding = line:match("^(%S+) (%d+) (%S+)$")
+      table.insert(flows, { flow, code, binding })
     end
     index = index + 1
   end
@@ -48,8 +48,10 @@ function request()
   local item = flows[position]
   if item == nil then
     exhausted = exhausted + 1
-    item = { "no-such-flow", "000000" }
+    item = { "no-such-flow", "000000", "none" }
   end
+  -- The flow cookie of the browser that passed the password step (the flow is bound to it).
+  headers["Cookie"] = "twofold_flow=" .. item[3]
   return wrk.format("POST", "/api/v1/sign-in/" .. item[1] .. "/second-factor", headers,
     '{"method":"totp","code":"' .. item[2] .. '"}')
 end

@@ -145,15 +145,19 @@ class Population:
         return batch
 
     def open_flows(self, batch: list[tuple[int, bytes]], data_file: Path) -> list[str]:
-        """One live flow per user (as the password step leaves it), and the file of '<flow> <code>' lines."""
+        """One live flow per user (as the password step leaves it: its id and its browser's flow cookie
+        stored as keyed hashes), and the file of '<flow> <code> <flow cookie>' lines."""
         now = datetime.now(UTC)
         flows = [secrets.token_urlsafe(24) for _ in batch]
+        bindings = [secrets.token_urlsafe(32) for _ in batch]
+        hasher = self.services.sign_in.flow_hasher
         with self.services.db.transaction() as s:
             s.execute(
                 insert(SignInFlow),
                 [
                     {
-                        "id": flow,
+                        "id": hasher.hash(flow),
+                        "binding_hash": hasher.hash(f"binding:{binding}"),
                         "user_id": user_id,
                         "state": PASSWORD_VERIFIED,
                         "created_at": now,
@@ -162,14 +166,17 @@ class Population:
                         "ip": "127.0.0.1",
                         "user_agent": "wrk",
                     }
-                    for flow, (user_id, _key) in zip(flows, batch, strict=True)
+                    for flow, binding, (user_id, _key) in zip(flows, bindings, batch, strict=True)
                 ],
             )
         moment = time.time()
         data_file.write_text(
-            "".join(f"{flow} {otp.totp(key, moment)}\n" for flow, (_u, key) in zip(flows, batch, strict=True))
+            "".join(
+                f"{flow} {otp.totp(key, moment)} {binding}\n"
+                for flow, binding, (_u, key) in zip(flows, bindings, batch, strict=True)
+            )
         )
-        return flows
+        return [hasher.hash(flow) for flow in flows]
 
     def consumed(self, flows: list[str], since: datetime, user_ids: list[int]) -> tuple[int, int, int]:
         """(flows used, sessions begun, sign-in audit events) for this batch."""

@@ -119,9 +119,10 @@ def password_checks(
             (PASSWORD_PER_CLIENT, client_key(email, f"browser:{known_browser}" if known_browser else client or ""))
         ]
     else:
-        checks = [(PASSWORD_PER_ACCOUNT, subject_key(PASSWORD_PER_ACCOUNT, email))]
-        if ip:
-            checks.append((PASSWORD_PER_CLIENT, client_key(email, f"ip:{ip}")))
+        checks = [
+            (PASSWORD_PER_ACCOUNT, subject_key(PASSWORD_PER_ACCOUNT, email)),
+            (PASSWORD_PER_CLIENT, client_key(email, f"ip:{ip or 'unknown'}")),  # no address: one client
+        ]
     if ip:
         checks.append((PASSWORD_PER_IP, subject_key(PASSWORD_PER_IP, ip)))
     return checks

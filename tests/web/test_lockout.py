@@ -16,6 +16,7 @@ from tests.web import test_throttle as stores
 from tests.web.test_throttle import ON_EVERY_STORE, assert_throttled, events, open_flow, submit, wrong_code
 from twofold.core.known_browsers import COOKIE_PREFIX
 from twofold.store.models import AuditEvent
+from twofold.web.server import redact_path
 
 # The counters' stores as tests/web/test_throttle.py builds them (the database, or Redis).
 store_backend = stores.store_backend
@@ -209,3 +210,8 @@ def test_refused_codes_are_summarised_once_per_lock_window(client, make_user, cl
     assert submit(client, flow, wrong_code(member, clock)).status_code == 401
     [summary] = events(services, "account:sign_in:throttled")
     assert summary.details["refused"] == 50 and summary.details["step"] == "second_factor"
+
+
+def test_an_unlock_links_token_never_reaches_the_access_log():
+    assert redact_path("/sign-in/unlock/12.1790000000.0123456789abcdef0123456789abcdef") == "/sign-in/unlock/***"
+    assert redact_path("/sign-in/abcDEF123/code") == "/sign-in/***/code"

@@ -133,8 +133,8 @@ def limit_connections(*, max_connections: int | None, header_timeout: float | No
     TcpNoDelayHTTPProtocol.header_timeout = header_timeout
 
 
-# Path segments that are bearer handles: a sign-in flow's id, a set-up link's token.
-_TOKEN_IN_PATH = re.compile(r"(/(?:sign-in|setup)/)[^/?#\s]+")
+# Path segments that are bearer handles: a sign-in flow's id, an unlock link's token, a set-up link's token.
+_TOKEN_IN_PATH = re.compile(r"(/(?:sign-in/unlock|sign-in|setup)/)[^/?#\s]+")
 
 
 def redact_path(path: str) -> str:
