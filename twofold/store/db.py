@@ -18,6 +18,7 @@ from sqlalchemy import create_engine, event, select
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from twofold.errors import InvalidInput
 from twofold.store.checkpoint import WalCheckpointer
 from twofold.store.models import User
 
@@ -106,7 +107,21 @@ def create_db_engine(url: str, *, pool_size: int = 32) -> Engine:
         return engine
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
-    return create_engine(parsed, pool_size=pool_size, max_overflow=0, pool_timeout=30, pool_pre_ping=True)
+    engine = create_engine(parsed, pool_size=pool_size, max_overflow=0, pool_timeout=30, pool_pre_ping=True)
+    _refuse_nul_text(engine)
+    return engine
+
+
+def _refuse_nul_text(engine: Engine) -> None:
+    """PostgreSQL text cannot hold NUL (U+0000): a search or a field with one would fail inside the
+    driver as a server error. Such input is refused as ``InvalidInput`` (422) before it is sent."""
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _check(_connection, _cursor, _statement, parameters, _context, executemany) -> None:
+        for row in parameters if executemany else (parameters,):
+            values = row.values() if isinstance(row, dict) else row or ()
+            if any(isinstance(value, str) and "\x00" in value for value in values):
+                raise InvalidInput("The request contains a NUL character, which no text field may hold.")
 
 
 fcntl: ModuleType | None
