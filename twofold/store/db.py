@@ -21,7 +21,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from twofold.errors import DatabaseUnavailable
+from twofold.errors import DatabaseUnavailable, InvalidInput
 from twofold.store.checkpoint import WalCheckpointer
 from twofold.store.models import User
 
@@ -133,7 +133,7 @@ def create_db_engine(url: str, *, pool_size: int = 32, limits: Limits | None = N
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     statement_ms = max(1, round(limits.statement_timeout * 1000))
-    return create_engine(
+    engine = create_engine(
         parsed,
         pool_size=pool_size,
         max_overflow=0,
@@ -153,6 +153,20 @@ def create_db_engine(url: str, *, pool_size: int = 32, limits: Limits | None = N
             "keepalives_count": 3,
         },
     )
+    _refuse_nul_text(engine)
+    return engine
+
+
+def _refuse_nul_text(engine: Engine) -> None:
+    """PostgreSQL text cannot hold NUL (U+0000): a search or a field with one would fail inside the
+    driver as a server error. Such input is refused as ``InvalidInput`` (422) before it is sent."""
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _check(_connection, _cursor, _statement, parameters, _context, executemany) -> None:
+        for row in parameters if executemany else (parameters,):
+            values = row.values() if isinstance(row, dict) else row or ()
+            if any(isinstance(value, str) and "\x00" in value for value in values):
+                raise InvalidInput("The request contains a NUL character, which no text field may hold.")
 
 
 def connection_budget_problem(engine: Engine, *, processes: int, per_process: int) -> str | None:

@@ -11,6 +11,7 @@ from twofold.context import RequestContext
 from twofold.core.sessions import ActiveSession
 from twofold.core.signin import FLOW_COOKIE
 from twofold.errors import NotAuthenticated
+from twofold.store.models import MAX_ID
 from twofold.web.rendering import SESSION_COOKIE
 from twofold.wiring import Services
 
@@ -84,17 +85,18 @@ def current_session_untouched(active: Annotated[ActiveSession | None, Depends(pe
 SignedInUntouched = Annotated[ActiveSession, Depends(current_session_untouched)]
 
 
-# A row id in a path: a positive 64-bit integer, so no database is handed a number it cannot store.
-RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+# A row id in a path: a positive integer no larger than an id column holds (MAX_ID: 32 bits on
+# PostgreSQL), so no database is handed a number it cannot store.
+RowId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
-def _fits_64_bits(value: int) -> int:
-    if not -(2**63) <= value <= 2**63 - 1:
+def _fits_an_id_column(value: int) -> int:
+    if not -MAX_ID - 1 <= value <= MAX_ID:
         raise ValueError("is not an id")
     return value
 
 
-# A member's id in a path: any 64-bit integer (one that matches no member answers 404 "not found", as
-# it always has), refused with 422 beyond that, where SQLite would raise. The check is a validator,
-# not a Path bound, so the published OpenAPI schema of these routes stays a plain integer.
-MemberId = Annotated[int, AfterValidator(_fits_64_bits)]
+# A member's id in a path: any integer an id column can hold (one that matches no member answers 404
+# "not found", as it always has), refused with 422 beyond that, where the database would raise. The
+# check is a validator, not a Path bound, so the published OpenAPI schema of these routes stays a plain integer.
+MemberId = Annotated[int, AfterValidator(_fits_an_id_column)]

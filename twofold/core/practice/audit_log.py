@@ -37,7 +37,7 @@ from twofold.core.practice.mail import audit_anchor_message
 from twofold.crypto.chain import canonical
 from twofold.errors import InvalidInput, NotFound
 from twofold.store.db import Database
-from twofold.store.models import AuditChainHead, AuditEvent, Practice, User
+from twofold.store.models import MAX_ID, AuditChainHead, AuditEvent, Practice, User
 
 CHUNK = 1000
 EXPORT_COLUMNS = (
@@ -59,7 +59,8 @@ def parse_moment(text: str | None, *, end: bool = False) -> datetime | None:
     """A date (``2026-11-02``) or an ISO time; naive means UTC.
 
     A bare date as an end bound means the end of that day, so ``until=2026-11-02``
-    includes the whole of the 2nd.
+    includes the whole of the 2nd. A moment past the calendar's ends (``until=9999-12-31``,
+    or year 9999 at UTC-14) is held at the end it passed, never an overflow.
     """
     if text is None or not text.strip():
         return None
@@ -70,9 +71,11 @@ def parse_moment(text: str | None, *, end: bool = False) -> datetime | None:
             moment = datetime(day.year, day.month, day.day, tzinfo=UTC)
             return moment + timedelta(days=1) if end else moment
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     except ValueError:
         raise InvalidInput(f"{text!r} is not a date (YYYY-MM-DD) or an ISO 8601 time.") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError:
+        return (datetime.max if text[:4] == "9999" else datetime.min).replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,7 +343,9 @@ class AuditTrail:
     def _person_id(s, practice_id: int, text: str) -> int:
         """A member of the practice by id or email; -1 (matches nothing) for anyone else."""
         text = text.strip()
-        if text.isdigit():
+        if text.isascii() and text.isdigit():  # str.isdigit() alone also takes "²" and other digits int() refuses
+            if int(text) > MAX_ID:  # no row has it, and no database is handed a number it cannot store
+                return -1
             query = select(User.id).where(User.id == int(text))
         else:
             query = select(User.id).where(User.email == text.lower())

@@ -3,7 +3,7 @@
 from twofold.store.models.accounts import ROLES, Practice, User
 from twofold.store.models.administration import EnrolmentDemand, SetupLink
 from twofold.store.models.audit import AuditChainHead, AuditEvent
-from twofold.store.models.base import Base, UTCDateTime
+from twofold.store.models.base import MAX_ID, Base, UTCDateTime
 from twofold.store.models.factors import TotpCredential
 from twofold.store.models.recovery import EmailCode, EmailMethod, RecoveryCode, ShownRecoveryCodes, UndeliveredMail
 from twofold.store.models.remembered import RememberedBrowser
@@ -11,6 +11,7 @@ from twofold.store.models.signin import SignInFlow, UserSession
 from twofold.store.models.throttle import ThrottleFailure, ThrottleWindow
 
 __all__ = [
+    "MAX_ID",
     "ROLES",
     "AuditChainHead",
     "AuditEvent",

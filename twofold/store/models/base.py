@@ -32,5 +32,10 @@ class UTCDateTime(TypeDecorator):
         return None if value is None else value.replace(tzinfo=UTC)
 
 
+# The largest row id any table can hold: ids are INTEGER columns, 32 bits on PostgreSQL (SQLite's
+# are 64). An id from a request past it names no row, and must not reach a database that cannot store it.
+MAX_ID = 2**31 - 1
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
