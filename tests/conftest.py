@@ -13,6 +13,8 @@ from here; new code imports them from tests.support.base.
 
 from __future__ import annotations
 
+from hypothesis import settings as hypothesis_settings
+
 from tests.support.base import (  # noqa: F401 - re-exported
     PASSWORD,
     POSTGRES_URL,
@@ -49,3 +51,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     terminalreporter.section("optional parts")
     for line in OPTIONAL.summary():
         terminalreporter.write_line(line)
+
+
+# Property tests check what comes out, never how fast: a run on a loaded machine must not fail
+# on Hypothesis's per-example time limit.
+hypothesis_settings.register_profile("twofold", deadline=None)
+hypothesis_settings.load_profile("twofold")
