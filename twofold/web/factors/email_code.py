@@ -147,14 +147,14 @@ def confirm_email_method_form(
     except core.TwofoldError as exc:
         return security_page(request, active, services, status=status_for(exc), form="email", error=exc.message)
     if added.recovery_codes:
-        page = recovery_codes_page(
+        return recovery_codes_page(
             request,
             active,
             services,
             added.recovery_codes,
             headline="Two-factor authentication is on, with codes by email. Save your backup codes now.",
+            session_token=added.session_token,
         )
-        return set_cookies(request, page, session_token=added.session_token)
     return back_home("email_added")
 
 

@@ -15,7 +15,7 @@ from twofold.web.account.security import security_page
 from twofold.web.deps import Context, ServicesDep, SignedIn
 from twofold.web.errors import status_for
 from twofold.web.factors.schemas import RecoveryCodesPublic
-from twofold.web.rendering import HOME, back_home, render
+from twofold.web.rendering import HOME, back_home, render, set_cookies
 from twofold.web.schemas import ERRORS, CodeField, PasswordField, ReauthRequest, require_password_and_code
 
 api = APIRouter(prefix="/api/v1", responses=ERRORS)
@@ -32,15 +32,23 @@ def recovery_codes_page(
     error: str | None = None,
     status: int = 200,
     hold: bool = True,
+    session_token: str | None = None,
 ) -> Response:
     """The page that shows a new set of backup codes, once (they are kept only as hashes).
 
     The set is also kept sealed for this session alone, so the page's download and "I saved them"
     work from it: the forms send no codes, and codes a client sends are never looked up.
+
+    ``session_token``: turning 2FA on gave this browser a new session; the set is kept for that
+    one (the old one has ended) and the page sets its cookie.
     """
+    held_in = active.session_id
+    if session_token:
+        renewed = services.sessions.resolve(session_token, touch=False)
+        held_in = renewed.session_id if renewed is not None else held_in
     if hold:
-        services.recovery_code_enrollment.hold_shown(session_id=active.session_id, user=active.user, codes=codes)
-    return render(
+        services.recovery_code_enrollment.hold_shown(session_id=held_in, user=active.user, codes=codes)
+    page = render(
         request,
         "recovery_codes.html",
         {
@@ -53,6 +61,7 @@ def recovery_codes_page(
         },
         status,
     )
+    return set_cookies(request, page, session_token=session_token) if session_token else page
 
 
 @api.post(

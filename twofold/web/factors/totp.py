@@ -124,10 +124,14 @@ def totp_confirm(
                 user=active.user, enrollment_id=enrollment_id, code=code, context=context, session_id=active.session_id
             )
             if result.recovery_codes:
-                page = recovery_codes_page(
-                    request, active, services, result.recovery_codes, headline=NOTICES["enabled"]
+                return recovery_codes_page(
+                    request,
+                    active,
+                    services,
+                    result.recovery_codes,
+                    headline=NOTICES["enabled"],
+                    session_token=result.session_token,
                 )
-                return set_cookies(request, page, session_token=result.session_token)
             return RedirectResponse(f"{HOME}?notice={result.status}", status_code=303)
         except core.NotFound as exc:
             return render(request, "error.html", {"title": "Set-up expired", "message": exc.message, "back": HOME}, 404)
