@@ -204,7 +204,9 @@ def test_role_change_and_deactivation_end_the_members_sessions(client, anonymous
     assert sign_in(anonymous, staff).status_code == 200
     changed = client.patch(f"/api/v1/practice/members/{staff.id}", json={"role": "provider"})
     assert changed.status_code == 200 and changed.json()["role"] == "provider"
-    assert anonymous.get("/api/v1/me").status_code == 200
+    assert anonymous.get("/api/v1/me").status_code == 401  # a new role means signing in again
+    assert events(services, "practice:member:role_changed")[-1].details["sessions_ended"] == 1
+    assert sign_in(anonymous, staff).status_code == 200
     off = client.patch(f"/api/v1/practice/members/{staff.id}", json={"active": False})
     assert off.status_code == 200 and off.json()["active"] is False
     assert anonymous.get("/api/v1/me").status_code == 401
@@ -231,7 +233,7 @@ def test_an_admin_can_be_demoted_while_another_admin_remains(client, admin, make
     third = make_user(role="admin")
     client.patch(f"/api/v1/practice/members/{third.id}", json={"active": False})
     assert client.patch(f"/api/v1/practice/members/{admin.id}", json={"active": False}).json()["error"] == "last_admin"
-    assert events(services, "practice:member:role_changed")[-1].details == {"from": "admin", "to": "staff"}
+    assert events(services, "practice:member:role_changed")[-1].details == {"from": "admin", "to": "staff", "sessions_ended": 0}
 
 
 def test_bad_member_changes_are_refused(client, admin, make_user, services):
