@@ -18,7 +18,7 @@ from twofold import errors as core
 from twofold.core.policy import Policy
 from twofold.core.signin import SignInResult
 from twofold.web.blocking import database_work
-from twofold.web.deps import Context, MaybeSignedIn, ServicesDep
+from twofold.web.deps import Context, MaybeSignedIn, MaybeSignedInUntouched, ServicesDep
 from twofold.web.errors import error_response, status_for
 from twofold.web.factors.email_code import SENDING, code_sent
 from twofold.web.factors.schemas import CodeSentPublic
@@ -137,7 +137,7 @@ def index(active: MaybeSignedIn):
 
 
 @pages.get("/sign-in")
-def sign_in_page(request: Request, active: MaybeSignedIn, next: str | None = None, notice: str | None = None):
+def sign_in_page(request: Request, active: MaybeSignedInUntouched, next: str | None = None, notice: str | None = None):
     if active:
         return RedirectResponse(safe_next(next), status_code=303)
     return render(
