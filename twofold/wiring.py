@@ -234,6 +234,8 @@ def build_services(
         enforcement=enforcement,
         hasher=TokenHasher(secret_key, "setup-link"),
         notifier=notifier,
+        sessions=sessions,
+        backup_codes=recovery_code_enrollment,
     )
     trust_revokers: list[TrustRevoker] = [remembered]
     members = MemberService(

@@ -6,6 +6,7 @@ import re
 import subprocess
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.conftest import PASSWORD, require_tool
 from tests.support.practice_admin import LINK
@@ -21,6 +22,33 @@ def sign_in_with_code(page, base: str, email: str, password: str, code: str) -> 
     page.get_by_role("button", name="Sign in").click()
     page.get_by_label("Authentication code").fill(code)
     page.get_by_role("button", name="Verify").click()
+
+
+def expect_first_backup_codes(page) -> list[str]:
+    """The backup codes page a member sees once, with download, print and copy; returns the codes."""
+    expect(page.get_by_role("heading", name="Save your backup codes")).to_be_visible()
+    codes = [code.strip() for code in page.locator("#recovery-codes li").all_inner_texts()]
+    assert len(codes) == 10 and all(re.fullmatch(r"[a-z0-9]{4}-[a-z0-9]{4}", code) for code in codes), codes
+    expect(page.get_by_role("button", name="Download as text")).to_be_visible()
+    expect(page.get_by_role("button", name="Print")).to_be_visible()
+    page.get_by_role("button", name="Copy").click()
+    expect(page.get_by_text("Copied.")).to_be_visible()
+    assert page.evaluate("navigator.clipboard.readText()") == "\n".join(codes)
+    page.get_by_label("I have saved these backup codes in a safe place").check()
+    page.get_by_role("button", name="Done").click()
+    expect(page.get_by_text("Your backup codes are saved")).to_be_visible()
+    return codes
+
+
+def sign_in_with_backup_code(page, base: str, email: str, code: str) -> None:
+    page.goto(f"{base}/sign-in")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_text("Use a backup code instead").click()
+    page.get_by_label("Backup code").fill(code)
+    page.get_by_role("button", name="Use backup code").click()
+    expect(page.get_by_role("heading", name="Security", exact=True)).to_be_visible()
 
 
 def test_a_new_member_sets_up_through_the_emailed_link(live_server, browser, make_user, mailbox, clock):
@@ -42,7 +70,7 @@ def test_a_new_member_sets_up_through_the_emailed_link(live_server, browser, mak
     link = LINK.search(mail.text).group(0)
     assert link.startswith(base + "/setup/")
 
-    member_context = browser.new_context()
+    member_context = browser.new_context(permissions=["clipboard-read", "clipboard-write"])
     member = member_context.new_page()
     member.goto(link)
     member.get_by_label("New password").fill(PASSWORD)
@@ -52,15 +80,17 @@ def test_a_new_member_sets_up_through_the_emailed_link(live_server, browser, mak
     key = otp.from_b32(member.locator("#secret").inner_text().replace(" ", ""))
     member.get_by_label("Code from the app").fill(otp.totp(key, clock.now().timestamp()))
     member.get_by_role("button", name="Turn on two-factor authentication").click()
-    assert member.get_by_role("heading", name="You are set up").is_visible()
+    # 2FA is on and the member is signed in, on the page that shows their backup codes once.
+    expect(member.get_by_text("You are set up")).to_be_visible()
+    codes = expect_first_backup_codes(member)
+    expect(member.locator(".status").first).to_contain_text("On.")
+    member.get_by_role("button", name="Sign out", exact=True).first.click()
 
     member.goto(link)  # the link works once
     assert "already been used" in member.locator("main").inner_text()
 
-    clock.advance(seconds=30)
-    sign_in_with_code(member, base, "nora@riverside.example", PASSWORD, otp.totp(key, clock.now().timestamp()))
-    assert member.get_by_role("heading", name="Security").is_visible()
-    assert "On." in member.locator(".status").inner_text()
+    sign_in_with_backup_code(member, base, "nora@riverside.example", codes[0])  # the lost-phone way works
+    assert "On." in member.locator(".status").first.inner_text()
 
     page.goto(f"{base}/admin/members?show=without_two_factor")
     assert "Nora Nurse" not in page.locator("main").inner_text()
@@ -104,10 +134,17 @@ def test_admin_sets_up_a_member_on_this_screen_and_never_sees_the_key_again(
     assert secret not in page.content()
     assert page.get_by_role("button", name="Set up on this screen").count() == 0
 
-    member_context = browser.new_context()
+    assert page.locator("#recovery-codes").count() == 0  # the member's codes are never on the admin's screen
+
+    member_context = browser.new_context(permissions=["clipboard-read", "clipboard-write"])
     member = member_context.new_page()
     clock.advance(seconds=30)
     sign_in_with_code(member, base, staff.email, PASSWORD, otp.totp(key, clock.now().timestamp()))
-    assert member.get_by_role("heading", name="Security").is_visible()
+    # Handed over at the member's own first sign-in, once.
+    expect(member.get_by_text("Your practice admin set up your authenticator app")).to_be_visible()
+    codes = expect_first_backup_codes(member)
+    member.get_by_role("button", name="Sign out", exact=True).first.click()
+    sign_in_with_backup_code(member, base, staff.email, codes[3])
+    expect(member.get_by_role("heading", name="Save your backup codes")).to_have_count(0)
     context.close()
     member_context.close()

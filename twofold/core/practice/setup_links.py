@@ -31,10 +31,11 @@ from twofold.core.practice.enforcement import TwoFactorEnforcement
 from twofold.core.practice.mail import setup_link_message
 from twofold.core.practice.members import member_in
 from twofold.core.reauth import PasswordGate
+from twofold.core.sessions import SessionService
 from twofold.crypto.passwords import PasswordHasher
 from twofold.crypto.secret_box import TokenHasher, random_token
 from twofold.errors import Conflict, InvalidCredentials, TwofoldError
-from twofold.factors.base import FactorEnrollment, FactorRegistry, FactorResponse
+from twofold.factors.base import BackupCodeIssuer, FactorEnrollment, FactorRegistry, FactorResponse
 from twofold.store.db import Database, Refusal
 from twofold.store.models import SetupLink, User
 from twofold.throttle import password_checks
@@ -95,6 +96,15 @@ class SetupStep:
     done: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class SetupDone:
+    """2FA is on through a set-up link: the member is signed in (``session_token``) and gets their
+    first backup codes (``recovery_codes``), to be shown once."""
+
+    session_token: str
+    recovery_codes: list[str]
+
+
 @dataclass(kw_only=True, slots=True)
 class SetupService:
     """Set-up links and set-up on the admin's screen.
@@ -113,6 +123,8 @@ class SetupService:
     enforcement: TwoFactorEnforcement
     hasher: TokenHasher
     notifier: Notifier
+    sessions: SessionService
+    backup_codes: BackupCodeIssuer
 
     # -- sending -------------------------------------------------------------------
 
@@ -256,8 +268,13 @@ class SetupService:
                 return None
             return self.enrollment.pending(s, user=member, enrollment_id=enrollment_id)
 
-    def confirm(self, *, token: str, enrollment_id: str, code: FactorResponse, context: RequestContext) -> None:
-        """Accept the first code of the member's new factor: 2FA is on and the link is used up, in one transaction."""
+    def confirm(self, *, token: str, enrollment_id: str, code: FactorResponse, context: RequestContext) -> SetupDone:
+        """Accept the first code of the member's new factor: 2FA is on, the link is used up, the member
+        gets their first backup codes and is signed in, in one transaction.
+
+        The member has just proved their password and their new app's code on this link, the
+        same proof a sign-in asks for, so the set-up ends signed in (on the backup codes page).
+        """
         with self.db.transaction() as s:
             link, member = self._live(s, token, context)
             self._confirm_enrollment(s, member, enrollment_id, code, context, actor_id=member.id)
@@ -271,6 +288,20 @@ class SetupService:
                 details={"method": self.enrollment.kind, "via": "setup_link"},
             )
             self._use(s, link, member, context)
+            codes = self.backup_codes.issue_first_set(s, user=member, context=context)
+            factor = self.factors.get(self.enrollment.kind)
+            amr = ("pwd", factor.amr, "mfa") if factor else ("pwd", "mfa")
+            session_token = self.sessions.start(s, user=member, context=context, amr=amr)
+            self.audit.record(
+                s,
+                EventTag.SIGN_IN_SUCCEEDED,
+                context=context,
+                practice_id=member.practice_id,
+                actor_id=member.id,
+                subject_id=member.id,
+                details={"method": self.enrollment.kind, "via": "setup_link"},
+            )
+        return SetupDone(session_token, codes)
 
     # -- set up on the admin's screen ----------------------------------------------------
 

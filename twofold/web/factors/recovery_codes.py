@@ -15,7 +15,7 @@ from twofold.web.account.security import security_page
 from twofold.web.deps import Context, ServicesDep, SignedIn
 from twofold.web.errors import status_for
 from twofold.web.factors.schemas import RecoveryCodesPublic
-from twofold.web.rendering import HOME, back_home, render
+from twofold.web.rendering import HOME, back_home, render, set_cookies
 from twofold.web.schemas import ERRORS, CodeField, PasswordField, ReauthRequest, require_password_and_code
 
 api = APIRouter(prefix="/api/v1", responses=ERRORS)
@@ -48,6 +48,18 @@ def recovery_codes_page(
         },
         status,
     )
+
+
+def signed_in_with_first_codes(
+    request: Request, services, *, session_token: str, codes: list[str], headline: str
+) -> Response:
+    """A member just signed in (``session_token``, set as the cookie) who gets their first backup
+    codes now: the codes page, in place of the redirect a sign-in otherwise answers."""
+    active = services.sessions.resolve(session_token, touch=False)
+    if active is None:  # the session cannot end within its own request; guard the type
+        raise core.NotAuthenticated()
+    page = recovery_codes_page(request, active, services, codes, headline=headline)
+    return set_cookies(request, page, session_token=session_token)
 
 
 @api.post(

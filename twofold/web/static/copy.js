@@ -1,0 +1,18 @@
+// "Copy" buttons: <button data-copy="ID"> copies the text of the element #ID (a typed key, a list of
+// backup codes) and says so in its own live region. No inline script: the CSP allows only this origin.
+for (const button of document.querySelectorAll("[data-copy]")) {
+  const source = document.getElementById(button.dataset.copy);
+  const said = document.getElementById(button.dataset.copy + "-copied");
+  if (!source || !navigator.clipboard) { continue; }
+  button.hidden = false;
+  button.addEventListener("click", () => {
+    const items = source.querySelectorAll("li");
+    const text = items.length
+      ? Array.from(items, (item) => item.textContent.trim()).join("\n")
+      : source.textContent.trim();
+    navigator.clipboard.writeText(text).then(
+      () => { if (said) { said.textContent = "Copied."; } },
+      () => { if (said) { said.textContent = "Could not copy: select the text and copy it instead."; } }
+    );
+  });
+}
