@@ -11,7 +11,7 @@ from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from twofold import errors as core
 from twofold.core.security_mail import format_when
 from twofold.core.sessions import ActiveSession
-from twofold.web.account.security import security_page
+from twofold.web.account.security import reauth_field, security_page
 from twofold.web.deps import Context, ServicesDep, SignedIn
 from twofold.web.errors import status_for
 from twofold.web.factors.schemas import RecoveryCodesPublic
@@ -90,7 +90,15 @@ def regenerate_recovery_codes_form(
             user=active.user, password=password, code=code, context=context
         )
     except core.TwofoldError as exc:
-        return security_page(request, active, services, status=status_for(exc), form="regen", error=exc.message)
+        return security_page(
+            request,
+            active,
+            services,
+            status=status_for(exc),
+            form="regen",
+            error=exc.message,
+            field=reauth_field(exc, password),
+        )
     return recovery_codes_page(
         request, active, services, codes, headline="New backup codes are ready. Your earlier codes no longer work."
     )
