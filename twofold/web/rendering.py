@@ -15,6 +15,7 @@ from fastapi import Request, Response
 from fastapi.responses import RedirectResponse
 from fastapi.templating import Jinja2Templates
 
+from twofold.audit import EVENT_LABELS, event_label
 from twofold.core.remembered import BrowserCookie
 from twofold.store.models import ROLES
 
@@ -31,7 +32,9 @@ def when(moment: datetime | None) -> str:
 
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
-templates.env.globals.update(when=when, role_labels=ROLE_LABELS, roles=ROLES)
+templates.env.globals.update(
+    when=when, role_labels=ROLE_LABELS, roles=ROLES, event_label=event_label, event_labels=EVENT_LABELS
+)
 
 
 def render(request: Request, name: str, context: dict | None = None, status: int = 200) -> Response:

@@ -76,7 +76,7 @@ class PolicySettings:
             ("idle_timeout_minutes", self.idle_timeout_minutes, 1, MAX_IDLE_MINUTES),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise InvalidInput(f"{name} must be a whole number from {low} to {high}.")
+                raise PolicyValueInvalid(name, low, high)
         return replace(self, required_roles=roles, allowed_methods=methods)
 
     def affected_roles(self) -> tuple[str, ...]:
@@ -86,6 +86,14 @@ class PolicySettings:
         return tuple(
             role for role in ROLES if not self.required_roles or role in self.required_roles or role == "admin"
         )
+
+
+class PolicyValueInvalid(InvalidInput):
+    """A number of the policy outside its range; ``field`` names it (the page shows its label)."""
+
+    def __init__(self, field: str, low: int, high: int) -> None:
+        self.field, self.low, self.high = field, low, high
+        super().__init__(f"{field} must be a whole number from {low} to {high}.")
 
 
 @dataclass(frozen=True, slots=True)

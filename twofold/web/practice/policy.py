@@ -10,6 +10,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 
 from twofold import errors as core
+from twofold.core.practice.policy import PolicyValueInvalid
 from twofold.web.deps import Context, PracticeAdmin, ServicesDep
 from twofold.web.practice.common import Page, api_router
 from twofold.web.practice.schemas import MemberPublic, PolicyPreviewPublic, PolicyPublic, PolicyUpdate
@@ -57,6 +58,21 @@ def preview_policy(body: PolicyUpdate, admin: PracticeAdmin, services: ServicesD
     )
 
 
+# The policy form's numbers as the page labels them, and their unit: errors name a field as the admin sees it.
+NUMBER_FIELDS = {
+    "grace_days": ("Grace period", "days"),
+    "remember_browser_days": ("Remember a browser for", "days"),
+    "idle_timeout_minutes": ("Sign out after inactivity", "minutes"),
+}
+
+
+def _number_error(field: str, low: int | None = None, high: int | None = None) -> str:
+    label, unit = NUMBER_FIELDS[field]
+    if low is None:
+        return f"{label}: enter a whole number of {unit}."
+    return f"{label}: enter a whole number of {unit} from {low} to {high}."
+
+
 @pages.get("/admin/policy")
 def policy_page(request: Request, admin: PracticeAdmin, services: ServicesDep, notice: str = ""):
     practice_id = admin.user.practice_id
@@ -99,17 +115,20 @@ def policy_submit(
         "allowed_methods": ["totp", *[m for m in allowed_methods[:10] if m != "totp"]],
         **numbers,
     }
-    preview = error = None
+    preview = error = field = None
     try:
         bad = [name for name, value in numbers.items() if not value.strip().isdigit()]
         if bad:
-            raise core.InvalidInput(f"{bad[0].replace('_', ' ').capitalize()} must be a whole number.")
+            field = bad[0]
+            raise core.InvalidInput(_number_error(field))
         changes = {**form, **{name: int(value) for name, value in numbers.items()}}
         settings = services.policies.proposed(practice_id=practice_id, changes=changes)
         if action != "preview":
             services.policies.update(practice_id=practice_id, actor_id=admin.user.id, changes=changes, context=context)
             return RedirectResponse("/admin/policy?notice=policy", status_code=303)
         preview = services.policies.preview(practice_id=practice_id, settings=settings)
+    except PolicyValueInvalid as exc:
+        field, error = exc.field, _number_error(exc.field, exc.low, exc.high)
     except core.InvalidInput as exc:
         error = exc.message
     return render(
@@ -121,6 +140,7 @@ def policy_submit(
             "methods": services.policies.methods(),
             "preview": preview,
             "error": error,
+            "error_field": field,
             "since": services.policies.required_since(practice_id=practice_id),
         },
         422 if error else 200,
