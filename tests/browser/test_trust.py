@@ -182,3 +182,15 @@ def test_the_idle_sign_out_holds_to_the_second_and_is_audited_once(live_server, 
         expired = s.execute(select(AuditEvent).where(AuditEvent.event == EventTag.SESSION_EXPIRED)).scalars().all()
     assert len(expired) == 1
     assert expired[0].subject_id == member.id
+
+
+def test_a_remembered_browser_shows_both_of_its_limits(live_server, page, make_user):
+    url, clock = live_server.url, live_server.clock
+    member = make_user(with_totp=True)
+    remembered_on = clock.now()
+    password_step(page, url, member)
+    code_step(page, member, clock, remember=True)
+    expect_security_page(page, url)
+    row = page.locator("#remembered-browsers tbody tr")
+    until = remembered_on + timedelta(days=30)
+    expect(row).to_contain_text(f"trusted until {until.day} {until:%b %Y}, or 14 days without use")

@@ -31,9 +31,14 @@ def when(moment: datetime | None) -> str:
     return moment.strftime("%d %b %Y, %H:%M UTC") if moment else "—"
 
 
+def day(moment: datetime | None) -> str:
+    """A date as people write it: ``3 Jan 2027``."""
+    return f"{moment.day} {moment:%b %Y}" if moment else "—"
+
+
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 templates.env.globals.update(
-    when=when, role_labels=ROLE_LABELS, roles=ROLES, event_label=event_label, event_labels=EVENT_LABELS
+    when=when, day=day, role_labels=ROLE_LABELS, roles=ROLES, event_label=event_label, event_labels=EVENT_LABELS
 )
 
 
