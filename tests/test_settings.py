@@ -30,3 +30,10 @@ def test_thread_and_pool_sizes_come_from_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("TWOFOLD_DB_POOL_SIZE", "4")
     settings = Settings(_env_file=None, var_dir=tmp_path)
     assert (settings.request_threads, settings.db_pool_size) == (3, 4)
+
+
+def test_the_default_time_zone_is_an_iana_name(tmp_path):
+    assert Settings(default_time_zone="America/Chicago").default_time_zone == "America/Chicago"
+    for bad in ("Mars/Olympus_Mons", "../../etc/passwd", "", "EST5EDT/../x"):
+        with pytest.raises(ValueError, match="time zone"):
+            Settings(default_time_zone=bad)

@@ -15,6 +15,8 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from twofold.clock import is_time_zone
+
 
 class ConfigurationError(Exception):
     """The configuration cannot be used; the message says what to change."""
@@ -61,6 +63,10 @@ class Settings(BaseSettings):
     # a minute before the idle sign-out; asking does not count as activity.
     idle_check_seconds: float = Field(default=30.0, gt=0, le=300)
 
+    # The time zone a new practice starts with (an IANA name such as America/Chicago); each
+    # practice's admin can change theirs on the policy page. Pages and emails show local time.
+    default_time_zone: str = "UTC"
+
     smtp_host: str | None = None
     smtp_port: int = 25
     smtp_user: str | None = None
@@ -78,6 +84,13 @@ class Settings(BaseSettings):
         if self.db_pool_size is None:
             self.db_pool_size = self.request_threads
         return self
+
+    @field_validator("default_time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        if not is_time_zone(value):
+            raise ValueError(f"{value!r} is not a time zone name (use an IANA name such as Europe/London or UTC)")
+        return value
 
     @field_validator("old_secret_keys", mode="before")
     @classmethod

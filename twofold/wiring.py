@@ -180,6 +180,7 @@ def build_services(
         reauth=reauth,
         mail=mail,
         backup_codes=recovery_codes,
+        default_time_zone=settings.default_time_zone,
     )
     account_security = AccountSecurityService(
         db=db,

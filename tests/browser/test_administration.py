@@ -72,3 +72,38 @@ def test_a_policy_number_out_of_range_is_named_by_its_label_at_its_field(live_se
     assert field.get_attribute("aria-describedby").split() == ["policy-error", "grace_days-hint"]
     expect(field).to_have_value("45")  # what was typed stays, to correct
     assert "grace_days" not in error.inner_text()
+
+
+def test_the_practice_time_zone_shows_local_times_and_the_whole_grace_period(live_server, browser, page, make_user):
+    clock = live_server.clock  # 2 Nov 2026, 09:00 UTC: 03:00 in Chicago (CST, UTC-6)
+    admin = make_user(role="admin", with_totp=True, email="admin@riverside.example")
+    staff = make_user(role="staff", email="sam@riverside.example")
+    admin_signed_in(page, admin, clock)
+    page.goto("/admin/policy")
+    page.get_by_label("Time zone").select_option("America/Chicago")
+    page.get_by_label("Require two-factor authentication").check()
+    page.get_by_label("Grace period (days, 0 to 30)").fill("7")
+    page.get_by_role("button", name="Save policy").click()
+    expect(page.get_by_text("Policy saved")).to_be_visible()
+    expect(page.get_by_label("Time zone")).to_have_value("America/Chicago")
+    expect(page.get_by_text("Required since 02 Nov 2026, 03:01 CST")).to_be_visible()
+
+    # The API keeps UTC, in ISO 8601.
+    policy = page.request.get("/api/v1/practice/policy").json()
+    assert policy["time_zone"] == "America/Chicago"
+    assert page.request.get("/api/v1/me/session").json()["expires_at"].endswith("+00:00")
+
+    member_context = browser.new_context(base_url=live_server.url)
+    try:
+        member = member_context.new_page()
+        member.goto("/sign-in")
+        member.get_by_label("Email").fill(staff.email)
+        member.get_by_label("Password").fill(staff.password)
+        member.get_by_role("button", name="Sign in").click()
+        expect(member.get_by_text("until 09 Nov 2026, 03:01 CST (7 days left)")).to_be_visible()
+    finally:
+        member_context.close()
+
+    page.goto("/admin/audit")
+    times = page.locator("table.audit time").all_inner_texts()
+    assert times and all(t.endswith(" CST") for t in times), times

@@ -87,6 +87,7 @@ class AccountService:
     reauth: Reauthentication
     mail: SecurityMail
     backup_codes: BackupCodeCount
+    default_time_zone: str = "UTC"  # a new practice's (TWOFOLD_DEFAULT_TIME_ZONE)
 
     # -- practices and members ----------------------------------------------
 
@@ -96,7 +97,12 @@ class AccountService:
             raise InvalidInput("A practice needs a name of 1 to 200 characters.")
         try:
             with self.db.transaction() as s:
-                practice = Practice(name=name, created_at=self.clock.now(), allowed_methods=self.factors.kinds())
+                practice = Practice(
+                    name=name,
+                    created_at=self.clock.now(),
+                    allowed_methods=self.factors.kinds(),
+                    time_zone=self.default_time_zone,
+                )
                 s.add(practice)
                 s.flush()
                 s.add(AuditChainHead(chain=practice.id, seq=0, hash=GENESIS))

@@ -346,7 +346,9 @@ def test_policy_reads_and_writes_the_contract_fields(client, admin, services):
         "allowed_methods",
         "remember_browser_days",
         "idle_timeout_minutes",
+        "time_zone",
     }
+    assert policy["time_zone"] == "UTC"  # TWOFOLD_DEFAULT_TIME_ZONE unset
     new = {
         **policy,
         "require_two_factor": True,
@@ -355,10 +357,13 @@ def test_policy_reads_and_writes_the_contract_fields(client, admin, services):
         "allowed_methods": ["totp", "recovery_code"],
         "remember_browser_days": 7,
         "idle_timeout_minutes": 10,
+        "time_zone": "America/Chicago",
     }
     saved = client.put("/api/v1/practice/policy", json=new)
     assert saved.status_code == 200 and saved.json() == new
     assert client.get("/api/v1/practice/policy").json() == new
+    bad_zone = client.put("/api/v1/practice/policy", json={"time_zone": "Mars/Olympus_Mons"})
+    assert bad_zone.status_code == 422 and "time_zone" in bad_zone.json()["message"]
     partial = client.put("/api/v1/practice/policy", json={"grace_days": 3})
     assert partial.json() == {**new, "grace_days": 3}
     changed = events(services, "practice:policy:changed")

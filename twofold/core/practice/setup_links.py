@@ -85,6 +85,7 @@ class SetupState:
     needs_password: bool
     needs_two_factor: bool
     expires_at: datetime
+    time_zone: str = "UTC"  # the practice's, for showing ``expires_at``
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +165,7 @@ class SetupService:
             url=f"{link_base.rstrip('/')}/setup/{token}",
             expires_at=self.clock.now() + SETUP_LINK_TTL,
             welcome=member.password_changed_at is None,
+            time_zone=member.practice.time_zone,
         )
 
     def deliver(self, message: Message) -> None:
@@ -205,6 +207,7 @@ class SetupService:
                     needs_password=member.password_changed_at is None,
                     needs_two_factor=needs_two_factor,
                     expires_at=link.expires_at,
+                    time_zone=member.practice.time_zone,
                 )
             # Set up by other means since the link was sent: nothing left, the link is spent.
             self._use(s, link, member, context)

@@ -44,7 +44,7 @@ def recovery_codes_page(
             "codes": codes,
             "headline": headline,
             "error": error,
-            "made_at": format_when(services.clock.now()),
+            "made_at": format_when(services.clock.now(), active.policy.time_zone),
         },
         status,
     )
@@ -132,7 +132,7 @@ def download_recovery_codes(
         )
     lines = [
         f"Twofold backup codes for {active.user.email} ({active.user.practice.name})",
-        f"Made {format_when(services.clock.now())}. Each code works once, in place of a code from your app.",
+        f"Made {format_when(services.clock.now(), active.policy.time_zone)}. Each code works once, in place of a code from your app.",
         "Keep this file somewhere safe, away from your phone.",
         "",
         *codes,
