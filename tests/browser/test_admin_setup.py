@@ -127,8 +127,13 @@ def test_admin_sets_up_a_member_on_this_screen_and_never_sees_the_key_again(
     code = otp.totp(key, clock.now().timestamp())
     page.get_by_label("Code from the member's app").fill(f"{(int(code) + 1) % 10**6:06d}")
     page.get_by_role("button", name="Turn on two-factor authentication").click()
-    assert page.get_by_role("alert").is_visible()
-    assert page.locator(".qr svg").count() == 0 and page.locator("#secret").count() == 0  # not shown again
+    expect(page.get_by_role("alert")).to_contain_text("not right")
+    # A typo keeps the QR code, as the page says: the member may not have scanned it yet.
+    expect(page.locator(".qr svg")).to_be_visible()
+    page.locator(".qr svg").screenshot(path=str(shot))
+    again = subprocess.run([zbarimg, "--raw", "-q", str(shot)], capture_output=True, text=True, check=True)
+    assert again.stdout.strip() == scanned  # the same key, not a new one
+    expect(page.get_by_label("Code from the member's app")).to_have_attribute("aria-invalid", "true")
 
     page.get_by_label("Code from the member's app").fill(code)
     page.get_by_role("button", name="Turn on two-factor authentication").click()
@@ -184,3 +189,31 @@ def test_the_first_sign_in_after_a_set_up_link_explains_the_code_just_used(live_
     finally:
         desk.close()
         phone_owner.close()
+
+
+def test_set_up_on_this_screen_says_one_try_left_before_the_lockout(live_server, browser, make_user, clock):
+    admin = make_user(role="admin", with_totp=True, email="admin@riverside.example")
+    staff = make_user(role="staff", email="sam@riverside.example")
+    base = live_server.url
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        sign_in_with_code(page, base, admin.email, PASSWORD, admin.code(clock))
+        page.goto(f"{base}/admin/members/{staff.id}")
+        page.get_by_role("button", name="Set up on this screen").click()
+        key = otp.from_b32(page.locator("#secret").inner_text().replace(" ", ""))
+        wrong = f"{(int(otp.totp(key, clock.now().timestamp())) + 1) % 10**6:06d}"
+        alert = page.get_by_role("alert")
+        for attempt in range(1, 5):
+            page.get_by_label("Code from the member's app").fill(wrong)
+            page.get_by_role("button", name="Turn on two-factor authentication").click()
+            if attempt < 4:
+                expect(alert).to_contain_text("not right")
+                expect(alert).not_to_contain_text("try left")
+        expect(alert).to_contain_text("1 try left")  # the fourth wrong code: the next one locks
+        expect(page.locator(".qr svg")).to_be_visible()
+        page.get_by_label("Code from the member's app").fill(wrong)
+        page.get_by_role("button", name="Turn on two-factor authentication").click()
+        expect(alert).to_contain_text("Try again in")
+    finally:
+        context.close()

@@ -322,6 +322,13 @@ class SetupService:
                 s, user=member, context=context, actor_id=admin_id, details={"on_admin_screen": True}
             )
 
+    def pending_on_admin_screen(self, *, practice_id: int, member_id: int, enrollment_id: str) -> Any | None:
+        """The set-up begun on the admin's screen, again (its QR code, after a wrong code); None once it
+        is confirmed, replaced or expired."""
+        with self.db.reading() as s:
+            member = member_in(s, practice_id=practice_id, member_id=member_id)
+            return self.enrollment.pending(s, user=member, enrollment_id=enrollment_id)
+
     def confirm_on_admin_screen(
         self,
         *,
