@@ -101,3 +101,27 @@ def test_new_passwords_that_differ_are_shown_at_the_second(live_server, small_sc
     page.get_by_role("button", name="Change password").click()
     expect_error_on(page, "new-password-confirm", "password-error", "not the same")
     assert re.search(r"new-password-hint", page.locator("#new-password").get_attribute("aria-describedby"))
+
+
+def _luminance(rgb: str) -> float:
+    def channel(value: int) -> float:
+        c = value / 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (int(part) for part in re.findall(r"\d+", rgb)[:3])
+    return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b)
+
+
+def test_the_focus_ring_stands_out_three_to_one_from_the_keyboard(live_server, page):
+    page.goto("/sign-in")
+    for _ in range(5):  # the skip link, the brand, then the first field
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.tagName") == "INPUT":
+            break
+    focused = page.evaluate("document.activeElement.id")
+    ring = page.evaluate("getComputedStyle(document.activeElement).outlineColor")
+    style = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    behind = page.evaluate("getComputedStyle(document.activeElement.closest('.card') || document.body).backgroundColor")
+    lighter, darker = sorted((_luminance(ring), _luminance(behind)), reverse=True)
+    assert focused and style == "solid"
+    assert (lighter + 0.05) / (darker + 0.05) >= 3, (focused, ring, behind)

@@ -113,6 +113,7 @@ def test_the_idle_warning_appears_and_stay_signed_in_keeps_the_session(live_serv
     expect(warning).to_contain_text("signed out after 15 minutes")
     page.get_by_role("button", name="Stay signed in").click()
     expect(warning).to_be_hidden()
+    expect(page.locator("#main")).to_be_focused()  # focus is not lost on the hidden button
     with services.db.reading() as s:
         assert s.execute(select(UserSession.last_seen_at)).scalar_one() == clock.now()  # kept alive server-side
 
