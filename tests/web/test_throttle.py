@@ -206,11 +206,14 @@ def test_wrong_confirmation_codes_share_the_code_throttle(client, make_user, clo
         for c in ("111111", "222222", "333333")
         if c not in {otp.totp(key, clock.now().timestamp() + 30 * d) for d in range(-10, 11)}
     )
-    for _ in range(5):
+    for attempt in range(1, 6):
         answer = client.post(
             "/api/v1/me/totp/confirm", json={"enrollment_id": enrollment["enrollment_id"], "code": wrong}
         )
-        assert answer.status_code == 400 and answer.json()["error"] == "invalid_code"
+        if attempt < 5:
+            assert answer.status_code == 400 and answer.json()["error"] == "invalid_code"
+        else:  # the fifth wrong code starts the wait and says so
+            assert answer.status_code == 429 and answer.json()["error"] == "throttled"
     assert_throttled(
         client.post("/api/v1/me/totp/confirm", json={"enrollment_id": enrollment["enrollment_id"], "code": right}), 300
     )
