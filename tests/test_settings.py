@@ -76,3 +76,10 @@ def test_the_public_origin_is_the_configured_one_or_the_served_address(overrides
 def test_a_missing_or_malformed_public_origin_is_a_clear_configuration_error(overrides, message, tmp_path):
     with pytest.raises(ConfigurationError, match=re.escape(message)):
         Settings(_env_file=None, var_dir=tmp_path, **overrides).resolved_public_origin()
+
+
+def test_the_default_time_zone_is_an_iana_name(tmp_path):
+    assert Settings(default_time_zone="America/Chicago").default_time_zone == "America/Chicago"
+    for bad in ("Mars/Olympus_Mons", "../../etc/passwd", "", "EST5EDT/../x"):
+        with pytest.raises(ValueError, match="time zone"):
+            Settings(default_time_zone=bad)

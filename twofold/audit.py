@@ -93,6 +93,79 @@ class EventTag(StrEnum):
     AUDIT_EXPORTED = "practice:audit:exported"
 
 
+# What the admin pages show for each event: the one list of human labels (the audit log, a member's
+# recent activity, the search). Plain words an admin reads; the names above stay for integrators.
+EVENT_LABELS: dict[str, str] = {
+    EventTag.SIGN_IN_SUCCEEDED: "Signed in",
+    EventTag.SIGN_IN_PASSWORD_FAILED: "Sign-in refused: wrong password",
+    EventTag.SIGN_IN_SECOND_FACTOR_REQUIRED: "Password accepted, code asked for",
+    EventTag.SIGN_IN_CODE_FAILED: "Sign-in refused: wrong code",
+    EventTag.SIGN_IN_THROTTLED: "Sign-in refused: too many tries, waiting",
+    EventTag.SIGN_IN_CODE_SENT: "Sign-in code emailed",
+    EventTag.SIGN_IN_CODE_SEND_LIMITED: "Sign-in code not emailed: too many asked for",
+    EventTag.LOCKED_OUT: "Locked out after too many wrong tries",
+    EventTag.SIGNED_OUT: "Signed out",
+    EventTag.PASSWORD_REHASHED: "Password storage upgraded",
+    EventTag.PASSWORD_CHANGED: "Password changed",
+    EventTag.TOTP_ENROLLMENT_STARTED: "Authenticator app set-up started",
+    EventTag.TOTP_ENROLLMENT_FAILED: "Authenticator app set-up: wrong code",
+    EventTag.TWO_FACTOR_ENABLED: "Two-factor authentication turned on",
+    EventTag.TWO_FACTOR_DISABLED: "Two-factor authentication turned off",
+    EventTag.TWO_FACTOR_DISABLE_FAILED: "Turning off two-factor authentication refused",
+    EventTag.TOTP_REPLACEMENT_STARTED: "Authenticator app replacement started",
+    EventTag.TOTP_ADDED: "Authenticator app added",
+    EventTag.TOTP_REPLACED: "Authenticator app replaced",
+    EventTag.REAUTHENTICATION_FAILED: "Confirming identity refused (password or code)",
+    EventTag.RECOVERY_CODES_GENERATED: "New backup codes made",
+    EventTag.EMAIL_CODE_SENT: "Code emailed to confirm a change",
+    EventTag.EMAIL_CODE_SEND_LIMITED: "Code not emailed: too many asked for",
+    EventTag.EMAIL_METHOD_ADDED: "Email codes added",
+    EventTag.EMAIL_METHOD_CONFIRM_FAILED: "Adding email codes: wrong code",
+    EventTag.EMAIL_METHOD_REMOVED: "Email codes removed",
+    EventTag.SECURITY_EMAIL_UNDELIVERED: "Security email could not be delivered",
+    EventTag.SESSION_EXPIRED: "Signed out after inactivity or the time limit",
+    EventTag.SESSION_REVOKED: "Session signed out",
+    EventTag.PASSWORD_CHANGE_FAILED: "Password change refused",
+    EventTag.REMEMBERED_BROWSER_GRANTED: "Browser remembered",
+    EventTag.REMEMBERED_BROWSER_USED: "Signed in on a remembered browser",
+    EventTag.REMEMBERED_BROWSER_EXPIRED: "Remembered browser expired",
+    EventTag.REMEMBERED_BROWSER_REVOKED: "Remembered browser forgotten",
+    EventTag.REMEMBERED_BROWSER_REJECTED: "Remembered browser not accepted",
+    EventTag.PRACTICE_CREATED: "Practice created",
+    EventTag.MEMBER_ADDED: "Member added",
+    EventTag.MEMBERS_IMPORTED: "Members imported",
+    EventTag.MEMBERS_EXPORTED: "Members exported",
+    EventTag.MEMBER_ROLE_CHANGED: "Member's role changed",
+    EventTag.MEMBER_DEACTIVATED: "Member deactivated",
+    EventTag.MEMBER_REACTIVATED: "Member reactivated",
+    EventTag.SETUP_LINK_SENT: "Set-up link sent",
+    EventTag.SETUP_LINK_REFUSED: "Set-up link refused (used, expired or replaced)",
+    EventTag.SETUP_LINK_USED: "Set-up link used",
+    EventTag.PASSWORD_SET: "Password chosen",
+    EventTag.TWO_FACTOR_SET_UP_BY_ADMIN: "Two-factor authentication set up by an admin",
+    EventTag.TWO_FACTOR_RESET: "Two-factor authentication reset by an admin",
+    EventTag.TWO_FACTOR_RESET_FAILED: "Two-factor reset refused",
+    EventTag.TWO_FACTOR_ENROLMENT_SKIPPED: "Two-factor set-up skipped (grace period)",
+    EventTag.POLICY_CHANGED: "Security policy changed",
+    EventTag.AUDIT_EXPORTED: "Audit log exported",
+}
+
+
+def event_label(name: str) -> str:
+    """An event's label for people; a name without one (from a newer or older version) in plain words."""
+    label = EVENT_LABELS.get(name)
+    if label is not None:
+        return label
+    words = name.split(":", 1)[-1].replace(":", " ").replace("_", " ")
+    return words[:1].upper() + words[1:]
+
+
+def events_labelled(text: str) -> list[str]:
+    """The names of the events whose label contains ``text`` (any case): the audit log's search by label."""
+    wanted = " ".join(text.lower().split())
+    return [str(name) for name, label in EVENT_LABELS.items() if wanted and wanted in label.lower()]
+
+
 _HASHED = ("chain", "seq", "practice_id", "at", "event", "actor_id", "subject_id", "ip", "user_agent", "details")
 
 

@@ -28,6 +28,16 @@ class InvalidCode(TwofoldError):
     message = "That code is not right. Enter the current code from your authenticator app."
 
 
+class CodeJustUsed(InvalidCode):
+    """The right code, but the one accepted last (it confirmed the app a moment ago, or a form was
+    sent twice): not a guess, so not counted toward the lockout."""
+
+    message = (
+        "That code was just used, and each code works once. Wait for your app to show the next code "
+        "(a new one every 30 seconds), then enter it."
+    )
+
+
 class ClockOutOfSync(InvalidCode):
     message = (
         "That code is not right for the current time. Check that the clock on your phone "

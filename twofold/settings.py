@@ -15,6 +15,8 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from twofold.clock import is_time_zone
+
 # Connections per process on PostgreSQL unless TWOFOLD_DB_MAX_CONNECTIONS says otherwise: four
 # workers (the documented production setup) then use 80 of PostgreSQL's default 100.
 DEFAULT_DB_MAX_CONNECTIONS = 20
@@ -95,6 +97,9 @@ class Settings(BaseSettings):
     # purges every purge_interval_seconds (0: only `twofold db purge` does).
     purge_after_days: int = Field(default=30, ge=1, le=3650)
     purge_interval_seconds: int = Field(default=3600, ge=0)
+    # The time zone a new practice starts with (an IANA name such as America/Chicago); each
+    # practice's admin can change theirs on the policy page. Pages and emails show local time.
+    default_time_zone: str = "UTC"
 
     smtp_host: str | None = None
     smtp_port: int = 25
@@ -116,6 +121,13 @@ class Settings(BaseSettings):
         if self.db_max_connections is not None:
             self.db_pool_size = min(self.db_pool_size, self.db_max_connections)
         return self
+
+    @field_validator("default_time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        if not is_time_zone(value):
+            raise ValueError(f"{value!r} is not a time zone name (use an IANA name such as Europe/London or UTC)")
+        return value
 
     @field_validator("old_secret_keys", mode="before")
     @classmethod

@@ -453,6 +453,18 @@ class Throttle:
         """Forget the failures of ``keys`` (a key ending in ":" names every key it begins)."""
         self.store.clear(session, keys)
 
+    def tries_left(self, session: Session | None, checks: Iterable[tuple[Rule, str]]) -> int:
+        """How many more failures the keys take before a wait starts (0: the next attempt waits)."""
+        now = self.clock.now().timestamp()
+        left = None
+        for rule, key in checks:
+            failures = self.store.failures(session, key, now - rule.horizon)
+            for limit in rule.limits:
+                recent = sum(1 for at in failures if at > now - limit.window_seconds)
+                room = max(0, limit.max_failures - recent)
+                left = room if left is None else min(left, room)
+        return left if left is not None else 0
+
     def hit(self, session: Session | None, checks: Iterable[tuple[Rule, str]]) -> int:
         """Record a failure against each key; return the wait it caused (0: none yet)."""
         checks = list(checks)

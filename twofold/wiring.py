@@ -199,6 +199,7 @@ def build_services(
         reauth=reauth,
         mail=mail,
         backup_codes=recovery_codes,
+        default_time_zone=settings.default_time_zone,
     )
     account_security = AccountSecurityService(
         db=db,
@@ -258,6 +259,7 @@ def build_services(
         hasher=TokenHasher(secret_key, "setup-link"),
         notifier=notifier,
         sessions=sessions,
+        backup_codes=recovery_code_enrollment,
     )
     trust_revokers: list[TrustRevoker] = [remembered]
     members = MemberService(

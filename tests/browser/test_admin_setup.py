@@ -6,10 +6,13 @@ import re
 import subprocess
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.conftest import PASSWORD, require_tool
 from tests.support.practice_admin import LINK
+from twofold.context import RequestContext
 from twofold.crypto import otp
+from twofold.store.models import User
 
 pytestmark = pytest.mark.browser
 
@@ -21,6 +24,33 @@ def sign_in_with_code(page, base: str, email: str, password: str, code: str) -> 
     page.get_by_role("button", name="Sign in").click()
     page.get_by_label("Authentication code").fill(code)
     page.get_by_role("button", name="Verify").click()
+
+
+def expect_first_backup_codes(page) -> list[str]:
+    """The backup codes page a member sees once, with download, print and copy; returns the codes."""
+    expect(page.get_by_role("heading", name="Save your backup codes")).to_be_visible()
+    codes = [code.strip() for code in page.locator("#recovery-codes li").all_inner_texts()]
+    assert len(codes) == 10 and all(re.fullmatch(r"[a-z0-9]{4}-[a-z0-9]{4}", code) for code in codes), codes
+    expect(page.get_by_role("button", name="Download as text")).to_be_visible()
+    expect(page.get_by_role("button", name="Print")).to_be_visible()
+    page.get_by_role("button", name="Copy").click()
+    expect(page.get_by_text("Copied.")).to_be_visible()
+    assert page.evaluate("navigator.clipboard.readText()") == "\n".join(codes)
+    page.get_by_label("I have saved these backup codes in a safe place").check()
+    page.get_by_role("button", name="Done").click()
+    expect(page.get_by_text("Your backup codes are saved")).to_be_visible()
+    return codes
+
+
+def sign_in_with_backup_code(page, base: str, email: str, code: str) -> None:
+    page.goto(f"{base}/sign-in")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_text("Use a backup code instead").click()
+    page.get_by_label("Backup code").fill(code)
+    page.get_by_role("button", name="Use backup code").click()
+    expect(page.get_by_role("heading", name="Security", exact=True)).to_be_visible()
 
 
 def test_a_new_member_sets_up_through_the_emailed_link(live_server, browser, make_user, mailbox, clock):
@@ -42,7 +72,7 @@ def test_a_new_member_sets_up_through_the_emailed_link(live_server, browser, mak
     link = LINK.search(mail.text).group(0)
     assert link.startswith(base + "/setup/")
 
-    member_context = browser.new_context()
+    member_context = browser.new_context(permissions=["clipboard-read", "clipboard-write"])
     member = member_context.new_page()
     member.goto(link)
     member.get_by_label("New password").fill(PASSWORD)
@@ -52,15 +82,17 @@ def test_a_new_member_sets_up_through_the_emailed_link(live_server, browser, mak
     key = otp.from_b32(member.locator("#secret").inner_text().replace(" ", ""))
     member.get_by_label("Code from the app").fill(otp.totp(key, clock.now().timestamp()))
     member.get_by_role("button", name="Turn on two-factor authentication").click()
-    assert member.get_by_role("heading", name="You are set up").is_visible()
+    # 2FA is on and the member is signed in, on the page that shows their backup codes once.
+    expect(member.get_by_text("You are set up")).to_be_visible()
+    codes = expect_first_backup_codes(member)
+    expect(member.locator(".status").first).to_contain_text("On.")
+    member.get_by_role("button", name="Sign out", exact=True).first.click()
 
     member.goto(link)  # the link works once
     assert "already been used" in member.locator("main").inner_text()
 
-    clock.advance(seconds=30)
-    sign_in_with_code(member, base, "nora@riverside.example", PASSWORD, otp.totp(key, clock.now().timestamp()))
-    assert member.get_by_role("heading", name="Security").is_visible()
-    assert "On." in member.locator(".status").inner_text()
+    sign_in_with_backup_code(member, base, "nora@riverside.example", codes[0])  # the lost-phone way works
+    assert "On." in member.locator(".status").first.inner_text()
 
     page.goto(f"{base}/admin/members?show=without_two_factor")
     assert "Nora Nurse" not in page.locator("main").inner_text()
@@ -95,8 +127,13 @@ def test_admin_sets_up_a_member_on_this_screen_and_never_sees_the_key_again(
     code = otp.totp(key, clock.now().timestamp())
     page.get_by_label("Code from the member's app").fill(f"{(int(code) + 1) % 10**6:06d}")
     page.get_by_role("button", name="Turn on two-factor authentication").click()
-    assert page.get_by_role("alert").is_visible()
-    assert page.locator(".qr svg").count() == 0 and page.locator("#secret").count() == 0  # not shown again
+    expect(page.get_by_role("alert")).to_contain_text("not right")
+    # A typo keeps the QR code, as the page says: the member may not have scanned it yet.
+    expect(page.locator(".qr svg")).to_be_visible()
+    page.locator(".qr svg").screenshot(path=str(shot))
+    again = subprocess.run([zbarimg, "--raw", "-q", str(shot)], capture_output=True, text=True, check=True)
+    assert again.stdout.strip() == scanned  # the same key, not a new one
+    expect(page.get_by_label("Code from the member's app")).to_have_attribute("aria-invalid", "true")
 
     page.get_by_label("Code from the member's app").fill(code)
     page.get_by_role("button", name="Turn on two-factor authentication").click()
@@ -104,10 +141,79 @@ def test_admin_sets_up_a_member_on_this_screen_and_never_sees_the_key_again(
     assert secret not in page.content()
     assert page.get_by_role("button", name="Set up on this screen").count() == 0
 
-    member_context = browser.new_context()
+    assert page.locator("#recovery-codes").count() == 0  # the member's codes are never on the admin's screen
+
+    member_context = browser.new_context(permissions=["clipboard-read", "clipboard-write"])
     member = member_context.new_page()
     clock.advance(seconds=30)
     sign_in_with_code(member, base, staff.email, PASSWORD, otp.totp(key, clock.now().timestamp()))
-    assert member.get_by_role("heading", name="Security").is_visible()
+    # Handed over at the member's own first sign-in, once.
+    expect(member.get_by_text("Your practice admin set up your authenticator app")).to_be_visible()
+    codes = expect_first_backup_codes(member)
+    member.get_by_role("button", name="Sign out", exact=True).first.click()
+    sign_in_with_backup_code(member, base, staff.email, codes[3])
+    expect(member.get_by_role("heading", name="Save your backup codes")).to_have_count(0)
     context.close()
     member_context.close()
+
+
+def test_the_first_sign_in_after_a_set_up_link_explains_the_code_just_used(live_server, browser, make_user, clock):
+    base, services = live_server.url, live_server.services
+    staff = make_user(role="staff", email="sam@riverside.example")
+    with services.db.transaction() as s:
+        token = services.setup.issue(s, member=s.get(User, staff.id), created_by_id=None, context=RequestContext())
+
+    phone_owner = browser.new_context()
+    member = phone_owner.new_page()
+    member.goto(f"{base}/setup/{token}")
+    member.get_by_label("Password").fill(PASSWORD)
+    member.get_by_role("button", name="Continue").click()
+    key = otp.from_b32(member.locator("#secret").inner_text().replace(" ", ""))
+    on_the_phone = otp.totp(key, clock.now().timestamp())
+    member.get_by_label("Code from the app").fill(on_the_phone)
+    member.get_by_role("button", name="Turn on two-factor authentication").click()
+    expect(member.get_by_role("heading", name="Save your backup codes")).to_be_visible()
+
+    # At once, at the front desk's computer, with the same code still on the phone.
+    desk = browser.new_context()
+    try:
+        front = desk.new_page()
+        for _ in range(6):  # an impatient member: more tries than the five that start a wait
+            sign_in_with_code(front, base, staff.email, PASSWORD, on_the_phone)
+            expect(front.get_by_role("alert")).to_contain_text("That code was just used")
+            expect(front.get_by_role("alert")).not_to_contain_text("Try again in")
+        clock.advance(seconds=otp.PERIOD)  # the phone shows the next code
+        front.get_by_label("Authentication code").fill(otp.totp(key, clock.now().timestamp()))
+        front.get_by_role("button", name="Verify").click()
+        expect(front.get_by_role("heading", name="Security", exact=True)).to_be_visible()
+    finally:
+        desk.close()
+        phone_owner.close()
+
+
+def test_set_up_on_this_screen_says_one_try_left_before_the_lockout(live_server, browser, make_user, clock):
+    admin = make_user(role="admin", with_totp=True, email="admin@riverside.example")
+    staff = make_user(role="staff", email="sam@riverside.example")
+    base = live_server.url
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        sign_in_with_code(page, base, admin.email, PASSWORD, admin.code(clock))
+        page.goto(f"{base}/admin/members/{staff.id}")
+        page.get_by_role("button", name="Set up on this screen").click()
+        key = otp.from_b32(page.locator("#secret").inner_text().replace(" ", ""))
+        wrong = f"{(int(otp.totp(key, clock.now().timestamp())) + 1) % 10**6:06d}"
+        alert = page.get_by_role("alert")
+        for attempt in range(1, 5):
+            page.get_by_label("Code from the member's app").fill(wrong)
+            page.get_by_role("button", name="Turn on two-factor authentication").click()
+            if attempt < 4:
+                expect(alert).to_contain_text("not right")
+                expect(alert).not_to_contain_text("try left")
+        expect(alert).to_contain_text("1 try left")  # the fourth wrong code: the next one locks
+        expect(page.locator(".qr svg")).to_be_visible()
+        page.get_by_label("Code from the member's app").fill(wrong)
+        page.get_by_role("button", name="Turn on two-factor authentication").click()
+        expect(alert).to_contain_text("Try again in")
+    finally:
+        context.close()

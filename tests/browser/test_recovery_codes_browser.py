@@ -85,3 +85,17 @@ def test_email_me_a_code_in_chromium(live_server, page, make_user, mailbox):
     page.get_by_label("Code from the email").fill(latest_code(mailbox, member.email, SIGN_IN_CODE))
     page.get_by_role("button", name="Verify emailed code").click()
     expect(page.get_by_role("heading", name="Security", exact=True)).to_be_visible()
+
+
+def test_a_wrong_backup_code_is_marked_at_the_backup_code_field(live_server, page, make_user):
+    member = make_user(with_totp=True)
+    sign_in_page(page, live_server.url, member.email)
+    page.get_by_text("Use a backup code instead").click()
+    page.get_by_label("Backup code").fill("aaaa-bbbb")
+    page.get_by_role("button", name="Use backup code").click()
+    field = page.get_by_label("Backup code")
+    expect(page.locator("#code-error")).to_be_visible()
+    expect(field).to_be_focused()
+    expect(field).to_have_attribute("aria-invalid", "true")
+    assert field.get_attribute("aria-describedby").split() == ["code-error", "recovery-code-hint"]
+    expect(page.get_by_label("Authentication code")).not_to_have_attribute("aria-invalid", "true")

@@ -34,6 +34,10 @@ def test_user_sets_up_an_app_from_the_page_and_signs_in_with_its_code(page, live
     typed_key = page.locator("#secret").inner_text()
     assert re.fullmatch(r"([A-Z2-7]{4} ){7}[A-Z2-7]{4}", typed_key), typed_key  # 160 bits, in groups of four
     key = otp.from_b32(typed_key)
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.get_by_role("button", name="Copy key").click()  # for a password manager or a desktop app
+    expect(page.locator("#secret-copied")).to_have_text("Copied.")
+    assert page.evaluate("navigator.clipboard.readText()") == typed_key.replace(" ", "")
 
     # What the user's phone would scan: a screenshot of the page, decoded by ZBar.
     screenshot = tmp_path / "totp-setup.png"

@@ -10,7 +10,8 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select, update
 
-from twofold.store.models import UserSession
+from twofold.audit import EventTag
+from twofold.store.models import AuditEvent, Practice, UserSession
 
 pytestmark = pytest.mark.browser
 
@@ -112,6 +113,7 @@ def test_the_idle_warning_appears_and_stay_signed_in_keeps_the_session(live_serv
     expect(warning).to_contain_text("signed out after 15 minutes")
     page.get_by_role("button", name="Stay signed in").click()
     expect(warning).to_be_hidden()
+    expect(page.locator("#main")).to_be_focused()  # focus is not lost on the hidden button
     with services.db.reading() as s:
         assert s.execute(select(UserSession.last_seen_at)).scalar_one() == clock.now()  # kept alive server-side
 
@@ -145,3 +147,51 @@ def test_stay_signed_in_cannot_pass_the_absolute_limit(live_server, page, make_u
     expect(page.get_by_role("button", name="Stay signed in")).to_be_hidden()
     clock.advance(seconds=10)
     expect(page).to_have_url(re.compile(r"/sign-in\?notice=timed_out"))
+
+
+def test_the_idle_sign_out_holds_to_the_second_and_is_audited_once(live_server, page, make_user):
+    url, clock, services = live_server.url, live_server.clock, live_server.services
+    services.settings.idle_check_seconds = 0.2
+    member = make_user()
+    with services.db.transaction() as s:  # a 2-minute idle policy
+        s.execute(update(Practice).values(idle_timeout_minutes=2))
+    password_step(page, url, member)
+    expect_security_page(page, url)
+    warning = page.get_by_role("alertdialog")
+
+    # Half a second before the idle end: the page warns and stays; its asking is not activity.
+    clock.advance(minutes=1, seconds=59, microseconds=500_000)
+    expect(warning).to_contain_text("About 1 second left.")
+    expect_security_page(page, url)
+    with services.db.reading() as s:
+        session = s.execute(select(UserSession)).scalar_one()
+        assert session.revoked_at is None
+        assert session.last_seen_at == clock.now() - timedelta(minutes=1, seconds=59, microseconds=500_000)
+
+    clock.advance(microseconds=500_000)  # the idle end, to the second
+    expect(page).to_have_url(re.compile(r"/sign-in\?notice=timed_out"))
+    expect(page.get_by_label("Email")).to_be_visible()
+
+    # Left alone for 5.5 minutes on the sign-in page, and then reloaded: still signed out, one event.
+    clock.advance(minutes=5, seconds=30)
+    page.reload()
+    page.goto(f"{url}/account/security")
+    expect(page).to_have_url(re.compile(r"/sign-in\?next=%2Faccount%2Fsecurity"))
+    with services.db.reading() as s:
+        session = s.execute(select(UserSession)).scalar_one()
+        assert session.revoked_reason == "idle"
+        expired = s.execute(select(AuditEvent).where(AuditEvent.event == EventTag.SESSION_EXPIRED)).scalars().all()
+    assert len(expired) == 1
+    assert expired[0].subject_id == member.id
+
+
+def test_a_remembered_browser_shows_both_of_its_limits(live_server, page, make_user):
+    url, clock = live_server.url, live_server.clock
+    member = make_user(with_totp=True)
+    remembered_on = clock.now()
+    password_step(page, url, member)
+    code_step(page, member, clock, remember=True)
+    expect_security_page(page, url)
+    row = page.locator("#remembered-browsers tbody tr")
+    until = remembered_on + timedelta(days=30)
+    expect(row).to_contain_text(f"trusted until {until.day} {until:%b %Y}, or 14 days without use")

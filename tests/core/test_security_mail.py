@@ -134,3 +134,16 @@ def test_code_emails_carry_the_code_in_both_parts_but_not_the_subject(services, 
     assert message.subject == subject and "31415926" not in message.subject
     assert "31415926" in message.text and "31415926" in message.html
     assert "10 minutes" in message.text and "Chrome on Windows" in message.text and "Never share" in message.text
+
+
+def test_security_emails_say_the_time_in_the_practice_time_zone(services, make_user, mailbox, practice):
+    services.policies.update(
+        practice_id=practice.id, actor_id=None, changes={"time_zone": "America/Chicago"}, context=RequestContext()
+    )
+    member = make_user()
+    with services.db.reading() as s:
+        user = s.get(User, member.id)
+        services.mail.notify_password_changed(user, RequestContext())
+    [message] = wait_for_subject(mailbox, member.email, "Your password was changed")
+    assert "Monday 2 November 2026, 03:00 CST" in message.text  # 09:00 UTC
+    assert "UTC" not in message.text

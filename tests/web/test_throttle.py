@@ -139,13 +139,16 @@ def test_a_new_flow_does_not_reset_the_throttle(client, make_user, clock):
     assert_throttled(submit(client, open_flow(client, member), member.code(clock)), 300)
 
 
-def test_replayed_codes_count_as_failures(client, anonymous, make_user, clock):
+def test_the_code_just_used_is_explained_and_not_counted_but_wrong_codes_still_are(client, anonymous, make_user, clock):
     member = make_user(with_totp=True)
     used = member.code(clock)
     assert submit(client, open_flow(client, member), used).status_code == 200
     flow = open_flow(anonymous, member)
-    for _ in range(5):
-        assert submit(anonymous, flow, used).status_code == 401
+    for _ in range(6):  # more than the five that start a wait
+        refused = submit(anonymous, flow, used)
+        assert refused.status_code == 401
+        assert refused.json()["error"] == "invalid_code" and "just used" in refused.json()["message"]
+    fail_codes(anonymous, member, clock, flow=flow)  # five wrong codes: those are guesses
     clock.advance(seconds=30)
     assert_throttled(submit(anonymous, open_flow(anonymous, member), member.code(clock)), 270)
 
@@ -203,11 +206,14 @@ def test_wrong_confirmation_codes_share_the_code_throttle(client, make_user, clo
         for c in ("111111", "222222", "333333")
         if c not in {otp.totp(key, clock.now().timestamp() + 30 * d) for d in range(-10, 11)}
     )
-    for _ in range(5):
+    for attempt in range(1, 6):
         answer = client.post(
             "/api/v1/me/totp/confirm", json={"enrollment_id": enrollment["enrollment_id"], "code": wrong}
         )
-        assert answer.status_code == 400 and answer.json()["error"] == "invalid_code"
+        if attempt < 5:
+            assert answer.status_code == 400 and answer.json()["error"] == "invalid_code"
+        else:  # the fifth wrong code starts the wait and says so
+            assert answer.status_code == 429 and answer.json()["error"] == "throttled"
     assert_throttled(
         client.post("/api/v1/me/totp/confirm", json={"enrollment_id": enrollment["enrollment_id"], "code": right}), 300
     )

@@ -108,6 +108,7 @@ class AccountService:
     reauth: Reauthentication
     mail: SecurityMail
     backup_codes: BackupCodeCount
+    default_time_zone: str = "UTC"  # a new practice's (TWOFOLD_DEFAULT_TIME_ZONE)
 
     # -- practices and members ----------------------------------------------
 
@@ -115,7 +116,12 @@ class AccountService:
         name = check_name(name, what="A practice")
         try:
             with self.db.transaction() as s:
-                practice = Practice(name=name, created_at=self.clock.now(), allowed_methods=self.factors.kinds())
+                practice = Practice(
+                    name=name,
+                    created_at=self.clock.now(),
+                    allowed_methods=self.factors.kinds(),
+                    time_zone=self.default_time_zone,
+                )
                 s.add(practice)
                 s.flush()
                 s.add(AuditChainHead(chain=practice.id, seq=0, hash=GENESIS))

@@ -25,6 +25,7 @@ class Policy:
     required_roles: tuple[str, ...]
     grace_days: int
     two_factor_required_since: datetime | None = None
+    time_zone: str = "UTC"  # the practice's (IANA name), for what people read; never for what is computed
 
     @classmethod
     def of(cls, practice: Practice) -> Policy:
@@ -38,6 +39,7 @@ class Policy:
             required_roles=tuple(practice.required_roles or ()),
             grace_days=practice.grace_days,
             two_factor_required_since=practice.two_factor_required_since,
+            time_zone=practice.time_zone or "UTC",
         )
 
     def requires_two_factor_for(self, role: str) -> bool:

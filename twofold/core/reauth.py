@@ -238,7 +238,7 @@ class Reauthentication:
                 "Enter a code: 6 digits from your authenticator app, a backup code such as 7kq4-m2xp, or the "
                 "8 digits we emailed you."
             )
-        wait = self.throttle.hit(s, [code_throttle_key(user.id)])
+        wait = self.throttle.hit(s, [code_throttle_key(user.id)]) if verification.counts_as_guess else 0
         self.audit.record(s, failed_event, **audited, details={"action": action, "reason": str(verification.outcome)})
         self.audit.record_lockout(
             s, wait=wait, step=action, context=context, practice_id=user.practice_id, subject_id=user.id

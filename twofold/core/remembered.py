@@ -92,6 +92,13 @@ class BrowserView:
     ip: str | None
     last_ip: str | None
     current: bool
+    remembered_until: datetime | None = None  # the absolute end, however often it is used
+    idle_days: int = 0  # the trust also ends after this many days without use (0: no such limit)
+
+
+def absolute_end(record: RememberedBrowser, policy: Policy) -> datetime:
+    """The latest the trust of ``record`` can last, however often the browser is used."""
+    return min(record.expires_at, record.created_at + timedelta(days=max(policy.remember_browser_days, 0)))
 
 
 def trust_end(record: RememberedBrowser, policy: Policy) -> tuple[datetime, Rejection]:
@@ -100,7 +107,7 @@ def trust_end(record: RememberedBrowser, policy: Policy) -> tuple[datetime, Reje
     The policy is read again at every check, so a practice that shortens its days
     shortens the trust already given.
     """
-    absolute = min(record.expires_at, record.created_at + timedelta(days=max(policy.remember_browser_days, 0)))
+    absolute = absolute_end(record, policy)
     if policy.remember_browser_idle_days > 0:
         idle = record.last_used_at + timedelta(days=policy.remember_browser_idle_days)
         if idle < absolute:
@@ -273,6 +280,8 @@ class RememberedBrowserService:
                     ip=record.ip,
                     last_ip=record.last_ip,
                     current=record.token_hash == current_hash,
+                    remembered_until=absolute_end(record, policy),
+                    idle_days=max(policy.remember_browser_idle_days, 0),
                 )
             )
         return views

@@ -21,7 +21,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from sqlalchemy import CursorResult, delete, select
 
 from twofold.audit import AuditLog, EventTag
-from twofold.clock import Clock
+from twofold.clock import Clock, local
 from twofold.context import RequestContext
 from twofold.core.notifier import Message, Notifier
 from twofold.core.user_agents import browser_label
@@ -198,7 +198,7 @@ class SecurityMail:
         practice = getattr(user, "practice", None)
         return {
             "name": user.name,
-            "when": format_when(self.clock.now()),
+            "when": format_when(self.clock.now(), getattr(practice, "time_zone", None)),
             "browser": browser_label(context.user_agent),
             "ip": context.ip or "not known",
             "practice": getattr(practice, "name", None) or "your practice",
@@ -206,9 +206,10 @@ class SecurityMail:
         }
 
 
-def format_when(moment: datetime) -> str:
-    """'Monday 2 November 2026, 09:00 UTC': unambiguous in every locale."""
-    return f"{moment:%A} {moment.day} {moment:%B %Y, %H:%M} UTC"
+def format_when(moment: datetime, time_zone: str | None = None) -> str:
+    """'Monday 2 November 2026, 09:00 EST': unambiguous in every locale, in the practice's time zone."""
+    shown = local(moment, time_zone)
+    return f"{shown:%A} {shown.day} {shown:%B %Y, %H:%M} {shown:%Z}"
 
 
 @dataclass(kw_only=True, slots=True)

@@ -410,8 +410,10 @@ class SignInService:
                 raise Refusal(Throttled(wait, "code attempts"))
             verification = factor.verify(s, user=user, response=code)
             if not verification.accepted:
-                _COUNT_FLOW_ATTEMPT.execute(s, {"row_id": flow.id})
-                wait = self.throttle.hit(s, [key])
+                wait = 0
+                if verification.counts_as_guess:
+                    _COUNT_FLOW_ATTEMPT.execute(s, {"row_id": flow.id})
+                    wait = self.throttle.hit(s, [key])
                 self.audit.record(
                     s,
                     EventTag.SIGN_IN_CODE_FAILED,

@@ -25,7 +25,7 @@ from sqlalchemy import CompoundSelect, Select, union
 from sqlalchemy.orm import Session
 
 from twofold.context import RequestContext
-from twofold.errors import ClockOutOfSync, InvalidCode, NotFound, TwofoldError
+from twofold.errors import ClockOutOfSync, CodeJustUsed, InvalidCode, NotFound, TwofoldError
 from twofold.store.models import SignInFlow, User
 
 log = logging.getLogger("twofold.factors")
@@ -49,6 +49,9 @@ class Outcome(StrEnum):
     ACCEPTED = "accepted"
     WRONG = "wrong"
     REUSED = "reused"  # right code, already used (replay)
+    # Right code of the very step accepted last (the code that just confirmed the app, a double submit):
+    # told apart so the member learns to wait for the next code, and not counted as a guess.
+    JUST_USED = "just_used"
     OUT_OF_SYNC = "out_of_sync"  # right code for a step outside the accepted window
     EXPIRED = "expired"
     MALFORMED = "malformed"
@@ -71,7 +74,16 @@ class Verification:
     def refusal(self, message: str | None = None) -> TwofoldError:
         """The one answer to a refused response: "check your phone's clock" when it was right but out of
         sync (Warehouse tells these apart too), else ``message``, the same for every other reason."""
-        return ClockOutOfSync() if self.outcome is Outcome.OUT_OF_SYNC else InvalidCode(message)
+        if self.outcome is Outcome.OUT_OF_SYNC:
+            return ClockOutOfSync()
+        if self.outcome is Outcome.JUST_USED:
+            return CodeJustUsed()
+        return InvalidCode(message)
+
+    @property
+    def counts_as_guess(self) -> bool:
+        """Whether the refusal counts toward the lockout: the code just accepted, sent again, is not a guess."""
+        return self.outcome is not Outcome.JUST_USED
 
 
 def run_after_commit(work: Callable[[RequestContext], None] | None, context: RequestContext) -> None:
@@ -257,7 +269,7 @@ class FactorRegistry:
             verification = factor.verify(session, user=user, response=response)
             if verification.accepted:
                 return kind, verification
-            if refusal.outcome is Outcome.MALFORMED or verification.outcome is Outcome.OUT_OF_SYNC:
+            if refusal.outcome is Outcome.MALFORMED or verification.outcome in (Outcome.OUT_OF_SYNC, Outcome.JUST_USED):
                 refusal = verification
         return None, refusal
 

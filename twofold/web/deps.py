@@ -76,6 +76,10 @@ def peek_session(request: Request) -> ActiveSession | None:
     return services.sessions.resolve(request.cookies.get(SESSION_COOKIE), touch=False)
 
 
+# For pages a browser reaches by itself (the idle sign-out's redirect to sign-in): never activity.
+MaybeSignedInUntouched = Annotated[ActiveSession | None, Depends(peek_session)]
+
+
 def current_session_untouched(active: Annotated[ActiveSession | None, Depends(peek_session)]) -> ActiveSession:
     if active is None:
         raise NotAuthenticated()

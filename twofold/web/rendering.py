@@ -15,7 +15,10 @@ from typing import TypeVar
 from fastapi import Request, Response
 from fastapi.responses import RedirectResponse
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
 
+from twofold.audit import EVENT_LABELS, event_label
+from twofold.clock import local
 from twofold.core.remembered import BrowserCookie
 from twofold.store.models import ROLES
 
@@ -26,13 +29,37 @@ HOME = "/account/security"
 ROLE_LABELS = {"admin": "Admin", "provider": "Provider", "staff": "Staff"}
 
 
-def when(moment: datetime | None) -> str:
-    """A moment as the admin pages and set-up links show it: ``05 Mar 2025, 14:02 UTC``."""
-    return moment.strftime("%d %b %Y, %H:%M UTC") if moment else "—"
+def page_time_zone(context) -> str:
+    """The zone a page shows times in: the page's ``time_zone``, else the signed-in member's practice's."""
+    zone_name = context.get("time_zone")
+    if zone_name:
+        return str(zone_name)
+    policy = getattr(context.get("session"), "policy", None)
+    return getattr(policy, "time_zone", None) or "UTC"
+
+
+@pass_context
+def when(context, moment: datetime | None, seconds: bool = False) -> str:
+    """A moment as pages show it, in the practice's local time with its zone: ``05 Mar 2025, 09:02 EST``."""
+    if not moment:
+        return "—"
+    shown = local(moment, page_time_zone(context))
+    return f"{shown:%d %b %Y, %H:%M{':%S' if seconds else ''} %Z}"
+
+
+@pass_context
+def day(context, moment: datetime | None) -> str:
+    """A date as people write it, in the practice's zone: ``3 Jan 2027``."""
+    if not moment:
+        return "—"
+    shown = local(moment, page_time_zone(context))
+    return f"{shown.day} {shown:%b %Y}"
 
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
-templates.env.globals.update(when=when, role_labels=ROLE_LABELS, roles=ROLES)
+templates.env.globals.update(
+    when=when, day=day, role_labels=ROLE_LABELS, roles=ROLES, event_label=event_label, event_labels=EVENT_LABELS
+)
 
 
 def render(request: Request, name: str, context: dict | None = None, status: int = 200) -> Response:

@@ -20,9 +20,10 @@ from twofold.context import RequestContext
 from twofold.core.policy import Policy
 from twofold.core.signin import SignInResult
 from twofold.web.blocking import database_work
-from twofold.web.deps import Context, MaybeSignedIn, ServicesDep
+from twofold.web.deps import Context, MaybeSignedIn, MaybeSignedInUntouched, ServicesDep
 from twofold.web.errors import error_response, status_for
 from twofold.web.factors.email_code import SENDING, code_sent
+from twofold.web.factors.recovery_codes import signed_in_with_first_codes
 from twofold.web.factors.schemas import CodeSentPublic
 from twofold.web.rendering import HOME, NOTICES, SESSION_COOKIE, render, safe_next, set_cookies
 from twofold.web.schemas import ERRORS, ErrorPublic, StatusPublic, Strict
@@ -142,7 +143,7 @@ def index(active: MaybeSignedIn):
 
 
 @pages.get("/sign-in")
-def sign_in_page(request: Request, active: MaybeSignedIn, next: str | None = None, notice: str | None = None):
+def sign_in_page(request: Request, active: MaybeSignedInUntouched, next: str | None = None, notice: str | None = None):
     if active:
         return RedirectResponse(safe_next(next), status_code=303)
     return render(
@@ -235,6 +236,17 @@ def code_submit(
             **remember_option(services, flow_id, remember, context=context),
         }
         return render(request, "code.html", page, status)
+    first_codes = services.recovery_code_enrollment.hand_over_first_set(user_id=result.user_id, context=context)
+    if first_codes and result.session_token:
+        # 2FA was set up on the admin's screen, which never shows the member's backup codes: now they see them.
+        response = signed_in_with_first_codes(
+            request,
+            services,
+            session_token=result.session_token,
+            codes=first_codes,
+            headline="Your practice admin set up your authenticator app. Here are your backup codes.",
+        )
+        return set_cookies(request, response, browser=result.browser_cookie)
     response = RedirectResponse(safe_next(result.return_to), status_code=303)
     return set_cookies(request, response, session_token=result.session_token, cookies=result.cookies)
 

@@ -87,14 +87,20 @@ DOORS = [member_door, admin_screen_door, setup_link_door]
 
 
 @pytest.mark.parametrize("door", DOORS, ids=lambda door: door.__name__)
-def test_every_door_counts_and_audits_a_wrong_first_code_the_same_way(services, make_user, clock, door):
+def test_every_door_counts_and_audits_a_wrong_first_code_the_same_way_and_warns_before_the_wait(
+    services, make_user, clock, door
+):
     member, enrollment, confirm = door(services, make_user, clock)
     key = otp.from_b32(enrollment.secret)
     right = otp.totp(key, clock.now().timestamp())
-    for _ in range(5):
+    for attempt in range(1, 5):
         with pytest.raises(InvalidCode) as refused:
             confirm(wrong(right))
         assert type(refused.value) is InvalidCode
+        assert ("1 try left" in refused.value.message) is (attempt == 4)  # said before the lockout, not after
+    with pytest.raises(Throttled) as locked:  # the fifth wrong code starts the wait, and says so
+        confirm(wrong(right))
+    assert locked.value.retry_after == 300
     assert [e.details["reason"] for e in failures(services, member.id)] == ["wrong"] * 5
     with pytest.raises(Throttled):  # the sixth guess is not judged, even a right one
         confirm(right)

@@ -233,7 +233,11 @@ def test_an_admin_can_be_demoted_while_another_admin_remains(client, admin, make
     third = make_user(role="admin")
     client.patch(f"/api/v1/practice/members/{third.id}", json={"active": False})
     assert client.patch(f"/api/v1/practice/members/{admin.id}", json={"active": False}).json()["error"] == "last_admin"
-    assert events(services, "practice:member:role_changed")[-1].details == {"from": "admin", "to": "staff", "sessions_ended": 0}
+    assert events(services, "practice:member:role_changed")[-1].details == {
+        "from": "admin",
+        "to": "staff",
+        "sessions_ended": 0,
+    }
 
 
 def test_bad_member_changes_are_refused(client, admin, make_user, services):
@@ -401,7 +405,9 @@ def test_policy_reads_and_writes_the_contract_fields(client, admin, services):
         "allowed_methods",
         "remember_browser_days",
         "idle_timeout_minutes",
+        "time_zone",
     }
+    assert policy["time_zone"] == "UTC"  # TWOFOLD_DEFAULT_TIME_ZONE unset
     new = {
         **policy,
         "require_two_factor": True,
@@ -410,10 +416,13 @@ def test_policy_reads_and_writes_the_contract_fields(client, admin, services):
         "allowed_methods": ["totp", "recovery_code"],
         "remember_browser_days": 7,
         "idle_timeout_minutes": 10,
+        "time_zone": "America/Chicago",
     }
     saved = client.put("/api/v1/practice/policy", json=new)
     assert saved.status_code == 200 and saved.json() == new
     assert client.get("/api/v1/practice/policy").json() == new
+    bad_zone = client.put("/api/v1/practice/policy", json={"time_zone": "Mars/Olympus_Mons"})
+    assert bad_zone.status_code == 422 and "time_zone" in bad_zone.json()["message"]
     partial = client.put("/api/v1/practice/policy", json={"grace_days": 3})
     assert partial.json() == {**new, "grace_days": 3}
     changed = events(services, "practice:policy:changed")

@@ -97,15 +97,19 @@ def test_policy_page_previews_who_would_be_affected_then_saves(client, admin, ma
         ["totp", "recovery_code"],
     )
     bad = client.post("/admin/policy", data={**form, "grace_days": "45", "action": "save"})
-    assert bad.status_code == 422 and "grace_days must be a whole number from 0 to 30" in bad.text
+    assert bad.status_code == 422 and "Grace period: enter a whole number of days from 0 to 30." in bad.text
+    assert "grace_days must" not in bad.text  # the field as the page labels it, not its name in the API
     assert services.policies.get(practice_id=practice.id).grace_days == 5
 
 
 def test_audit_page_filters_and_exports(client, admin, make_user, clock):
     staff = make_user(role="staff")
     page = client.get(f"/admin/audit?person={staff.email}")
-    assert page.status_code == 200 and "practice:member:added" in page.text
-    assert "account:sign_in:succeeded" not in page.text
+    assert page.status_code == 200 and "<td>Member added" in page.text  # the event's label, not its name
+    assert "practice:member:added" not in page.text
+    assert not re.search(r"<td>Signed in\s", page.text)
+    by_label = client.get("/admin/audit?event=member+ADDED")  # words of the label, any case
+    assert "<td>Member added" in by_label.text and "<td>Security policy" not in by_label.text
     assert 'href="/admin/audit.csv?person=' in page.text
     bad = client.get("/admin/audit?since=02/11/2026")
     assert bad.status_code == 422 and "is not a date" in bad.text

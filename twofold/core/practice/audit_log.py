@@ -27,7 +27,7 @@ from typing import Any, cast
 from sqlalchemy import Row, Select, Table, func, or_, select
 from sqlalchemy.orm import aliased
 
-from twofold.audit import GENESIS, AuditLog, EventTag
+from twofold.audit import GENESIS, AuditLog, EventTag, events_labelled
 from twofold.clock import Clock
 from twofold.context import RequestContext
 from twofold.core.csv_stream import csv_line
@@ -330,9 +330,11 @@ class AuditTrail:
                 query = query.where(or_(*(getattr(AuditEvent, f"{column}_id") == person_id for column in columns)))
         if f.event and f.event.strip():
             name = f.event.strip()
-            query = query.where(
-                or_(AuditEvent.event == name, AuditEvent.event.startswith(name.rstrip(":") + ":", autoescape=True))
-            )
+            matches = [AuditEvent.event == name, AuditEvent.event.startswith(name.rstrip(":") + ":", autoescape=True)]
+            labelled = events_labelled(name)  # "reset" finds "Two-factor authentication reset by an admin"
+            if labelled:
+                matches.append(AuditEvent.event.in_(labelled))
+            query = query.where(or_(*matches))
         if f.since:
             query = query.where(AuditEvent.at >= f.since)
         if f.until:

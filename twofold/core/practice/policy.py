@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from twofold.audit import AuditLog, EventTag
-from twofold.clock import Clock
+from twofold.clock import Clock, is_time_zone
 from twofold.context import RequestContext
 from twofold.core.paging import Page
 from twofold.core.policy import MAX_IDLE_MINUTES, MAX_REMEMBER_DAYS
@@ -35,6 +35,7 @@ class PolicySettings:
     allowed_methods: list[str]
     remember_browser_days: int
     idle_timeout_minutes: int
+    time_zone: str = "UTC"  # an IANA name: what pages and emails show times in
 
     @classmethod
     def of(cls, practice: Practice) -> PolicySettings:
@@ -45,6 +46,7 @@ class PolicySettings:
             allowed_methods=list(practice.allowed_methods or []),
             remember_browser_days=practice.remember_browser_days,
             idle_timeout_minutes=practice.idle_timeout_minutes,
+            time_zone=practice.time_zone or "UTC",
         )
 
     def checked(self, factors: FactorRegistry, baseline: str) -> PolicySettings:
@@ -76,7 +78,9 @@ class PolicySettings:
             ("idle_timeout_minutes", self.idle_timeout_minutes, 1, MAX_IDLE_MINUTES),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise InvalidInput(f"{name} must be a whole number from {low} to {high}.")
+                raise PolicyValueInvalid(name, low, high)
+        if not is_time_zone(self.time_zone):
+            raise PolicyTimeZoneInvalid()
         return replace(self, required_roles=roles, allowed_methods=methods)
 
     def affected_roles(self) -> tuple[str, ...]:
@@ -86,6 +90,21 @@ class PolicySettings:
         return tuple(
             role for role in ROLES if not self.required_roles or role in self.required_roles or role == "admin"
         )
+
+
+class PolicyValueInvalid(InvalidInput):
+    """A number of the policy outside its range; ``field`` names it (the page shows its label)."""
+
+    def __init__(self, field: str, low: int, high: int) -> None:
+        self.field, self.low, self.high = field, low, high
+        super().__init__(f"{field} must be a whole number from {low} to {high}.")
+
+
+class PolicyTimeZoneInvalid(InvalidInput):
+    """Not a time zone name."""
+
+    field = "time_zone"
+    message = "time_zone must be a time zone name, such as America/Chicago, Europe/London or UTC."
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,7 @@ from twofold.core.sessions import SessionService
 from twofold.crypto.passwords import PasswordHasher
 from twofold.crypto.secret_box import TokenHasher, random_token
 from twofold.errors import Conflict, InvalidCredentials, TwofoldError
-from twofold.factors.base import FactorEnrollment, FactorRegistry, FactorResponse
+from twofold.factors.base import BackupCodeIssuer, FactorEnrollment, FactorRegistry, FactorResponse
 from twofold.store.db import Database, Refusal
 from twofold.store.models import SetupLink, User
 from twofold.throttle import password_checks
@@ -85,6 +85,7 @@ class SetupState:
     needs_password: bool
     needs_two_factor: bool
     expires_at: datetime
+    time_zone: str = "UTC"  # the practice's, for showing ``expires_at``
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +95,15 @@ class SetupStep:
 
     enrollment: Any | None
     done: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SetupDone:
+    """2FA is on through a set-up link: the member is signed in (``session_token``) and gets their
+    first backup codes (``recovery_codes``), to be shown once."""
+
+    session_token: str
+    recovery_codes: list[str]
 
 
 @dataclass(kw_only=True, slots=True)
@@ -115,6 +125,7 @@ class SetupService:
     hasher: TokenHasher
     notifier: Notifier
     sessions: SessionService
+    backup_codes: BackupCodeIssuer
 
     # -- sending -------------------------------------------------------------------
 
@@ -154,6 +165,7 @@ class SetupService:
             url=f"{link_base.rstrip('/')}/setup/{token}",
             expires_at=self.clock.now() + SETUP_LINK_TTL,
             welcome=member.password_changed_at is None,
+            time_zone=member.practice.time_zone,
         )
 
     def deliver(self, message: Message) -> None:
@@ -195,6 +207,7 @@ class SetupService:
                     needs_password=member.password_changed_at is None,
                     needs_two_factor=needs_two_factor,
                     expires_at=link.expires_at,
+                    time_zone=member.practice.time_zone,
                 )
             # Set up by other means since the link was sent: nothing left, the link is spent.
             self._use(s, link, member, context)
@@ -258,8 +271,13 @@ class SetupService:
                 return None
             return self.enrollment.pending(s, user=member, enrollment_id=enrollment_id)
 
-    def confirm(self, *, token: str, enrollment_id: str, code: FactorResponse, context: RequestContext) -> None:
-        """Accept the first code of the member's new factor: 2FA is on and the link is used up, in one transaction."""
+    def confirm(self, *, token: str, enrollment_id: str, code: FactorResponse, context: RequestContext) -> SetupDone:
+        """Accept the first code of the member's new factor: 2FA is on, the link is used up, the member
+        gets their first backup codes and is signed in, in one transaction.
+
+        The member has just proved their password and their new app's code on this link, the
+        same proof a sign-in asks for, so the set-up ends signed in (on the backup codes page).
+        """
         with self.db.transaction() as s:
             link, member = self._live(s, token, context)
             self._confirm_enrollment(s, member, enrollment_id, code, context, actor_id=member.id)
@@ -273,6 +291,20 @@ class SetupService:
                 details={"method": self.enrollment.kind, "via": "setup_link"},
             )
             self._use(s, link, member, context)
+            codes = self.backup_codes.issue_first_set(s, user=member, context=context)
+            factor = self.factors.get(self.enrollment.kind)
+            amr = ("pwd", factor.amr, "mfa") if factor else ("pwd", "mfa")
+            session_token = self.sessions.start(s, user=member, context=context, amr=amr)
+            self.audit.record(
+                s,
+                EventTag.SIGN_IN_SUCCEEDED,
+                context=context,
+                practice_id=member.practice_id,
+                actor_id=member.id,
+                subject_id=member.id,
+                details={"method": self.enrollment.kind, "via": "setup_link"},
+            )
+        return SetupDone(session_token, codes)
 
     # -- set up on the admin's screen ----------------------------------------------------
 
@@ -289,6 +321,13 @@ class SetupService:
             return self.enrollment.start(
                 s, user=member, context=context, actor_id=admin_id, details={"on_admin_screen": True}
             )
+
+    def pending_on_admin_screen(self, *, practice_id: int, member_id: int, enrollment_id: str) -> Any | None:
+        """The set-up begun on the admin's screen, again (its QR code, after a wrong code); None once it
+        is confirmed, replaced or expired."""
+        with self.db.reading() as s:
+            member = member_in(s, practice_id=practice_id, member_id=member_id)
+            return self.enrollment.pending(s, user=member, enrollment_id=enrollment_id)
 
     def confirm_on_admin_screen(
         self,

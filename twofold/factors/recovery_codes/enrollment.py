@@ -54,6 +54,16 @@ class RecoveryCodeEnrollmentService:
         )
         return codes
 
+    def hand_over_first_set(self, *, user_id: int, context: RequestContext) -> list[str]:
+        """The first 10 codes of a member whose 2FA is on but who never had any (an admin set up
+        their app on the admin's screen, where the codes are not shown): issued at the member's
+        own sign-in, to be shown to them once. Empty when none are due."""
+        with self.db.transaction() as s:
+            user = s.get_one(User, user_id, with_for_update=True)
+            if self.factor.ever_issued(s, user=user) or not self.factors.enabled_for(s, user):
+                return []
+            return self.issue_first_set(s, user=user, context=context)
+
     def recovery_codes_left(self, user: User) -> int:
         with self.db.reading() as s:
             return self.factor.remaining(s, user=user)

@@ -110,6 +110,12 @@ class RecoveryCodeFactor:
             .where(RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))
         ).scalar_one()
 
+    def ever_issued(self, session: Session, *, user: User) -> bool:
+        """Whether ``user`` has a set of codes, used up or not (none until 2FA is first turned on)."""
+        return (
+            session.execute(select(RecoveryCode.id).where(RecoveryCode.user_id == user.id).limit(1)).first() is not None
+        )
+
     def unused_among(self, session: Session, *, user: User, codes: list[str]) -> list[str]:
         """Those of ``codes`` that are unused codes of ``user`` (display form), in the order given."""
         stored = set(

@@ -65,6 +65,9 @@ class TotpEnrollment:
         return otp.grouped(self.secret)
 
 
+LAST_TRY = "1 try left: after another wrong code, you must wait before trying again."
+
+
 @dataclass(frozen=True)
 class TotpConfirmation:
     """What confirming an app did: ``enabled`` (2FA turned on; ``recovery_codes`` is the new set, shown
@@ -212,7 +215,13 @@ class TotpEnrollmentService:
         self.audit.record_lockout(
             session, wait=wait, step="totp_confirm", context=context, practice_id=user.practice_id, subject_id=user.id
         )
-        raise Refusal(verification.refusal())
+        refusal = verification.refusal()
+        if wait:  # this wrong code started the wait: say how long, now rather than at the next try
+            raise Refusal(Throttled(wait, "code attempts"))
+        if self.throttle.tries_left(session, [key]) == 1:
+            # Say so before the lockout, not after: the member can check the app's clock and account first.
+            refusal = type(refusal)(f"{refusal.message} {LAST_TRY}")
+        raise Refusal(refusal)
 
     def discard_pending(self, session: Session, *, user: User) -> None:
         """Drop unconfirmed set-ups (started before 2FA was turned on some other way)."""

@@ -84,7 +84,7 @@ class TotpFactor:
         if not match.in_window:
             return Verification(Outcome.OUT_OF_SYNC, {"step_offset": match.step - now_step})
         if credential.last_used_step is not None and match.step <= credential.last_used_step:
-            return Verification(Outcome.REUSED)
+            return Verification(Outcome.JUST_USED if match.step == credential.last_used_step else Outcome.REUSED)
         if self.box.needs_rotation(credential.secret_sealed):
             # Sealed under an old key (TWOFOLD_OLD_SECRET_KEYS): claim the step and re-seal it under the current one.
             claim = (

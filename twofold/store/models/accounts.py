@@ -31,6 +31,8 @@ class Practice(Base):
     remember_browser_idle_days: Mapped[int] = mapped_column(Integer, default=14)
     idle_timeout_minutes: Mapped[int] = mapped_column(Integer, default=15)
     session_max_hours: Mapped[int] = mapped_column(Integer, default=12)
+    # Where the practice is (an IANA name): pages and emails show its local time; storage and the API stay UTC.
+    time_zone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
 
     members: Mapped[list[User]] = relationship(back_populates="practice")
 

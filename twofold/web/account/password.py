@@ -40,14 +40,20 @@ def change_password_form(
     new_password: PasswordField = "",
     new_password_confirm: PasswordField = "",
 ):
+    field = "current_password" if not current_password else "new_password"
     try:
         if not current_password or not new_password:
             raise core.InvalidInput("Enter your current password and a new one.")
         if new_password != new_password_confirm:
+            field = "new_password_confirm"
             raise core.InvalidInput("The two new passwords are not the same.")
         services.account_security.change_password(
             active=active, current_password=current_password, new_password=new_password, context=context
         )
     except (core.InvalidCredentials, core.InvalidInput, core.Throttled) as exc:
-        return security_page(request, active, services, status=status_for(exc), form="password", error=exc.message)
+        if isinstance(exc, (core.InvalidCredentials, core.Throttled)):
+            field = "current_password"  # a new password's rules are InvalidInput; the rest is about the current one
+        return security_page(
+            request, active, services, status=status_for(exc), form="password", error=exc.message, field=field
+        )
     return back_home("password_changed")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from twofold import errors as core
 from twofold.core.sessions import ActiveSession
 from twofold.web.deps import ServicesDep, SignedIn
 from twofold.web.rendering import NOTICES, back_home, render
@@ -24,11 +25,12 @@ def security_page(
     notice: str | None = None,
     form: str | None = None,
     error: str | None = None,
+    field: str | None = None,
 ) -> Response:
     """The whole Security page, answered with ``status``: every section, whichever form was sent.
 
     ``form`` names the form whose refusal ``error`` explains (one of ``FORMS``); its section
-    opens with the message. Every answer that shows this page builds it here, so no form's
+    opens with the message beside ``field`` (the input's name), which is marked invalid and focused. Every answer that shows this page builds it here, so no form's
     answer can miss a section the template needs.
     """
     if form is not None and form not in FORMS:
@@ -46,7 +48,14 @@ def security_page(
     }
     if form is not None:
         context[f"{form}_error"] = error
+        context[f"{form}_field"] = field
     return render(request, "security.html", context, status)
+
+
+def reauth_field(exc: core.TwofoldError, password: str) -> str:
+    """Which input of a password-and-code form a refusal is about: the password when it is
+    missing or wrong, the code otherwise (missing, malformed, wrong, or a wait for codes)."""
+    return "password" if not password or isinstance(exc, core.InvalidCredentials) else "code"
 
 
 @pages.get("/account/security")

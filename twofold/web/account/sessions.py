@@ -8,6 +8,8 @@ everywhere").
 
 from __future__ import annotations
 
+import math
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
@@ -41,7 +43,9 @@ def session_state(active: ActiveSession, now) -> SessionStatePublic:
     return SessionStatePublic(
         id=active.session_id,
         expires_at=active.expires_at.isoformat(),
-        seconds_left=max(0, int((active.expires_at - now).total_seconds())),
+        # Rounded up: a page that goes to sign-in at 0 must not leave while the server still
+        # holds the session (and a request there must not find it alive and extend it).
+        seconds_left=max(0, math.ceil((active.expires_at - now).total_seconds())),
         idle_timeout_seconds=int(active.policy.idle_timeout.total_seconds()),
         warn_before_seconds=WARN_BEFORE_SECONDS,
     )

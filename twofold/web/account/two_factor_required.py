@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -27,7 +29,8 @@ def two_factor_required_page(request: Request, active: Enrolling, services: Serv
             "session": active,
             "requirement": requirement,
             "may_skip": requirement.may_skip(now),
-            "days_left": max(0, (due_at - now).days),
+            # Rounded up: on the first day of a 7-day grace period, 7 days are left (not 6 and some hours).
+            "days_left": max(0, math.ceil((due_at - now) / timedelta(days=1))),
             "next": safe_next(next) if next else HOME,
         },
     )

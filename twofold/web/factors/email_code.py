@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from twofold import errors as core
-from twofold.web.account.security import security_page
+from twofold.web.account.security import reauth_field, security_page
 from twofold.web.deps import Context, Enrolling, ServicesDep, SignedIn
 from twofold.web.errors import status_for
 from twofold.web.factors.recovery_codes import recovery_codes_page
@@ -171,7 +171,15 @@ def remove_email_method_form(
         require_password_and_code(password, code)
         services.email_enrollment.remove_email_method(user=active.user, password=password, code=code, context=context)
     except core.TwofoldError as exc:
-        return security_page(request, active, services, status=status_for(exc), form="email_remove", error=exc.message)
+        return security_page(
+            request,
+            active,
+            services,
+            status=status_for(exc),
+            form="email_remove",
+            error=exc.message,
+            field=reauth_field(exc, password),
+        )
     return back_home("email_removed")
 
 

@@ -11,7 +11,7 @@ from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from twofold import errors as core
 from twofold.core.security_mail import format_when
 from twofold.core.sessions import ActiveSession
-from twofold.web.account.security import security_page
+from twofold.web.account.security import reauth_field, security_page
 from twofold.web.deps import Context, ServicesDep, SignedIn
 from twofold.web.errors import status_for
 from twofold.web.factors.schemas import RecoveryCodesPublic
@@ -57,11 +57,23 @@ def recovery_codes_page(
             "codes": codes,
             "headline": headline,
             "error": error,
-            "made_at": format_when(services.clock.now()),
+            "made_at": format_when(services.clock.now(), active.policy.time_zone),
         },
         status,
     )
     return set_cookies(request, page, session_token=session_token) if session_token else page
+
+
+def signed_in_with_first_codes(
+    request: Request, services, *, session_token: str, codes: list[str], headline: str
+) -> Response:
+    """A member just signed in (``session_token``, set as the cookie) who gets their first backup
+    codes now: the codes page, in place of the redirect a sign-in otherwise answers."""
+    active = services.sessions.resolve(session_token, touch=False)
+    if active is None:  # the session cannot end within its own request; guard the type
+        raise core.NotAuthenticated()
+    page = recovery_codes_page(request, active, services, codes, headline=headline)
+    return set_cookies(request, page, session_token=session_token)
 
 
 @api.post(
@@ -92,7 +104,15 @@ def regenerate_recovery_codes_form(
             user=active.user, password=password, code=code, context=context
         )
     except core.TwofoldError as exc:
-        return security_page(request, active, services, status=status_for(exc), form="regen", error=exc.message)
+        return security_page(
+            request,
+            active,
+            services,
+            status=status_for(exc),
+            form="regen",
+            error=exc.message,
+            field=reauth_field(exc, password),
+        )
     return recovery_codes_page(
         request, active, services, codes, headline="New backup codes are ready. Your earlier codes no longer work."
     )
@@ -116,7 +136,7 @@ def download_recovery_codes(request: Request, active: SignedIn, services: Servic
         )
     lines = [
         f"Twofold backup codes for {active.user.email} ({active.user.practice.name})",
-        f"Made {format_when(services.clock.now())}. Each code works once, in place of a code from your app.",
+        f"Made {format_when(services.clock.now(), active.policy.time_zone)}. Each code works once, in place of a code from your app.",
         "Keep this file somewhere safe, away from your phone.",
         "",
         *codes,

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 
 from twofold import errors as core
 from twofold.crypto.otp import normalize_code
-from twofold.web.account.security import security_page
+from twofold.web.account.security import reauth_field, security_page
 from twofold.web.deps import Context, Enrolling, ServicesDep, SignedIn
 from twofold.web.errors import status_for
 from twofold.web.factors.recovery_codes import recovery_codes_page
@@ -160,17 +160,22 @@ def totp_disable(
     password: PasswordField = "",
     code: CodeField = "",
 ):
-    error = None
-    if not password or not code.strip():
-        error = "Enter your password and the 6-digit code your app shows now (or a backup code)."
-    else:
-        try:
-            services.accounts.disable_two_factor(user=active.user, password=password, code=code, context=context)
-            return RedirectResponse(f"{HOME}?notice=disabled", status_code=303)
-        except (core.InvalidCode, core.InvalidCredentials, core.Throttled, core.Conflict) as exc:
-            error = exc.message
-    # This form has answered 400 for every refusal since it was made; kept so that no client sees a change.
-    return security_page(request, active, services, status=400, form="disable", error=error)
+    try:
+        if not password or not code.strip():
+            raise core.InvalidInput("Enter your password and the 6-digit code your app shows now (or a backup code).")
+        services.accounts.disable_two_factor(user=active.user, password=password, code=code, context=context)
+    except core.TwofoldError as exc:  # a malformed code too: the form again, never a dead end
+        # This form has answered 400 for every refusal since it was made; kept so that no client sees a change.
+        return security_page(
+            request,
+            active,
+            services,
+            status=400,
+            form="disable",
+            error=exc.message,
+            field=reauth_field(exc, password),
+        )
+    return RedirectResponse(f"{HOME}?notice=disabled", status_code=303)
 
 
 @pages.post("/account/security/totp/replace")
@@ -188,7 +193,15 @@ def replace_totp_form(
             user=active.user, password=password, code=code, context=context
         )
     except core.TwofoldError as exc:
-        return security_page(request, active, services, status=status_for(exc), form="replace", error=exc.message)
+        return security_page(
+            request,
+            active,
+            services,
+            status=status_for(exc),
+            form="replace",
+            error=exc.message,
+            field=reauth_field(exc, password),
+        )
     return render(
         request,
         "totp_setup.html",

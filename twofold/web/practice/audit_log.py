@@ -34,7 +34,7 @@ pages = APIRouter(include_in_schema=False)
     responses=CSV_ANSWER,
     summary="The practice's audit log",
     description="Newest first, 50 a page. `actor`, `subject` and `person` (either) take a member's id or email; "
-    "`event` an event name or a namespace (`practice:member`); `since` and `until` a date (YYYY-MM-DD, `until` "
+    "`event` an event name, a namespace (`practice:member`) or words of an event's label (`reset`); `since` and `until` a date (YYYY-MM-DD, `until` "
     "includes that day) or an ISO time. With `Accept: text/csv` every matching event is streamed as CSV, oldest first.",
 )
 def audit_log(

@@ -101,16 +101,19 @@ def member_enrol_confirm(
             )
         except (core.InvalidCode, core.Throttled) as exc:
             error = exc.message
-    # The key is never shown again, not even after a wrong code: the member has scanned it already.
-    enrollment = {"enrollment_id": enrollment_id}
+    # A typo keeps the QR code and the key on screen, as the page says, until the set-up is confirmed or
+    # expires: the member may not have scanned it yet.
+    pending = services.setup.pending_on_admin_screen(
+        practice_id=admin.user.practice_id, member_id=member_id, enrollment_id=enrollment_id
+    )
     return render(
         request,
         "admin/enrol.html",
         {
             "session": admin,
             "member": member,
-            "enrollment": enrollment,
-            "show_key": False,
+            "enrollment": pending or {"enrollment_id": enrollment_id},
+            "show_key": pending is not None,
             "error": error,
         },
         400,

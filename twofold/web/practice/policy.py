@@ -5,11 +5,13 @@ would be asked) and JSON."""
 from __future__ import annotations
 
 from typing import Annotated
+from zoneinfo import available_timezones
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 
 from twofold import errors as core
+from twofold.core.practice.policy import PolicyTimeZoneInvalid, PolicyValueInvalid
 from twofold.web.deps import Context, PracticeAdmin, ServicesDep
 from twofold.web.practice.common import Page, api_router
 from twofold.web.practice.schemas import MemberPublic, PolicyPreviewPublic, PolicyPublic, PolicyUpdate
@@ -29,7 +31,8 @@ def get_policy(admin: PracticeAdmin, services: ServicesDep):
     response_model=PolicyPublic,
     summary="Change the practice's security policy",
     description="Fields left out keep their value. `grace_days` 0-30, `remember_browser_days` 0-30, "
-    "`idle_timeout_minutes` 1-60; `required_roles` empty means every role (admins are always included); "
+    "`idle_timeout_minutes` 1-60; `time_zone` an IANA name (pages and emails show local time; "
+    "the API's times stay UTC); `required_roles` empty means every role (admins are always included); "
     "`allowed_methods` from `totp` (always), `email`, `recovery_code`. Applies at each member's next request.",
 )
 def put_policy(body: PolicyUpdate, admin: PracticeAdmin, services: ServicesDep, context: Context):
@@ -57,6 +60,25 @@ def preview_policy(body: PolicyUpdate, admin: PracticeAdmin, services: ServicesD
     )
 
 
+# What the policy page offers as time zones: every IANA name this system knows, A to Z.
+TIME_ZONES = sorted(name for name in available_timezones() if "/" in name and not name.startswith(("Etc/", "SystemV/")))
+TIME_ZONES.insert(0, "UTC")
+
+# The policy form's numbers as the page labels them, and their unit: errors name a field as the admin sees it.
+NUMBER_FIELDS = {
+    "grace_days": ("Grace period", "days"),
+    "remember_browser_days": ("Remember a browser for", "days"),
+    "idle_timeout_minutes": ("Sign out after inactivity", "minutes"),
+}
+
+
+def _number_error(field: str, low: int | None = None, high: int | None = None) -> str:
+    label, unit = NUMBER_FIELDS[field]
+    if low is None:
+        return f"{label}: enter a whole number of {unit}."
+    return f"{label}: enter a whole number of {unit} from {low} to {high}."
+
+
 @pages.get("/admin/policy")
 def policy_page(request: Request, admin: PracticeAdmin, services: ServicesDep, notice: str = ""):
     practice_id = admin.user.practice_id
@@ -67,6 +89,7 @@ def policy_page(request: Request, admin: PracticeAdmin, services: ServicesDep, n
             "session": admin,
             "policy": services.policies.get(practice_id=practice_id),
             "methods": services.policies.methods(),
+            "time_zones": TIME_ZONES,
             "since": services.policies.required_since(practice_id=practice_id),
             "notice": PRACTICE_NOTICES.get(notice),
         },
@@ -86,6 +109,7 @@ def policy_submit(
     allowed_methods: Annotated[list[str], Form()] = [],  # noqa: B006
     remember_browser_days: Annotated[str, Form(max_length=6)] = "",
     idle_timeout_minutes: Annotated[str, Form(max_length=6)] = "",
+    time_zone: Annotated[str, Form(max_length=64)] = "",
 ):
     practice_id = admin.user.practice_id
     numbers = {
@@ -99,17 +123,23 @@ def policy_submit(
         "allowed_methods": ["totp", *[m for m in allowed_methods[:10] if m != "totp"]],
         **numbers,
     }
-    preview = error = None
+    form["time_zone"] = time_zone or services.policies.get(practice_id=practice_id).time_zone
+    preview = error = field = None
     try:
         bad = [name for name, value in numbers.items() if not value.strip().isdigit()]
         if bad:
-            raise core.InvalidInput(f"{bad[0].replace('_', ' ').capitalize()} must be a whole number.")
+            field = bad[0]
+            raise core.InvalidInput(_number_error(field))
         changes = {**form, **{name: int(value) for name, value in numbers.items()}}
         settings = services.policies.proposed(practice_id=practice_id, changes=changes)
         if action != "preview":
             services.policies.update(practice_id=practice_id, actor_id=admin.user.id, changes=changes, context=context)
             return RedirectResponse("/admin/policy?notice=policy", status_code=303)
         preview = services.policies.preview(practice_id=practice_id, settings=settings)
+    except PolicyValueInvalid as exc:
+        field, error = exc.field, _number_error(exc.field, exc.low, exc.high)
+    except PolicyTimeZoneInvalid:
+        field, error = "time_zone", "Time zone: choose your practice's time zone from the list."
     except core.InvalidInput as exc:
         error = exc.message
     return render(
@@ -119,8 +149,10 @@ def policy_submit(
             "session": admin,
             "policy": form,
             "methods": services.policies.methods(),
+            "time_zones": TIME_ZONES,
             "preview": preview,
             "error": error,
+            "error_field": field,
             "since": services.policies.required_since(practice_id=practice_id),
         },
         422 if error else 200,

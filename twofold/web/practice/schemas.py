@@ -100,6 +100,7 @@ class PolicyPublic(BaseModel):
     allowed_methods: list[str]
     remember_browser_days: int
     idle_timeout_minutes: int
+    time_zone: str = Field(description="The practice's time zone (IANA name): pages and emails show local time")
 
     @classmethod
     def of(cls, settings: PolicySettings) -> PolicyPublic:
@@ -115,6 +116,7 @@ class PolicyUpdate(Strict):
     allowed_methods: list[str] | None = Field(default=None, max_length=10)
     remember_browser_days: int | None = None
     idle_timeout_minutes: int | None = None
+    time_zone: str | None = Field(default=None, max_length=64)
 
     def changes(self) -> dict:
         return {name: value for name, value in self.model_dump().items() if value is not None}

@@ -13,6 +13,7 @@ from twofold import errors as core
 from twofold.core.practice.setup_links import SetupLinkInvalid
 from twofold.crypto.otp import normalize_code
 from twofold.web.deps import Context, MemberId, PracticeAdmin, ServicesDep
+from twofold.web.factors.recovery_codes import signed_in_with_first_codes
 from twofold.web.practice.common import CONFLICT, NOT_FOUND, api_router, member_page
 from twofold.web.practice.schemas import SetupLinkPublic
 from twofold.web.rendering import link_base, render
@@ -128,8 +129,14 @@ def setup_confirm(
         error = "Enter the 6-digit code your app shows now (digits only)."
     else:
         try:
-            services.setup.confirm(token=token, enrollment_id=enrollment_id, code=code, context=context)
-            return render(request, "setup/done.html", {})
+            done = services.setup.confirm(token=token, enrollment_id=enrollment_id, code=code, context=context)
+            return signed_in_with_first_codes(
+                request,
+                services,
+                session_token=done.session_token,
+                codes=done.recovery_codes,
+                headline="You are set up. Two-factor authentication is on, and you are signed in.",
+            )
         except SetupLinkInvalid as exc:
             return _setup_gone(request, exc)
         except core.NotFound:

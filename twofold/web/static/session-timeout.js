@@ -20,6 +20,7 @@
   var timer = null;
   var leaving = false;
   var atLimit = false;  // "Stay signed in" cannot move the absolute limit (12 hours by default)
+  var before = null;  // what had focus when the warning took it, to give it back
 
   function ended() {
     if (leaving) { return; }
@@ -42,6 +43,7 @@
     }
     if (box.hidden) {
       box.hidden = false;
+      before = document.activeElement;
       button.focus();
     }
   }
@@ -53,7 +55,15 @@
       show(state);
       schedule(Math.min(5000, state.seconds_left * 1000));
     } else {
+      var shown = !box.hidden;
+      var focused = document.activeElement;
+      // The button is disabled while it asks the server, which drops its focus to the body.
+      var hadFocus = shown && (!focused || focused === document.body || box.contains(focused));
       box.hidden = true;
+      if (hadFocus) {  // never leave focus on a hidden button: back where the person was, or the page
+        (before && before !== document.body && document.contains(before) ? before : document.getElementById("main")).focus();
+      }
+      before = null;
       schedule((state.seconds_left - warnAt) * 1000);
     }
   }

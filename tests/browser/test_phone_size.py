@@ -1,0 +1,64 @@
+"""Every page fits a phone: at 360 and 390 CSS pixels wide nothing scrolls sideways, and the
+controls a person needs (Sign out) are on screen. Tables become stacked rows."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.browser
+
+PAGES = ["/account/security", "/admin/members", "/admin/members/{member}", "/admin/policy", "/admin/audit"]
+
+
+def signed_in_admin(page, admin, clock) -> None:
+    page.goto("/sign-in")
+    page.get_by_label("Email").fill(admin.email)
+    page.get_by_label("Password").fill(admin.password)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_label("Authentication code").fill(admin.code(clock))
+    page.get_by_role("button", name="Verify").click()
+    expect(page.get_by_role("heading", name="Security", exact=True)).to_be_visible()
+    clock.advance(seconds=30)
+
+
+def overflow(page) -> dict:
+    """How far the page reaches past the screen's right edge, and the widest offender."""
+    return page.evaluate(
+        """() => {
+        const width = document.documentElement.clientWidth;
+        let worst = null, reach = width;
+        for (const el of document.querySelectorAll('body *')) {
+          const box = el.getBoundingClientRect();
+          if (box.width && box.right > reach + 0.5) { reach = box.right; worst = el.tagName + '.' + el.className + '#' + el.id; }
+        }
+        return {scroll: document.documentElement.scrollWidth, width, reach: Math.round(reach), worst};
+    }"""
+    )
+
+
+@pytest.mark.parametrize("width", [360, 390])
+def test_every_page_fits_a_phone(live_server, browser, make_user, width):
+    clock = live_server.clock
+    admin = make_user(role="admin", with_totp=True, email="admin@riverside.example")
+    member = make_user(role="staff", with_totp=True, email="sam.longname-example@riverside.example")
+    context = browser.new_context(
+        base_url=live_server.url, viewport={"width": width, "height": 780}, is_mobile=True, has_touch=True
+    )
+    try:
+        page = context.new_page()
+        page.goto("/sign-in")
+        assert overflow(page)["scroll"] <= width, ("/sign-in", overflow(page))
+        signed_in_admin(page, admin, clock)
+        for path in PAGES:
+            page.goto(path.format(member=member.id))
+            found = overflow(page)
+            assert found["scroll"] <= width and found["reach"] <= width, (path, found)
+            sign_out = page.get_by_role("button", name="Sign out", exact=True).first
+            expect(sign_out).to_be_in_viewport()
+        page.goto("/admin/members")
+        role = page.locator("td[data-label=Role]").first  # a stacked row: each cell on its own line, labelled
+        assert role.evaluate("td => getComputedStyle(td).display") == "block"
+        assert role.evaluate("td => getComputedStyle(td, '::before').content") == '"Role: "'
+    finally:
+        context.close()
