@@ -85,6 +85,11 @@ class EventTag(StrEnum):
     TWO_FACTOR_ENROLMENT_SKIPPED = "account:two_factor:enrolment_skipped"
     POLICY_CHANGED = "practice:policy:changed"
     AUDIT_EXPORTED = "practice:audit:exported"
+    APP_ADDED = "practice:app:added"
+    APP_CHANGED = "practice:app:changed"
+    APP_REMOVED = "practice:app:removed"
+    APP_ACCESSED = "account:app:accessed"
+    APP_ACCESS_DENIED = "account:app:access_denied"
 
 
 def _digest(prev_hash: str, fields: dict[str, Any]) -> str:

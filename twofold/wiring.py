@@ -14,6 +14,7 @@ from twofold.core.account import AccountService
 from twofold.core.account_security import AccountSecurityService
 from twofold.core.health import HealthCheck
 from twofold.core.notifier import Notifier, OutboxNotifier, SmtpConfig, SmtpNotifier
+from twofold.core.practice.apps import AppService
 from twofold.core.practice.audit_log import AuditTrail
 from twofold.core.practice.enforcement import TwoFactorEnforcement
 from twofold.core.practice.members import MemberService, TrustRevoker
@@ -73,6 +74,7 @@ class Services:
     policies: PolicyService
     audit_trail: AuditTrail
     trust_revokers: list[TrustRevoker]
+    apps: AppService
 
     @property
     def health(self) -> HealthCheck:
@@ -291,4 +293,5 @@ def build_services(
         ),
         audit_trail=AuditTrail(db=db, clock=clock, audit=audit),
         trust_revokers=trust_revokers,
+        apps=AppService(db=db, clock=clock, audit=audit),
     )

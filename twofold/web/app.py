@@ -15,7 +15,7 @@ from twofold.settings import Settings
 from twofold.web import errors, health, signin
 from twofold.web.account import browsers, me, password, security, sessions, two_factor_required
 from twofold.web.factors import email_code, recovery_codes, totp
-from twofold.web.practice import audit_log, enrolment, members, policy, resets, setup_links
+from twofold.web.practice import apps, audit_log, enrolment, members, policy, resets, setup_links
 from twofold.web.security import SecurityMiddleware
 from twofold.web.server import redact_access_log
 from twofold.wiring import Services, build_services
@@ -41,6 +41,7 @@ API_ROUTERS = (
     resets.api,
     policy.api,
     audit_log.api,
+    apps.api,
 )
 PAGE_ROUTERS = (
     signin.pages,
@@ -57,6 +58,7 @@ PAGE_ROUTERS = (
     resets.pages,
     policy.pages,
     audit_log.pages,
+    apps.pages,
     two_factor_required.pages,
 )
 
