@@ -16,6 +16,7 @@ from twofold.web import errors, health, signin
 from twofold.web.account import browsers, me, password, security, sessions, two_factor_required
 from twofold.web.factors import email_code, recovery_codes, totp
 from twofold.web.practice import apps, audit_log, enrolment, members, policy, resets, setup_links
+from twofold.web.proxies import TrustedProxies
 from twofold.web.security import SecurityMiddleware
 from twofold.web.server import redact_access_log
 from twofold.wiring import Services, build_services
@@ -103,6 +104,8 @@ def create_app(services: Services) -> FastAPI:
         public_origin=settings.public_origin,
         hsts=settings.production,
     )
+    # Added last, so it runs first: everything after it sees the client behind a trusted proxy.
+    app.add_middleware(TrustedProxies, networks=settings.trusted_networks)
     errors.install(app)
     for router in (*API_ROUTERS, *PAGE_ROUTERS):
         app.include_router(router)

@@ -16,6 +16,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from twofold.core.remembered import BrowserCookie
+from twofold.errors import InvalidInput
 from twofold.store.models import ROLES
 
 # -- templates ------------------------------------------------------------------------------
@@ -122,10 +123,71 @@ def link_base(request: Request) -> str:
 
 SESSION_COOKIE = "twofold_session"
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "testserver"})
+# RFC 6265bis cookie prefixes: a browser keeps a "__Host-" cookie only if it is Secure, Path=/
+# and has no Domain, so no other host (a sibling subdomain, say) can plant or overwrite it; a
+# "__Secure-" cookie (the session, when TWOFOLD_COOKIE_DOMAIN shares it) must at least be Secure,
+# so a plain-HTTP page cannot plant one.
+HOST_PREFIX = "__Host-"
+SECURE_PREFIX = "__Secure-"
+
+
+class DuplicateSessionCookie(InvalidInput):
+    code = "duplicate_session_cookie"
+    message = (
+        "This browser sent two Twofold session cookies, so we cannot tell which is yours. "
+        "They have been cleared: sign in again."
+    )
 
 
 # set_cookies hands back the response it was given, with its own type (JSONResponse, ...).
 ResponseT = TypeVar("ResponseT", bound=Response)
+
+
+def _cookie_domain(request: Request) -> str | None:
+    return request.app.state.services.settings.cookie_domain
+
+
+def session_cookie_name(request: Request) -> str:
+    """The session cookie's name for this request: prefixed whenever the cookie is Secure."""
+    if not cookie_secure(request):
+        return SESSION_COOKIE
+    return (SECURE_PREFIX if _cookie_domain(request) else HOST_PREFIX) + SESSION_COOKIE
+
+
+def _cookie_pairs(request: Request) -> list[tuple[str, str]]:
+    """Every cookie of the request in order, repeats kept (``request.cookies`` keeps the last of each name)."""
+    pairs = []
+    for header in request.headers.getlist("cookie"):
+        for chunk in header.split(";"):
+            name, sep, value = chunk.strip().partition("=")
+            if sep:
+                pairs.append((name.strip(), value.strip().strip('"')))
+    return pairs
+
+
+def session_token(request: Request) -> str | None:
+    """The session cookie's value; ``DuplicateSessionCookie`` when the browser sent it twice.
+
+    Two cookies of one name reach us when another host of a shared cookie domain planted one
+    (or a path-scoped copy shadows ours). Taking either would let the planter choose the
+    session (fixation), so neither is taken.
+    """
+    name = session_cookie_name(request)
+    values = [value for key, value in _cookie_pairs(request) if key == name]
+    if len(values) > 1:
+        raise DuplicateSessionCookie()
+    return values[0] if values else None
+
+
+def twofold_cookies(request: Request) -> dict[str, str]:
+    """The request's host-only cookies (remembered browsers) by their unprefixed names.
+
+    When cookies are Secure, only "__Host-" cookies count: a cookie of the same name
+    without the prefix may have been planted by another host and is ignored.
+    """
+    if not cookie_secure(request):
+        return dict(request.cookies)
+    return {name[len(HOST_PREFIX) :]: value for name, value in request.cookies.items() if name.startswith(HOST_PREFIX)}
 
 
 def set_cookies(
@@ -143,19 +205,23 @@ def set_cookies(
     ``browser`` (a ``BrowserCookie`` from the core) sets a remembered-browser cookie with
     the trust's lifetime as Max-Age, so the browser drops it when the server would, or
     deletes it. Every cookie is HttpOnly, SameSite=Lax, path /, and Secure outside
-    plain-HTTP localhost.
+    plain-HTTP localhost; Secure cookies carry the "__Host-" prefix, or "__Secure-" for the
+    session cookie when TWOFOLD_COOKIE_DOMAIN shares it with the practice's other hosts.
     """
     secure = cookie_secure(request)
+    domain = _cookie_domain(request)
+    name = session_cookie_name(request)
     if session_token is not None:
-        response.set_cookie(SESSION_COOKIE, session_token, httponly=True, samesite="lax", secure=secure, path="/")
+        response.set_cookie(name, session_token, httponly=True, samesite="lax", secure=secure, path="/", domain=domain)
     elif end_session:
-        response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=secure)
+        response.delete_cookie(name, path="/", httponly=True, samesite="lax", secure=secure, domain=domain)
     if browser is not None:
+        browser_name = (HOST_PREFIX if secure else "") + browser.name
         if browser.value is None:
-            response.delete_cookie(browser.name, path="/", httponly=True, samesite="lax", secure=secure)
+            response.delete_cookie(browser_name, path="/", httponly=True, samesite="lax", secure=secure)
         else:
             response.set_cookie(
-                browser.name,
+                browser_name,
                 browser.value,
                 max_age=browser.max_age,
                 path="/",
@@ -163,6 +229,17 @@ def set_cookies(
                 samesite="lax",
                 secure=secure,
             )
+    return response
+
+
+def clear_session_cookies(request: Request, response: ResponseT) -> ResponseT:
+    """Delete the session cookie in every form another host could have planted it in."""
+    name = session_cookie_name(request)
+    secure = cookie_secure(request)
+    response.delete_cookie(name, path="/", httponly=True, samesite="lax", secure=secure)
+    domain = _cookie_domain(request)
+    if domain:
+        response.delete_cookie(name, path="/", httponly=True, samesite="lax", secure=secure, domain=domain)
     return response
 
 

@@ -22,7 +22,7 @@ from twofold.web.deps import Context, MaybeSignedIn, ServicesDep
 from twofold.web.errors import error_response, status_for
 from twofold.web.factors.email_code import SENDING, code_sent
 from twofold.web.factors.schemas import CodeSentPublic
-from twofold.web.rendering import HOME, NOTICES, SESSION_COOKIE, render, safe_next, set_cookies
+from twofold.web.rendering import HOME, NOTICES, render, safe_next, session_token, set_cookies, twofold_cookies
 from twofold.web.schemas import ERRORS, ErrorPublic, StatusPublic, Strict
 
 api = APIRouter(prefix="/api/v1", responses=ERRORS)
@@ -75,7 +75,7 @@ def signed_in_answer(request: Request, result: SignInResult) -> JSONResponse:
 )
 def sign_in(body: SignInRequest, request: Request, services: ServicesDep, context: Context):
     result = services.sign_in.start_sign_in(
-        email=body.email, password=body.password, context=context, remembered_cookies=request.cookies
+        email=body.email, password=body.password, context=context, remembered_cookies=twofold_cookies(request)
     )
     return signed_in_answer(request, result)
 
@@ -109,7 +109,7 @@ async def second_factor(
 
 @api.post("/sign-out", response_model=StatusPublic, summary="End this session")
 def sign_out(request: Request, services: ServicesDep, context: Context):
-    token = request.cookies.get(SESSION_COOKIE)
+    token = session_token(request)
     if token:
         services.accounts.sign_out(token=token, context=context)
     return set_cookies(request, JSONResponse(StatusPublic(status="signed_out").model_dump()), end_session=True)
@@ -163,7 +163,7 @@ def sign_in_submit(
             password=password,
             context=context,
             return_to=safe_next(next),
-            remembered_cookies=request.cookies,
+            remembered_cookies=twofold_cookies(request),
         )
     except (core.InvalidCredentials, core.Throttled) as exc:
         return render(request, "sign_in.html", {**form, "error": exc.message}, status_for(exc))
@@ -252,7 +252,7 @@ def remember_option(services, flow_id: str, checked: bool = False) -> dict:
 
 @pages.post("/sign-out")
 def sign_out_form(request: Request, services: ServicesDep, context: Context):
-    token = request.cookies.get(SESSION_COOKIE)
+    token = session_token(request)
     if token:
         services.accounts.sign_out(token=token, context=context)
     return set_cookies(request, RedirectResponse("/sign-in?notice=signed_out", status_code=303), end_session=True)
