@@ -12,6 +12,7 @@ from twofold.audit import AuditLog
 from twofold.clock import Clock, SystemClock
 from twofold.core.account import AccountService
 from twofold.core.account_security import AccountSecurityService
+from twofold.core.forward_auth import ForwardAuthService
 from twofold.core.health import HealthCheck
 from twofold.core.notifier import Notifier, OutboxNotifier, SmtpConfig, SmtpNotifier
 from twofold.core.practice.apps import AppService
@@ -75,6 +76,7 @@ class Services:
     audit_trail: AuditTrail
     trust_revokers: list[TrustRevoker]
     apps: AppService
+    forward_auth: ForwardAuthService
 
     @property
     def health(self) -> HealthCheck:
@@ -261,6 +263,7 @@ def build_services(
         trust_revokers=trust_revokers,
         notice=SecurityMailResetNotice(mail=mail),
     )
+    apps = AppService(db=db, clock=clock, audit=audit)
     return Services(
         settings=settings,
         db=db,
@@ -293,5 +296,8 @@ def build_services(
         ),
         audit_trail=AuditTrail(db=db, clock=clock, audit=audit),
         trust_revokers=trust_revokers,
-        apps=AppService(db=db, clock=clock, audit=audit),
+        apps=apps,
+        forward_auth=ForwardAuthService(
+            db=db, clock=clock, audit=audit, sessions=sessions, apps=apps, enforcement=enforcement
+        ),
     )

@@ -16,6 +16,7 @@ from twofold.web import errors, health, signin
 from twofold.web.account import browsers, me, password, security, sessions, two_factor_required
 from twofold.web.factors import email_code, recovery_codes, totp
 from twofold.web.practice import apps, audit_log, enrolment, members, policy, resets, setup_links
+from twofold.web.protocols import forward_auth
 from twofold.web.proxies import TrustedProxies
 from twofold.web.security import SecurityMiddleware
 from twofold.web.server import redact_access_log
@@ -43,6 +44,7 @@ API_ROUTERS = (
     policy.api,
     audit_log.api,
     apps.api,
+    forward_auth.api,
 )
 PAGE_ROUTERS = (
     signin.pages,
@@ -60,6 +62,7 @@ PAGE_ROUTERS = (
     policy.pages,
     audit_log.pages,
     apps.pages,
+    forward_auth.pages,
     two_factor_required.pages,
 )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from fastapi import Request, Response
 from fastapi.responses import RedirectResponse
@@ -112,6 +113,43 @@ def safe_next(target: str | None) -> str:
     ):
         return HOME
     return target
+
+
+def return_candidate(target: str | None) -> str:
+    """Where a sign-in may go back to, as far as can be told before knowing who signs in: a path on
+    this site (``safe_next``), or a plain http(s) URL an app's proxy sent (``rd``), checked again by
+    ``return_target`` once the member is known. Anything else is the home page."""
+    if target and target.startswith(("https://", "http://")):
+        try:
+            parts = urlsplit(target)
+            parts.port  # noqa: B018 - raises for a malformed port
+        except ValueError:
+            return HOME
+        if (
+            len(target) <= 500
+            and parts.hostname
+            and parts.username is None
+            and "\\" not in target
+            and not any(ord(c) <= 0x20 or ord(c) == 0x7F for c in target)
+        ):
+            return target
+        return HOME
+    return safe_next(target)
+
+
+def return_target(request: Request, target: str | None, user_id: int) -> str:
+    """Where the sign-in of ``user_id`` goes: a path on this site, Twofold's own origin, or an address of an
+    enabled app of the member's practice. Anything else (another host, an app of another practice, a
+    disabled app) lands on the home page: no open redirect."""
+    target = return_candidate(target)
+    if target.startswith("/"):
+        return target
+    origin = request.app.state.services.settings.public_origin or str(request.base_url)
+    if target.startswith(origin.rstrip("/") + "/") or target == origin.rstrip("/"):
+        return target
+    if request.app.state.services.apps.may_return_to(user_id=user_id, url=target):
+        return target
+    return HOME
 
 
 def link_base(request: Request) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import BaseModel, Field
 
@@ -22,7 +22,16 @@ from twofold.web.deps import Context, MaybeSignedIn, ServicesDep
 from twofold.web.errors import error_response, status_for
 from twofold.web.factors.email_code import SENDING, code_sent
 from twofold.web.factors.schemas import CodeSentPublic
-from twofold.web.rendering import HOME, NOTICES, render, safe_next, session_token, set_cookies, twofold_cookies
+from twofold.web.rendering import (
+    HOME,
+    NOTICES,
+    render,
+    return_candidate,
+    return_target,
+    session_token,
+    set_cookies,
+    twofold_cookies,
+)
 from twofold.web.schemas import ERRORS, ErrorPublic, StatusPublic, Strict
 
 api = APIRouter(prefix="/api/v1", responses=ERRORS)
@@ -137,11 +146,24 @@ def index(active: MaybeSignedIn):
 
 
 @pages.get("/sign-in")
-def sign_in_page(request: Request, active: MaybeSignedIn, next: str | None = None, notice: str | None = None):
-    if active:
-        return RedirectResponse(safe_next(next), status_code=303)
+def sign_in_page(
+    request: Request,
+    active: MaybeSignedIn,
+    next: Annotated[str | None, Query(max_length=4096)] = None,
+    notice: str | None = None,
+    rd: Annotated[str | None, Query(max_length=4096)] = None,
+    reauth: bool = False,
+):
+    """The sign-in form. ``rd`` is where a protected app's proxy wants the browser back (see
+    web/protocols/forward_auth.py); ``reauth`` asks a signed-in member for the password and code again."""
+    target = rd or next
+    if active and not reauth:
+        return RedirectResponse(return_target(request, target, active.user.id), status_code=303)
+    candidate = return_candidate(target) if target else ""
     return render(
-        request, "sign_in.html", {"next": safe_next(next) if next else "", "notice": NOTICES.get(notice or "")}
+        request,
+        "sign_in.html",
+        {"next": "" if candidate == HOME and target != HOME else candidate, "notice": NOTICES.get(notice or "")},
     )
 
 
@@ -162,7 +184,7 @@ def sign_in_submit(
             email=email,
             password=password,
             context=context,
-            return_to=safe_next(next),
+            return_to=return_candidate(next),
             remembered_cookies=twofold_cookies(request),
         )
     except (core.InvalidCredentials, core.Throttled) as exc:
@@ -170,7 +192,7 @@ def sign_in_submit(
     if result.status != "signed_in":
         response = RedirectResponse(f"/sign-in/{result.flow_id}/code", status_code=303)
         return set_cookies(request, response, browser=result.browser_cookie)
-    target = safe_next(next)
+    target = return_target(request, next, result.user_id)
     if services.enforcement.requirement_for(result.user_id).outstanding:
         target = f"/account/two-factor?next={quote(target, safe='')}"  # the practice wants 2FA: enrol first
     response = RedirectResponse(target, status_code=303)
@@ -214,7 +236,7 @@ def code_submit(
             **remember_option(services, flow_id, remember),
         }
         return render(request, "code.html", page, status)
-    response = RedirectResponse(safe_next(result.return_to), status_code=303)
+    response = RedirectResponse(return_target(request, result.return_to, result.user_id), status_code=303)
     return set_cookies(request, response, session_token=result.session_token, browser=result.browser_cookie)
 
 

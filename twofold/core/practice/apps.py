@@ -26,7 +26,7 @@ from twofold.clock import Clock
 from twofold.context import RequestContext
 from twofold.errors import Conflict, InvalidInput, NotFound
 from twofold.store.db import Database
-from twofold.store.models import ROLES, App, Practice
+from twofold.store.models import ROLES, App, Practice, User
 
 MAX_BYPASS_PATHS = 50
 MAX_REAUTH_MINUTES = 7 * 24 * 60
@@ -260,6 +260,12 @@ class AppService:
             return False
         app = self.app_at(host_key(scheme, parts.hostname, port))
         return app is not None and app.enabled and app.practice_id == practice_id
+
+    def may_return_to(self, *, user_id: int, url: str) -> bool:
+        """Whether a sign-in of ``user_id`` may end at ``url``: an address of an enabled app of their practice."""
+        with self.db.reading() as s:
+            practice_id = s.execute(select(User.practice_id).where(User.id == user_id)).scalar_one_or_none()
+        return practice_id is not None and self.is_app_url_of(practice_id=practice_id, url=url)
 
     # -- changing --------------------------------------------------------------
 
