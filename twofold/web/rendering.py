@@ -152,6 +152,12 @@ def return_target(request: Request, target: str | None, user_id: int) -> str:
     return HOME
 
 
+def may_be_return_target(request: Request, url: str) -> bool:
+    """Before anyone signs in: whether ``url`` is Twofold's own origin or the address of some enabled app."""
+    origin = (request.app.state.services.settings.public_origin or str(request.base_url)).rstrip("/")
+    return url == origin or url.startswith(origin + "/") or request.app.state.services.apps.is_app_address(url)
+
+
 def link_base(request: Request) -> str:
     """Where emailed links point: TWOFOLD_PUBLIC_ORIGIN, or the address this request came to."""
     return (request.app.state.services.settings.public_origin or str(request.base_url)).rstrip("/")

@@ -25,6 +25,7 @@ from twofold.web.factors.schemas import CodeSentPublic
 from twofold.web.rendering import (
     HOME,
     NOTICES,
+    may_be_return_target,
     render,
     return_candidate,
     return_target,
@@ -160,11 +161,9 @@ def sign_in_page(
     if active and not reauth:
         return RedirectResponse(return_target(request, target, active.user.id), status_code=303)
     candidate = return_candidate(target) if target else ""
-    return render(
-        request,
-        "sign_in.html",
-        {"next": "" if candidate == HOME and target != HOME else candidate, "notice": NOTICES.get(notice or "")},
-    )
+    if not candidate.startswith("/") and candidate and not may_be_return_target(request, candidate):
+        candidate = HOME  # not an address of any enabled app: not carried in the form at all
+    return render(request, "sign_in.html", {"next": candidate, "notice": NOTICES.get(notice or "")})
 
 
 @pages.post("/sign-in")

@@ -248,18 +248,26 @@ class AppService:
             app = s.execute(select(App).where(App.host == host)).scalar_one_or_none()
             return AppView.of(app) if app is not None else None
 
+    def is_app_address(self, url: str) -> bool:
+        """Whether ``url`` is an address of any enabled app (before sign-in, when the practice is not known yet)."""
+        app = self._app_of_url(url)
+        return app is not None and app.enabled
+
     def is_app_url_of(self, *, practice_id: int, url: str) -> bool:
         """Whether ``url`` is an address of an enabled app of ``practice_id`` (where a sign-in may return to)."""
+        app = self._app_of_url(url)
+        return app is not None and app.enabled and app.practice_id == practice_id
+
+    def _app_of_url(self, url: str) -> AppView | None:
         try:
             parts = urlsplit(url)
             port = parts.port
         except ValueError:
-            return False
+            return None
         scheme = parts.scheme.lower()
         if scheme not in DEFAULT_PORTS or not parts.hostname or parts.username is not None:
-            return False
-        app = self.app_at(host_key(scheme, parts.hostname, port))
-        return app is not None and app.enabled and app.practice_id == practice_id
+            return None
+        return self.app_at(host_key(scheme, parts.hostname, port))
 
     def may_return_to(self, *, user_id: int, url: str) -> bool:
         """Whether a sign-in of ``user_id`` may end at ``url``: an address of an enabled app of their practice."""
