@@ -152,6 +152,15 @@ def return_target(request: Request, target: str | None, user_id: int) -> str:
     return HOME
 
 
+def go_to(request: Request, target: str) -> Response:
+    """Where a sign-in form's answer sends the browser: a 303 on this site; to an app's address, a page
+    that moves on by itself. The form pages' CSP (``form-action 'self'``) also governs the redirects
+    that follow a form, so a 303 to another host would be blocked by the browser."""
+    if target.startswith("/"):
+        return RedirectResponse(target, status_code=303)
+    return render(request, "continue.html", {"target": target})
+
+
 def may_be_return_target(request: Request, url: str) -> bool:
     """Before anyone signs in: whether ``url`` is Twofold's own origin or the address of some enabled app."""
     origin = (request.app.state.services.settings.public_origin or str(request.base_url)).rstrip("/")
@@ -191,9 +200,9 @@ def _cookie_domain(request: Request) -> str | None:
     return request.app.state.services.settings.cookie_domain
 
 
-def session_cookie_name(request: Request) -> str:
-    """The session cookie's name for this request: prefixed whenever the cookie is Secure."""
-    if not cookie_secure(request):
+def session_cookie_name(request: Request, secure: bool | None = None) -> str:
+    """The session cookie's name for this request (or a page ``secure`` or not): prefixed whenever it is Secure."""
+    if not (cookie_secure(request) if secure is None else secure):
         return SESSION_COOKIE
     return (SECURE_PREFIX if _cookie_domain(request) else HOST_PREFIX) + SESSION_COOKIE
 
@@ -209,14 +218,14 @@ def _cookie_pairs(request: Request) -> list[tuple[str, str]]:
     return pairs
 
 
-def session_token(request: Request) -> str | None:
+def session_token(request: Request, secure: bool | None = None) -> str | None:
     """The session cookie's value; ``DuplicateSessionCookie`` when the browser sent it twice.
 
     Two cookies of one name reach us when another host of a shared cookie domain planted one
     (or a path-scoped copy shadows ours). Taking either would let the planter choose the
     session (fixation), so neither is taken.
     """
-    name = session_cookie_name(request)
+    name = session_cookie_name(request, secure)
     values = [value for key, value in _cookie_pairs(request) if key == name]
     if len(values) > 1:
         raise DuplicateSessionCookie()
@@ -289,11 +298,15 @@ def clear_session_cookies(request: Request, response: ResponseT) -> ResponseT:
 
 def cookie_secure(request: Request) -> bool:
     """Secure cookies everywhere but plain-HTTP localhost in development."""
-    if request.app.state.services.settings.production:
+    return secure_cookies_for(request, str(request.scope.get("scheme")), request_hostname(request))
+
+
+def secure_cookies_for(request: Request, scheme: str, hostname: str) -> bool:
+    """Whether cookies are Secure for a page at ``scheme``://``hostname``: always in production, else but
+    for plain HTTP on a loopback name (``localhost``, RFC 6761's ``*.localhost``, 127.0.0.1, ::1)."""
+    if request.app.state.services.settings.production or scheme != "http":
         return True
-    if request.scope.get("scheme") != "http":
-        return True
-    return request_hostname(request) not in LOCAL_HOSTS
+    return hostname not in LOCAL_HOSTS and not hostname.endswith(".localhost")
 
 
 def request_hostname(request: Request) -> str:

@@ -25,6 +25,7 @@ from twofold.web.factors.schemas import CodeSentPublic
 from twofold.web.rendering import (
     HOME,
     NOTICES,
+    go_to,
     may_be_return_target,
     render,
     return_candidate,
@@ -189,12 +190,12 @@ def sign_in_submit(
     except (core.InvalidCredentials, core.Throttled) as exc:
         return render(request, "sign_in.html", {**form, "error": exc.message}, status_for(exc))
     if result.status != "signed_in":
-        response = RedirectResponse(f"/sign-in/{result.flow_id}/code", status_code=303)
-        return set_cookies(request, response, browser=result.browser_cookie)
+        to_code = RedirectResponse(f"/sign-in/{result.flow_id}/code", status_code=303)
+        return set_cookies(request, to_code, browser=result.browser_cookie)
     target = return_target(request, next, result.user_id)
     if services.enforcement.requirement_for(result.user_id).outstanding:
         target = f"/account/two-factor?next={quote(target, safe='')}"  # the practice wants 2FA: enrol first
-    response = RedirectResponse(target, status_code=303)
+    response = go_to(request, target)
     return set_cookies(request, response, session_token=result.session_token, browser=result.browser_cookie)
 
 
@@ -235,7 +236,7 @@ def code_submit(
             **remember_option(services, flow_id, remember),
         }
         return render(request, "code.html", page, status)
-    response = RedirectResponse(return_target(request, result.return_to, result.user_id), status_code=303)
+    response = go_to(request, return_target(request, result.return_to, result.user_id))
     return set_cookies(request, response, session_token=result.session_token, browser=result.browser_cookie)
 
 

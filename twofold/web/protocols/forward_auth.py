@@ -19,7 +19,7 @@ from twofold import errors as core
 from twofold.core.forward_auth import ProxiedRequest, Verdict
 from twofold.web.deps import Context, ServicesDep
 from twofold.web.proxies import PROXY_TRUSTED
-from twofold.web.rendering import DuplicateSessionCookie, render, session_token
+from twofold.web.rendering import DuplicateSessionCookie, render, secure_cookies_for, session_token
 from twofold.web.schemas import ErrorPublic, Responses
 
 api = APIRouter(prefix="/api/v1", tags=["forward-auth"])
@@ -87,8 +87,10 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
 def _answer(
     request: Request, services, context, original: ProxiedRequest, style: Literal["forward", "nginx"]
 ) -> Response:
+    # The cookie the browser sent with the original request, named as it was set for that page.
+    hostname = (original.host_key() or "").rsplit(":", 1)[0] if not original.host.startswith("[") else ""
     try:
-        token = session_token(request)
+        token = session_token(request, secure_cookies_for(request, original.scheme, hostname))
     except DuplicateSessionCookie:
         token = None  # sent to sign in, where the two cookies are refused and cleared
     verdict = services.forward_auth.check(request=original, session_token=token, context=context)
