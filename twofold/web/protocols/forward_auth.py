@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse, Response
 
 from twofold import errors as core
 from twofold.core.forward_auth import ProxiedRequest, Verdict
+from twofold.web.blocking import database_work
 from twofold.web.deps import Context, ServicesDep
 from twofold.web.proxies import PROXY_TRUSTED
 from twofold.web.rendering import DuplicateSessionCookie, render, secure_cookies_for, session_token
@@ -130,7 +131,7 @@ def _untrusted() -> JSONResponse:
     "path: 200 without them; not signed in: 302 to `/sign-in?rd=<URL>` for a browser, else 401 with "
     "`WWW-Authenticate`; not allowed: 403.",
 )
-def forward_auth(request: Request, services: ServicesDep, context: Context):
+async def forward_auth(request: Request, services: ServicesDep, context: Context):
     if not getattr(request.state, PROXY_TRUSTED, False):
         return _untrusted()
     headers = request.headers
@@ -143,7 +144,7 @@ def forward_auth(request: Request, services: ServicesDep, context: Context):
         )
     except core.InvalidInput as exc:
         return _error(400, exc.code, exc.message)
-    return _answer(request, services, context, original, "forward")
+    return await database_work(services, _answer, request, services, context, original, "forward")
 
 
 @api.get(
@@ -154,7 +155,7 @@ def forward_auth(request: Request, services: ServicesDep, context: Context):
     "`X-Original-Method`; not signed in is always 401 with a `Location` header carrying the sign-in URL. Malformed "
     "headers are 403 here, as nginx turns any answer but 2xx, 401 and 403 into a 500.",
 )
-def auth_request(request: Request, services: ServicesDep, context: Context):
+async def auth_request(request: Request, services: ServicesDep, context: Context):
     if not getattr(request.state, PROXY_TRUSTED, False):
         return _untrusted()
     try:
@@ -163,7 +164,7 @@ def auth_request(request: Request, services: ServicesDep, context: Context):
         )
     except core.InvalidInput as exc:
         return _error(403, exc.code, exc.message)
-    return _answer(request, services, context, original, "nginx")
+    return await database_work(services, _answer, request, services, context, original, "nginx")
 
 
 @pages.get("/access-denied")
