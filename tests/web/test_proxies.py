@@ -152,3 +152,13 @@ def test_duplicate_session_cookies_are_refused_not_last_one_wins(app, make_user,
         assert page.status_code == 400 and "Sign in again" in page.text
         # One cookie is fine.
         assert tossed.get("/api/v1/me", headers={"Cookie": f"{name}={token}"}).status_code == 200
+
+
+def test_a_remembered_browser_is_recognised_by_its_prefixed_cookie(app, make_user, clock):
+    member = make_user(with_totp=True)
+    with TestClient(app, base_url="https://signin.riverside.example") as browser:
+        sign_in(browser, member, clock, remember=True)
+        browser.post("/api/v1/sign-out")
+        clock.advance(days=1)
+        again = browser.post("/api/v1/sign-in", json={"email": member.email, "password": PASSWORD})
+    assert again.json() == {"status": "signed_in"}  # the password only: the __Host- cookie was read
