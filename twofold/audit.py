@@ -91,6 +91,11 @@ class EventTag(StrEnum):
     TWO_FACTOR_ENROLMENT_SKIPPED = "account:two_factor:enrolment_skipped"
     POLICY_CHANGED = "practice:policy:changed"
     AUDIT_EXPORTED = "practice:audit:exported"
+    APP_ADDED = "practice:app:added"
+    APP_CHANGED = "practice:app:changed"
+    APP_REMOVED = "practice:app:removed"
+    APP_ACCESSED = "account:app:accessed"
+    APP_ACCESS_DENIED = "account:app:access_denied"
 
 
 # What the admin pages show for each event: the one list of human labels (the audit log, a member's

@@ -12,10 +12,12 @@ from twofold.audit import AuditLog
 from twofold.clock import Clock, SystemClock
 from twofold.core.account import AccountService
 from twofold.core.account_security import AccountSecurityService
+from twofold.core.forward_auth import ForwardAuthService
 from twofold.core.health import HealthCheck
 from twofold.core.known_browsers import KnownBrowsers
 from twofold.core.lockouts import LockWindows
 from twofold.core.notifier import Notifier, OutboxNotifier, SmtpConfig, SmtpNotifier
+from twofold.core.practice.apps import AppService
 from twofold.core.practice.audit_log import AuditTrail
 from twofold.core.practice.enforcement import TwoFactorEnforcement
 from twofold.core.practice.members import MemberService, TrustRevoker
@@ -79,6 +81,8 @@ class Services:
     trust_revokers: list[TrustRevoker]
     # What ended long enough ago to delete; features with rows of their own append a PurgeRule.
     retention: Retention
+    apps: AppService
+    forward_auth: ForwardAuthService
 
     @property
     def health(self) -> HealthCheck:
@@ -286,6 +290,7 @@ def build_services(
         trust_revokers=trust_revokers,
         notice=SecurityMailResetNotice(mail=mail),
     )
+    apps = AppService(db=db, clock=clock, audit=audit)
     return Services(
         settings=settings,
         db=db,
@@ -319,4 +324,8 @@ def build_services(
         audit_trail=AuditTrail(db=db, clock=clock, audit=audit, notifier=notifier),
         trust_revokers=trust_revokers,
         retention=Retention(db=db, clock=clock, keep_days=settings.purge_after_days),
+        apps=apps,
+        forward_auth=ForwardAuthService(
+            db=db, clock=clock, audit=audit, sessions=sessions, apps=apps, enforcement=enforcement
+        ),
     )

@@ -16,7 +16,9 @@ from twofold.settings import Settings
 from twofold.web import errors, health, signin
 from twofold.web.account import browsers, me, password, security, sessions, two_factor_required
 from twofold.web.factors import email_code, recovery_codes, totp
-from twofold.web.practice import audit_log, enrolment, members, policy, resets, setup_links
+from twofold.web.practice import apps, audit_log, enrolment, members, policy, resets, setup_links
+from twofold.web.protocols import forward_auth
+from twofold.web.proxies import TrustedProxies
 from twofold.web.security import SecurityMiddleware
 from twofold.web.server import limit_connections, redact_access_log
 from twofold.wiring import Services, build_services
@@ -42,6 +44,8 @@ API_ROUTERS = (
     resets.api,
     policy.api,
     audit_log.api,
+    apps.api,
+    forward_auth.api,
 )
 PAGE_ROUTERS = (
     signin.pages,
@@ -58,6 +62,8 @@ PAGE_ROUTERS = (
     resets.pages,
     policy.pages,
     audit_log.pages,
+    apps.pages,
+    forward_auth.pages,
     two_factor_required.pages,
 )
 
@@ -109,6 +115,8 @@ def create_app(services: Services) -> FastAPI:
         public_origin=settings.public_origin,
         hsts=settings.production,
     )
+    # Added last, so it runs first: everything after it sees the client behind a trusted proxy.
+    app.add_middleware(TrustedProxies, networks=settings.trusted_networks)
     errors.install(app)
     for router in (*API_ROUTERS, *PAGE_ROUTERS):
         app.include_router(router)

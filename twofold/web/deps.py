@@ -12,7 +12,7 @@ from twofold.core.sessions import ActiveSession
 from twofold.core.signin import FLOW_COOKIE
 from twofold.errors import NotAuthenticated
 from twofold.store.models import MAX_ID
-from twofold.web.rendering import SESSION_COOKIE
+from twofold.web.rendering import session_token, twofold_cookies
 from twofold.wiring import Services
 
 # Dependencies that do no I/O are ``async def``: FastAPI runs a plain ``def`` one in the
@@ -28,7 +28,7 @@ async def request_context(request: Request) -> RequestContext:
     return RequestContext(
         ip=client,
         user_agent=request.headers.get("user-agent", "")[:512] or None,
-        flow_binding=request.cookies.get(FLOW_COOKIE),
+        flow_binding=twofold_cookies(request).get(FLOW_COOKIE),
     )
 
 
@@ -37,7 +37,7 @@ def optional_session(request: Request) -> ActiveSession | None:
         cached: ActiveSession | None = request.state.active_session
         return cached
     services: Services = request.app.state.services
-    active = services.sessions.resolve(request.cookies.get(SESSION_COOKIE))
+    active = services.sessions.resolve(session_token(request))
     request.state.active_session = active
     return active
 
@@ -73,7 +73,7 @@ PracticeAdmin = Annotated[ActiveSession, Depends(practice_admin)]
 def peek_session(request: Request) -> ActiveSession | None:
     """The live session without counting this request as activity (for "how long is left?")."""
     services: Services = request.app.state.services
-    return services.sessions.resolve(request.cookies.get(SESSION_COOKIE), touch=False)
+    return services.sessions.resolve(session_token(request), touch=False)
 
 
 # For pages a browser reaches by itself (the idle sign-out's redirect to sign-in): never activity.

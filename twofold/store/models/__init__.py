@@ -2,6 +2,7 @@
 
 from twofold.store.models.accounts import ROLES, Practice, User
 from twofold.store.models.administration import EnrolmentDemand, SetupLink
+from twofold.store.models.apps import App, AppAccess
 from twofold.store.models.audit import AuditChainHead, AuditEvent
 from twofold.store.models.base import MAX_ID, Base, UTCDateTime
 from twofold.store.models.factors import TotpCredential
@@ -13,6 +14,8 @@ from twofold.store.models.throttle import ThrottleFailure, ThrottleWindow
 __all__ = [
     "MAX_ID",
     "ROLES",
+    "App",
+    "AppAccess",
     "AuditChainHead",
     "AuditEvent",
     "Base",
