@@ -85,6 +85,15 @@ class EventTag(StrEnum):
     TWO_FACTOR_ENROLMENT_SKIPPED = "account:two_factor:enrolment_skipped"
     POLICY_CHANGED = "practice:policy:changed"
     AUDIT_EXPORTED = "practice:audit:exported"
+    OIDC_CLIENT_REGISTERED = "practice:app:oidc_client_registered"
+    OIDC_CLIENT_SECRET_ROTATED = "practice:app:oidc_client_secret_rotated"
+    OIDC_CLIENT_DISABLED = "practice:app:oidc_client_disabled"
+    OIDC_CLIENT_ENABLED = "practice:app:oidc_client_enabled"
+    OIDC_CLIENT_REMOVED = "practice:app:oidc_client_removed"
+    OIDC_SIGNED_IN = "account:oidc:signed_in"
+    OIDC_ACCESS_DENIED = "account:oidc:access_denied"
+    OIDC_TOKEN_REPLAYED = "account:oidc:token_replayed"
+    OIDC_SIGNING_KEY_ROTATED = "oidc:signing_key:rotated"
 
 
 def _digest(prev_hash: str, fields: dict[str, Any]) -> str:

@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     # a minute before the idle sign-out; asking does not count as activity.
     idle_check_seconds: float = Field(default=30.0, gt=0, le=300)
 
+    # OpenID Connect provider: how long its tokens live. Access tokens are short (an app refreshes
+    # them); refresh tokens (only with the offline_access scope) rotate on every use.
+    oidc_access_token_seconds: int = Field(default=600, ge=60, le=86400)
+    oidc_id_token_seconds: int = Field(default=600, ge=60, le=86400)
+    oidc_refresh_token_days: int = Field(default=30, ge=1, le=365)
+
     smtp_host: str | None = None
     smtp_port: int = 25
     smtp_user: str | None = None

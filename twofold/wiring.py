@@ -7,6 +7,7 @@ build one with a ``FrozenClock`` and a real SMTP server or the outbox.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from twofold.audit import AuditLog
 from twofold.clock import Clock, SystemClock
@@ -14,6 +15,11 @@ from twofold.core.account import AccountService
 from twofold.core.account_security import AccountSecurityService
 from twofold.core.health import HealthCheck
 from twofold.core.notifier import Notifier, OutboxNotifier, SmtpConfig, SmtpNotifier
+from twofold.core.oidc.clients import ClientRegistry
+from twofold.core.oidc.codes import CodeStore
+from twofold.core.oidc.keys import SigningKeys
+from twofold.core.oidc.provider import OidcProvider
+from twofold.core.oidc.tokens import TokenStore
 from twofold.core.practice.audit_log import AuditTrail
 from twofold.core.practice.enforcement import TwoFactorEnforcement
 from twofold.core.practice.members import MemberService, TrustRevoker
@@ -73,6 +79,10 @@ class Services:
     policies: PolicyService
     audit_trail: AuditTrail
     trust_revokers: list[TrustRevoker]
+    # OpenID Connect provider: app registrations, signing keys, and the protocol's use cases.
+    oidc_clients: ClientRegistry
+    oidc_keys: SigningKeys
+    oidc: OidcProvider
 
     @property
     def health(self) -> HealthCheck:
@@ -181,6 +191,24 @@ def build_services(
         mail=mail,
         backup_codes=recovery_codes,
     )
+    oidc_clients = ClientRegistry(db=db, clock=clock, audit=audit, hasher=TokenHasher(secret_key, "oidc-client-secret"))
+    id_token_lifetime = timedelta(seconds=settings.oidc_id_token_seconds)
+    oidc_keys = SigningKeys(db=db, clock=clock, box=box, audit=audit, id_token_lifetime=id_token_lifetime)
+    oidc = OidcProvider(
+        db=db,
+        clock=clock,
+        audit=audit,
+        clients=oidc_clients,
+        codes=CodeStore(hasher=TokenHasher(secret_key, "oidc-code")),
+        tokens=TokenStore(
+            hasher=TokenHasher(secret_key, "oidc-token"),
+            access_lifetime=timedelta(seconds=settings.oidc_access_token_seconds),
+            refresh_lifetime=timedelta(days=settings.oidc_refresh_token_days),
+        ),
+        keys=oidc_keys,
+        sid_hasher=TokenHasher(secret_key, "oidc-sid"),
+        id_token_lifetime=id_token_lifetime,
+    )
     account_security = AccountSecurityService(
         db=db,
         clock=clock,
@@ -190,6 +218,7 @@ def build_services(
         sessions=sessions,
         remembered=remembered,
         mail=mail,
+        sign_out_everywhere=[oidc],
     )
     recovery_code_enrollment = RecoveryCodeEnrollmentService(
         db=db,
@@ -235,7 +264,8 @@ def build_services(
         hasher=TokenHasher(secret_key, "setup-link"),
         notifier=notifier,
     )
-    trust_revokers: list[TrustRevoker] = [remembered]
+    # Deactivation and an admin's reset end these too: remembered browsers, apps' OpenID Connect tokens.
+    trust_revokers: list[TrustRevoker] = [remembered, oidc]
     members = MemberService(
         db=db,
         clock=clock,
@@ -291,4 +321,7 @@ def build_services(
         ),
         audit_trail=AuditTrail(db=db, clock=clock, audit=audit),
         trust_revokers=trust_revokers,
+        oidc_clients=oidc_clients,
+        oidc_keys=oidc_keys,
+        oidc=oidc,
     )

@@ -33,6 +33,7 @@ def serve(
     host = host or settings.host
     port = port or settings.port
     services = load_services(settings)
+    services.oidc_keys.ensure()  # the OpenID Connect signing key, made on the first start
     logins = None
     if demo and not settings.production:
         from twofold.cli.demo import seed_demo

@@ -16,6 +16,7 @@ from twofold.web import errors, health, signin
 from twofold.web.account import browsers, me, password, security, sessions, two_factor_required
 from twofold.web.factors import email_code, recovery_codes, totp
 from twofold.web.practice import audit_log, enrolment, members, policy, resets, setup_links
+from twofold.web.protocols import oidc
 from twofold.web.security import SecurityMiddleware
 from twofold.web.server import redact_access_log
 from twofold.wiring import Services, build_services
@@ -58,6 +59,7 @@ PAGE_ROUTERS = (
     policy.pages,
     audit_log.pages,
     two_factor_required.pages,
+    oidc.router,
 )
 
 
@@ -100,6 +102,7 @@ def create_app(services: Services) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         public_origin=settings.public_origin,
         hsts=settings.production,
+        credential_paths=oidc.CREDENTIAL_PATHS,
     )
     errors.install(app)
     for router in (*API_ROUTERS, *PAGE_ROUTERS):

@@ -137,8 +137,12 @@ def index(active: MaybeSignedIn):
 
 
 @pages.get("/sign-in")
-def sign_in_page(request: Request, active: MaybeSignedIn, next: str | None = None, notice: str | None = None):
-    if active:
+def sign_in_page(
+    request: Request, active: MaybeSignedIn, next: str | None = None, notice: str | None = None, login: str = ""
+):
+    # ``login=1``: an app asked for a fresh sign-in (OpenID Connect prompt=login or max_age), so the
+    # form is shown even to a member who is signed in.
+    if active and login != "1":
         return RedirectResponse(safe_next(next), status_code=303)
     return render(
         request, "sign_in.html", {"next": safe_next(next) if next else "", "notice": NOTICES.get(notice or "")}

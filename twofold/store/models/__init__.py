@@ -5,6 +5,14 @@ from twofold.store.models.administration import EnrolmentDemand, SetupLink
 from twofold.store.models.audit import AuditChainHead, AuditEvent
 from twofold.store.models.base import Base, UTCDateTime
 from twofold.store.models.factors import TotpCredential
+from twofold.store.models.oidc import (
+    OidcAuthorizationCode,
+    OidcAuthorizationRequest,
+    OidcClient,
+    OidcSigningKey,
+    OidcSubject,
+    OidcToken,
+)
 from twofold.store.models.recovery import EmailCode, EmailMethod, RecoveryCode, UndeliveredMail
 from twofold.store.models.remembered import RememberedBrowser
 from twofold.store.models.signin import SignInFlow, UserSession
@@ -18,6 +26,12 @@ __all__ = [
     "EmailCode",
     "EmailMethod",
     "EnrolmentDemand",
+    "OidcAuthorizationCode",
+    "OidcAuthorizationRequest",
+    "OidcClient",
+    "OidcSigningKey",
+    "OidcSubject",
+    "OidcToken",
     "Practice",
     "RecoveryCode",
     "RememberedBrowser",
