@@ -87,13 +87,15 @@ class EventTag(StrEnum):
     AUDIT_EXPORTED = "practice:audit:exported"
     OIDC_CLIENT_REGISTERED = "practice:app:oidc_client_registered"
     OIDC_CLIENT_SECRET_ROTATED = "practice:app:oidc_client_secret_rotated"
-    OIDC_CLIENT_DISABLED = "practice:app:oidc_client_disabled"
-    OIDC_CLIENT_ENABLED = "practice:app:oidc_client_enabled"
-    OIDC_CLIENT_REMOVED = "practice:app:oidc_client_removed"
     OIDC_SIGNED_IN = "account:oidc:signed_in"
     OIDC_ACCESS_DENIED = "account:oidc:access_denied"
     OIDC_TOKEN_REPLAYED = "account:oidc:token_replayed"
     OIDC_SIGNING_KEY_ROTATED = "oidc:signing_key:rotated"
+    APP_ADDED = "practice:app:added"
+    APP_CHANGED = "practice:app:changed"
+    APP_REMOVED = "practice:app:removed"
+    APP_ACCESSED = "account:app:accessed"
+    APP_ACCESS_DENIED = "account:app:access_denied"
 
 
 def _digest(prev_hash: str, fields: dict[str, Any]) -> str:

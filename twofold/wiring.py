@@ -20,6 +20,7 @@ from twofold.core.oidc.codes import CodeStore
 from twofold.core.oidc.keys import SigningKeys
 from twofold.core.oidc.provider import OidcProvider
 from twofold.core.oidc.tokens import TokenStore
+from twofold.core.practice.apps import AppService
 from twofold.core.practice.audit_log import AuditTrail
 from twofold.core.practice.enforcement import TwoFactorEnforcement
 from twofold.core.practice.members import MemberService, TrustRevoker
@@ -83,6 +84,7 @@ class Services:
     oidc_clients: ClientRegistry
     oidc_keys: SigningKeys
     oidc: OidcProvider
+    apps: AppService
 
     @property
     def health(self) -> HealthCheck:
@@ -324,4 +326,5 @@ def build_services(
         oidc_clients=oidc_clients,
         oidc_keys=oidc_keys,
         oidc=oidc,
+        apps=AppService(db=db, clock=clock, audit=audit),
     )

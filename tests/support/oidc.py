@@ -32,21 +32,30 @@ class App:
     client_id: str
     client_secret: str | None
     redirect_uri: str
-    pk: int
+    app_id: int
 
 
 def register_app(services, practice_id: int, *, public: bool = False, roles=None, redirect_uri=None, logout_uri=None):
+    """An app of the practice (signed in to only by OpenID Connect) with its client registered."""
     redirect_uri = redirect_uri or "https://records.example/callback"
+    view = services.apps.add_app(
+        practice_id=practice_id,
+        actor_id=None,
+        name="Patient Records",
+        url=None,
+        url_required=False,
+        allowed_roles=roles,
+        context=RequestContext(),
+    )
     made = services.oidc_clients.register(
         practice_id=practice_id,
-        name="Patient Records",
+        app_id=view.id,
         redirect_uris=[redirect_uri],
         post_logout_redirect_uris=[logout_uri or "https://records.example/signed-out"],
         public=public,
-        roles=roles or [],
         context=RequestContext(),
     )
-    return App(made.client.client_id, made.client_secret, redirect_uri, made.client.id)
+    return App(made.client.client_id, made.client_secret, redirect_uri, view.id)
 
 
 def walk(browser: httpx.Client, url: str, *, stop_at: str | None = None, hops: int = 20) -> httpx.Response:

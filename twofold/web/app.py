@@ -15,8 +15,8 @@ from twofold.settings import Settings
 from twofold.web import errors, health, signin
 from twofold.web.account import browsers, me, password, security, sessions, two_factor_required
 from twofold.web.factors import email_code, recovery_codes, totp
-from twofold.web.practice import audit_log, enrolment, members, policy, resets, setup_links
 from twofold.web.protocols import oidc
+from twofold.web.practice import apps, audit_log, enrolment, members, policy, resets, setup_links
 from twofold.web.security import SecurityMiddleware
 from twofold.web.server import redact_access_log
 from twofold.wiring import Services, build_services
@@ -42,6 +42,7 @@ API_ROUTERS = (
     resets.api,
     policy.api,
     audit_log.api,
+    apps.api,
 )
 PAGE_ROUTERS = (
     signin.pages,
@@ -58,6 +59,7 @@ PAGE_ROUTERS = (
     resets.pages,
     policy.pages,
     audit_log.pages,
+    apps.pages,
     two_factor_required.pages,
     oidc.router,
 )

@@ -76,6 +76,9 @@ PRACTICE_NOTICES = {
     "enrolled": "Two-factor authentication is on for this member.",
     "reset": "Two-factor authentication was reset. The member was signed out, emailed, and will set it up again at their next sign-in.",
     "policy": "Policy saved. It applies from each member's next request.",
+    "app_added": "App added. Put it behind your proxy as Protect an app describes; members can then open it.",
+    "app_saved": "App saved. The proxy's next request follows the new settings.",
+    "app_removed": "App removed. Its address is now refused at the proxy.",
 }
 
 

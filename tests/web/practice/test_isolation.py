@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import PASSWORD, backends, sign_in
-from twofold.store.models import AuditChainHead, Practice, SetupLink, TotpCredential, User, UserSession
+from twofold.store.models import App, AuditChainHead, Practice, SetupLink, TotpCredential, User, UserSession
 
 
 @pytest.fixture(params=backends())
@@ -38,7 +38,11 @@ class Case:
     def names_a_member(self) -> bool:
         return "{member}" in self.path
 
-    def send(self, client, member_id: int, code: str):
+    @property
+    def names_an_app(self) -> bool:
+        return "{app}" in self.path
+
+    def send(self, client, member_id: int, code: str, app_id: int = 1):
         def fill(value):
             if isinstance(value, dict):
                 return {k: fill(v) for k, v in value.items()}
@@ -46,7 +50,7 @@ class Case:
 
         return client.request(
             self.method,
-            self.path.format(member=member_id),
+            self.path.format(member=member_id, app=app_id),
             json=fill(self.json),
             data=fill(self.data),
             files=self.files,
@@ -113,6 +117,16 @@ CASES = [
     Case("POST", "/admin/policy", data={**POLICY_FORM, "action": "save"}),
     Case("GET", "/admin/audit"),
     Case("GET", "/admin/audit.csv"),
+    Case("GET", "/api/v1/practice/apps"),
+    Case("POST", "/api/v1/practice/apps", json={"name": "Wiki", "url": "https://wiki.riverside.example"}),
+    Case("GET", "/api/v1/practice/apps/{app}"),
+    Case("PATCH", "/api/v1/practice/apps/{app}", json={"enabled": False}),
+    Case("DELETE", "/api/v1/practice/apps/{app}"),
+    Case("GET", "/admin/apps"),
+    Case("POST", "/admin/apps", data={"name": "Intranet", "url": "https://intranet.riverside.example"}),
+    Case("GET", "/admin/apps/{app}"),
+    Case("POST", "/admin/apps/{app}", data={"name": "Taken", "url": "https://taken.riverside.example"}),
+    Case("POST", "/admin/apps/{app}/remove"),
 ]
 
 
@@ -142,6 +156,9 @@ def snapshot(services, practice_id: int) -> dict:
             ).all(),
             "links": s.execute(select(SetupLink.id, SetupLink.revoked_at).where(SetupLink.user_id.in_(ids))).all(),
             "audit_head": s.get(AuditChainHead, practice_id).seq,
+            "apps": s.execute(
+                select(App.id, App.name, App.url, App.enabled, App.allowed_roles).where(App.practice_id == practice_id)
+            ).all(),
         }
 
 
@@ -152,18 +169,27 @@ def other_practice(make_practice, make_user, anonymous, clock):
     admin_b = make_user(role="admin", with_totp=True, email="admin@lakeside.example", practice_id=lakeside.id)
     staff_b = make_user(role="staff", with_totp=True, email="staff@lakeside.example", practice_id=lakeside.id)
     assert sign_in(anonymous, admin_b, clock).status_code == 200
+    lakeside_app = anonymous.post(
+        "/api/v1/practice/apps", json={"name": "Lakeside files", "url": "https://files.lakeside.example"}
+    )
+    assert lakeside_app.status_code == 201
     return lakeside, admin_b, staff_b
 
 
 def test_an_admin_of_one_practice_can_neither_see_nor_change_another(client, admin, other_practice, services, clock):
     lakeside, admin_b, staff_b = other_practice
+    [lakeside_app] = services.apps.list_apps(practice_id=lakeside.id)
     runs = [(case, target) for case in CASES for target in ((staff_b, admin_b) if case.names_a_member else (staff_b,))]
     for case, target in runs:
         before = snapshot(services, lakeside.id)
         clock.advance(seconds=30)  # a fresh code for the reset cases
-        response = case.send(client, target.id, admin.code(clock))
+        response = case.send(client, target.id, admin.code(clock), lakeside_app.id)
         label = f"{case.method} {case.path} ({target.email})"
-        if case.names_a_member:
+        if case.names_an_app:
+            assert response.status_code == 404, label
+            if case.api:
+                assert response.json()["error"] == "app_not_found", label
+        elif case.names_a_member:
             assert response.status_code == 404, label
             if case.api:
                 assert response.json()["error"] == "member_not_found", label
@@ -205,7 +231,7 @@ def all_routes(routes):
 
 def test_the_table_covers_every_admin_route(app):
     routes = {
-        (method, route.path.replace("{member_id}", "{member}"))
+        (method, route.path.replace("{member_id}", "{member}").replace("{app_id}", "{app}"))
         for route in all_routes(app.routes)
         if getattr(route, "path", "").startswith(("/api/v1/practice", "/admin"))
         for method in getattr(route, "methods", ())

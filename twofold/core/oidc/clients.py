@@ -20,9 +20,10 @@ from twofold.audit import AuditLog, EventTag
 from twofold.clock import Clock
 from twofold.context import RequestContext
 from twofold.crypto.secret_box import TokenHasher, random_token
-from twofold.errors import InvalidInput, NotFound
+from twofold.core.practice.apps import app_in
+from twofold.errors import Conflict, InvalidInput, NotFound
 from twofold.store.db import Database
-from twofold.store.models import ROLES, OidcClient
+from twofold.store.models import App, OidcClient
 
 SCOPES = ("openid", "profile", "email", "offline_access", "groups")
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -30,7 +31,7 @@ MAX_URIS = 20
 
 
 class ClientNotFound(NotFound):
-    message = "There is no such app registration in this practice."
+    message = "This app is not an OpenID Connect client."
 
 
 def check_uri(uri: str, *, what: str) -> str:
@@ -65,20 +66,13 @@ def _uris(uris: list[str], *, what: str) -> list[str]:
     return checked
 
 
-def _roles(roles: list[str]) -> list[str]:
-    unknown = [role for role in roles if role not in ROLES]
-    if unknown:
-        raise InvalidInput(f"Unknown role {unknown[0]!r}: use {', '.join(ROLES)}.")
-    return [role for role in ROLES if role in roles]
-
-
 @dataclass(frozen=True, slots=True)
 class RegisteredClient:
     """A client as the protocol machinery sees it (Authlib's ``ClientMixin``)."""
 
     id: int
     practice_id: int
-    app_id: int | None
+    app_id: int
     name: str
     client_id: str
     secret_hash: str | None
@@ -90,18 +84,18 @@ class RegisteredClient:
     hasher: TokenHasher
 
     @classmethod
-    def of(cls, row: OidcClient, hasher: TokenHasher) -> RegisteredClient:
+    def of(cls, row: OidcClient, app: App, hasher: TokenHasher) -> RegisteredClient:
         return cls(
             id=row.id,
-            practice_id=row.practice_id,
-            app_id=row.app_id,
-            name=row.name,
+            practice_id=app.practice_id,
+            app_id=app.id,
+            name=app.name,
             client_id=row.client_id,
             secret_hash=row.secret_hash,
             redirect_uris=tuple(row.redirect_uris or ()),
             post_logout_redirect_uris=tuple(row.post_logout_redirect_uris or ()),
-            roles=tuple(row.roles or ()),
-            enabled=row.enabled,
+            roles=tuple(app.allowed_roles or ()),
+            enabled=app.enabled,
             created_at=row.created_at,
             hasher=hasher,
         )
@@ -111,21 +105,15 @@ class RegisteredClient:
         return self.secret_hash is None
 
     def allows_role(self, role: str) -> bool:
-        return not self.roles or role in self.roles
+        return role in self.roles
 
     def describe(self) -> dict[str, Any]:
-        """What the API and the CLI show (never the secret or its hash)."""
+        """The OpenID Connect fields of an app, as the API and the CLI show them (never the secret)."""
         return {
-            "id": self.id,
-            "name": self.name,
-            "app_id": self.app_id,
             "client_id": self.client_id,
             "public": self.public,
             "redirect_uris": list(self.redirect_uris),
             "post_logout_redirect_uris": list(self.post_logout_redirect_uris),
-            "roles": list(self.roles),
-            "enabled": self.enabled,
-            "created_at": self.created_at.isoformat(),
         }
 
     # -- Authlib's ClientMixin ---------------------------------------------------------
@@ -168,6 +156,16 @@ class ClientCredentials:
     client_secret: str | None  # shown once: only when it was just made
 
 
+def check_client_fields(
+    redirect_uris: list[str], post_logout_redirect_uris: list[str] | None
+) -> tuple[list[str], list[str]]:
+    """The redirect URIs checked (at least one) and the post-logout ones; InvalidInput otherwise."""
+    uris = _uris(redirect_uris, what="redirect URI")
+    if not uris:
+        raise InvalidInput("Give at least one redirect URI: where the app receives its sign-in.")
+    return uris, _uris(post_logout_redirect_uris or [], what="post-logout redirect URI")
+
+
 @dataclass(kw_only=True, slots=True)
 class ClientRegistry:
     db: Database
@@ -179,39 +177,29 @@ class ClientRegistry:
         self,
         *,
         practice_id: int,
-        name: str,
+        app_id: int,
         redirect_uris: list[str],
         post_logout_redirect_uris: list[str] | None = None,
         public: bool = False,
-        roles: list[str] | None = None,
-        app_id: int | None = None,
         context: RequestContext,
         actor_id: int | None = None,
-        session: Session | None = None,
     ) -> ClientCredentials:
-        """Register an app as a client; the answer carries the client secret, once (confidential clients)."""
-        name = name.strip()
-        if not name or len(name) > 200:
-            raise InvalidInput("The app needs a name of at most 200 characters.")
-        uris = _uris(redirect_uris, what="redirect URI")
-        if not uris:
-            raise InvalidInput("Give at least one redirect URI: where the app receives its sign-in.")
-        logout_uris = _uris(post_logout_redirect_uris or [], what="post-logout redirect URI")
-        allowed = _roles(roles or [])
+        """Make an app of the practice an OpenID Connect client; the answer carries the client
+        secret, once (confidential clients), and only its keyed hash is kept."""
+        uris, logout_uris = check_client_fields(redirect_uris, post_logout_redirect_uris)
         secret = None if public else random_token(32)
-        row = OidcClient(
-            practice_id=practice_id,
-            app_id=app_id,
-            name=name,
-            client_id=random_token(18),
-            secret_hash=None if secret is None else self.hasher.hash(secret),
-            redirect_uris=uris,
-            post_logout_redirect_uris=logout_uris,
-            roles=allowed,
-            enabled=True,
-            created_at=self.clock.now(),
-        )
-        with self._transaction(session) as s:
+        with self.db.transaction() as s:
+            app = app_in(s, practice_id=practice_id, app_id=app_id, lock=True)
+            if s.scalars(select(OidcClient.id).where(OidcClient.app_id == app.id)).first() is not None:
+                raise Conflict("This app is already an OpenID Connect client.")
+            row = OidcClient(
+                app_id=app.id,
+                client_id=random_token(18),
+                secret_hash=None if secret is None else self.hasher.hash(secret),
+                redirect_uris=uris,
+                post_logout_redirect_uris=logout_uris,
+                created_at=self.clock.now(),
+            )
             s.add(row)
             s.flush()
             self.audit.record(
@@ -221,22 +209,24 @@ class ClientRegistry:
                 practice_id=practice_id,
                 actor_id=actor_id,
                 details={
-                    "client": row.id,
-                    "name": name,
+                    "app_id": app.id,
+                    "name": app.name,
                     "public": public,
                     "redirect_uris": uris,
                     "post_logout_redirect_uris": logout_uris,
-                    "roles": allowed,
                 },
             )
-            return ClientCredentials(RegisteredClient.of(row, self.hasher), secret)
+            return ClientCredentials(RegisteredClient.of(row, app, self.hasher), secret)
 
     def rotate_secret(
-        self, *, practice_id: int, client_pk: int, context: RequestContext, actor_id: int | None = None
+        self, *, practice_id: int, app_id: int, context: RequestContext, actor_id: int | None = None
     ) -> ClientCredentials:
-        """A new client secret (shown once); the old one stops working at once."""
+        """A new client secret for the app (shown once); the old one stops working at once."""
         with self.db.transaction() as s:
-            row = self._row(s, practice_id, client_pk)
+            app = app_in(s, practice_id=practice_id, app_id=app_id, lock=True)
+            row = s.scalars(select(OidcClient).where(OidcClient.app_id == app.id)).one_or_none()
+            if row is None:
+                raise ClientNotFound("This app is not an OpenID Connect client.")
             if row.secret_hash is None:
                 raise InvalidInput("This app is a public client: it has no secret to rotate (it uses PKCE).")
             secret = random_token(32)
@@ -247,78 +237,30 @@ class ClientRegistry:
                 context=context,
                 practice_id=practice_id,
                 actor_id=actor_id,
-                details={"client": row.id, "name": row.name},
+                details={"app_id": app.id, "name": app.name},
             )
             s.flush()
-            return ClientCredentials(RegisteredClient.of(row, self.hasher), secret)
+            return ClientCredentials(RegisteredClient.of(row, app, self.hasher), secret)
 
-    def set_enabled(
-        self, *, practice_id: int, client_pk: int, enabled: bool, context: RequestContext, actor_id: int | None = None
-    ) -> RegisteredClient:
-        """Disable (no new sign-ins, no token requests) or enable again."""
-        with self.db.transaction() as s:
-            row = self._row(s, practice_id, client_pk)
-            if row.enabled != enabled:
-                row.enabled = enabled
-                self.audit.record(
-                    s,
-                    EventTag.OIDC_CLIENT_ENABLED if enabled else EventTag.OIDC_CLIENT_DISABLED,
-                    context=context,
-                    practice_id=practice_id,
-                    actor_id=actor_id,
-                    details={"client": row.id, "name": row.name},
-                )
-            s.flush()
-            return RegisteredClient.of(row, self.hasher)
-
-    def remove(self, *, practice_id: int, client_pk: int, context: RequestContext, actor_id: int | None = None) -> None:
-        """Remove a client; its codes and tokens go with it (they stop working at once)."""
-        with self.db.transaction() as s:
-            self.remove_in(s, practice_id=practice_id, client_pk=client_pk, context=context, actor_id=actor_id)
-
-    def remove_in(
-        self, s: Session, *, practice_id: int, client_pk: int, context: RequestContext, actor_id: int | None = None
-    ) -> None:
-        row = self._row(s, practice_id, client_pk)
-        self.audit.record(
-            s,
-            EventTag.OIDC_CLIENT_REMOVED,
-            context=context,
-            practice_id=practice_id,
-            actor_id=actor_id,
-            details={"client": row.id, "name": row.name},
-        )
-        s.delete(row)
-
-    def list_for(self, *, practice_id: int) -> list[RegisteredClient]:
+    def of_apps(self, *, practice_id: int) -> dict[int, RegisteredClient]:
+        """The practice's clients by app id."""
         with self.db.reading() as s:
-            rows = s.scalars(
-                select(OidcClient).where(OidcClient.practice_id == practice_id).order_by(OidcClient.id)
+            rows = s.execute(
+                select(OidcClient, App).join(App, App.id == OidcClient.app_id).where(App.practice_id == practice_id)
             ).all()
-            return [RegisteredClient.of(row, self.hasher) for row in rows]
-
-    def get(self, *, practice_id: int, client_pk: int) -> RegisteredClient:
-        with self.db.reading() as s:
-            return RegisteredClient.of(self._row(s, practice_id, client_pk), self.hasher)
+            return {app.id: RegisteredClient.of(row, app, self.hasher) for row, app in rows}
 
     def find(self, s: Session, client_id: str | None) -> RegisteredClient | None:
-        """The client with this ``client_id`` (enabled or not), in the caller's transaction."""
+        """The client with this ``client_id`` (its app enabled or not), in the caller's transaction."""
         if not client_id or len(client_id) > 64:
             return None
-        row = s.scalars(select(OidcClient).where(OidcClient.client_id == client_id)).one_or_none()
-        return None if row is None else RegisteredClient.of(row, self.hasher)
+        found = s.execute(
+            select(OidcClient, App).join(App, App.id == OidcClient.app_id).where(OidcClient.client_id == client_id)
+        ).one_or_none()
+        return None if found is None else RegisteredClient.of(found[0], found[1], self.hasher)
 
     def by_pk(self, s: Session, client_pk: int) -> RegisteredClient | None:
-        row = s.get(OidcClient, client_pk)
-        return None if row is None else RegisteredClient.of(row, self.hasher)
-
-    def _row(self, s: Session, practice_id: int, client_pk: int) -> OidcClient:
-        row = s.get(OidcClient, client_pk)
-        if row is None or row.practice_id != practice_id:
-            raise ClientNotFound()
-        return row
-
-    def _transaction(self, session: Session | None):
-        from contextlib import nullcontext
-
-        return nullcontext(session) if session is not None else self.db.transaction()
+        found = s.execute(
+            select(OidcClient, App).join(App, App.id == OidcClient.app_id).where(OidcClient.id == client_pk)
+        ).one_or_none()
+        return None if found is None else RegisteredClient.of(found[0], found[1], self.hasher)

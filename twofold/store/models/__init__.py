@@ -2,6 +2,7 @@
 
 from twofold.store.models.accounts import ROLES, Practice, User
 from twofold.store.models.administration import EnrolmentDemand, SetupLink
+from twofold.store.models.apps import App, AppAccess
 from twofold.store.models.audit import AuditChainHead, AuditEvent
 from twofold.store.models.base import Base, UTCDateTime
 from twofold.store.models.factors import TotpCredential
@@ -20,6 +21,8 @@ from twofold.store.models.throttle import ThrottleFailure
 
 __all__ = [
     "ROLES",
+    "App",
+    "AppAccess",
     "AuditChainHead",
     "AuditEvent",
     "Base",

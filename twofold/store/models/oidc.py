@@ -9,30 +9,28 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from twofold.store.models.base import Base, UTCDateTime
 
 
 class OidcClient(Base):
-    """An app's OpenID Connect registration: where codes may go, and who may use it."""
+    """An app's OpenID Connect registration: where codes may go, and how the app proves itself.
+
+    The app (its practice, name, allowed roles, enabled) is the ``apps`` row; removing the app
+    removes its client, codes and tokens.
+    """
 
     __tablename__ = "oidc_clients"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    practice_id: Mapped[int] = mapped_column(ForeignKey("practices.id", ondelete="CASCADE"), index=True)
-    # The app this client signs members in to (the apps of forward-auth); its name is shown on pages.
-    app_id: Mapped[int | None] = mapped_column(Integer, nullable=True, unique=True)
-    name: Mapped[str] = mapped_column(String(200))
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), unique=True)
     client_id: Mapped[str] = mapped_column(String(64), unique=True)
     # None for a public client (PKCE only); else the keyed hash of the secret, shown once.
     secret_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     redirect_uris: Mapped[list] = mapped_column(JSON, default=list)
     post_logout_redirect_uris: Mapped[list] = mapped_column(JSON, default=list)
-    # The roles whose members may sign in to the app; empty means every role.
-    roles: Mapped[list] = mapped_column(JSON, default=list)
-    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from twofold.core.practice.apps import AppView
 from twofold.core.practice.audit_log import AuditEntry
 from twofold.core.practice.members import MemberView, RowResult
 from twofold.core.practice.policy import PolicySettings
@@ -164,3 +165,47 @@ class AuditEventPublic(BaseModel):
 class AuditPagePublic(BaseModel):
     items: list[AuditEventPublic]
     total: int
+
+
+class AppPublic(BaseModel):
+    id: int
+    name: str
+    url: str | None
+    allowed_roles: list[str]
+    bypass_paths: list[str]
+    reauth_minutes: int | None
+    enabled: bool
+
+    @classmethod
+    def of(cls, view: AppView) -> AppPublic:
+        return cls(**{name: getattr(view, name) for name in cls.model_fields})
+
+
+class AppListPublic(BaseModel):
+    items: list[AppPublic]
+    total: int
+
+
+class AppCreate(Strict):
+    name: str = Field(min_length=1, max_length=200)
+    url: str | None = Field(default=None, max_length=2048)
+    allowed_roles: list[str] | None = Field(default=None, max_length=10, description="Default: every role")
+    bypass_paths: list[str] = Field(default_factory=list, max_length=50)
+    reauth_minutes: int | None = Field(default=None, description="Ask for password and code again after this")
+    enabled: bool = True
+
+
+class AppUpdate(Strict):
+    """Fields left out keep their value; ``reauth_minutes: null`` stops asking again."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    url: str | None = Field(default=None, max_length=2048)
+    allowed_roles: list[str] | None = Field(default=None, max_length=10)
+    bypass_paths: list[str] | None = Field(default=None, max_length=50)
+    reauth_minutes: int | None = None
+    enabled: bool | None = None
+
+    def changes(self) -> dict:
+        given = self.model_dump(exclude_unset=True)
+        # Only reauth_minutes means something as null; a null elsewhere is "no change".
+        return {name: value for name, value in given.items() if value is not None or name == "reauth_minutes"}

@@ -1,7 +1,8 @@
-"""oidc: OpenID Connect clients, signing keys, subjects, pending authorisations, codes and tokens
+"""oidc: OpenID Connect clients (of apps), signing keys, subjects, pending authorisations, codes and tokens
 
 Revision ID: 0007_oidc
 Revises: 0001_foundation
+Depends on: 0006_apps (a client belongs to an app)
 """
 
 import sqlalchemy as sa
@@ -12,7 +13,7 @@ import twofold.store.models.base
 revision = "0007_oidc"
 down_revision = "0001_foundation"
 branch_labels = None
-depends_on = None
+depends_on = "0006_apps"
 
 
 def upgrade() -> None:
@@ -30,42 +31,16 @@ def upgrade() -> None:
     op.create_table(
         "oidc_clients",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("practice_id", sa.Integer(), nullable=False),
-        sa.Column("app_id", sa.Integer(), nullable=True),
-        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("app_id", sa.Integer(), nullable=False),
         sa.Column("client_id", sa.String(length=64), nullable=False),
         sa.Column("secret_hash", sa.String(length=64), nullable=True),
         sa.Column("redirect_uris", sa.JSON(), nullable=False),
         sa.Column("post_logout_redirect_uris", sa.JSON(), nullable=False),
-        sa.Column("roles", sa.JSON(), nullable=False),
-        sa.Column("enabled", sa.Boolean(), nullable=False),
         sa.Column("created_at", twofold.store.models.base.UTCDateTime(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["practice_id"], ["practices.id"], name=op.f("fk_oidc_clients_practice_id_practices"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["app_id"], ["apps.id"], name=op.f("fk_oidc_clients_app_id_apps"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_oidc_clients")),
         sa.UniqueConstraint("app_id", name=op.f("uq_oidc_clients_app_id")),
         sa.UniqueConstraint("client_id", name=op.f("uq_oidc_clients_client_id")),
-    )
-    op.create_index(op.f("ix_oidc_clients_practice_id"), "oidc_clients", ["practice_id"], unique=False)
-    op.create_table(
-        "oidc_authorization_requests",
-        sa.Column("id", sa.String(length=32), nullable=False),
-        sa.Column("client_pk", sa.Integer(), nullable=False),
-        sa.Column("params", sa.JSON(), nullable=False),
-        sa.Column("created_at", twofold.store.models.base.UTCDateTime(), nullable=False),
-        sa.Column("expires_at", twofold.store.models.base.UTCDateTime(), nullable=False),
-        sa.Column("login_after", twofold.store.models.base.UTCDateTime(), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["client_pk"],
-            ["oidc_clients.id"],
-            name=op.f("fk_oidc_authorization_requests_client_pk_oidc_clients"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_oidc_authorization_requests")),
-    )
-    op.create_index(
-        op.f("ix_oidc_authorization_requests_client_pk"), "oidc_authorization_requests", ["client_pk"], unique=False
     )
     op.create_table(
         "oidc_subjects",
@@ -117,6 +92,25 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_oidc_authorization_codes_user_id"), "oidc_authorization_codes", ["user_id"], unique=False)
     op.create_table(
+        "oidc_authorization_requests",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("client_pk", sa.Integer(), nullable=False),
+        sa.Column("params", sa.JSON(), nullable=False),
+        sa.Column("created_at", twofold.store.models.base.UTCDateTime(), nullable=False),
+        sa.Column("expires_at", twofold.store.models.base.UTCDateTime(), nullable=False),
+        sa.Column("login_after", twofold.store.models.base.UTCDateTime(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["client_pk"],
+            ["oidc_clients.id"],
+            name=op.f("fk_oidc_authorization_requests_client_pk_oidc_clients"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_oidc_authorization_requests")),
+    )
+    op.create_index(
+        op.f("ix_oidc_authorization_requests_client_pk"), "oidc_authorization_requests", ["client_pk"], unique=False
+    )
+    op.create_table(
         "oidc_tokens",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("client_pk", sa.Integer(), nullable=False),
@@ -166,12 +160,11 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_oidc_tokens_code_id"), table_name="oidc_tokens")
     op.drop_index(op.f("ix_oidc_tokens_client_pk"), table_name="oidc_tokens")
     op.drop_table("oidc_tokens")
+    op.drop_index(op.f("ix_oidc_authorization_requests_client_pk"), table_name="oidc_authorization_requests")
+    op.drop_table("oidc_authorization_requests")
     op.drop_index(op.f("ix_oidc_authorization_codes_user_id"), table_name="oidc_authorization_codes")
     op.drop_index(op.f("ix_oidc_authorization_codes_client_pk"), table_name="oidc_authorization_codes")
     op.drop_table("oidc_authorization_codes")
     op.drop_table("oidc_subjects")
-    op.drop_index(op.f("ix_oidc_authorization_requests_client_pk"), table_name="oidc_authorization_requests")
-    op.drop_table("oidc_authorization_requests")
-    op.drop_index(op.f("ix_oidc_clients_practice_id"), table_name="oidc_clients")
     op.drop_table("oidc_clients")
     op.drop_table("oidc_signing_keys")

@@ -1,0 +1,222 @@
+"""A practice's apps behind Twofold: Administration › Apps and ``/api/v1/practice/apps``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+
+from twofold import errors as core
+from twofold.core.practice.apps import AppView
+from twofold.web.deps import Context, PracticeAdmin, RowId, ServicesDep
+from twofold.web.practice.common import CONFLICT, api_router
+from twofold.web.practice.schemas import AppCreate, AppListPublic, AppPublic, AppUpdate
+from twofold.web.rendering import PRACTICE_NOTICES, render
+from twofold.web.schemas import ErrorPublic, Responses
+
+api = api_router()
+pages = APIRouter(include_in_schema=False)
+
+APP_NOT_FOUND: Responses = {404: {"model": ErrorPublic, "description": "No such app in your practice"}}
+FIELD_ERRORS = (
+    "`invalid_name`, `invalid_url`, `url_required`, `unknown_role`, `invalid_bypass_path`, "
+    "`invalid_reauth_minutes` (422), `duplicate_app_url` (409)"
+)
+
+
+# -- JSON ------------------------------------------------------------------------------------
+
+
+@api.get("/apps", response_model=AppListPublic, summary="The practice's apps")
+def list_apps(admin: PracticeAdmin, services: ServicesDep):
+    apps = services.apps.list_apps(practice_id=admin.user.practice_id)
+    return AppListPublic(items=[AppPublic.of(app) for app in apps], total=len(apps))
+
+
+@api.post(
+    "/apps",
+    response_model=AppPublic,
+    status_code=201,
+    responses=CONFLICT,
+    summary="Register an app",
+    description="`url` is where members open the app; the proxy's requests for its host are answered for it. "
+    "`allowed_roles` defaults to every role; `bypass_paths` are path prefixes served without sign-in; "
+    f"`reauth_minutes` asks for password and code again when the last sign-in is older. Errors: {FIELD_ERRORS}.",
+)
+def add_app(body: AppCreate, admin: PracticeAdmin, services: ServicesDep, context: Context):
+    view = services.apps.add_app(
+        practice_id=admin.user.practice_id,
+        actor_id=admin.user.id,
+        context=context,
+        **body.model_dump(),
+    )
+    return JSONResponse(AppPublic.of(view).model_dump(), status_code=201)
+
+
+@api.get("/apps/{app_id}", response_model=AppPublic, responses=APP_NOT_FOUND, summary="One app")
+def get_app(app_id: RowId, admin: PracticeAdmin, services: ServicesDep):
+    return AppPublic.of(services.apps.get_app(practice_id=admin.user.practice_id, app_id=app_id))
+
+
+@api.patch(
+    "/apps/{app_id}",
+    response_model=AppPublic,
+    responses={**APP_NOT_FOUND, **CONFLICT},
+    summary="Change, disable or enable an app",
+    description=f"Fields left out keep their value; `enabled: false` refuses every member at the proxy. "
+    f"Errors: {FIELD_ERRORS}.",
+)
+def update_app(app_id: RowId, body: AppUpdate, admin: PracticeAdmin, services: ServicesDep, context: Context):
+    view = services.apps.update_app(
+        practice_id=admin.user.practice_id,
+        actor_id=admin.user.id,
+        app_id=app_id,
+        changes=body.changes(),
+        context=context,
+    )
+    return AppPublic.of(view)
+
+
+@api.delete("/apps/{app_id}", status_code=204, responses=APP_NOT_FOUND, summary="Remove an app")
+def remove_app(app_id: RowId, admin: PracticeAdmin, services: ServicesDep, context: Context):
+    services.apps.remove_app(practice_id=admin.user.practice_id, actor_id=admin.user.id, app_id=app_id, context=context)
+    return Response(status_code=204)
+
+
+# -- pages ------------------------------------------------------------------------------------
+
+Text = Annotated[str, Form(max_length=2048)]
+Lines = Annotated[str, Form(max_length=12_000)]
+Roles = Annotated[list[str], Form()]
+
+
+def _form_changes(name: str, url: str, allowed_roles: list[str], bypass_paths: str, reauth_minutes: str, enabled: bool):
+    minutes = reauth_minutes.strip()
+    if minutes and not minutes.isdigit():
+        raise core.InvalidInput("Minutes before asking again must be a whole number, or empty.")
+    return {
+        "name": name,
+        "url": url,
+        "allowed_roles": allowed_roles[:10],
+        "bypass_paths": [line.strip() for line in bypass_paths.splitlines() if line.strip()][:60],
+        "reauth_minutes": int(minutes) if minutes else None,
+        "enabled": enabled,
+    }
+
+
+def _form_of(view: AppView) -> dict:
+    return {
+        "name": view.name,
+        "url": view.url or "",
+        "allowed_roles": view.allowed_roles,
+        "bypass_paths": "\n".join(view.bypass_paths),
+        "reauth_minutes": view.reauth_minutes or "",
+        "enabled": view.enabled,
+    }
+
+
+@pages.get("/admin/apps")
+def apps_page(request: Request, admin: PracticeAdmin, services: ServicesDep, notice: str = ""):
+    return render(
+        request,
+        "admin/apps.html",
+        {
+            "session": admin,
+            "apps": services.apps.list_apps(practice_id=admin.user.practice_id),
+            "form": {"allowed_roles": [], "enabled": True},
+            "notice": PRACTICE_NOTICES.get(notice),
+        },
+    )
+
+
+@pages.post("/admin/apps")
+def add_app_submit(
+    request: Request,
+    admin: PracticeAdmin,
+    services: ServicesDep,
+    context: Context,
+    name: Annotated[str, Form(max_length=200)] = "",
+    url: Text = "",
+    allowed_roles: Roles = [],  # noqa: B006 - FastAPI copies defaults
+    bypass_paths: Lines = "",
+    reauth_minutes: Annotated[str, Form(max_length=8)] = "",
+):
+    form = {
+        "name": name,
+        "url": url,
+        "allowed_roles": allowed_roles,
+        "bypass_paths": bypass_paths,
+        "reauth_minutes": reauth_minutes,
+    }
+    try:
+        fields = _form_changes(name, url, allowed_roles, bypass_paths, reauth_minutes, True)
+        services.apps.add_app(
+            practice_id=admin.user.practice_id,
+            actor_id=admin.user.id,
+            context=context,
+            name=fields["name"],
+            url=fields["url"] or None,
+            allowed_roles=fields["allowed_roles"] or None,
+            bypass_paths=fields["bypass_paths"],
+            reauth_minutes=fields["reauth_minutes"],
+        )
+    except (core.InvalidInput, core.Conflict) as exc:
+        apps = services.apps.list_apps(practice_id=admin.user.practice_id)
+        page = {"session": admin, "apps": apps, "form": form, "error": exc.message}
+        return render(request, "admin/apps.html", page, 409 if isinstance(exc, core.Conflict) else 422)
+    return RedirectResponse("/admin/apps?notice=app_added", status_code=303)
+
+
+@pages.get("/admin/apps/{app_id}")
+def app_page(request: Request, app_id: RowId, admin: PracticeAdmin, services: ServicesDep, notice: str = ""):
+    view = services.apps.get_app(practice_id=admin.user.practice_id, app_id=app_id)
+    return render(
+        request,
+        "admin/app.html",
+        {"session": admin, "app": view, "form": _form_of(view), "notice": PRACTICE_NOTICES.get(notice)},
+    )
+
+
+@pages.post("/admin/apps/{app_id}")
+def app_submit(
+    request: Request,
+    app_id: RowId,
+    admin: PracticeAdmin,
+    services: ServicesDep,
+    context: Context,
+    name: Annotated[str, Form(max_length=200)] = "",
+    url: Text = "",
+    allowed_roles: Roles = [],  # noqa: B006
+    bypass_paths: Lines = "",
+    reauth_minutes: Annotated[str, Form(max_length=8)] = "",
+    enabled: Annotated[bool, Form()] = False,
+):
+    view = services.apps.get_app(practice_id=admin.user.practice_id, app_id=app_id)
+    form = {
+        "name": name,
+        "url": url,
+        "allowed_roles": allowed_roles,
+        "bypass_paths": bypass_paths,
+        "reauth_minutes": reauth_minutes,
+        "enabled": enabled,
+    }
+    try:
+        changes = _form_changes(name, url, allowed_roles, bypass_paths, reauth_minutes, enabled)
+        if not changes["url"] and view.url is None:
+            del changes["url"]  # an app without an address (OpenID Connect only) keeps none
+        if not changes["allowed_roles"]:
+            raise core.InvalidInput("Tick at least one role that may use the app.")
+        services.apps.update_app(
+            practice_id=admin.user.practice_id, actor_id=admin.user.id, app_id=app_id, changes=changes, context=context
+        )
+    except (core.InvalidInput, core.Conflict) as exc:
+        page = {"session": admin, "app": view, "form": form, "error": exc.message}
+        return render(request, "admin/app.html", page, 409 if isinstance(exc, core.Conflict) else 422)
+    return RedirectResponse(f"/admin/apps/{app_id}?notice=app_saved", status_code=303)
+
+
+@pages.post("/admin/apps/{app_id}/remove")
+def app_remove(app_id: RowId, admin: PracticeAdmin, services: ServicesDep, context: Context):
+    services.apps.remove_app(practice_id=admin.user.practice_id, actor_id=admin.user.id, app_id=app_id, context=context)
+    return RedirectResponse("/admin/apps?notice=app_removed", status_code=303)
