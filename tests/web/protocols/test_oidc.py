@@ -219,8 +219,8 @@ def test_bad_client_or_redirect_uri_shows_an_error_page_and_never_redirects(clie
 
 
 def test_a_disabled_client_cannot_start_a_sign_in(client, services, app_, practice):
-    services.oidc_clients.set_enabled(
-        practice_id=practice.id, client_pk=app_.pk, enabled=False, context=RequestContext()
+    services.apps.update_app(
+        practice_id=practice.id, actor_id=None, app_id=app_.app_id, changes={"enabled": False}, context=RequestContext()
     )
     response = client.get(
         f"/authorize?response_type=code&client_id={app_.client_id}&redirect_uri={app_.redirect_uri}&scope=openid",
