@@ -193,7 +193,10 @@ def build_services(
         mail=mail,
         backup_codes=recovery_codes,
     )
-    oidc_clients = ClientRegistry(db=db, clock=clock, audit=audit, hasher=TokenHasher(secret_key, "oidc-client-secret"))
+    apps = AppService(db=db, clock=clock, audit=audit)
+    oidc_clients = ClientRegistry(
+        db=db, clock=clock, audit=audit, hasher=TokenHasher(secret_key, "oidc-client-secret"), apps=apps
+    )
     id_token_lifetime = timedelta(seconds=settings.oidc_id_token_seconds)
     oidc_keys = SigningKeys(db=db, clock=clock, box=box, audit=audit, id_token_lifetime=id_token_lifetime)
     oidc = OidcProvider(
@@ -326,5 +329,5 @@ def build_services(
         oidc_clients=oidc_clients,
         oidc_keys=oidc_keys,
         oidc=oidc,
-        apps=AppService(db=db, clock=clock, audit=audit),
+        apps=apps,
     )

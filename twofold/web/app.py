@@ -15,8 +15,8 @@ from twofold.settings import Settings
 from twofold.web import errors, health, signin
 from twofold.web.account import browsers, me, password, security, sessions, two_factor_required
 from twofold.web.factors import email_code, recovery_codes, totp
-from twofold.web.protocols import oidc
 from twofold.web.practice import apps, audit_log, enrolment, members, policy, resets, setup_links
+from twofold.web.protocols import oidc
 from twofold.web.security import SecurityMiddleware
 from twofold.web.server import redact_access_log
 from twofold.wiring import Services, build_services

@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 from twofold.audit import AuditLog, EventTag
 from twofold.clock import Clock
 from twofold.context import RequestContext
+from twofold.core.practice.apps import AppService, AppView, app_in
 from twofold.crypto.secret_box import TokenHasher, random_token
-from twofold.core.practice.apps import app_in
 from twofold.errors import Conflict, InvalidInput, NotFound
 from twofold.store.db import Database
 from twofold.store.models import App, OidcClient
@@ -172,6 +172,42 @@ class ClientRegistry:
     clock: Clock
     audit: AuditLog
     hasher: TokenHasher
+    apps: AppService
+
+    def add_app(
+        self,
+        *,
+        practice_id: int,
+        actor_id: int | None,
+        context: RequestContext,
+        redirect_uris: list[str],
+        post_logout_redirect_uris: list[str] | None = None,
+        public: bool = False,
+        **app_fields: Any,
+    ) -> tuple[AppView, ClientCredentials | None]:
+        """Add an app (``AppService.add_app``'s fields) and, with ``redirect_uris``, its OpenID Connect
+        client. An app with redirect URIs needs no address of its own (it is not behind the proxy)."""
+        if redirect_uris or post_logout_redirect_uris or public:
+            check_client_fields(redirect_uris, post_logout_redirect_uris)  # refused before anything is written
+        view = self.apps.add_app(
+            practice_id=practice_id,
+            actor_id=actor_id,
+            context=context,
+            url_required=not redirect_uris,
+            **app_fields,
+        )
+        if not redirect_uris:
+            return view, None
+        credentials = self.register(
+            practice_id=practice_id,
+            app_id=view.id,
+            redirect_uris=redirect_uris,
+            post_logout_redirect_uris=post_logout_redirect_uris,
+            public=public,
+            context=context,
+            actor_id=actor_id,
+        )
+        return view, credentials
 
     def register(
         self,

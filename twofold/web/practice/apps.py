@@ -31,7 +31,8 @@ FIELD_ERRORS = (
 @api.get("/apps", response_model=AppListPublic, summary="The practice's apps")
 def list_apps(admin: PracticeAdmin, services: ServicesDep):
     apps = services.apps.list_apps(practice_id=admin.user.practice_id)
-    return AppListPublic(items=[AppPublic.of(app) for app in apps], total=len(apps))
+    clients = services.oidc_clients.of_apps(practice_id=admin.user.practice_id)
+    return AppListPublic(items=[AppPublic.of(app, clients.get(app.id)) for app in apps], total=len(apps))
 
 
 @api.post(
@@ -42,21 +43,42 @@ def list_apps(admin: PracticeAdmin, services: ServicesDep):
     summary="Register an app",
     description="`url` is where members open the app; the proxy's requests for its host are answered for it. "
     "`allowed_roles` defaults to every role; `bypass_paths` are path prefixes served without sign-in; "
-    f"`reauth_minutes` asks for password and code again when the last sign-in is older. Errors: {FIELD_ERRORS}.",
+    f"`reauth_minutes` asks for password and code again when the last sign-in is older. "
+    "With `redirect_uris` the app is also an OpenID Connect client (then `url` is optional): the answer "
+    "carries its `client_id` and, unless `public`, its `client_secret`, shown this once. "
+    f"Errors: {FIELD_ERRORS}.",
 )
 def add_app(body: AppCreate, admin: PracticeAdmin, services: ServicesDep, context: Context):
-    view = services.apps.add_app(
+    view, credentials = services.oidc_clients.add_app(
         practice_id=admin.user.practice_id,
         actor_id=admin.user.id,
         context=context,
         **body.model_dump(),
     )
-    return JSONResponse(AppPublic.of(view).model_dump(), status_code=201)
+    client, secret = (credentials.client, credentials.client_secret) if credentials else (None, None)
+    return JSONResponse(AppPublic.of(view, client, secret).model_dump(), status_code=201)
+
+
+@api.post(
+    "/apps/{app_id}/rotate-secret",
+    response_model=AppPublic,
+    responses=APP_NOT_FOUND,
+    summary="A new OpenID Connect client secret",
+    description="The answer carries the new `client_secret`, shown this once; the old one stops working at once. "
+    "422 `invalid_input` for a public client (it has no secret).",
+)
+def rotate_secret(app_id: RowId, admin: PracticeAdmin, services: ServicesDep, context: Context):
+    made = services.oidc_clients.rotate_secret(
+        practice_id=admin.user.practice_id, app_id=app_id, actor_id=admin.user.id, context=context
+    )
+    view = services.apps.get_app(practice_id=admin.user.practice_id, app_id=app_id)
+    return AppPublic.of(view, made.client, made.client_secret)
 
 
 @api.get("/apps/{app_id}", response_model=AppPublic, responses=APP_NOT_FOUND, summary="One app")
 def get_app(app_id: RowId, admin: PracticeAdmin, services: ServicesDep):
-    return AppPublic.of(services.apps.get_app(practice_id=admin.user.practice_id, app_id=app_id))
+    view = services.apps.get_app(practice_id=admin.user.practice_id, app_id=app_id)
+    return AppPublic.of(view, services.oidc_clients.of_apps(practice_id=admin.user.practice_id).get(view.id))
 
 
 @api.patch(
@@ -75,7 +97,7 @@ def update_app(app_id: RowId, body: AppUpdate, admin: PracticeAdmin, services: S
         changes=body.changes(),
         context=context,
     )
-    return AppPublic.of(view)
+    return AppPublic.of(view, services.oidc_clients.of_apps(practice_id=admin.user.practice_id).get(view.id))
 
 
 @api.delete("/apps/{app_id}", status_code=204, responses=APP_NOT_FOUND, summary="Remove an app")
