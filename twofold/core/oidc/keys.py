@@ -14,7 +14,7 @@ from datetime import timedelta
 from threading import Lock
 from typing import Any
 
-from joserfc.jwk import RSAKey
+from joserfc.jwk import ECKey, OctKey, OKPKey, RSAKey
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
@@ -79,7 +79,7 @@ class SigningKeys:
             ).all()
         return {"keys": [{**row.public_jwk, "use": "sig", "alg": ALGORITHM} for row in rows]}
 
-    def verification_keys(self) -> list[RSAKey]:
+    def verification_keys(self) -> list[OctKey | RSAKey | ECKey | OKPKey]:
         """Every key this provider ever signed with (public halves): for an ``id_token_hint``, which may be old."""
         with self.db.reading() as s:
             rows = s.scalars(select(OidcSigningKey)).all()

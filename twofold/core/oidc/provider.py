@@ -424,7 +424,7 @@ class _Introspection(IntrospectionEndpoint):
         end = token.access_expires_at if token.kind == "access_token" else token.refresh_expires_at
         return {
             "active": True,
-            "client_id": self.server.provider.clients.by_pk(call.s, token.client_pk).client_id,  # type: ignore[union-attr]
+            "client_id": provider.client_id_of(call.s, token.client_pk),
             "scope": token.scope,
             "token_type": "Bearer" if token.kind == "access_token" else "refresh_token",
             "sub": provider.subject(call.s, token.user_id),
@@ -520,8 +520,8 @@ class OidcProvider:
             stale = active is not None and fresh_after is not None and active.authenticated_at < fresh_after
             if active is None or stale:
                 if "none" in prompts:
-                    error = LoginRequiredError(redirect_uri=grant.redirect_uri, state=request.first("state"))
-                    return self._error(error, request.issuer)
+                    login = LoginRequiredError(redirect_uri=grant.redirect_uri, state=request.first("state"))
+                    return self._error(login, request.issuer)
                 params = {name: request.first(name) for name in AUTHORIZE_PARAMS if request.first(name) is not None}
                 if "prompt" in params:  # the fresh sign-in it asked for is now the held request's login_after
                     params["prompt"] = " ".join(p for p in prompts if p != "login")
@@ -691,6 +691,10 @@ class OidcProvider:
     def sid(self, session_id: int) -> str:
         """The ``sid`` claim: the Twofold session, opaquely (it changes with the secret key, as sessions do)."""
         return self.sid_hasher.hash(str(session_id))[:32]
+
+    def client_id_of(self, s: Session, client_pk: int) -> str:
+        client = self.clients.by_pk(s, client_pk)
+        return client.client_id if client is not None else ""
 
     def revoke_all_for(self, session: Session, *, user_id: int, reason: str) -> int:
         """Revoke every token of a member, in the caller's transaction (a ``TrustRevoker``)."""

@@ -51,9 +51,9 @@ async def _protocol_request(request: Request, context) -> ProtocolRequest:
         params.setdefault(name, []).append(value)
     if request.method == "POST":
         form = await request.form()
-        for name, value in form.multi_items():
-            if isinstance(value, str):
-                params.setdefault(name, []).append(value)
+        for name, item in form.multi_items():
+            if isinstance(item, str):  # an uploaded file is no protocol parameter
+                params.setdefault(name, []).append(item)
     headers = {name: value for name, value in request.headers.items() if name in ("authorization", "content-type")}
     return ProtocolRequest(request.method, request.url.path, link_base(request), headers, params, context)
 
