@@ -200,3 +200,29 @@ def test_redirect_uris_must_be_exact_https_urls_and_nothing_is_added_otherwise(c
     refused = client.post("/api/v1/practice/apps", json={"name": "Records", "redirect_uris": [uri]})
     assert refused.status_code == 422 and refused.json()["error"] == "invalid_input"
     assert client.get("/api/v1/practice/apps").json()["total"] == 0
+
+
+def test_the_apps_page_registers_an_openid_connect_client_and_shows_its_secret_once(client, admin, services):
+    added = client.post(
+        "/admin/apps",
+        data={
+            "name": "Patient Records",
+            "allowed_roles": ["provider", "staff"],
+            "redirect_uris": "https://records.riverside.example/cb\n",
+            "post_logout_redirect_uris": "https://records.riverside.example/\n",
+        },
+        follow_redirects=False,
+    )
+    assert added.status_code == 200, added.text  # the secret is on this answer, never in a redirect's URL
+    [app] = services.apps.list_apps(practice_id=admin.practice_id)
+    client_id = services.oidc_clients.of_apps(practice_id=admin.practice_id)[app.id].client_id
+    secret = added.text.split('id="client-secret">')[1].split("<")[0]
+    assert client_id in added.text and len(secret) >= 40
+    again = client.get(f"/admin/apps/{app.id}")
+    assert client_id in again.text and secret not in again.text and 'id="client-secret"' not in again.text
+    rotated = client.post(f"/admin/apps/{app.id}/rotate-secret")
+    new_secret = rotated.text.split('id="client-secret">')[1].split("<")[0]
+    assert rotated.status_code == 200 and new_secret != secret
+    refused = client.post("/admin/apps", data={"name": "Bad", "redirect_uris": "https://x.example/*"})
+    assert refused.status_code == 422 and "wildcards" in refused.text
+    assert len(services.apps.list_apps(practice_id=admin.practice_id)) == 1

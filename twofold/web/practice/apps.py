@@ -12,7 +12,7 @@ from twofold.core.practice.apps import AppView
 from twofold.web.deps import Context, PracticeAdmin, RowId, ServicesDep
 from twofold.web.practice.common import CONFLICT, api_router
 from twofold.web.practice.schemas import AppCreate, AppListPublic, AppPublic, AppUpdate
-from twofold.web.rendering import PRACTICE_NOTICES, render
+from twofold.web.rendering import PRACTICE_NOTICES, link_base, render
 from twofold.web.schemas import ErrorPublic, Responses
 
 api = api_router()
@@ -163,6 +163,9 @@ def add_app_submit(
     allowed_roles: Roles = [],  # noqa: B006 - FastAPI copies defaults
     bypass_paths: Lines = "",
     reauth_minutes: Annotated[str, Form(max_length=8)] = "",
+    redirect_uris: Lines = "",
+    post_logout_redirect_uris: Lines = "",
+    public: Annotated[bool, Form()] = False,
 ):
     form = {
         "name": name,
@@ -170,10 +173,13 @@ def add_app_submit(
         "allowed_roles": allowed_roles,
         "bypass_paths": bypass_paths,
         "reauth_minutes": reauth_minutes,
+        "redirect_uris": redirect_uris,
+        "post_logout_redirect_uris": post_logout_redirect_uris,
+        "public": public,
     }
     try:
         fields = _form_changes(name, url, allowed_roles, bypass_paths, reauth_minutes, True)
-        services.apps.add_app(
+        view, credentials = services.oidc_clients.add_app(
             practice_id=admin.user.practice_id,
             actor_id=admin.user.id,
             context=context,
@@ -182,22 +188,45 @@ def add_app_submit(
             allowed_roles=fields["allowed_roles"] or None,
             bypass_paths=fields["bypass_paths"],
             reauth_minutes=fields["reauth_minutes"],
+            redirect_uris=_lines(redirect_uris),
+            post_logout_redirect_uris=_lines(post_logout_redirect_uris),
+            public=public,
         )
     except (core.InvalidInput, core.Conflict) as exc:
         apps = services.apps.list_apps(practice_id=admin.user.practice_id)
         page = {"session": admin, "apps": apps, "form": form, "error": exc.message}
         return render(request, "admin/apps.html", page, 409 if isinstance(exc, core.Conflict) else 422)
+    if credentials is not None:
+        # The client secret is shown on this answer only (never in a URL, never again).
+        return _app_page(request, admin, services, view, notice="app_added", client_secret=credentials.client_secret)
     return RedirectResponse("/admin/apps?notice=app_added", status_code=303)
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()][:25]
+
+
+def _app_page(
+    request: Request, admin, services, view: AppView, *, notice: str = "", client_secret: str | None = None
+) -> Response:
+    """An app's page; with ``client_secret`` (just made) it shows it, this once."""
+    client = services.oidc_clients.of_apps(practice_id=admin.user.practice_id).get(view.id)
+    page = {
+        "session": admin,
+        "app": view,
+        "form": _form_of(view),
+        "notice": PRACTICE_NOTICES.get(notice),
+        "client": client,
+        "client_secret": client_secret,
+        "issuer": link_base(request),
+    }
+    return render(request, "admin/app.html", page)
 
 
 @pages.get("/admin/apps/{app_id}")
 def app_page(request: Request, app_id: RowId, admin: PracticeAdmin, services: ServicesDep, notice: str = ""):
     view = services.apps.get_app(practice_id=admin.user.practice_id, app_id=app_id)
-    return render(
-        request,
-        "admin/app.html",
-        {"session": admin, "app": view, "form": _form_of(view), "notice": PRACTICE_NOTICES.get(notice)},
-    )
+    return _app_page(request, admin, services, view, notice=notice)
 
 
 @pages.post("/admin/apps/{app_id}")
@@ -233,7 +262,9 @@ def app_submit(
             practice_id=admin.user.practice_id, actor_id=admin.user.id, app_id=app_id, changes=changes, context=context
         )
     except (core.InvalidInput, core.Conflict) as exc:
-        page = {"session": admin, "app": view, "form": form, "error": exc.message}
+        client = services.oidc_clients.of_apps(practice_id=admin.user.practice_id).get(view.id)
+        page = {"session": admin, "app": view, "form": form, "error": exc.message, "client": client}
+        page["issuer"] = link_base(request)
         return render(request, "admin/app.html", page, 409 if isinstance(exc, core.Conflict) else 422)
     return RedirectResponse(f"/admin/apps/{app_id}?notice=app_saved", status_code=303)
 
@@ -242,3 +273,12 @@ def app_submit(
 def app_remove(app_id: RowId, admin: PracticeAdmin, services: ServicesDep, context: Context):
     services.apps.remove_app(practice_id=admin.user.practice_id, actor_id=admin.user.id, app_id=app_id, context=context)
     return RedirectResponse("/admin/apps?notice=app_removed", status_code=303)
+
+
+@pages.post("/admin/apps/{app_id}/rotate-secret")
+def app_rotate_secret(request: Request, app_id: RowId, admin: PracticeAdmin, services: ServicesDep, context: Context):
+    made = services.oidc_clients.rotate_secret(
+        practice_id=admin.user.practice_id, app_id=app_id, actor_id=admin.user.id, context=context
+    )
+    view = services.apps.get_app(practice_id=admin.user.practice_id, app_id=app_id)
+    return _app_page(request, admin, services, view, client_secret=made.client_secret)
