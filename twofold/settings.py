@@ -7,13 +7,17 @@ encrypted secrets survive a restart; production refuses to start without one.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+_DOMAIN = re.compile(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 
 
 class ConfigurationError(Exception):
@@ -35,6 +39,13 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     public_origin: str | None = None
+
+    # The reverse proxies (addresses or CIDRs) whose X-Forwarded-For / Forwarded, X-Forwarded-Proto and
+    # forward-auth headers are believed; from any other peer they are ignored (docs/protect-an-app.md).
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
+    # When set (riverside.example), the session cookie is sent to every host under it, so the
+    # proxy in front of files.riverside.example can ask about it; unset, cookies stay host-only.
+    cookie_domain: str | None = None
 
     # OWASP Password Storage Cheat Sheet minimum for argon2id: m=19 MiB, t=2, p=1.
     argon2_time_cost: int = Field(default=2, ge=2)
@@ -84,6 +95,39 @@ class Settings(BaseSettings):
         if self.db_pool_size is None:
             self.db_pool_size = self.request_threads
         return self
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"TWOFOLD_TRUSTED_PROXIES: {entry!r} is not an IP address or CIDR (such as 10.0.0.5 or 10.0.0.0/24)"
+                ) from None
+        return value
+
+    @field_validator("cookie_domain")
+    @classmethod
+    def _check_cookie_domain(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        domain = value.strip().lower().lstrip(".")
+        if not _DOMAIN.fullmatch(domain):
+            raise ValueError(f"TWOFOLD_COOKIE_DOMAIN: {value!r} is not a domain name (such as riverside.example)")
+        return domain
+
+    @property
+    def trusted_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(ipaddress.ip_network(entry, strict=False) for entry in self.trusted_proxies)
 
     @field_validator("old_secret_keys", mode="before")
     @classmethod

@@ -13,6 +13,7 @@ from twofold.audit import AuditLog
 from twofold.clock import Clock, SystemClock
 from twofold.core.account import AccountService
 from twofold.core.account_security import AccountSecurityService
+from twofold.core.forward_auth import ForwardAuthService
 from twofold.core.health import HealthCheck
 from twofold.core.notifier import Notifier, OutboxNotifier, SmtpConfig, SmtpNotifier
 from twofold.core.oidc.clients import ClientRegistry
@@ -85,6 +86,7 @@ class Services:
     oidc_keys: SigningKeys
     oidc: OidcProvider
     apps: AppService
+    forward_auth: ForwardAuthService
 
     @property
     def health(self) -> HealthCheck:
@@ -330,4 +332,7 @@ def build_services(
         oidc_keys=oidc_keys,
         oidc=oidc,
         apps=apps,
+        forward_auth=ForwardAuthService(
+            db=db, clock=clock, audit=audit, sessions=sessions, apps=apps, enforcement=enforcement
+        ),
     )

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 CHROMIUM = os.environ.get("TWOFOLD_TEST_CHROMIUM", "/usr/bin/chromium")
+PROXY_TOOLS = {"nginx": "/usr/sbin/nginx", "caddy": "/usr/bin/caddy"}
 INTEROP_TOOLS = {"oathtool": "oathtool", "zbarimg": "zbar-tools", "rsvg-convert": "librsvg2-bin"}
 
 # user_properties key under which each test item carries the optional parts it uses.
@@ -119,6 +120,13 @@ def find_interop_tools() -> Found:
     return Found("PATH", "on PATH")
 
 
+def find_proxies() -> Found:
+    missing = [tool for tool in PROXY_TOOLS if shutil.which(tool) is None and not os.path.exists(PROXY_TOOLS[tool])]
+    if missing:
+        return Found(None, "", f"{' and '.join(missing)} not installed (apt-get install {' '.join(missing)})")
+    return Found("PATH", "nginx and caddy on PATH")
+
+
 def find_smtp_server() -> Found:
     try:
         import aiosmtpd  # noqa: F401 - only whether it is there
@@ -154,6 +162,7 @@ class OptionalParts:
             "redis": Part("Redis", "redis", None, find_redis()),
             "browser": Part("Chromium (browser tests)", "browser", None, find_chromium()),
             "interop": Part("oathtool/zbarimg/rsvg-convert (interop)", "interop", None, find_interop_tools()),
+            "proxies": Part("nginx/Caddy (forward-auth tests)", "proxies", None, find_proxies()),
             "smtp": Part("SMTP server", None, "mailbox", find_smtp_server()),
         }
 

@@ -193,7 +193,11 @@ def test_pages_use_nothing_the_csp_would_block(client, make_user):
 
 
 def session_cookie(response) -> str:
-    cookies = [v for k, v in response.headers.multi_items() if k == "set-cookie" and v.startswith("twofold_session=")]
+    cookies = [
+        v
+        for k, v in response.headers.multi_items()
+        if k == "set-cookie" and v.startswith(("twofold_session=", "__Host-twofold_session="))
+    ]
     assert len(cookies) == 1
     return cookies[0]
 
@@ -228,7 +232,7 @@ def test_production_cookies_are_secure_and_hsts_is_sent(services_for, make_user)
         cookie = session_cookie(response).lower()
         assert "; secure" in cookie and "httponly" in cookie and "samesite=lax" in cookie
         assert_security_headers(response, hsts=True)
-        client.cookies.set("twofold_session", response.cookies["twofold_session"])
+        client.cookies.set("__Host-twofold_session", response.cookies["__Host-twofold_session"])
         assert "; secure" in session_cookie(client.post("/api/v1/sign-out")).lower()
 
 

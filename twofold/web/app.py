@@ -16,7 +16,8 @@ from twofold.web import errors, health, signin
 from twofold.web.account import browsers, me, password, security, sessions, two_factor_required
 from twofold.web.factors import email_code, recovery_codes, totp
 from twofold.web.practice import apps, audit_log, enrolment, members, policy, resets, setup_links
-from twofold.web.protocols import oidc
+from twofold.web.protocols import forward_auth, oidc
+from twofold.web.proxies import TrustedProxies
 from twofold.web.security import SecurityMiddleware
 from twofold.web.server import redact_access_log
 from twofold.wiring import Services, build_services
@@ -43,6 +44,7 @@ API_ROUTERS = (
     policy.api,
     audit_log.api,
     apps.api,
+    forward_auth.api,
 )
 PAGE_ROUTERS = (
     signin.pages,
@@ -60,6 +62,7 @@ PAGE_ROUTERS = (
     policy.pages,
     audit_log.pages,
     apps.pages,
+    forward_auth.pages,
     two_factor_required.pages,
     oidc.router,
 )
@@ -106,6 +109,8 @@ def create_app(services: Services) -> FastAPI:
         hsts=settings.production,
         credential_paths=oidc.CREDENTIAL_PATHS,
     )
+    # Added last, so it runs first: everything after it sees the client behind a trusted proxy.
+    app.add_middleware(TrustedProxies, networks=settings.trusted_networks)
     errors.install(app)
     for router in (*API_ROUTERS, *PAGE_ROUTERS):
         app.include_router(router)

@@ -10,7 +10,7 @@ from pydantic import AfterValidator
 from twofold.context import RequestContext
 from twofold.core.sessions import ActiveSession
 from twofold.errors import Forbidden, NotAuthenticated
-from twofold.web.rendering import SESSION_COOKIE
+from twofold.web.rendering import session_token
 from twofold.wiring import Services
 
 # Dependencies that do no I/O are ``async def``: FastAPI runs a plain ``def`` one in the
@@ -31,7 +31,7 @@ def optional_session(request: Request) -> ActiveSession | None:
         cached: ActiveSession | None = request.state.active_session
         return cached
     services: Services = request.app.state.services
-    active = services.sessions.resolve(request.cookies.get(SESSION_COOKIE))
+    active = services.sessions.resolve(session_token(request))
     request.state.active_session = active
     return active
 
@@ -67,7 +67,7 @@ PracticeAdmin = Annotated[ActiveSession, Depends(practice_admin)]
 def peek_session(request: Request) -> ActiveSession | None:
     """The live session without counting this request as activity (for "how long is left?")."""
     services: Services = request.app.state.services
-    return services.sessions.resolve(request.cookies.get(SESSION_COOKIE), touch=False)
+    return services.sessions.resolve(session_token(request), touch=False)
 
 
 def current_session_untouched(active: Annotated[ActiveSession | None, Depends(peek_session)]) -> ActiveSession:

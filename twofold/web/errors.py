@@ -11,11 +11,12 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from twofold import errors as core
-from twofold.web.rendering import render
+from twofold.web.rendering import DuplicateSessionCookie, clear_session_cookies, render
 
 log = logging.getLogger("twofold.web")
 
 STATUS = [
+    (DuplicateSessionCookie, 400),
     (core.Throttled, 429),
     (core.InvalidCredentials, 401),
     (core.NotAuthenticated, 401),
@@ -76,6 +77,11 @@ def _return_target(request: Request) -> str | None:
 def install(app: FastAPI) -> None:
     @app.exception_handler(core.TwofoldError)
     async def _twofold_error(request: Request, exc: core.TwofoldError) -> Response:
+        if isinstance(exc, DuplicateSessionCookie):
+            if wants_json(request):
+                return clear_session_cookies(request, error_response(exc))
+            page = render(request, "error.html", {"title": "Sign in again", "message": exc.message}, 400)
+            return clear_session_cookies(request, page)
         if wants_json(request):
             return error_response(exc)
         if isinstance(exc, core.NotAuthenticated):

@@ -10,12 +10,14 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from fastapi import Request, Response
 from fastapi.responses import RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from twofold.core.remembered import BrowserCookie
+from twofold.errors import InvalidInput
 from twofold.store.models import ROLES
 
 # -- templates ------------------------------------------------------------------------------
@@ -113,6 +115,58 @@ def safe_next(target: str | None) -> str:
     return target
 
 
+def return_candidate(target: str | None) -> str:
+    """Where a sign-in may go back to, as far as can be told before knowing who signs in: a path on
+    this site (``safe_next``), or a plain http(s) URL an app's proxy sent (``rd``), checked again by
+    ``return_target`` once the member is known. Anything else is the home page."""
+    if target and target.startswith(("https://", "http://")):
+        try:
+            parts = urlsplit(target)
+            parts.port  # noqa: B018 - raises for a malformed port
+        except ValueError:
+            return HOME
+        if (
+            len(target) <= 500
+            and parts.hostname
+            and parts.username is None
+            and "\\" not in target
+            and not any(ord(c) <= 0x20 or ord(c) == 0x7F for c in target)
+        ):
+            return target
+        return HOME
+    return safe_next(target)
+
+
+def return_target(request: Request, target: str | None, user_id: int) -> str:
+    """Where the sign-in of ``user_id`` goes: a path on this site, Twofold's own origin, or an address of an
+    enabled app of the member's practice. Anything else (another host, an app of another practice, a
+    disabled app) lands on the home page: no open redirect."""
+    target = return_candidate(target)
+    if target.startswith("/"):
+        return target
+    origin = request.app.state.services.settings.public_origin or str(request.base_url)
+    if target.startswith(origin.rstrip("/") + "/") or target == origin.rstrip("/"):
+        return target
+    if request.app.state.services.apps.may_return_to(user_id=user_id, url=target):
+        return target
+    return HOME
+
+
+def go_to(request: Request, target: str) -> Response:
+    """Where a sign-in form's answer sends the browser: a 303 on this site; to an app's address, a page
+    that moves on by itself. The form pages' CSP (``form-action 'self'``) also governs the redirects
+    that follow a form, so a 303 to another host would be blocked by the browser."""
+    if target.startswith("/"):
+        return RedirectResponse(target, status_code=303)
+    return render(request, "continue.html", {"target": target})
+
+
+def may_be_return_target(request: Request, url: str) -> bool:
+    """Before anyone signs in: whether ``url`` is Twofold's own origin or the address of some enabled app."""
+    origin = (request.app.state.services.settings.public_origin or str(request.base_url)).rstrip("/")
+    return url == origin or url.startswith(origin + "/") or request.app.state.services.apps.is_app_address(url)
+
+
 def link_base(request: Request) -> str:
     """Where emailed links point: TWOFOLD_PUBLIC_ORIGIN, or the address this request came to."""
     return (request.app.state.services.settings.public_origin or str(request.base_url)).rstrip("/")
@@ -122,10 +176,71 @@ def link_base(request: Request) -> str:
 
 SESSION_COOKIE = "twofold_session"
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "testserver"})
+# RFC 6265bis cookie prefixes: a browser keeps a "__Host-" cookie only if it is Secure, Path=/
+# and has no Domain, so no other host (a sibling subdomain, say) can plant or overwrite it; a
+# "__Secure-" cookie (the session, when TWOFOLD_COOKIE_DOMAIN shares it) must at least be Secure,
+# so a plain-HTTP page cannot plant one.
+HOST_PREFIX = "__Host-"
+SECURE_PREFIX = "__Secure-"
+
+
+class DuplicateSessionCookie(InvalidInput):
+    code = "duplicate_session_cookie"
+    message = (
+        "This browser sent two Twofold session cookies, so we cannot tell which is yours. "
+        "They have been cleared: sign in again."
+    )
 
 
 # set_cookies hands back the response it was given, with its own type (JSONResponse, ...).
 ResponseT = TypeVar("ResponseT", bound=Response)
+
+
+def _cookie_domain(request: Request) -> str | None:
+    return request.app.state.services.settings.cookie_domain
+
+
+def session_cookie_name(request: Request, secure: bool | None = None) -> str:
+    """The session cookie's name for this request (or a page ``secure`` or not): prefixed whenever it is Secure."""
+    if not (cookie_secure(request) if secure is None else secure):
+        return SESSION_COOKIE
+    return (SECURE_PREFIX if _cookie_domain(request) else HOST_PREFIX) + SESSION_COOKIE
+
+
+def _cookie_pairs(request: Request) -> list[tuple[str, str]]:
+    """Every cookie of the request in order, repeats kept (``request.cookies`` keeps the last of each name)."""
+    pairs = []
+    for header in request.headers.getlist("cookie"):
+        for chunk in header.split(";"):
+            name, sep, value = chunk.strip().partition("=")
+            if sep:
+                pairs.append((name.strip(), value.strip().strip('"')))
+    return pairs
+
+
+def session_token(request: Request, secure: bool | None = None) -> str | None:
+    """The session cookie's value; ``DuplicateSessionCookie`` when the browser sent it twice.
+
+    Two cookies of one name reach us when another host of a shared cookie domain planted one
+    (or a path-scoped copy shadows ours). Taking either would let the planter choose the
+    session (fixation), so neither is taken.
+    """
+    name = session_cookie_name(request, secure)
+    values = [value for key, value in _cookie_pairs(request) if key == name]
+    if len(values) > 1:
+        raise DuplicateSessionCookie()
+    return values[0] if values else None
+
+
+def twofold_cookies(request: Request) -> dict[str, str]:
+    """The request's host-only cookies (remembered browsers) by their unprefixed names.
+
+    When cookies are Secure, only "__Host-" cookies count: a cookie of the same name
+    without the prefix may have been planted by another host and is ignored.
+    """
+    if not cookie_secure(request):
+        return dict(request.cookies)
+    return {name[len(HOST_PREFIX) :]: value for name, value in request.cookies.items() if name.startswith(HOST_PREFIX)}
 
 
 def set_cookies(
@@ -143,19 +258,23 @@ def set_cookies(
     ``browser`` (a ``BrowserCookie`` from the core) sets a remembered-browser cookie with
     the trust's lifetime as Max-Age, so the browser drops it when the server would, or
     deletes it. Every cookie is HttpOnly, SameSite=Lax, path /, and Secure outside
-    plain-HTTP localhost.
+    plain-HTTP localhost; Secure cookies carry the "__Host-" prefix, or "__Secure-" for the
+    session cookie when TWOFOLD_COOKIE_DOMAIN shares it with the practice's other hosts.
     """
     secure = cookie_secure(request)
+    domain = _cookie_domain(request)
+    name = session_cookie_name(request)
     if session_token is not None:
-        response.set_cookie(SESSION_COOKIE, session_token, httponly=True, samesite="lax", secure=secure, path="/")
+        response.set_cookie(name, session_token, httponly=True, samesite="lax", secure=secure, path="/", domain=domain)
     elif end_session:
-        response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=secure)
+        response.delete_cookie(name, path="/", httponly=True, samesite="lax", secure=secure, domain=domain)
     if browser is not None:
+        browser_name = (HOST_PREFIX if secure else "") + browser.name
         if browser.value is None:
-            response.delete_cookie(browser.name, path="/", httponly=True, samesite="lax", secure=secure)
+            response.delete_cookie(browser_name, path="/", httponly=True, samesite="lax", secure=secure)
         else:
             response.set_cookie(
-                browser.name,
+                browser_name,
                 browser.value,
                 max_age=browser.max_age,
                 path="/",
@@ -166,13 +285,28 @@ def set_cookies(
     return response
 
 
+def clear_session_cookies(request: Request, response: ResponseT) -> ResponseT:
+    """Delete the session cookie in every form another host could have planted it in."""
+    name = session_cookie_name(request)
+    secure = cookie_secure(request)
+    response.delete_cookie(name, path="/", httponly=True, samesite="lax", secure=secure)
+    domain = _cookie_domain(request)
+    if domain:
+        response.delete_cookie(name, path="/", httponly=True, samesite="lax", secure=secure, domain=domain)
+    return response
+
+
 def cookie_secure(request: Request) -> bool:
     """Secure cookies everywhere but plain-HTTP localhost in development."""
-    if request.app.state.services.settings.production:
+    return secure_cookies_for(request, str(request.scope.get("scheme")), request_hostname(request))
+
+
+def secure_cookies_for(request: Request, scheme: str, hostname: str) -> bool:
+    """Whether cookies are Secure for a page at ``scheme``://``hostname``: always in production, else but
+    for plain HTTP on a loopback name (``localhost``, RFC 6761's ``*.localhost``, 127.0.0.1, ::1)."""
+    if request.app.state.services.settings.production or scheme != "http":
         return True
-    if request.scope.get("scheme") != "http":
-        return True
-    return request_hostname(request) not in LOCAL_HOSTS
+    return hostname not in LOCAL_HOSTS and not hostname.endswith(".localhost")
 
 
 def request_hostname(request: Request) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import BaseModel, Field
 
@@ -22,7 +22,18 @@ from twofold.web.deps import Context, MaybeSignedIn, ServicesDep
 from twofold.web.errors import error_response, status_for
 from twofold.web.factors.email_code import SENDING, code_sent
 from twofold.web.factors.schemas import CodeSentPublic
-from twofold.web.rendering import HOME, NOTICES, SESSION_COOKIE, render, safe_next, set_cookies
+from twofold.web.rendering import (
+    HOME,
+    NOTICES,
+    go_to,
+    may_be_return_target,
+    render,
+    return_candidate,
+    return_target,
+    session_token,
+    set_cookies,
+    twofold_cookies,
+)
 from twofold.web.schemas import ERRORS, ErrorPublic, StatusPublic, Strict
 
 api = APIRouter(prefix="/api/v1", responses=ERRORS)
@@ -75,7 +86,7 @@ def signed_in_answer(request: Request, result: SignInResult) -> JSONResponse:
 )
 def sign_in(body: SignInRequest, request: Request, services: ServicesDep, context: Context):
     result = services.sign_in.start_sign_in(
-        email=body.email, password=body.password, context=context, remembered_cookies=request.cookies
+        email=body.email, password=body.password, context=context, remembered_cookies=twofold_cookies(request)
     )
     return signed_in_answer(request, result)
 
@@ -109,7 +120,7 @@ async def second_factor(
 
 @api.post("/sign-out", response_model=StatusPublic, summary="End this session")
 def sign_out(request: Request, services: ServicesDep, context: Context):
-    token = request.cookies.get(SESSION_COOKIE)
+    token = session_token(request)
     if token:
         services.accounts.sign_out(token=token, context=context)
     return set_cookies(request, JSONResponse(StatusPublic(status="signed_out").model_dump()), end_session=True)
@@ -138,15 +149,22 @@ def index(active: MaybeSignedIn):
 
 @pages.get("/sign-in")
 def sign_in_page(
-    request: Request, active: MaybeSignedIn, next: str | None = None, notice: str | None = None, login: str = ""
+    request: Request,
+    active: MaybeSignedIn,
+    next: Annotated[str | None, Query(max_length=4096)] = None,
+    notice: str | None = None,
+    rd: Annotated[str | None, Query(max_length=4096)] = None,
+    reauth: bool = False,
 ):
-    # ``login=1``: an app asked for a fresh sign-in (OpenID Connect prompt=login or max_age), so the
-    # form is shown even to a member who is signed in.
-    if active and login != "1":
-        return RedirectResponse(safe_next(next), status_code=303)
-    return render(
-        request, "sign_in.html", {"next": safe_next(next) if next else "", "notice": NOTICES.get(notice or "")}
-    )
+    """The sign-in form. ``rd`` is where a protected app's proxy wants the browser back (see
+    web/protocols/forward_auth.py); ``reauth`` asks a signed-in member for the password and code again."""
+    target = rd or next
+    if active and not reauth:
+        return RedirectResponse(return_target(request, target, active.user.id), status_code=303)
+    candidate = return_candidate(target) if target else ""
+    if not candidate.startswith("/") and candidate and not may_be_return_target(request, candidate):
+        candidate = HOME  # not an address of any enabled app: not carried in the form at all
+    return render(request, "sign_in.html", {"next": candidate, "notice": NOTICES.get(notice or "")})
 
 
 @pages.post("/sign-in")
@@ -166,18 +184,18 @@ def sign_in_submit(
             email=email,
             password=password,
             context=context,
-            return_to=safe_next(next),
-            remembered_cookies=request.cookies,
+            return_to=return_candidate(next),
+            remembered_cookies=twofold_cookies(request),
         )
     except (core.InvalidCredentials, core.Throttled) as exc:
         return render(request, "sign_in.html", {**form, "error": exc.message}, status_for(exc))
     if result.status != "signed_in":
-        response = RedirectResponse(f"/sign-in/{result.flow_id}/code", status_code=303)
-        return set_cookies(request, response, browser=result.browser_cookie)
-    target = safe_next(next)
+        to_code = RedirectResponse(f"/sign-in/{result.flow_id}/code", status_code=303)
+        return set_cookies(request, to_code, browser=result.browser_cookie)
+    target = return_target(request, next, result.user_id)
     if services.enforcement.requirement_for(result.user_id).outstanding:
         target = f"/account/two-factor?next={quote(target, safe='')}"  # the practice wants 2FA: enrol first
-    response = RedirectResponse(target, status_code=303)
+    response = go_to(request, target)
     return set_cookies(request, response, session_token=result.session_token, browser=result.browser_cookie)
 
 
@@ -218,7 +236,7 @@ def code_submit(
             **remember_option(services, flow_id, remember),
         }
         return render(request, "code.html", page, status)
-    response = RedirectResponse(safe_next(result.return_to), status_code=303)
+    response = go_to(request, return_target(request, result.return_to, result.user_id))
     return set_cookies(request, response, session_token=result.session_token, browser=result.browser_cookie)
 
 
@@ -256,7 +274,7 @@ def remember_option(services, flow_id: str, checked: bool = False) -> dict:
 
 @pages.post("/sign-out")
 def sign_out_form(request: Request, services: ServicesDep, context: Context):
-    token = request.cookies.get(SESSION_COOKIE)
+    token = session_token(request)
     if token:
         services.accounts.sign_out(token=token, context=context)
     return set_cookies(request, RedirectResponse("/sign-in?notice=signed_out", status_code=303), end_session=True)

@@ -68,8 +68,8 @@ def test_the_cookie_is_secure_outside_localhost(app, make_user, clock):
     member = make_user(with_totp=True)
     with TestClient(app, base_url="https://signin.riverside.example") as secure_client:
         response = sign_in(secure_client, member, clock, remember=True)
-    remembered = [c for c in response.headers.get_list("set-cookie") if c.startswith("twofold_rb_")]
-    assert remembered and "Secure" in remembered[0]
+    remembered = [c for c in response.headers.get_list("set-cookie") if c.startswith("__Host-twofold_rb_")]
+    assert remembered and "Secure" in remembered[0] and "Domain" not in remembered[0]
 
 
 def test_a_remembered_browser_signs_in_with_the_password_only(client, make_user, clock, services):

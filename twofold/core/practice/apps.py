@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -26,7 +26,7 @@ from twofold.clock import Clock
 from twofold.context import RequestContext
 from twofold.errors import Conflict, InvalidInput, NotFound
 from twofold.store.db import Database
-from twofold.store.models import ROLES, App, Practice
+from twofold.store.models import ROLES, App, Practice, User
 
 MAX_BYPASS_PATHS = 50
 MAX_REAUTH_MINUTES = 7 * 24 * 60
@@ -205,6 +205,9 @@ class AppView:
         return any(path.startswith(prefix) for prefix in self.bypass_paths)
 
 
+_APP_AT = select(*(getattr(App, name) for name in AppView.__dataclass_fields__)).where(App.host == bindparam("host"))
+
+
 def app_in(session: Session, *, practice_id: int, app_id: int, lock: bool = False) -> App:
     """The app ``app_id`` of ``practice_id``, or ``AppNotFound`` (also for other practices' apps)."""
     if not 1 <= app_id <= MAX_ROW_ID:
@@ -244,22 +247,37 @@ class AppService:
 
     def app_at(self, host: str) -> AppView | None:
         """The app reached at ``host`` (as ``host_key`` makes it), enabled or not; None when none is."""
+        # Columns, not ORM objects: the proxy asks this before every request of every app.
         with self.db.reading() as s:
-            app = s.execute(select(App).where(App.host == host)).scalar_one_or_none()
-            return AppView.of(app) if app is not None else None
+            row = s.execute(_APP_AT, {"host": host}).one_or_none()
+        return AppView(**row._asdict()) if row is not None else None
+
+    def is_app_address(self, url: str) -> bool:
+        """Whether ``url`` is an address of any enabled app (before sign-in, when the practice is not known yet)."""
+        app = self._app_of_url(url)
+        return app is not None and app.enabled
 
     def is_app_url_of(self, *, practice_id: int, url: str) -> bool:
         """Whether ``url`` is an address of an enabled app of ``practice_id`` (where a sign-in may return to)."""
+        app = self._app_of_url(url)
+        return app is not None and app.enabled and app.practice_id == practice_id
+
+    def _app_of_url(self, url: str) -> AppView | None:
         try:
             parts = urlsplit(url)
             port = parts.port
         except ValueError:
-            return False
+            return None
         scheme = parts.scheme.lower()
         if scheme not in DEFAULT_PORTS or not parts.hostname or parts.username is not None:
-            return False
-        app = self.app_at(host_key(scheme, parts.hostname, port))
-        return app is not None and app.enabled and app.practice_id == practice_id
+            return None
+        return self.app_at(host_key(scheme, parts.hostname, port))
+
+    def may_return_to(self, *, user_id: int, url: str) -> bool:
+        """Whether a sign-in of ``user_id`` may end at ``url``: an address of an enabled app of their practice."""
+        with self.db.reading() as s:
+            practice_id = s.execute(select(User.practice_id).where(User.id == user_id)).scalar_one_or_none()
+        return practice_id is not None and self.is_app_url_of(practice_id=practice_id, url=url)
 
     # -- changing --------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from twofold.core.remembered import BrowserView
 from twofold.web.account.schemas import RememberedBrowserListPublic, RememberedBrowserPublic, RevokedPublic
 from twofold.web.account.sessions import NOT_FOUND
 from twofold.web.deps import Context, RowId, ServicesDep, SignedIn
-from twofold.web.rendering import back_home, set_cookies
+from twofold.web.rendering import back_home, set_cookies, twofold_cookies
 from twofold.web.schemas import ERRORS
 
 api = APIRouter(prefix="/api/v1", responses=ERRORS)
@@ -34,7 +34,7 @@ def _browser_public(view: BrowserView) -> RememberedBrowserPublic:
 
 @api.get("/me/remembered-browsers", response_model=RememberedBrowserListPublic, summary="Your remembered browsers")
 def list_browsers(request: Request, active: SignedIn, services: ServicesDep):
-    views = services.account_security.browsers_of(user=active.user, cookies=request.cookies)
+    views = services.account_security.browsers_of(user=active.user, cookies=twofold_cookies(request))
     return RememberedBrowserListPublic(remembered_browsers=[_browser_public(view) for view in views])
 
 
@@ -45,7 +45,9 @@ def list_browsers(request: Request, active: SignedIn, services: ServicesDep):
     responses=NOT_FOUND,
 )
 def get_browser(browser_id: RowId, request: Request, active: SignedIn, services: ServicesDep):
-    view = services.account_security.browser_of(user=active.user, cookies=request.cookies, browser_id=browser_id)
+    view = services.account_security.browser_of(
+        user=active.user, cookies=twofold_cookies(request), browser_id=browser_id
+    )
     return _browser_public(view)
 
 
@@ -58,7 +60,7 @@ def get_browser(browser_id: RowId, request: Request, active: SignedIn, services:
 )
 def forget_browser(browser_id: RowId, request: Request, active: SignedIn, services: ServicesDep, context: Context):
     cookie = services.account_security.forget_browser(
-        user=active.user, browser_id=browser_id, cookies=request.cookies, context=context
+        user=active.user, browser_id=browser_id, cookies=twofold_cookies(request), context=context
     )
     return set_cookies(request, JSONResponse(RevokedPublic(count=1).model_dump()), browser=cookie)
 
@@ -77,7 +79,7 @@ def forget_browsers(request: Request, active: SignedIn, services: ServicesDep, c
 @pages.post("/account/security/remembered-browsers/{browser_id}/forget")
 def forget_browser_form(request: Request, browser_id: RowId, active: SignedIn, services: ServicesDep, context: Context):
     cookie = services.account_security.forget_browser(
-        user=active.user, browser_id=browser_id, cookies=request.cookies, context=context
+        user=active.user, browser_id=browser_id, cookies=twofold_cookies(request), context=context
     )
     return set_cookies(request, back_home("browser_forgotten"), browser=cookie)
 

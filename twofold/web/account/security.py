@@ -7,7 +7,7 @@ from fastapi.responses import Response
 
 from twofold.core.sessions import ActiveSession
 from twofold.web.deps import ServicesDep, SignedIn
-from twofold.web.rendering import NOTICES, back_home, render
+from twofold.web.rendering import NOTICES, back_home, render, twofold_cookies
 
 pages = APIRouter(include_in_schema=False)
 
@@ -40,7 +40,7 @@ def security_page(
         "status": services.accounts.two_factor_status(user),
         "notice": NOTICES.get(notice or ""),
         "sessions": services.account_security.sessions_of(active=active),
-        "browsers": services.account_security.browsers_of(user=user, cookies=request.cookies),
+        "browsers": services.account_security.browsers_of(user=user, cookies=twofold_cookies(request)),
         "email_state": services.email_enrollment.email_method_state(user),
         "undelivered": services.undelivered_mail.recent_for(user.id),
     }

@@ -27,7 +27,7 @@ from twofold.core.oidc.provider import (
     discovery_fields,
 )
 from twofold.web.deps import Context, MaybeSignedIn, ServicesDep
-from twofold.web.rendering import SESSION_COOKIE, link_base, render, set_cookies
+from twofold.web.rendering import link_base, render, session_token, set_cookies
 
 router = APIRouter(include_in_schema=False)
 
@@ -125,7 +125,7 @@ def _authorize_answer(request: Request, outcome, *, after_form: bool) -> Respons
         return RedirectResponse(outcome.location, status_code=302, headers=NO_STORE)
     if isinstance(outcome, SignInFirst):
         target = quote(f"{AUTHORIZE}/resume/{outcome.request_id}", safe="")
-        again = "&login=1" if outcome.again else ""
+        again = "&reauth=1" if outcome.again else ""
         return RedirectResponse(f"/sign-in?next={target}{again}", status_code=303)
     if isinstance(outcome, NotForYou):
         page = {"app_name": outcome.app_name, "reason": outcome.reason, "back_to_app": outcome.back_to_app}
@@ -200,7 +200,7 @@ async def end_session(request: Request, services: ServicesDep, context: Context,
     if outcome.confirm and request.method == "GET":
         # Without a hint from the member's own app, another site could sign them out: ask first.
         return render(request, "oidc/sign_out.html", {"params": params, "app_name": outcome.app_name})
-    token = request.cookies.get(SESSION_COOKIE)
+    token = session_token(request)
     if token:
         await run_in_threadpool(services.accounts.sign_out, token=token, context=context)
     target = outcome.redirect_to or "/sign-in?notice=signed_out"
