@@ -110,6 +110,11 @@ class Settings(BaseSettings):
     # The time zone a new practice starts with (an IANA name such as America/Chicago); each
     # practice's admin can change theirs on the policy page. Pages and emails show local time.
     default_time_zone: str = "UTC"
+    # OpenID Connect provider: how long its tokens live. Access tokens are short (an app refreshes
+    # them); refresh tokens (only with the offline_access scope) rotate on every use.
+    oidc_access_token_seconds: int = Field(default=600, ge=60, le=86400)
+    oidc_id_token_seconds: int = Field(default=600, ge=60, le=86400)
+    oidc_refresh_token_days: int = Field(default=30, ge=1, le=365)
 
     smtp_host: str | None = None
     smtp_port: int = 25

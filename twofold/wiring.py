@@ -7,6 +7,7 @@ build one with a ``FrozenClock`` and a real SMTP server or the outbox.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from twofold.audit import AuditLog
 from twofold.clock import Clock, SystemClock
@@ -17,6 +18,11 @@ from twofold.core.health import HealthCheck
 from twofold.core.known_browsers import KnownBrowsers
 from twofold.core.lockouts import LockWindows
 from twofold.core.notifier import Notifier, OutboxNotifier, SmtpConfig, SmtpNotifier
+from twofold.core.oidc.clients import ClientRegistry
+from twofold.core.oidc.codes import CodeStore
+from twofold.core.oidc.keys import SigningKeys
+from twofold.core.oidc.provider import OidcProvider
+from twofold.core.oidc.tokens import TokenStore
 from twofold.core.practice.apps import AppService
 from twofold.core.practice.audit_log import AuditTrail
 from twofold.core.practice.enforcement import TwoFactorEnforcement
@@ -81,6 +87,10 @@ class Services:
     trust_revokers: list[TrustRevoker]
     # What ended long enough ago to delete; features with rows of their own append a PurgeRule.
     retention: Retention
+    # OpenID Connect provider: app registrations, signing keys, and the protocol's use cases.
+    oidc_clients: ClientRegistry
+    oidc_keys: SigningKeys
+    oidc: OidcProvider
     apps: AppService
     forward_auth: ForwardAuthService
 
@@ -205,6 +215,27 @@ def build_services(
         backup_codes=recovery_codes,
         default_time_zone=settings.default_time_zone,
     )
+    apps = AppService(db=db, clock=clock, audit=audit)
+    oidc_clients = ClientRegistry(
+        db=db, clock=clock, audit=audit, hasher=TokenHasher(secret_key, "oidc-client-secret"), apps=apps
+    )
+    id_token_lifetime = timedelta(seconds=settings.oidc_id_token_seconds)
+    oidc_keys = SigningKeys(db=db, clock=clock, box=box, audit=audit, id_token_lifetime=id_token_lifetime)
+    oidc = OidcProvider(
+        db=db,
+        clock=clock,
+        audit=audit,
+        clients=oidc_clients,
+        codes=CodeStore(hasher=TokenHasher(secret_key, "oidc-code")),
+        tokens=TokenStore(
+            hasher=TokenHasher(secret_key, "oidc-token"),
+            access_lifetime=timedelta(seconds=settings.oidc_access_token_seconds),
+            refresh_lifetime=timedelta(days=settings.oidc_refresh_token_days),
+        ),
+        keys=oidc_keys,
+        sid_hasher=TokenHasher(secret_key, "oidc-sid"),
+        id_token_lifetime=id_token_lifetime,
+    )
     account_security = AccountSecurityService(
         db=db,
         clock=clock,
@@ -214,6 +245,7 @@ def build_services(
         sessions=sessions,
         remembered=remembered,
         mail=mail,
+        sign_out_everywhere=[oidc],
     )
     recovery_code_enrollment = RecoveryCodeEnrollmentService(
         db=db,
@@ -265,7 +297,8 @@ def build_services(
         sessions=sessions,
         backup_codes=recovery_code_enrollment,
     )
-    trust_revokers: list[TrustRevoker] = [remembered]
+    # Deactivation and an admin's reset end these too: remembered browsers, apps' OpenID Connect tokens.
+    trust_revokers: list[TrustRevoker] = [remembered, oidc]
     members = MemberService(
         db=db,
         clock=clock,
@@ -290,7 +323,6 @@ def build_services(
         trust_revokers=trust_revokers,
         notice=SecurityMailResetNotice(mail=mail),
     )
-    apps = AppService(db=db, clock=clock, audit=audit)
     return Services(
         settings=settings,
         db=db,
@@ -324,6 +356,9 @@ def build_services(
         audit_trail=AuditTrail(db=db, clock=clock, audit=audit, notifier=notifier),
         trust_revokers=trust_revokers,
         retention=Retention(db=db, clock=clock, keep_days=settings.purge_after_days),
+        oidc_clients=oidc_clients,
+        oidc_keys=oidc_keys,
+        oidc=oidc,
         apps=apps,
         forward_auth=ForwardAuthService(
             db=db, clock=clock, audit=audit, sessions=sessions, apps=apps, enforcement=enforcement

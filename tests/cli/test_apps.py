@@ -45,6 +45,10 @@ def test_app_add_list_and_remove(run, practice, services):
         "bypass_paths": ["/health"],
         "reauth_minutes": 10,
         "enabled": True,
+        "client_id": None,
+        "public": None,
+        "redirect_uris": [],
+        "post_logout_redirect_uris": [],
     }
     assert json.loads(run("app", "list", "--practice", practice.name, "--json").output) == [app]
     table = run("app", "list", "--practice", practice.name)

@@ -18,14 +18,17 @@ from twofold.context import RequestContext
 from twofold.errors import TwofoldError
 
 if TYPE_CHECKING:
+    from twofold.core.oidc.clients import RegisteredClient
     from twofold.core.practice.apps import AppView
 
-app = typer.Typer(help="A practice's apps behind Twofold: add, list, remove.", no_args_is_help=True)
+app = typer.Typer(
+    help="A practice's apps behind Twofold: add, list, remove, rotate an OpenID Connect secret.", no_args_is_help=True
+)
 
 
-def app_json(view: AppView) -> dict[str, Any]:
-    """An app as the API answers it (``GET /api/v1/practice/apps/{id}``)."""
-    return {
+def app_json(view: AppView, client: RegisteredClient | None = None, secret: str | None = None) -> dict[str, Any]:
+    """An app as the API answers it (``GET /api/v1/practice/apps/{id}``); ``secret`` only when just made."""
+    answer: dict[str, Any] = {
         "id": view.id,
         "name": view.name,
         "url": view.url,
@@ -33,7 +36,23 @@ def app_json(view: AppView) -> dict[str, Any]:
         "bypass_paths": view.bypass_paths,
         "reauth_minutes": view.reauth_minutes,
         "enabled": view.enabled,
+        "client_id": None,
+        "public": None,
+        "redirect_uris": [],
+        "post_logout_redirect_uris": [],
     }
+    if client is not None:
+        answer.update(client.describe())
+    if secret is not None:
+        answer["client_secret"] = secret
+    return answer
+
+
+def print_client(client: RegisteredClient, secret: str | None) -> None:
+    console.print(f"client_id:     {client.client_id}", markup=False)
+    if secret is not None:
+        console.print(f"client_secret: {secret}", markup=False)
+        console.print("Copy the client secret now: it is shown only this once.", style="bold")
 
 
 @app.command("add")
@@ -53,9 +72,21 @@ def add(
     reauth_minutes: Annotated[
         int | None, typer.Option(help="Ask for password and code again when the last sign-in is older.")
     ] = None,
+    redirect_uri: Annotated[
+        list[str] | None,
+        typer.Option("--redirect-uri", help="OpenID Connect: where the app receives sign-ins (exact; repeat)."),
+    ] = None,
+    post_logout_redirect_uri: Annotated[
+        list[str] | None,
+        typer.Option("--post-logout-redirect-uri", help="OpenID Connect: where sign-out may return to (repeat)."),
+    ] = None,
+    public: Annotated[
+        bool, typer.Option("--public", help="OpenID Connect: a client without a secret (PKCE only).")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the app as one JSON object.")] = False,
 ) -> None:
-    """Register an app of a practice (audited)."""
+    """Register an app of a practice (audited). With --redirect-uri it is an OpenID Connect client:
+    its client_id and (unless --public) its client_secret are printed, the secret this once."""
     fields: dict[str, Any] = {
         "name": name,
         "url": url,
@@ -66,15 +97,49 @@ def add(
     services = load_services()
     found = find_practice(services, practice)
     try:
-        view = services.apps.add_app(practice_id=found.id, actor_id=None, context=RequestContext.system(), **fields)
+        view, credentials = services.oidc_clients.add_app(
+            practice_id=found.id,
+            actor_id=None,
+            context=RequestContext.system(),
+            redirect_uris=redirect_uri or [],
+            post_logout_redirect_uris=post_logout_redirect_uri or [],
+            public=public,
+            **fields,
+        )
+    except TwofoldError as exc:
+        fail(exc.message)
+    finally:
+        services.close()
+    client, secret = (credentials.client, credentials.client_secret) if credentials else (None, None)
+    if as_json:
+        print(json.dumps(app_json(view, client, secret)))
+        return
+    console.print(f"Added app {view.id}: {view.name} ({view.url or 'no address'}).", markup=False)
+    if client is not None:
+        print_client(client, secret)
+
+
+@app.command("rotate-secret")
+def rotate_secret(
+    practice: Annotated[str, typer.Option(help="Name of the practice.")],
+    app_id: Annotated[int, typer.Argument(metavar="ID", min=1, max=2**63 - 1, help="The app's id (see app list).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the app as one JSON object.")] = False,
+) -> None:
+    """A new OpenID Connect client secret for an app (audited); the old one stops working at once."""
+    services = load_services()
+    found = find_practice(services, practice)
+    try:
+        made = services.oidc_clients.rotate_secret(practice_id=found.id, app_id=app_id, context=RequestContext.system())
+        view = services.apps.get_app(practice_id=found.id, app_id=app_id)
     except TwofoldError as exc:
         fail(exc.message)
     finally:
         services.close()
     if as_json:
-        print(json.dumps(app_json(view)))
-    else:
-        console.print(f"Added app {view.id}: {view.name} ({view.url or 'no address'}).", markup=False)
+        print(json.dumps(app_json(view, made.client, made.client_secret)))
+        return
+    console.print(f"New client secret for app {view.id}: {view.name}.", markup=False)
+    print_client(made.client, made.client_secret)
 
 
 @app.command("list")
@@ -86,15 +151,16 @@ def list_(
     services = load_services()
     found = find_practice(services, practice)
     apps = services.apps.list_apps(practice_id=found.id)
+    clients = services.oidc_clients.of_apps(practice_id=found.id)
     services.close()
     if as_json:
-        print(json.dumps([app_json(view) for view in apps]))
+        print(json.dumps([app_json(view, clients.get(view.id)) for view in apps]))
         return
     if not apps:
         console.print(f"{practice} has no apps. Add one with: twofold app add --practice NAME --name NAME --url URL")
         return
     table = Table(title=f"Apps of {practice}")
-    for column in ("id", "name", "url", "roles", "bypass paths", "ask again after", "enabled"):
+    for column in ("id", "name", "url", "roles", "bypass paths", "ask again after", "enabled", "client_id"):
         table.add_column(column, no_wrap=column == "url")
     for view in apps:
         table.add_row(
@@ -105,6 +171,7 @@ def list_(
             " ".join(view.bypass_paths) or "—",
             f"{view.reauth_minutes} min" if view.reauth_minutes else "—",
             "yes" if view.enabled else "no",
+            clients[view.id].client_id if view.id in clients else "—",
         )
     console.print(table)
 

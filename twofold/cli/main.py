@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from twofold.cli import apps, audit, db, members, practice, users
+from twofold.cli import apps, audit, db, members, oidc, practice, users
 from twofold.cli.serve import serve
 
 app = typer.Typer(help="Twofold: two-factor sign-in for medical practices.", no_args_is_help=True, add_completion=False)
@@ -19,6 +19,7 @@ app.add_typer(practice.app, name="practice")
 app.add_typer(users.app, name="user")
 app.add_typer(members.app, name="members")
 app.add_typer(audit.app, name="audit")
+app.add_typer(oidc.app, name="oidc")
 app.add_typer(apps.app, name="app")
 
 

@@ -54,6 +54,7 @@ def serve(
             f"{settings.http_max_connections} needs about {wanted_files}: raise the limit (LimitNOFILE= in a "
             "systemd unit) or lower TWOFOLD_HTTP_MAX_CONNECTIONS, or new connections fail silently when it runs out."
         )
+    services.oidc_keys.ensure()  # the OpenID Connect signing key, made on the first start
     logins = None
     if demo and not settings.production:
         from twofold.cli.demo import seed_demo

@@ -7,8 +7,9 @@ process; nothing is cached in a process or a signed cookie.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -28,6 +29,13 @@ from twofold.errors import InvalidCredentials, InvalidInput, NotFound
 from twofold.store.db import Database, Refusal
 from twofold.store.models import User, UserSession
 from twofold.throttle import password_checks
+
+
+class StandingAccess(Protocol):
+    """Access a member gave out that outlives a session (an app's refresh token, for one)."""
+
+    def revoke_all_for(self, session: Session, *, user_id: int, reason: str) -> int:
+        """Revoke all of it for ``user_id`` in the caller's transaction; return how much was revoked."""
 
 
 class SessionNotFound(NotFound):
@@ -68,6 +76,8 @@ class AccountSecurityService:
     sessions: SessionService
     remembered: RememberedBrowserService
     mail: SecurityMail
+    # What "sign out everywhere" ends besides sessions (apps' OpenID Connect tokens).
+    sign_out_everywhere: list[StandingAccess] = field(default_factory=list)
 
     # -- sessions ------------------------------------------------------------
 
@@ -100,6 +110,9 @@ class AccountSecurityService:
             ]
             if ids:
                 self._end(s, active=active, ids=ids, scope="all" if include_current else "others", context=context)
+            if include_current:
+                for access in self.sign_out_everywhere:
+                    access.revoke_all_for(s, user_id=active.user.id, reason="signed_out_everywhere")
         return len(ids)
 
     # -- remembered browsers -------------------------------------------------------

@@ -17,7 +17,7 @@ from twofold.web import errors, health, signin
 from twofold.web.account import browsers, me, password, security, sessions, two_factor_required
 from twofold.web.factors import email_code, recovery_codes, totp
 from twofold.web.practice import apps, audit_log, enrolment, members, policy, resets, setup_links
-from twofold.web.protocols import forward_auth
+from twofold.web.protocols import forward_auth, oidc
 from twofold.web.proxies import TrustedProxies
 from twofold.web.security import SecurityMiddleware
 from twofold.web.server import limit_connections, redact_access_log
@@ -65,6 +65,7 @@ PAGE_ROUTERS = (
     apps.pages,
     forward_auth.pages,
     two_factor_required.pages,
+    oidc.router,
 )
 
 
@@ -114,6 +115,7 @@ def create_app(services: Services) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         public_origin=settings.public_origin,
         hsts=settings.production,
+        credential_paths=oidc.CREDENTIAL_PATHS,
     )
     # Added last, so it runs first: everything after it sees the client behind a trusted proxy.
     app.add_middleware(TrustedProxies, networks=settings.trusted_networks)

@@ -4,6 +4,8 @@
   ``cross-site`` or ``same-site``, or an ``Origin`` that is not ours. Requests
   with neither header (API clients, curl) pass: they carry no ambient cookies
   a browser would attach on an attacker's behalf.
+  Paths whose callers authenticate with credentials rather than cookies (an app calling the
+  OpenID Connect token endpoint from a browser) are exempt: no ambient authority to abuse.
 - Refuses bodies over the configured size with 413, before the app reads them.
 - Adds a strict CSP and the usual security headers to every answer.
 """
@@ -69,8 +71,17 @@ def _error_body(error: str, message: str) -> bytes:
 
 
 class SecurityMiddleware:
-    def __init__(self, app, *, max_body_bytes: int, public_origin: str | None, hsts: bool) -> None:
+    def __init__(
+        self,
+        app,
+        *,
+        max_body_bytes: int,
+        public_origin: str | None,
+        hsts: bool,
+        credential_paths: frozenset[str] = frozenset(),
+    ) -> None:
         self.app = app
+        self.credential_paths = credential_paths
         self.max_body_bytes = max_body_bytes
         self.public_origin = public_origin.rstrip("/") if public_origin else None
         self.hsts = hsts
@@ -83,7 +94,11 @@ class SecurityMiddleware:
         for name, value in scope["headers"]:
             headers[name] = value
         method = scope["method"]
-        if method not in SAFE_METHODS and not self._same_origin(scope, headers):
+        if (
+            method not in SAFE_METHODS
+            and scope["path"] not in self.credential_paths
+            and not self._same_origin(scope, headers)
+        ):
             await self._refuse(send, 403, "cross_origin_refused", "Requests from another site are not accepted.")
             return
         length = headers.get(b"content-length")

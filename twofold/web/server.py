@@ -133,13 +133,16 @@ def limit_connections(*, max_connections: int | None, header_timeout: float | No
     TcpNoDelayHTTPProtocol.header_timeout = header_timeout
 
 
-# Path segments that are bearer handles: a sign-in flow's id, an unlock link's token, a set-up link's token.
-_TOKEN_IN_PATH = re.compile(r"(/(?:sign-in/unlock|sign-in|setup)/)[^/?#\s]+")
+# Path segments that are bearer handles: a sign-in flow's id, an unlock link's token, a set-up link's
+# token, an app's authorisation request waiting for a sign-in.
+_TOKEN_IN_PATH = re.compile(r"(/(?:sign-in/unlock|sign-in|setup|authorize/resume)/)[^/?#\s]+")
+# Query parameters that carry a token or personal data: an app's ID token sent back at sign-out.
+_TOKEN_IN_QUERY = re.compile(r"([?&](?:id_token_hint|code|access_token|refresh_token)=)[^&#\s]+")
 
 
 def redact_path(path: str) -> str:
     """``/setup/<token>`` -> ``/setup/***``: what an access log may keep of a path."""
-    return _TOKEN_IN_PATH.sub(r"\1***", path)
+    return _TOKEN_IN_QUERY.sub(r"\1***", _TOKEN_IN_PATH.sub(r"\1***", path))
 
 
 class RedactTokens(logging.Filter):

@@ -13,6 +13,7 @@ from tests.support.practice_admin import events
 from tests.web.practice.test_isolation import all_routes
 from twofold.context import RequestContext
 from twofold.crypto import otp
+from twofold.web.protocols.oidc import CREDENTIAL_PATHS
 
 # The routes a member who must enrol can still use: setting up the app or email codes, the
 # prompt itself, and the idle-timeout plumbing every signed-in page polls.
@@ -63,7 +64,9 @@ def signed_in_routes(app, anonymous):
     for route in all_routes(app.routes):
         path = getattr(route, "path", "")
         for method in sorted(getattr(route, "methods", None) or ()):
-            if method == "HEAD" or path.startswith("/static"):
+            # The OpenID Connect endpoints apps call (token, userinfo, ...) take client credentials or a
+            # bearer token, never the session: their 401 is the app's, not a signed-out member's.
+            if method == "HEAD" or path.startswith("/static") or path in CREDENTIAL_PATHS:
                 continue
             url = (
                 path.replace("{member_id}", "1").replace("{flow_id}", "x").replace("{token}", "x").replace("{id}", "1")

@@ -7,7 +7,20 @@ import pytest
 from tests.conftest import backends, sign_in
 from tests.support.practice_admin import events
 
-APP_KEYS = {"id", "name", "url", "allowed_roles", "bypass_paths", "reauth_minutes", "enabled"}
+APP_KEYS = {
+    "id",
+    "name",
+    "url",
+    "allowed_roles",
+    "bypass_paths",
+    "reauth_minutes",
+    "enabled",
+    "client_id",
+    "public",
+    "redirect_uris",
+    "post_logout_redirect_uris",
+    "client_secret",
+}
 FILES = {"name": "File share", "url": "https://files.riverside.example/"}
 
 
@@ -152,3 +165,64 @@ def test_members_who_are_not_admins_cannot_see_apps(client, make_user, clock):
     assert sign_in(client, staff, clock).status_code == 200
     assert client.get("/api/v1/practice/apps").status_code == 403
     assert client.post("/api/v1/practice/apps", json=FILES).status_code == 403
+
+
+def test_an_app_with_redirect_uris_is_an_openid_connect_client_whose_secret_is_shown_once(client, admin, services):
+    body = {
+        "name": "Patient Records",
+        "redirect_uris": ["https://records.riverside.example/oidc/callback"],
+        "post_logout_redirect_uris": ["https://records.riverside.example/"],
+        "allowed_roles": ["provider"],
+    }
+    created = client.post("/api/v1/practice/apps", json=body)
+    assert created.status_code == 201, created.text
+    app = created.json()
+    assert app["url"] is None and app["public"] is False and app["client_id"] and len(app["client_secret"]) >= 40
+    assert app["redirect_uris"] == body["redirect_uris"]
+    shown = client.get(f"/api/v1/practice/apps/{app['id']}").json()
+    assert shown["client_id"] == app["client_id"] and shown["client_secret"] is None
+    rotated = client.post(f"/api/v1/practice/apps/{app['id']}/rotate-secret").json()
+    assert rotated["client_secret"] not in (None, app["client_secret"])
+    assert [e.details["app_id"] for e in events(services, "practice:app:oidc_client_secret_rotated")] == [app["id"]]
+    public = client.post(
+        "/api/v1/practice/apps", json={"name": "Phone app", "redirect_uris": ["https://m.example/cb"], "public": True}
+    ).json()
+    assert public["public"] is True and public["client_secret"] is None
+    assert client.post(f"/api/v1/practice/apps/{public['id']}/rotate-secret").status_code == 422
+
+
+@pytest.mark.parametrize(
+    "uri",
+    ["https://records.example/*", "http://records.example/cb", "https://records.example/cb#x", "records.example/cb"],
+    ids=["wildcard", "plain-http", "fragment", "relative"],
+)
+def test_redirect_uris_must_be_exact_https_urls_and_nothing_is_added_otherwise(client, admin, uri):
+    refused = client.post("/api/v1/practice/apps", json={"name": "Records", "redirect_uris": [uri]})
+    assert refused.status_code == 422 and refused.json()["error"] == "invalid_input"
+    assert client.get("/api/v1/practice/apps").json()["total"] == 0
+
+
+def test_the_apps_page_registers_an_openid_connect_client_and_shows_its_secret_once(client, admin, services):
+    added = client.post(
+        "/admin/apps",
+        data={
+            "name": "Patient Records",
+            "allowed_roles": ["provider", "staff"],
+            "redirect_uris": "https://records.riverside.example/cb\n",
+            "post_logout_redirect_uris": "https://records.riverside.example/\n",
+        },
+        follow_redirects=False,
+    )
+    assert added.status_code == 200, added.text  # the secret is on this answer, never in a redirect's URL
+    [app] = services.apps.list_apps(practice_id=admin.practice_id)
+    client_id = services.oidc_clients.of_apps(practice_id=admin.practice_id)[app.id].client_id
+    secret = added.text.split('id="client-secret">')[1].split("<")[0]
+    assert client_id in added.text and len(secret) >= 40
+    again = client.get(f"/admin/apps/{app.id}")
+    assert client_id in again.text and secret not in again.text and 'id="client-secret"' not in again.text
+    rotated = client.post(f"/admin/apps/{app.id}/rotate-secret")
+    new_secret = rotated.text.split('id="client-secret">')[1].split("<")[0]
+    assert rotated.status_code == 200 and new_secret != secret
+    refused = client.post("/admin/apps", data={"name": "Bad", "redirect_uris": "https://x.example/*"})
+    assert refused.status_code == 422 and "wildcards" in refused.text
+    assert len(services.apps.list_apps(practice_id=admin.practice_id)) == 1

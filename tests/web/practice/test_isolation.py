@@ -124,11 +124,13 @@ CASES = [
     Case("GET", "/api/v1/practice/apps/{app}"),
     Case("PATCH", "/api/v1/practice/apps/{app}", json={"enabled": False}),
     Case("DELETE", "/api/v1/practice/apps/{app}"),
+    Case("POST", "/api/v1/practice/apps/{app}/rotate-secret"),
     Case("GET", "/admin/apps"),
     Case("POST", "/admin/apps", data={"name": "Intranet", "url": "https://intranet.riverside.example"}),
     Case("GET", "/admin/apps/{app}"),
     Case("POST", "/admin/apps/{app}", data={"name": "Taken", "url": "https://taken.riverside.example"}),
     Case("POST", "/admin/apps/{app}/remove"),
+    Case("POST", "/admin/apps/{app}/rotate-secret"),
 ]
 
 

@@ -6,6 +6,14 @@ from twofold.store.models.apps import App, AppAccess
 from twofold.store.models.audit import AuditChainHead, AuditEvent
 from twofold.store.models.base import MAX_ID, Base, UTCDateTime
 from twofold.store.models.factors import TotpCredential
+from twofold.store.models.oidc import (
+    OidcAuthorizationCode,
+    OidcAuthorizationRequest,
+    OidcClient,
+    OidcSigningKey,
+    OidcSubject,
+    OidcToken,
+)
 from twofold.store.models.recovery import EmailCode, EmailMethod, RecoveryCode, ShownRecoveryCodes, UndeliveredMail
 from twofold.store.models.remembered import RememberedBrowser
 from twofold.store.models.signin import SignInFlow, UserSession
@@ -22,6 +30,12 @@ __all__ = [
     "EmailCode",
     "EmailMethod",
     "EnrolmentDemand",
+    "OidcAuthorizationCode",
+    "OidcAuthorizationRequest",
+    "OidcClient",
+    "OidcSigningKey",
+    "OidcSubject",
+    "OidcToken",
     "Practice",
     "RecoveryCode",
     "RememberedBrowser",

@@ -12,7 +12,7 @@ from twofold.core.practice.apps import AppView
 from twofold.web.deps import Context, PracticeAdmin, RowId, ServicesDep
 from twofold.web.practice.common import CONFLICT, api_router
 from twofold.web.practice.schemas import AppCreate, AppListPublic, AppPublic, AppUpdate
-from twofold.web.rendering import PRACTICE_NOTICES, render
+from twofold.web.rendering import PRACTICE_NOTICES, link_base, render
 from twofold.web.schemas import ErrorPublic, Responses
 
 api = api_router()
@@ -31,7 +31,8 @@ FIELD_ERRORS = (
 @api.get("/apps", response_model=AppListPublic, summary="The practice's apps")
 def list_apps(admin: PracticeAdmin, services: ServicesDep):
     apps = services.apps.list_apps(practice_id=admin.user.practice_id)
-    return AppListPublic(items=[AppPublic.of(app) for app in apps], total=len(apps))
+    clients = services.oidc_clients.of_apps(practice_id=admin.user.practice_id)
+    return AppListPublic(items=[AppPublic.of(app, clients.get(app.id)) for app in apps], total=len(apps))
 
 
 @api.post(
@@ -42,21 +43,42 @@ def list_apps(admin: PracticeAdmin, services: ServicesDep):
     summary="Register an app",
     description="`url` is where members open the app; the proxy's requests for its host are answered for it. "
     "`allowed_roles` defaults to every role; `bypass_paths` are path prefixes served without sign-in; "
-    f"`reauth_minutes` asks for password and code again when the last sign-in is older. Errors: {FIELD_ERRORS}.",
+    f"`reauth_minutes` asks for password and code again when the last sign-in is older. "
+    "With `redirect_uris` the app is also an OpenID Connect client (then `url` is optional): the answer "
+    "carries its `client_id` and, unless `public`, its `client_secret`, shown this once. "
+    f"Errors: {FIELD_ERRORS}.",
 )
 def add_app(body: AppCreate, admin: PracticeAdmin, services: ServicesDep, context: Context):
-    view = services.apps.add_app(
+    view, credentials = services.oidc_clients.add_app(
         practice_id=admin.user.practice_id,
         actor_id=admin.user.id,
         context=context,
         **body.model_dump(),
     )
-    return JSONResponse(AppPublic.of(view).model_dump(), status_code=201)
+    client, secret = (credentials.client, credentials.client_secret) if credentials else (None, None)
+    return JSONResponse(AppPublic.of(view, client, secret).model_dump(), status_code=201)
+
+
+@api.post(
+    "/apps/{app_id}/rotate-secret",
+    response_model=AppPublic,
+    responses=APP_NOT_FOUND,
+    summary="A new OpenID Connect client secret",
+    description="The answer carries the new `client_secret`, shown this once; the old one stops working at once. "
+    "422 `invalid_input` for a public client (it has no secret).",
+)
+def rotate_secret(app_id: RowId, admin: PracticeAdmin, services: ServicesDep, context: Context):
+    made = services.oidc_clients.rotate_secret(
+        practice_id=admin.user.practice_id, app_id=app_id, actor_id=admin.user.id, context=context
+    )
+    view = services.apps.get_app(practice_id=admin.user.practice_id, app_id=app_id)
+    return AppPublic.of(view, made.client, made.client_secret)
 
 
 @api.get("/apps/{app_id}", response_model=AppPublic, responses=APP_NOT_FOUND, summary="One app")
 def get_app(app_id: RowId, admin: PracticeAdmin, services: ServicesDep):
-    return AppPublic.of(services.apps.get_app(practice_id=admin.user.practice_id, app_id=app_id))
+    view = services.apps.get_app(practice_id=admin.user.practice_id, app_id=app_id)
+    return AppPublic.of(view, services.oidc_clients.of_apps(practice_id=admin.user.practice_id).get(view.id))
 
 
 @api.patch(
@@ -75,7 +97,7 @@ def update_app(app_id: RowId, body: AppUpdate, admin: PracticeAdmin, services: S
         changes=body.changes(),
         context=context,
     )
-    return AppPublic.of(view)
+    return AppPublic.of(view, services.oidc_clients.of_apps(practice_id=admin.user.practice_id).get(view.id))
 
 
 @api.delete("/apps/{app_id}", status_code=204, responses=APP_NOT_FOUND, summary="Remove an app")
@@ -141,6 +163,9 @@ def add_app_submit(
     allowed_roles: Roles = [],  # noqa: B006 - FastAPI copies defaults
     bypass_paths: Lines = "",
     reauth_minutes: Annotated[str, Form(max_length=8)] = "",
+    redirect_uris: Lines = "",
+    post_logout_redirect_uris: Lines = "",
+    public: Annotated[bool, Form()] = False,
 ):
     form = {
         "name": name,
@@ -148,10 +173,13 @@ def add_app_submit(
         "allowed_roles": allowed_roles,
         "bypass_paths": bypass_paths,
         "reauth_minutes": reauth_minutes,
+        "redirect_uris": redirect_uris,
+        "post_logout_redirect_uris": post_logout_redirect_uris,
+        "public": public,
     }
     try:
         fields = _form_changes(name, url, allowed_roles, bypass_paths, reauth_minutes, True)
-        services.apps.add_app(
+        view, credentials = services.oidc_clients.add_app(
             practice_id=admin.user.practice_id,
             actor_id=admin.user.id,
             context=context,
@@ -160,22 +188,45 @@ def add_app_submit(
             allowed_roles=fields["allowed_roles"] or None,
             bypass_paths=fields["bypass_paths"],
             reauth_minutes=fields["reauth_minutes"],
+            redirect_uris=_lines(redirect_uris),
+            post_logout_redirect_uris=_lines(post_logout_redirect_uris),
+            public=public,
         )
     except (core.InvalidInput, core.Conflict) as exc:
         apps = services.apps.list_apps(practice_id=admin.user.practice_id)
         page = {"session": admin, "apps": apps, "form": form, "error": exc.message}
         return render(request, "admin/apps.html", page, 409 if isinstance(exc, core.Conflict) else 422)
+    if credentials is not None:
+        # The client secret is shown on this answer only (never in a URL, never again).
+        return _app_page(request, admin, services, view, notice="app_added", client_secret=credentials.client_secret)
     return RedirectResponse("/admin/apps?notice=app_added", status_code=303)
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()][:25]
+
+
+def _app_page(
+    request: Request, admin, services, view: AppView, *, notice: str = "", client_secret: str | None = None
+) -> Response:
+    """An app's page; with ``client_secret`` (just made) it shows it, this once."""
+    client = services.oidc_clients.of_apps(practice_id=admin.user.practice_id).get(view.id)
+    page = {
+        "session": admin,
+        "app": view,
+        "form": _form_of(view),
+        "notice": PRACTICE_NOTICES.get(notice),
+        "client": client,
+        "client_secret": client_secret,
+        "issuer": link_base(request),
+    }
+    return render(request, "admin/app.html", page)
 
 
 @pages.get("/admin/apps/{app_id}")
 def app_page(request: Request, app_id: RowId, admin: PracticeAdmin, services: ServicesDep, notice: str = ""):
     view = services.apps.get_app(practice_id=admin.user.practice_id, app_id=app_id)
-    return render(
-        request,
-        "admin/app.html",
-        {"session": admin, "app": view, "form": _form_of(view), "notice": PRACTICE_NOTICES.get(notice)},
-    )
+    return _app_page(request, admin, services, view, notice=notice)
 
 
 @pages.post("/admin/apps/{app_id}")
@@ -211,7 +262,9 @@ def app_submit(
             practice_id=admin.user.practice_id, actor_id=admin.user.id, app_id=app_id, changes=changes, context=context
         )
     except (core.InvalidInput, core.Conflict) as exc:
-        page = {"session": admin, "app": view, "form": form, "error": exc.message}
+        client = services.oidc_clients.of_apps(practice_id=admin.user.practice_id).get(view.id)
+        page = {"session": admin, "app": view, "form": form, "error": exc.message, "client": client}
+        page["issuer"] = link_base(request)
         return render(request, "admin/app.html", page, 409 if isinstance(exc, core.Conflict) else 422)
     return RedirectResponse(f"/admin/apps/{app_id}?notice=app_saved", status_code=303)
 
@@ -220,3 +273,12 @@ def app_submit(
 def app_remove(app_id: RowId, admin: PracticeAdmin, services: ServicesDep, context: Context):
     services.apps.remove_app(practice_id=admin.user.practice_id, actor_id=admin.user.id, app_id=app_id, context=context)
     return RedirectResponse("/admin/apps?notice=app_removed", status_code=303)
+
+
+@pages.post("/admin/apps/{app_id}/rotate-secret")
+def app_rotate_secret(request: Request, app_id: RowId, admin: PracticeAdmin, services: ServicesDep, context: Context):
+    made = services.oidc_clients.rotate_secret(
+        practice_id=admin.user.practice_id, app_id=app_id, actor_id=admin.user.id, context=context
+    )
+    view = services.apps.get_app(practice_id=admin.user.practice_id, app_id=app_id)
+    return _app_page(request, admin, services, view, client_secret=made.client_secret)

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from twofold.core.oidc.clients import RegisteredClient
 from twofold.core.practice.apps import AppView
 from twofold.core.practice.audit_log import AuditEntry
 from twofold.core.practice.members import MemberView, RowResult
@@ -177,10 +178,21 @@ class AppPublic(BaseModel):
     bypass_paths: list[str]
     reauth_minutes: int | None
     enabled: bool
+    # OpenID Connect, for an app that is a client (null otherwise): see docs/oidc.md.
+    client_id: str | None = None
+    public: bool | None = None
+    redirect_uris: list[str] = Field(default_factory=list)
+    post_logout_redirect_uris: list[str] = Field(default_factory=list)
+    client_secret: str | None = Field(
+        default=None, description="Only in the answer that made it (registration, rotation): shown once"
+    )
 
     @classmethod
-    def of(cls, view: AppView) -> AppPublic:
-        return cls(**{name: getattr(view, name) for name in cls.model_fields})
+    def of(cls, view: AppView, client: RegisteredClient | None = None, secret: str | None = None) -> AppPublic:
+        fields = {name: getattr(view, name) for name in AppPublic.model_fields if hasattr(view, name)}
+        if client is not None:
+            fields.update(client.describe())
+        return cls(**fields, client_secret=secret)
 
 
 class AppListPublic(BaseModel):
@@ -195,6 +207,11 @@ class AppCreate(Strict):
     bypass_paths: list[str] = Field(default_factory=list, max_length=50)
     reauth_minutes: int | None = Field(default=None, description="Ask for password and code again after this")
     enabled: bool = True
+    redirect_uris: list[str] = Field(
+        default_factory=list, max_length=20, description="OpenID Connect: where codes may go (exact match)"
+    )
+    post_logout_redirect_uris: list[str] = Field(default_factory=list, max_length=20)
+    public: bool = Field(default=False, description="A client without a secret (PKCE only), such as a mobile app")
 
 
 class AppUpdate(Strict):

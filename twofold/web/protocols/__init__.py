@@ -1,0 +1,1 @@
+"""Front ends for other apps: the protocols they sign their users in with."""

@@ -1,0 +1,72 @@
+"""A member signs in to a practice's app through Twofold, in Chromium: the app (Authlib's client,
+every check on) sends them to Twofold, they give password and code, and they land back in the app
+with the right claims; prompt=login asks again; signing out of the app signs out of Twofold."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.support.live import live_server as serve
+from tests.support.oidc import register_app
+from tests.support.relying_party import RelyingParty
+from twofold.clock import FrozenClock
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(datetime.now(UTC).replace(microsecond=0))  # the app checks exp and iat against real time
+
+
+def sign_in_at_twofold(page, member, clock) -> None:
+    expect(page.get_by_label("Email")).to_be_visible()
+    page.get_by_label("Email").fill(member.email)
+    page.get_by_label("Password").fill(member.password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(re.compile(r"/sign-in/[A-Za-z0-9_-]+/code$"))
+    page.get_by_label("Authentication code").fill(member.code(clock))
+    page.get_by_role("button", name="Verify").click()
+
+
+def test_member_signs_in_to_an_app_through_twofold_and_out_again(
+    page, live_server, services, practice, make_user, clock
+):
+    member = make_user(with_totp=True, role="provider")
+    party = RelyingParty(issuer=live_server.url, client_id="", client_secret=None)
+    with serve(party.app(), access_log=False) as app_url:
+        party.base_url = app_url
+        made = register_app(
+            services, practice.id, redirect_uri=f"{app_url}/callback", logout_uri=f"{app_url}/signed-out"
+        )
+        party.client_id, party.client_secret = made.client_id, made.client_secret
+
+        page.goto(f"{app_url}/login")
+        expect(page).to_have_url(re.compile(re.escape(live_server.url) + r"/sign-in\?"))
+        sign_in_at_twofold(page, member, clock)
+        expect(page).to_have_url(f"{app_url}/")
+        expect(page.locator("#who")).to_have_text(f"{member.email.split('@')[0].title()} (provider)")
+        expect(page.locator("#amr")).to_have_text("pwd otp mfa")
+        first = party.last_claims["auth_time"]
+
+        # Signed in at Twofold already: the app gets its sign-in without a form.
+        page.goto(f"{app_url}/login")
+        expect(page).to_have_url(f"{app_url}/")
+
+        # prompt=login: the password and a code again, though the Twofold session is live.
+        clock.advance(seconds=60)
+        page.goto(f"{app_url}/login?prompt=login")
+        sign_in_at_twofold(page, member, clock)
+        expect(page).to_have_url(f"{app_url}/")
+        assert party.last_claims["auth_time"] > first
+
+        # Signing out of the app ends the Twofold session and comes back to the app.
+        page.get_by_role("link", name="Sign out").click()
+        expect(page).to_have_url(re.compile(re.escape(app_url) + r"/signed-out\?state="))
+        expect(page.locator("#who")).to_have_text("signed out")
+        page.goto(f"{live_server.url}/account/security")
+        expect(page).to_have_url(re.compile(r"/sign-in\?next="))
