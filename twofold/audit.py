@@ -85,6 +85,12 @@ class EventTag(StrEnum):
     TWO_FACTOR_ENROLMENT_SKIPPED = "account:two_factor:enrolment_skipped"
     POLICY_CHANGED = "practice:policy:changed"
     AUDIT_EXPORTED = "practice:audit:exported"
+    WEBAUTHN_ADDED = "account:webauthn:added"
+    WEBAUTHN_ADD_FAILED = "account:webauthn:add_failed"
+    WEBAUTHN_RENAMED = "account:webauthn:renamed"
+    WEBAUTHN_REMOVED = "account:webauthn:removed"
+    WEBAUTHN_POSSIBLE_CLONE = "account:webauthn:possible_clone"
+    PASSKEY_SIGN_IN_FAILED = "account:sign_in:passkey_failed"
 
 
 def _digest(prev_hash: str, fields: dict[str, Any]) -> str:

@@ -25,6 +25,10 @@ class Policy:
     required_roles: tuple[str, ...]
     grace_days: int
     two_factor_required_since: datetime | None = None
+    # Members may sign in with a passkey alone (it counts as both factors).
+    passkey_sign_in: bool = True
+    # Roles that must use a phishing-resistant method (a security key or passkey).
+    phishing_resistant_roles: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, practice: Practice) -> Policy:
@@ -38,6 +42,8 @@ class Policy:
             required_roles=tuple(practice.required_roles or ()),
             grace_days=practice.grace_days,
             two_factor_required_since=practice.two_factor_required_since,
+            passkey_sign_in=bool(practice.passkey_sign_in),
+            phishing_resistant_roles=tuple(practice.phishing_resistant_roles or ()),
         )
 
     def requires_two_factor_for(self, role: str) -> bool:

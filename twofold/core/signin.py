@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from functools import partial
@@ -36,6 +36,7 @@ from twofold.errors import (
     InvalidInput,
     MethodNotAvailable,
     Throttled,
+    TwofoldError,
 )
 from twofold.factors.base import Challenge, FactorRegistry, FactorResponse, run_after_commit
 from twofold.store.db import Database, Refusal, lock_account
@@ -269,7 +270,34 @@ class SignInService:
 
         With ``remember_browser`` (and a practice policy that allows it) the result
         also carries a remembered-browser cookie, granted in the same transaction.
+        A refused response's follow-up (the "possible cloned key" email) runs once the
+        refusal's record is committed.
         """
+        refused_follow_up: list[Callable[[RequestContext], None]] = []
+        try:
+            return self._verify_second_factor(
+                flow_id=flow_id,
+                method=method,
+                code=code,
+                context=context,
+                remember_browser=remember_browser,
+                refused=refused_follow_up,
+            )
+        except TwofoldError:
+            for work in refused_follow_up:
+                run_after_commit(work, context)
+            raise
+
+    def _verify_second_factor(
+        self,
+        *,
+        flow_id: str,
+        method: str,
+        code: FactorResponse,
+        context: RequestContext,
+        remember_browser: bool,
+        refused: list[Callable[[RequestContext], None]],
+    ) -> SignInResult:
         with self.db.transaction() as s:
             flow_record, user_record = self._live_flow(s, flow_id)
             flow, user = _as_flow(flow_record), _as_user(user_record)
@@ -298,8 +326,10 @@ class SignInService:
                     details={"step": "second_factor", "method": method, "retry_after": wait},
                 )
                 raise Refusal(Throttled(wait, "code attempts"))
-            verification = factor.verify(s, user=user, response=code)
+            verification = factor.verify(s, user=user, response=code, flow=flow)
             if not verification.accepted:
+                if verification.after_commit is not None:
+                    refused.append(verification.after_commit)
                 _COUNT_FLOW_ATTEMPT.execute(s, {"row_id": flow.id})
                 wait = self.throttle.hit(s, [key])
                 self.audit.record(
@@ -436,12 +466,15 @@ class SignInService:
         )
         return SignInResult("second_factor_required", user.id, flow_id=flow.id, methods=methods, return_to=return_to)
 
-    def _amr(self, method: str) -> tuple[str, ...]:
-        """RFC 8176 references for a sign-in by ``method`` after the password (or a remembered browser)."""
+    def _amr(self, method: str, details: dict | None = None) -> tuple[str, ...]:
+        """RFC 8176 references for a sign-in by ``method`` after the password (or a remembered browser).
+
+        A factor may name the proof of one response in ``details["amr"]`` (a synced passkey is "swk").
+        """
         factor = self.factors.get(method)
         if factor is None:  # the password alone, or the password on a remembered browser
             return ("pwd",)
-        return ("pwd", factor.amr, "mfa")
+        return ("pwd", (details or {}).get("amr") or factor.amr, "mfa")
 
     def _complete(
         self,
@@ -453,7 +486,7 @@ class SignInService:
         return_to: str | None,
         details: dict | None = None,
     ) -> SignInResult:
-        token = self.sessions.start(s, user=user, context=context, amr=self._amr(method))
+        token = self.sessions.start(s, user=user, context=context, amr=self._amr(method, details))
         _write(s, user, _SET_LAST_SIGN_IN, last_sign_in_at=self.clock.now())
         self.audit.record(
             s,

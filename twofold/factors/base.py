@@ -126,8 +126,13 @@ class SecondFactor(Protocol):
         May raise ``Throttled`` (a send limit); nothing it wrote is kept then.
         """
 
-    def verify(self, session: Session, *, user: User, response: FactorResponse) -> Verification:
+    def verify(
+        self, session: Session, *, user: User, response: FactorResponse, flow: SignInFlow | None = None
+    ) -> Verification:
         """Check ``response``; on acceptance consume it in ``session``'s transaction, atomically.
+
+        ``flow`` is the sign-in flow it answers (None: a re-authentication); a factor whose
+        challenges are bound to a flow (a security key's) accepts only that flow's.
 
         A response of the wrong shape is ``Outcome.MALFORMED`` and changes nothing;
         one accepted response is never accepted again (REUSED).

@@ -206,7 +206,9 @@ class EmailCodeFactor:
             ),
         )
 
-    def verify(self, session: Session, *, user: User, response: FactorResponse) -> Verification:
+    def verify(
+        self, session: Session, *, user: User, response: FactorResponse, flow: SignInFlow | None = None
+    ) -> Verification:
         return self.check(session, user=user, code=response, purpose=CHALLENGE)
 
     def remove(self, session: Session, *, user: User) -> None:

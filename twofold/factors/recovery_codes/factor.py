@@ -149,7 +149,9 @@ class RecoveryCodeFactor:
     def begin_challenge(self, session: Session, *, user: User, flow: SignInFlow) -> Challenge | None:
         return None
 
-    def verify(self, session: Session, *, user: User, response: FactorResponse) -> Verification:
+    def verify(
+        self, session: Session, *, user: User, response: FactorResponse, flow: SignInFlow | None = None
+    ) -> Verification:
         normalized = normalize_recovery_code(response)
         if normalized is None:
             return Verification(Outcome.MALFORMED)

@@ -64,7 +64,9 @@ class TotpFactor:
     def begin_challenge(self, session: Session, *, user: User, flow: SignInFlow) -> None:
         return None
 
-    def verify(self, session: Session, *, user: User, response: FactorResponse) -> Verification:
+    def verify(
+        self, session: Session, *, user: User, response: FactorResponse, flow: SignInFlow | None = None
+    ) -> Verification:
         """RFC 6238 §5.2: current step ±1; a step at or before the last accepted one is refused.
 
         The replay guard is one conditional UPDATE, so of two requests racing with

@@ -4,7 +4,7 @@ from twofold.store.models.accounts import ROLES, Practice, User
 from twofold.store.models.administration import EnrolmentDemand, SetupLink
 from twofold.store.models.audit import AuditChainHead, AuditEvent
 from twofold.store.models.base import Base, UTCDateTime
-from twofold.store.models.factors import TotpCredential
+from twofold.store.models.factors import TotpCredential, WebAuthnChallenge, WebAuthnCredential
 from twofold.store.models.recovery import EmailCode, EmailMethod, RecoveryCode, UndeliveredMail
 from twofold.store.models.remembered import RememberedBrowser
 from twofold.store.models.signin import SignInFlow, UserSession
@@ -29,4 +29,6 @@ __all__ = [
     "UndeliveredMail",
     "User",
     "UserSession",
+    "WebAuthnChallenge",
+    "WebAuthnCredential",
 ]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Integer, String
+from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Integer, String, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from twofold.store.models.base import Base, UTCDateTime
@@ -31,6 +31,10 @@ class Practice(Base):
     remember_browser_idle_days: Mapped[int] = mapped_column(Integer, default=14)
     idle_timeout_minutes: Mapped[int] = mapped_column(Integer, default=15)
     session_max_hours: Mapped[int] = mapped_column(Integer, default=12)
+    # Passkeys: may members sign in with a passkey alone (no password), and which roles
+    # must use a phishing-resistant method (a security key or passkey) once they have one.
+    passkey_sign_in: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    phishing_resistant_roles: Mapped[list] = mapped_column(JSON, default=list, server_default="[]")
 
     members: Mapped[list[User]] = relationship(back_populates="practice")
 
