@@ -14,7 +14,7 @@ from twofold import __version__
 from twofold.settings import Settings
 from twofold.web import errors, health, signin
 from twofold.web.account import browsers, me, password, security, sessions, two_factor_required
-from twofold.web.factors import email_code, recovery_codes, totp
+from twofold.web.factors import email_code, recovery_codes, totp, webauthn
 from twofold.web.practice import audit_log, enrolment, members, policy, resets, setup_links
 from twofold.web.security import SecurityMiddleware
 from twofold.web.server import redact_access_log
@@ -35,6 +35,7 @@ API_ROUTERS = (
     password.api,
     recovery_codes.api,
     email_code.api,
+    webauthn.api,
     members.api,
     setup_links.api,
     enrolment.api,
@@ -51,6 +52,7 @@ PAGE_ROUTERS = (
     browsers.pages,
     recovery_codes.pages,
     email_code.pages,
+    webauthn.pages,
     members.pages,
     setup_links.pages,
     enrolment.pages,

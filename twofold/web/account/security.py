@@ -12,7 +12,7 @@ from twofold.web.rendering import NOTICES, back_home, render
 pages = APIRouter(include_in_schema=False)
 
 # The forms of the Security page that show their refusal in place, by the template's ``<form>_error`` slot.
-FORMS = frozenset({"password", "disable", "regen", "replace", "email", "email_remove"})
+FORMS = frozenset({"password", "disable", "regen", "replace", "email", "email_remove", "webauthn"})
 
 
 def security_page(
@@ -42,6 +42,8 @@ def security_page(
         "sessions": services.account_security.sessions_of(active=active),
         "browsers": services.account_security.browsers_of(user=user, cookies=request.cookies),
         "email_state": services.email_enrollment.email_method_state(user),
+        "webauthn_keys": services.webauthn_keys.keys_of(user),
+        "webauthn_allowed": services.webauthn_keys.allowed_for(user),
         "undelivered": services.undelivered_mail.recent_for(user.id),
     }
     if form is not None:
