@@ -95,7 +95,7 @@ def test_the_first_key_turns_two_factor_on_with_backup_codes(client, services, m
 
 
 def test_rename_and_remove_with_reauthentication(client, services, keyed, mailbox):
-    member, key, added = keyed
+    _member, key, added = keyed
     renamed = client.patch(f"/api/v1/me/webauthn/{added['id']}", json={"name": "  Blue   key "})
     assert renamed.status_code == 200 and renamed.json()["name"] == "Blue key"
     second = add_key(client, SoftwareKey(), name="Spare")
@@ -115,7 +115,7 @@ def test_rename_and_remove_with_reauthentication(client, services, keyed, mailbo
 
 
 def test_the_last_key_cannot_be_removed_while_it_is_the_only_method(client, services, keyed):
-    member, key, added = keyed
+    _member, _key, added = keyed
     answer = client.request(
         "DELETE", f"/api/v1/me/webauthn/{added['id']}", json={"password": PASSWORD, "code": added["recovery_codes"][0]}
     )
@@ -307,7 +307,7 @@ def test_a_malformed_credential_is_a_clear_4xx_that_changes_nothing(anonymous, s
 
 
 def test_the_second_factor_takes_a_code_or_a_credential_not_both(anonymous, keyed):
-    member, key, _ = keyed
+    member, _key, _ = keyed
     flow = password_step(anonymous, member)
     both = anonymous.post(
         f"/api/v1/sign-in/{flow['flow_id']}/second-factor",
@@ -329,7 +329,7 @@ def test_options_for_a_flow_without_keys_or_an_unknown_flow_are_refused(anonymou
 
 
 def test_a_practice_that_forbids_keys_does_not_offer_them(client, anonymous, services, keyed):
-    member, key, _ = keyed
+    member, _key, _ = keyed
     with services.db.transaction() as s:
         s.get(Practice, member.practice_id).allowed_methods = ["totp", "email"]
     assert client.post("/api/v1/me/webauthn/registration/options").json()["error"] == "webauthn_not_allowed"

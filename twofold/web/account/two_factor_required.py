@@ -27,6 +27,7 @@ def two_factor_required_page(request: Request, active: Enrolling, services: Serv
             "session": active,
             "requirement": requirement,
             "may_skip": requirement.may_skip(now),
+            "webauthn_allowed": services.webauthn_keys.allowed_for(active.user),
             "days_left": max(0, (due_at - now).days),
             "next": safe_next(next) if next else HOME,
         },

@@ -326,7 +326,8 @@ def sign_in_key_form(
         result = services.sign_in.verify_second_factor(
             flow_id=flow_id,
             method="webauthn",
-            code=_credential(credential),
+            # Unreadable JSON is a malformed response: the flow is checked first, then it is refused as such.
+            code=_credential(credential) if credential.strip().startswith("{") else {},
             context=context,
             remember_browser=remember,
         )
