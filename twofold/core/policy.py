@@ -29,6 +29,7 @@ class Policy:
     passkey_sign_in: bool = True
     # Roles that must use a phishing-resistant method (a security key or passkey).
     phishing_resistant_roles: tuple[str, ...] = ()
+    phishing_resistant_since: datetime | None = None
 
     @classmethod
     def of(cls, practice: Practice) -> Policy:
@@ -44,6 +45,7 @@ class Policy:
             two_factor_required_since=practice.two_factor_required_since,
             passkey_sign_in=bool(practice.passkey_sign_in),
             phishing_resistant_roles=tuple(practice.phishing_resistant_roles or ()),
+            phishing_resistant_since=practice.phishing_resistant_since,
         )
 
     def requires_two_factor_for(self, role: str) -> bool:

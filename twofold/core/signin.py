@@ -247,7 +247,7 @@ class SignInService:
                     subject_id=user.id,
                 )
             policy = Policy.of(user.practice)
-            methods = self.factors.enabled_for(s, user, self.factors.allowed(policy.allowed_methods))
+            methods = self.factors.enabled_for(s, user, self._allowed(s, user, policy))
             # A factor set up but no longer allowed still closes the password-only door.
             if not methods and not self.factors.enabled_for(s, user):
                 return self._complete(s, user=user, context=context, method="password", return_to=return_to)
@@ -307,6 +307,7 @@ class SignInService:
             if (
                 factor is None
                 or not self.factors.allows(policy.allowed_methods, method)
+                or (policy.phishing_resistant_roles and method not in self._allowed(s, user, policy))
                 or not factor.is_enabled_for(s, user)
             ):
                 raise MethodNotAvailable()
@@ -419,7 +420,11 @@ class SignInService:
 
     def _methods(self, s: Session, user: User) -> list[str]:
         """The methods ``user`` has set up that their practice allows."""
-        return self.factors.enabled_for(s, user, self.factors.allowed(Policy.of(user.practice).allowed_methods))
+        return self.factors.enabled_for(s, user, self._allowed(s, user, Policy.of(user.practice)))
+
+    def _allowed(self, s: Session, user: User, policy: Policy) -> tuple[str, ...]:
+        """The kinds ``user`` may sign in with under ``policy`` (see ``FactorRegistry.for_member``)."""
+        return self.factors.for_member(s, user, policy.allowed_methods, policy.phishing_resistant_roles)
 
     def _live_flow(self, s: Session, flow_id: str, lock: bool = True) -> tuple[SimpleNamespace, SimpleNamespace]:
         """The live flow and its user (with ``user.practice``) as plain attribute records.

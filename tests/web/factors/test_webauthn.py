@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from tests.conftest import PASSWORD, backends, sign_in
 from tests.support import authenticator
 from tests.support.authenticator import SoftwareKey, b64url, unb64url
+from twofold.context import RequestContext
 from twofold.store.models import AuditEvent, Practice, UserSession, WebAuthnChallenge, WebAuthnCredential
 
 ORIGIN = "http://127.0.0.1"  # the TestClient's base URL: the served origin, so the RP id is 127.0.0.1
@@ -439,3 +440,63 @@ def test_registration_refusals(client, services, make_user, clock):
     )
     assert answer.status_code == 404 and answer.json()["error"] == "registration_not_found"
     assert count(services, WebAuthnCredential) == 0
+
+
+# -- the practice's policy ------------------------------------------------------------------------
+
+
+def set_policy(services, practice_id: int, **changes) -> None:
+    services.policies.update(practice_id=practice_id, actor_id=None, changes=changes, context=RequestContext())
+
+
+def test_phishing_resistant_roles_limit_sign_in_to_the_key_and_backup_codes(
+    client, anonymous, services, clock, make_user, mailbox
+):
+    admin = make_user(role="admin", with_totp=True)
+    sign_in(client, admin, clock)
+    put = client.put(
+        "/api/v1/practice/policy", json={"phishing_resistant_roles": ["provider"], "passkey_sign_in": False}
+    )
+    assert put.status_code == 200, put.text
+    assert put.json()["phishing_resistant_roles"] == ["provider"] and put.json()["passkey_sign_in"] is False
+    assert client.put("/api/v1/practice/policy", json={"phishing_resistant_roles": ["nurse"]}).status_code == 422
+    no_key_allowed = client.put(
+        "/api/v1/practice/policy", json={"allowed_methods": ["totp", "email"], "phishing_resistant_roles": ["provider"]}
+    )
+    assert no_key_allowed.status_code == 422 and "phishing_resistant_roles" in no_key_allowed.json()["message"]
+
+    provider = make_user(role="provider", with_totp=True)
+    # With the app only, the app still works (inside the grace period) ...
+    assert sign_in(anonymous, provider, clock).json() == {"status": "signed_in"}
+    key = SoftwareKey()
+    backup_codes = provider.recovery_codes
+    add_key(anonymous, key)
+    anonymous.cookies.clear()
+    # ... and once a key is set up, sign-in offers only the key and backup codes.
+    flow = password_step(anonymous, provider)
+    assert flow["methods"] == ["webauthn", "recovery_code"]
+    clock.advance(seconds=30)
+    app = anonymous.post(
+        f"/api/v1/sign-in/{flow['flow_id']}/second-factor", json={"method": "totp", "code": provider.code(clock)}
+    )
+    assert app.status_code == 400 and app.json()["error"] == "method_not_available"
+    backup = anonymous.post(
+        f"/api/v1/sign-in/{flow['flow_id']}/second-factor", json={"method": "recovery_code", "code": backup_codes[0]}
+    )
+    assert backup.status_code == 200, backup.text
+    assert any("backup code" in m.subject.lower() for m in mailbox.wait_for(3, to=provider.email))
+
+
+def test_a_phishing_resistant_role_without_a_key_is_held_at_enrolment_after_the_grace_period(
+    client, services, clock, make_user, practice
+):
+    set_policy(services, practice.id, phishing_resistant_roles=["staff"], grace_days=3)
+    staff = make_user(role="staff", with_totp=True)
+    clock.advance(days=3, seconds=1)
+    assert sign_in(client, staff, clock).json() == {"status": "signed_in"}
+    held = client.get("/api/v1/me/webauthn")
+    assert held.status_code == 403 and held.json()["error"] == "two_factor_required"
+    prompt = client.get("/account/two-factor")
+    assert "security key or passkey" in prompt.text
+    add_key(client, SoftwareKey())  # the enrolment route stays open
+    assert client.get("/api/v1/me/webauthn").status_code == 200

@@ -71,6 +71,8 @@ class WebAuthnFactor:
     amr: ClassVar[str] = "hwk"
     described_as: ClassVar[str] = "a security key or passkey"
     always_allowed: ClassVar[bool] = False
+    phishing_resistant: ClassVar[bool] = True  # the browser signs our origin into every response (WebAuthn §13.4.9)
+    for_recovery: ClassVar[bool] = False
     code_format: ClassVar[str] = "your security key or passkey (the browser asks for it)"
     wrong_code_message: ClassVar[str] = (
         "Your security key or passkey was not accepted. Try again, or use another sign-in method."

@@ -35,6 +35,7 @@ class Practice(Base):
     # must use a phishing-resistant method (a security key or passkey) once they have one.
     passkey_sign_in: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     phishing_resistant_roles: Mapped[list] = mapped_column(JSON, default=list, server_default="[]")
+    phishing_resistant_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     members: Mapped[list[User]] = relationship(back_populates="practice")
 

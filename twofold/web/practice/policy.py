@@ -30,7 +30,10 @@ def get_policy(admin: PracticeAdmin, services: ServicesDep):
     summary="Change the practice's security policy",
     description="Fields left out keep their value. `grace_days` 0-30, `remember_browser_days` 0-30, "
     "`idle_timeout_minutes` 1-60; `required_roles` empty means every role (admins are always included); "
-    "`allowed_methods` from `totp` (always), `email`, `recovery_code`. Applies at each member's next request.",
+    "`allowed_methods` from `totp` (always), `webauthn`, `email`, `recovery_code`; `passkey_sign_in`: members may "
+    "sign in with a passkey alone; `phishing_resistant_roles`: roles that must set up a security key or passkey "
+    "within the grace period and then sign in only with it (backup codes still work). "
+    "Applies at each member's next request.",
 )
 def put_policy(body: PolicyUpdate, admin: PracticeAdmin, services: ServicesDep, context: Context):
     settings = services.policies.update(
@@ -86,6 +89,8 @@ def policy_submit(
     allowed_methods: Annotated[list[str], Form()] = [],  # noqa: B006
     remember_browser_days: Annotated[str, Form(max_length=6)] = "",
     idle_timeout_minutes: Annotated[str, Form(max_length=6)] = "",
+    passkey_sign_in: Annotated[bool, Form()] = False,
+    phishing_resistant_roles: Annotated[list[str], Form()] = [],  # noqa: B006
 ):
     practice_id = admin.user.practice_id
     numbers = {
@@ -97,6 +102,8 @@ def policy_submit(
         "require_two_factor": require_two_factor,
         "required_roles": required_roles[:10],
         "allowed_methods": ["totp", *[m for m in allowed_methods[:10] if m != "totp"]],
+        "passkey_sign_in": passkey_sign_in,
+        "phishing_resistant_roles": phishing_resistant_roles[:10],
         **numbers,
     }
     preview = error = None

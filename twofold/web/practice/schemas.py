@@ -100,6 +100,10 @@ class PolicyPublic(BaseModel):
     allowed_methods: list[str]
     remember_browser_days: int
     idle_timeout_minutes: int
+    passkey_sign_in: bool = Field(description="Members may sign in with a passkey alone (both factors in one)")
+    phishing_resistant_roles: list[str] = Field(
+        description="Roles that must use a security key or passkey (`webauthn`) once they have one"
+    )
 
     @classmethod
     def of(cls, settings: PolicySettings) -> PolicyPublic:
@@ -115,6 +119,8 @@ class PolicyUpdate(Strict):
     allowed_methods: list[str] | None = Field(default=None, max_length=10)
     remember_browser_days: int | None = None
     idle_timeout_minutes: int | None = None
+    passkey_sign_in: bool | None = None
+    phishing_resistant_roles: list[str] | None = Field(default=None, max_length=10)
 
     def changes(self) -> dict:
         return {name: value for name, value in self.model_dump().items() if value is not None}

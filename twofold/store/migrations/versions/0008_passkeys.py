@@ -69,6 +69,9 @@ def upgrade() -> None:
     with op.batch_alter_table("practices", schema=None) as batch_op:
         batch_op.add_column(sa.Column("passkey_sign_in", sa.Boolean(), server_default=sa.true(), nullable=False))
         batch_op.add_column(sa.Column("phishing_resistant_roles", sa.JSON(), server_default="[]", nullable=False))
+        batch_op.add_column(
+            sa.Column("phishing_resistant_since", twofold.store.models.base.UTCDateTime(), nullable=True)
+        )
     practices = sa.table("practices", sa.column("id", sa.Integer()), sa.column("allowed_methods", sa.JSON()))
     connection = op.get_bind()
     for practice_id, methods in connection.execute(sa.select(practices.c.id, practices.c.allowed_methods)).all():
@@ -81,6 +84,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table("practices", schema=None) as batch_op:
+        batch_op.drop_column("phishing_resistant_since")
         batch_op.drop_column("phishing_resistant_roles")
         batch_op.drop_column("passkey_sign_in")
     with op.batch_alter_table("webauthn_challenges", schema=None) as batch_op:
