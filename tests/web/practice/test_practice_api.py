@@ -346,6 +346,8 @@ def test_policy_reads_and_writes_the_contract_fields(client, admin, services):
         "allowed_methods",
         "remember_browser_days",
         "idle_timeout_minutes",
+        "passkey_sign_in",
+        "phishing_resistant_roles",
     }
     new = {
         **policy,
