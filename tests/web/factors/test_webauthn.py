@@ -500,3 +500,33 @@ def test_a_phishing_resistant_role_without_a_key_is_held_at_enrolment_after_the_
     assert "security key or passkey" in prompt.text
     add_key(client, SoftwareKey())  # the enrolment route stays open
     assert client.get("/api/v1/me/webauthn").status_code == 200
+
+
+def test_failed_key_answers_share_the_code_throttle(anonymous, services, keyed):
+    member, key, _ = keyed
+    flow = password_step(anonymous, member)
+    impostor = SoftwareKey(credential_id=key.credential_id)
+    statuses = []
+    for _ in range(6):
+        credential = authenticator.sign_in_with(key_options(anonymous, flow["flow_id"]), impostor, origin=ORIGIN)
+        statuses.append(second_factor(anonymous, flow["flow_id"], credential).status_code)
+    assert statuses == [401] * 5 + [429]
+    # The app's codes count against the same limit: switching methods gives no fresh tries.
+    blocked = anonymous.post(
+        f"/api/v1/sign-in/{flow['flow_id']}/second-factor", json={"method": "recovery_code", "code": "zzzz-zzzz"}
+    )
+    assert blocked.status_code == 429
+
+
+def test_a_key_sign_in_can_remember_the_browser(anonymous, services, keyed, mailbox):
+    member, key, _ = keyed
+    flow = password_step(anonymous, member)
+    credential = authenticator.sign_in_with(key_options(anonymous, flow["flow_id"]), key, origin=ORIGIN)
+    answer = anonymous.post(
+        f"/api/v1/sign-in/{flow['flow_id']}/second-factor",
+        json={"method": "webauthn", "credential": credential, "remember_browser": True},
+    )
+    assert answer.status_code == 200
+    anonymous.post("/api/v1/sign-out")
+    again = anonymous.post("/api/v1/sign-in", json={"email": member.email, "password": member.password})
+    assert again.json() == {"status": "signed_in"}  # the remembered browser asks for no key
