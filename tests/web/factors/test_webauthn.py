@@ -530,3 +530,18 @@ def test_a_key_sign_in_can_remember_the_browser(anonymous, services, keyed, mail
     anonymous.post("/api/v1/sign-out")
     again = anonymous.post("/api/v1/sign-in", json={"email": member.email, "password": member.password})
     assert again.json() == {"status": "signed_in"}  # the remembered browser asks for no key
+
+
+def test_the_security_page_lists_renames_and_refuses_a_removal_in_place(client, keyed):
+    _member, _key, added = keyed
+    page = client.get("/account/security")
+    assert page.status_code == 200 and "YubiKey 5C" in page.text and "Device-bound security key" in page.text
+    renamed = client.post(f"/account/security/webauthn/{added['id']}/rename", data={"name": "Keyring key"})
+    assert renamed.status_code == 200 and "The key is renamed." in renamed.text and "Keyring key" in renamed.text
+    refused = client.post(
+        f"/account/security/webauthn/{added['id']}/remove", data={"password": "wrong password!", "code": "123456"}
+    )
+    assert refused.status_code == 409 and "only sign-in method besides backup codes" in refused.text
+    assert "Keyring key" in refused.text
+    garbled = client.post("/account/security/webauthn", data={"registration_id": "x", "credential": "{", "name": "k"})
+    assert garbled.status_code == 422 and "not understood" in garbled.text
