@@ -102,6 +102,12 @@ class EventTag(StrEnum):
     APP_REMOVED = "practice:app:removed"
     APP_ACCESSED = "account:app:accessed"
     APP_ACCESS_DENIED = "account:app:access_denied"
+    WEBAUTHN_ADDED = "account:webauthn:added"
+    WEBAUTHN_ADD_FAILED = "account:webauthn:add_failed"
+    WEBAUTHN_RENAMED = "account:webauthn:renamed"
+    WEBAUTHN_REMOVED = "account:webauthn:removed"
+    WEBAUTHN_POSSIBLE_CLONE = "account:webauthn:possible_clone"
+    PASSKEY_SIGN_IN_FAILED = "account:sign_in:passkey_failed"
 
 
 # What the admin pages show for each event: the one list of human labels (the audit log, a member's
@@ -159,6 +165,25 @@ EVENT_LABELS: dict[str, str] = {
     EventTag.TWO_FACTOR_ENROLMENT_SKIPPED: "Two-factor set-up skipped (grace period)",
     EventTag.POLICY_CHANGED: "Security policy changed",
     EventTag.AUDIT_EXPORTED: "Audit log exported",
+    EventTag.SIGN_IN_UNLOCKED: "Unlocked from the emailed link",
+    EventTag.MEMBER_UNLOCKED: "Member unlocked by an admin",
+    EventTag.OIDC_CLIENT_REGISTERED: "App connected for OpenID Connect sign-in",
+    EventTag.OIDC_CLIENT_SECRET_ROTATED: "App's client secret replaced",
+    EventTag.OIDC_SIGNED_IN: "Signed in to an app (OpenID Connect)",
+    EventTag.OIDC_ACCESS_DENIED: "App sign-in refused (OpenID Connect)",
+    EventTag.OIDC_TOKEN_REPLAYED: "App token reused: its tokens revoked",
+    EventTag.OIDC_SIGNING_KEY_ROTATED: "OpenID Connect signing key replaced",
+    EventTag.APP_ADDED: "App added",
+    EventTag.APP_CHANGED: "App changed",
+    EventTag.APP_REMOVED: "App removed",
+    EventTag.APP_ACCESSED: "Opened an app",
+    EventTag.APP_ACCESS_DENIED: "App access refused",
+    EventTag.WEBAUTHN_ADDED: "Security key or passkey added",
+    EventTag.WEBAUTHN_ADD_FAILED: "Adding a security key or passkey failed",
+    EventTag.WEBAUTHN_RENAMED: "Security key or passkey renamed",
+    EventTag.WEBAUTHN_REMOVED: "Security key or passkey removed",
+    EventTag.WEBAUTHN_POSSIBLE_CLONE: "Security key refused: possibly copied",
+    EventTag.PASSKEY_SIGN_IN_FAILED: "Passkey sign-in refused",
 }
 
 

@@ -46,6 +46,8 @@ from twofold.factors.recovery_codes.enrollment import RecoveryCodeEnrollmentServ
 from twofold.factors.recovery_codes.factor import RecoveryCodeFactor
 from twofold.factors.totp.enrollment import TotpEnrollmentService
 from twofold.factors.totp.factor import TotpFactor
+from twofold.factors.webauthn.enrollment import WebAuthnService
+from twofold.factors.webauthn.factor import RelyingParties, WebAuthnFactor
 from twofold.settings import ConfigurationError, Settings
 from twofold.store.db import Database, Limits
 from twofold.throttle import DatabaseFailureStore, FailureStore, RedisFailureStore, Throttle
@@ -72,10 +74,12 @@ class Services:
     undelivered_mail: UndeliveredMailLog
     recovery_codes: RecoveryCodeFactor
     email_codes: EmailCodeFactor
+    webauthn: WebAuthnFactor
     # Each factor's own use cases (factors/<kind>/enrollment.py): set-up, removal, new codes.
     totp_enrollment: TotpEnrollmentService
     email_enrollment: EmailCodeEnrollmentService
     recovery_code_enrollment: RecoveryCodeEnrollmentService
+    webauthn_keys: WebAuthnService
     # Practice administration (issue 5). ``trust_revokers`` is the list deactivation and
     # admin resets call to end standing trust beyond sessions; features append theirs.
     enforcement: TwoFactorEnforcement
@@ -176,8 +180,12 @@ def build_services(
         hasher=TokenHasher(secret_key, "email-code"), clock=clock, throttle=throttle, mail=mail, stronger=[totp]
     )
     recovery_codes = RecoveryCodeFactor(hasher=TokenHasher(secret_key, "recovery-code"), clock=clock, notices=mail)
-    # The only list of factor kinds: the order is the order methods are offered in.
-    factors = FactorRegistry([totp, email_codes, recovery_codes])
+    webauthn = WebAuthnFactor(
+        clock=clock, hasher=TokenHasher(secret_key, "webauthn-challenge"), audit=audit, notices=mail
+    )
+    # The only list of factor kinds: the order is the order methods are offered in (a key first:
+    # it is the one a phishing site cannot use).
+    factors = FactorRegistry([webauthn, totp, email_codes, recovery_codes])
     gate = PasswordGate(db=db, passwords=passwords, throttle=throttle)
     reauth = Reauthentication(db=db, gate=gate, throttle=throttle, factors=factors, audit=audit)
     sessions = SessionService(db=db, clock=clock, hasher=TokenHasher(secret_key, "session"), audit=audit)
@@ -282,6 +290,23 @@ def build_services(
         mail=mail,
         sessions=sessions,
     )
+    webauthn_keys = WebAuthnService(
+        db=db,
+        clock=clock,
+        audit=audit,
+        throttle=throttle,
+        factor=webauthn,
+        factors=factors,
+        reauth=reauth,
+        backup_codes=recovery_code_enrollment,
+        backup_kind=recovery_codes.kind,
+        pending_elsewhere=[totp_enrollment],
+        mail=mail,
+        sessions=sessions,
+        sign_in=sign_in,
+        relying_parties=RelyingParties(settings.public_origin),
+        handles=TokenHasher(secret_key, "webauthn-user-handle"),
+    )
     enforcement = TwoFactorEnforcement(db=db, clock=clock, audit=audit, factors=factors)
     setup = SetupService(
         db=db,
@@ -343,9 +368,11 @@ def build_services(
         undelivered_mail=undelivered_mail,
         recovery_codes=recovery_codes,
         email_codes=email_codes,
+        webauthn=webauthn,
         totp_enrollment=totp_enrollment,
         email_enrollment=email_enrollment,
         recovery_code_enrollment=recovery_code_enrollment,
+        webauthn_keys=webauthn_keys,
         enforcement=enforcement,
         setup=setup,
         members=members,

@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from tests.support import authenticator
 from tests.support.base import SECRET_KEY
+from twofold.context import RequestContext
 from twofold.crypto import otp
 from twofold.factors.base import FactorResponse, Outcome
 from twofold.factors.email_code.factor import CHALLENGE
@@ -94,7 +96,35 @@ def _backup_code_user(services: Services, make_user, clock) -> Arrangement:
     return Arrangement(member.id, lambda: codes[0], "zzzz-zzzz", "abc")
 
 
+def _key_user(services: Services, make_user, clock) -> Arrangement:
+    member = make_user(role="staff")
+    origin = "http://127.0.0.1"
+    with services.db.reading() as s:
+        user = s.get(User, member.id)
+    key = authenticator.SoftwareKey()
+    registration = services.webauthn_keys.start_registration(user=user, served_origin=origin)
+    services.webauthn_keys.finish_registration(
+        user=user,
+        registration_id=registration.registration_id,
+        credential=authenticator.register(registration.options, key, origin=origin),
+        name="Test key",
+        context=RequestContext(),
+    )
+
+    def right() -> FactorResponse:
+        options = services.webauthn_keys.reauth_options(user=user, served_origin=origin)
+        return authenticator.sign_in_with(options, key, origin=origin)
+
+    # Signed by another private key under the same credential id, for a live challenge.
+    impostor = authenticator.SoftwareKey(credential_id=key.credential_id, user_handle=key.user_handle)
+    wrong = authenticator.sign_in_with(
+        services.webauthn_keys.reauth_options(user=user, served_origin=origin), impostor, origin=origin
+    )
+    return Arrangement(member.id, right, wrong, "123456")
+
+
 ARRANGEMENTS: dict[str, Callable[..., Arrangement]] = {
+    "webauthn": _key_user,
     "totp": _app_user,
     "email": _email_user,
     "recovery_code": _backup_code_user,

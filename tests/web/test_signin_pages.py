@@ -58,7 +58,7 @@ def test_the_sign_in_page_is_a_labelled_form(client):
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     text = page.text
     assert '<form method="post" action="/sign-in"' in text
-    assert re.search(r'<input id="email" name="email" type="email" autocomplete="username"', text)
+    assert re.search(r'<input id="email" name="email" type="email" autocomplete="username webauthn"', text)
     assert re.search(r'<input id="password" name="password" type="password" autocomplete="current-password"', text)
     assert '<label for="email">' in text and '<label for="password">' in text
     assert '<html lang="en">' in text and '<link rel="stylesheet" href="/static/style.css">' in text

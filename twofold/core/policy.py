@@ -26,6 +26,11 @@ class Policy:
     grace_days: int
     two_factor_required_since: datetime | None = None
     time_zone: str = "UTC"  # the practice's (IANA name), for what people read; never for what is computed
+    # Members may sign in with a passkey alone (it counts as both factors).
+    passkey_sign_in: bool = True
+    # Roles that must use a phishing-resistant method (a security key or passkey).
+    phishing_resistant_roles: tuple[str, ...] = ()
+    phishing_resistant_since: datetime | None = None
 
     @classmethod
     def of(cls, practice: Practice) -> Policy:
@@ -40,6 +45,9 @@ class Policy:
             grace_days=practice.grace_days,
             two_factor_required_since=practice.two_factor_required_since,
             time_zone=practice.time_zone or "UTC",
+            passkey_sign_in=bool(practice.passkey_sign_in),
+            phishing_resistant_roles=tuple(practice.phishing_resistant_roles or ()),
+            phishing_resistant_since=practice.phishing_resistant_since,
         )
 
     def requires_two_factor_for(self, role: str) -> bool:

@@ -170,6 +170,16 @@ class SecurityMail:
     def notify_authenticator_replaced(self, user: Recipient, context: RequestContext) -> None:
         self._notify("authenticator_replaced", user, context)
 
+    def notify_webauthn_added(self, user: Recipient, context: RequestContext, *, key_name: str) -> None:
+        self._notify("webauthn_added", user, context, key_name=key_name)
+
+    def notify_webauthn_removed(self, user: Recipient, context: RequestContext, *, key_name: str) -> None:
+        self._notify("webauthn_removed", user, context, key_name=key_name)
+
+    def notify_possible_cloned_key(self, user: Recipient, context: RequestContext, *, key_name: str) -> None:
+        """A key's signature counter went back at sign-in (WebAuthn §6.1.1): the sign-in was refused."""
+        self._notify("webauthn_possible_clone", user, context, key_name=key_name)
+
     def notify_password_changed(self, user: Recipient, context: RequestContext) -> None:
         """For the password-change use case (issue 3): call after the change committed."""
         self._notify("password_changed", user, context)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hmac
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from functools import partial
@@ -49,6 +49,7 @@ from twofold.errors import (
     MethodNotAvailable,
     NotFound,
     Throttled,
+    TwofoldError,
 )
 from twofold.factors.base import Challenge, FactorRegistry, FactorResponse, run_after_commit
 from twofold.store.db import Database, Refusal, lock_account
@@ -355,7 +356,7 @@ class SignInService:
                     subject_id=user.id,
                 )
             policy = Policy.of(user.practice)
-            methods = self.factors.enabled_for(s, user, self.factors.allowed(policy.allowed_methods))
+            methods = self.factors.enabled_for(s, user, self._allowed(s, user, policy))
             # A factor set up but no longer allowed still closes the password-only door.
             if not methods and not self.factors.enabled_for(s, user):
                 return self._complete(s, user=user, context=context, method="password", return_to=return_to)
@@ -378,7 +379,34 @@ class SignInService:
 
         With ``remember_browser`` (and a practice policy that allows it) the result
         also carries a remembered-browser cookie, granted in the same transaction.
+        A refused response's follow-up (the "possible cloned key" email) runs once the
+        refusal's record is committed.
         """
+        refused_follow_up: list[Callable[[RequestContext], None]] = []
+        try:
+            return self._verify_second_factor(
+                flow_id=flow_id,
+                method=method,
+                code=code,
+                context=context,
+                remember_browser=remember_browser,
+                refused=refused_follow_up,
+            )
+        except TwofoldError:
+            for work in refused_follow_up:
+                run_after_commit(work, context)
+            raise
+
+    def _verify_second_factor(
+        self,
+        *,
+        flow_id: str,
+        method: str,
+        code: FactorResponse,
+        context: RequestContext,
+        remember_browser: bool,
+        refused: list[Callable[[RequestContext], None]],
+    ) -> SignInResult:
         with self.db.transaction() as s:
             flow_record, user_record = self._live_flow(s, flow_id, binding=context.flow_binding)
             flow, user = _as_flow(flow_record), _as_user(user_record)
@@ -388,6 +416,7 @@ class SignInService:
             if (
                 factor is None
                 or not self.factors.allows(policy.allowed_methods, method)
+                or (policy.phishing_resistant_roles and method not in self._allowed(s, user, policy))
                 or not factor.is_enabled_for(s, user)
             ):
                 raise MethodNotAvailable()
@@ -408,9 +437,11 @@ class SignInService:
                     subject_id=user.id,
                 )
                 raise Refusal(Throttled(wait, "code attempts"))
-            verification = factor.verify(s, user=user, response=code)
+            verification = factor.verify(s, user=user, response=code, flow=flow)
             if not verification.accepted:
                 wait = 0
+                if verification.after_commit is not None:
+                    refused.append(verification.after_commit)
                 if verification.counts_as_guess:
                     _COUNT_FLOW_ATTEMPT.execute(s, {"row_id": flow.id})
                     wait = self.throttle.hit(s, [key])
@@ -545,7 +576,11 @@ class SignInService:
 
     def _methods(self, s: Session, user: User) -> list[str]:
         """The methods ``user`` has set up that their practice allows."""
-        return self.factors.enabled_for(s, user, self.factors.allowed(Policy.of(user.practice).allowed_methods))
+        return self.factors.enabled_for(s, user, self._allowed(s, user, Policy.of(user.practice)))
+
+    def _allowed(self, s: Session, user: User, policy: Policy) -> tuple[str, ...]:
+        """The kinds ``user`` may sign in with under ``policy`` (see ``FactorRegistry.for_member``)."""
+        return self.factors.for_member(s, user, policy.allowed_methods, policy.phishing_resistant_roles)
 
     def _live_flow(
         self, s: Session, flow_id: str, lock: bool = True, *, binding: str | None = None
@@ -613,12 +648,15 @@ class SignInService:
             flow_cookie=BrowserCookie(FLOW_COOKIE, binding, int(FLOW_TTL.total_seconds())),
         )
 
-    def _amr(self, method: str) -> tuple[str, ...]:
-        """RFC 8176 references for a sign-in by ``method`` after the password (or a remembered browser)."""
+    def _amr(self, method: str, details: dict | None = None) -> tuple[str, ...]:
+        """RFC 8176 references for a sign-in by ``method`` after the password (or a remembered browser).
+
+        A factor may name the proof of one response in ``details["amr"]`` (a synced passkey is "swk").
+        """
         factor = self.factors.get(method)
         if factor is None:  # the password alone, or the password on a remembered browser
             return ("pwd",)
-        return ("pwd", factor.amr, "mfa")
+        return ("pwd", (details or {}).get("amr") or factor.amr, "mfa")
 
     def _complete(
         self,
@@ -630,7 +668,7 @@ class SignInService:
         return_to: str | None,
         details: dict | None = None,
     ) -> SignInResult:
-        token = self.sessions.start(s, user=user, context=context, amr=self._amr(method))
+        token = self.sessions.start(s, user=user, context=context, amr=self._amr(method, details))
         _write(s, user, _SET_LAST_SIGN_IN, last_sign_in_at=self.clock.now())
         self.audit.record(
             s,

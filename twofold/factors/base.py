@@ -122,6 +122,12 @@ class SecondFactor(Protocol):
     label: ClassVar[str]  # what people call it: "Authenticator app"
     described_as: ClassVar[str]  # how a sentence names it: "with an authenticator app"
     always_allowed: ClassVar[bool]  # True: usable whatever a practice's policy lists
+    # True: a fake site cannot relay it (WebAuthn binds the response to our origin); roles a practice names in
+    # ``phishing_resistant_roles`` sign in only with such a factor once they have one.
+    phishing_resistant: ClassVar[bool]
+    # True: the way back in when the usual factor is lost (backup codes); kept even where sign-in is limited to
+    # phishing-resistant factors.
+    for_recovery: ClassVar[bool]
     code_format: ClassVar[str]  # how a response looks, for "enter ..." messages
     wrong_code_message: ClassVar[str]  # the one answer to every refused response of this factor
     amr: ClassVar[str]  # its RFC 8176 authentication method reference: "otp", "hwk", "swk"
@@ -138,8 +144,13 @@ class SecondFactor(Protocol):
         May raise ``Throttled`` (a send limit); nothing it wrote is kept then.
         """
 
-    def verify(self, session: Session, *, user: User, response: FactorResponse) -> Verification:
+    def verify(
+        self, session: Session, *, user: User, response: FactorResponse, flow: SignInFlow | None = None
+    ) -> Verification:
         """Check ``response``; on acceptance consume it in ``session``'s transaction, atomically.
+
+        ``flow`` is the sign-in flow it answers (None: a re-authentication); a factor whose
+        challenges are bound to a flow (a security key's) accepts only that flow's.
 
         A response of the wrong shape is ``Outcome.MALFORMED`` and changes nothing;
         one accepted response is never accepted again (REUSED).
@@ -241,6 +252,24 @@ class FactorRegistry:
         if found is None:
             found = self._allowed[key] = tuple(dict.fromkeys(self._always + key))
         return found
+
+    def for_member(
+        self, session: Session, user: User, chosen: Sequence[str], phishing_resistant_roles: Sequence[str]
+    ) -> tuple[str, ...]:
+        """The kinds ``user`` may sign in with: ``allowed(chosen)``, limited to phishing-resistant factors (and
+        backup codes) once a member of a role in ``phishing_resistant_roles`` has one of them."""
+        allowed = self.allowed(chosen)
+        if user.role not in phishing_resistant_roles:
+            return allowed
+        strong = tuple(kind for kind in allowed if self._factors[kind].phishing_resistant)
+        if not strong or not self.enabled_for(session, user, strong):
+            return allowed
+        return tuple(
+            kind for kind in allowed if self._factors[kind].phishing_resistant or self._factors[kind].for_recovery
+        )
+
+    def phishing_resistant_kinds(self) -> tuple[str, ...]:
+        return tuple(kind for kind, factor in self._factors.items() if factor.phishing_resistant)
 
     def allows(self, chosen: Sequence[str], kind: str) -> bool:
         """True when ``kind`` may be used under a policy that lists ``chosen``."""

@@ -15,7 +15,7 @@ from twofold.core.retention import ScheduledPurge
 from twofold.settings import Settings
 from twofold.web import errors, health, signin
 from twofold.web.account import browsers, me, password, security, sessions, two_factor_required
-from twofold.web.factors import email_code, recovery_codes, totp
+from twofold.web.factors import email_code, recovery_codes, totp, webauthn
 from twofold.web.practice import apps, audit_log, enrolment, members, policy, resets, setup_links
 from twofold.web.protocols import forward_auth, oidc
 from twofold.web.proxies import TrustedProxies
@@ -38,6 +38,7 @@ API_ROUTERS = (
     password.api,
     recovery_codes.api,
     email_code.api,
+    webauthn.api,
     members.api,
     setup_links.api,
     enrolment.api,
@@ -56,6 +57,7 @@ PAGE_ROUTERS = (
     browsers.pages,
     recovery_codes.pages,
     email_code.pages,
+    webauthn.pages,
     members.pages,
     setup_links.pages,
     enrolment.pages,

@@ -88,6 +88,9 @@ NOTICES = {
     "email_added": 'Email codes are added. At sign-in, choose "Email me a code" when you do not have your app.',
     "email_removed": "Email codes are removed from your sign-in methods.",
     "reauth_code_sent": "We emailed you an 8-digit code. Enter it with your password to confirm the change; it works for 10 minutes.",
+    "webauthn_added": "Your security key or passkey is added. At sign-in, choose it after your password.",
+    "webauthn_renamed": "The key is renamed.",
+    "webauthn_removed": "The security key or passkey is removed: it no longer signs you in.",
     "undelivered_dismissed": "Noted. We will show new delivery problems here.",
     # password, sessions and remembered browsers
     "password_changed": "Your password is changed. Every other session was signed out and every remembered browser forgotten.",

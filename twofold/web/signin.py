@@ -8,17 +8,18 @@ done. JSON clients keep the cookies of the sign-in answer, as a browser does.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from twofold import errors as core
 from twofold.context import RequestContext
 from twofold.core.policy import Policy
 from twofold.core.signin import SignInResult
+from twofold.factors.base import FactorResponse
 from twofold.web.blocking import database_work
 from twofold.web.deps import Context, MaybeSignedIn, MaybeSignedInUntouched, ServicesDep
 from twofold.web.errors import error_response, status_for
@@ -50,8 +51,21 @@ class SignInRequest(Strict):
 
 class SecondFactorRequest(Strict):
     method: str = Field(min_length=1, max_length=32)
-    code: str = Field(min_length=1, max_length=64)
+    code: str | None = Field(default=None, min_length=1, max_length=64)
+    credential: dict[str, Any] | None = Field(
+        default=None, description="For `webauthn`: what `PublicKeyCredential.toJSON()` gives (instead of `code`)"
+    )
     remember_browser: bool = False
+
+    @model_validator(mode="after")
+    def _one_response(self) -> SecondFactorRequest:
+        if (self.code is None) == (self.credential is None):
+            raise ValueError("send either code or credential")
+        return self
+
+    @property
+    def response(self) -> FactorResponse:
+        return self.code if self.code is not None else (self.credential or {})
 
 
 class SignedInPublic(BaseModel):
@@ -115,7 +129,7 @@ async def second_factor(
             services.sign_in.verify_second_factor,
             flow_id=flow_id,
             method=body.method,
-            code=body.code,
+            code=body.response,
             context=context,
             remember_browser=body.remember_browser,
         )

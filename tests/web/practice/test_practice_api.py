@@ -406,6 +406,8 @@ def test_policy_reads_and_writes_the_contract_fields(client, admin, services):
         "remember_browser_days",
         "idle_timeout_minutes",
         "time_zone",
+        "passkey_sign_in",
+        "phishing_resistant_roles",
     }
     assert policy["time_zone"] == "UTC"  # TWOFOLD_DEFAULT_TIME_ZONE unset
     new = {

@@ -33,6 +33,8 @@ class EnrolmentRequirement:
     due_at: datetime | None
     enrolled: bool
     demanded: bool = False
+    # The practice wants a phishing-resistant method (a security key or passkey) of this member.
+    phishing_resistant: bool = False
 
     @property
     def outstanding(self) -> bool:
@@ -43,6 +45,14 @@ class EnrolmentRequirement:
 
     def blocks(self, now: datetime) -> bool:
         return self.due_at is not None and not self.enrolled and now >= self.due_at
+
+
+def phishing_resistant_due_at(policy: Policy, user: User) -> datetime | None:
+    """When the policy wants ``user`` to have a phishing-resistant method by, or None when it does not."""
+    if user.role not in policy.phishing_resistant_roles:
+        return None
+    start = max(policy.phishing_resistant_since or user.created_at, user.created_at)
+    return start + timedelta(days=policy.grace_days)
 
 
 def policy_due_at(policy: Policy, user: User) -> datetime | None:
@@ -62,10 +72,18 @@ class TwoFactorEnforcement:
 
     def requirement(self, session: Session, *, user: User, policy: Policy | None = None) -> EnrolmentRequirement:
         """What is required of ``user`` now. One primary-key lookup, plus the factor check when required."""
-        due = policy_due_at(policy or Policy.of(user.practice), user)
+        policy = policy or Policy.of(user.practice)
+        due = policy_due_at(policy, user)
         demand = session.get(EnrolmentDemand, user.id)
         if demand is not None:
             due = demand.due_at if due is None else min(due, demand.due_at)
+        strict_due = phishing_resistant_due_at(policy, user)
+        if strict_due is not None:
+            # Only a phishing-resistant method meets this requirement (an app does not).
+            due = strict_due if due is None else min(due, strict_due)
+            strong = self.factors.phishing_resistant_kinds()
+            enrolled = bool(strong) and bool(self.factors.enabled_for(session, user, strong))
+            return EnrolmentRequirement(due, enrolled=enrolled, demanded=demand is not None, phishing_resistant=True)
         if due is None:
             return EnrolmentRequirement(None, enrolled=False)
         enrolled = bool(self.factors.enabled_for(session, user))

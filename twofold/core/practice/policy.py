@@ -6,7 +6,7 @@ practice row every time (core/sessions.py), and so does the 2FA gate.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -36,6 +36,11 @@ class PolicySettings:
     remember_browser_days: int
     idle_timeout_minutes: int
     time_zone: str = "UTC"  # an IANA name: what pages and emails show times in
+    # May members sign in with a passkey alone (it counts as both factors)?
+    passkey_sign_in: bool = True
+    # Roles that must use a security key or passkey: set one up within the grace period, then sign in only with
+    # it (backup codes still work for a lost key, and each use is emailed).
+    phishing_resistant_roles: list[str] = field(default_factory=list)
 
     @classmethod
     def of(cls, practice: Practice) -> PolicySettings:
@@ -47,6 +52,8 @@ class PolicySettings:
             remember_browser_days=practice.remember_browser_days,
             idle_timeout_minutes=practice.idle_timeout_minutes,
             time_zone=practice.time_zone or "UTC",
+            passkey_sign_in=bool(practice.passkey_sign_in),
+            phishing_resistant_roles=list(practice.phishing_resistant_roles or []),
         )
 
     def checked(self, factors: FactorRegistry, baseline: str) -> PolicySettings:
@@ -62,6 +69,14 @@ class PolicySettings:
                 raise InvalidInput(f"required_roles: {role!r} is not a role (use {', '.join(ROLES)}).")
             if role not in roles:
                 roles.append(role)
+        strict_roles = []
+        for role in self.phishing_resistant_roles:
+            if role not in ROLES:
+                raise InvalidInput(f"phishing_resistant_roles: {role!r} is not a role (use {', '.join(ROLES)}).")
+            if role not in strict_roles:
+                strict_roles.append(role)
+        if not isinstance(self.passkey_sign_in, bool):
+            raise InvalidInput("passkey_sign_in must be true or false.")
         methods = []
         for method in self.allowed_methods:
             if method not in kinds:
@@ -81,7 +96,11 @@ class PolicySettings:
                 raise PolicyValueInvalid(name, low, high)
         if not is_time_zone(self.time_zone):
             raise PolicyTimeZoneInvalid()
-        return replace(self, required_roles=roles, allowed_methods=methods)
+        if strict_roles and not set(factors.phishing_resistant_kinds()) & set(methods):
+            raise InvalidInput(
+                "phishing_resistant_roles: allow a phishing-resistant method (webauthn) for those roles to use."
+            )
+        return replace(self, required_roles=roles, allowed_methods=methods, phishing_resistant_roles=strict_roles)
 
     def affected_roles(self) -> tuple[str, ...]:
         """The roles that must use 2FA under these settings (admins always); none when it is not required."""
@@ -157,6 +176,11 @@ class PolicyService:
                 practice.two_factor_required_since = self.clock.now()
             elif not after.require_two_factor:
                 practice.two_factor_required_since = None
+            # The grace period for a key runs from when the first role was named (or when a member joined).
+            if after.phishing_resistant_roles and not before.phishing_resistant_roles:
+                practice.phishing_resistant_since = self.clock.now()
+            elif not after.phishing_resistant_roles:
+                practice.phishing_resistant_since = None
             self.audit.record(
                 s,
                 EventTag.POLICY_CHANGED,

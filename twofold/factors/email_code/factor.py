@@ -77,6 +77,8 @@ class EmailCodeFactor:
     amr: ClassVar[str] = "otp"  # RFC 8176: a one-time password
     described_as: ClassVar[str] = "codes sent by email"
     always_allowed: ClassVar[bool] = False  # the weakest factor: a practice may disallow it
+    phishing_resistant: ClassVar[bool] = False
+    for_recovery: ClassVar[bool] = False
     code_format: ClassVar[str] = "the 8-digit code from the email we sent you"
     wrong_code_message: ClassVar[str] = (
         "That code is not right, or it has expired or was replaced by a newer one. Enter the 8 digits from the "
@@ -206,7 +208,9 @@ class EmailCodeFactor:
             ),
         )
 
-    def verify(self, session: Session, *, user: User, response: FactorResponse) -> Verification:
+    def verify(
+        self, session: Session, *, user: User, response: FactorResponse, flow: SignInFlow | None = None
+    ) -> Verification:
         return self.check(session, user=user, code=response, purpose=CHALLENGE)
 
     def remove(self, session: Session, *, user: User) -> None:

@@ -78,6 +78,8 @@ class RecoveryCodeFactor:
     # The way back in after a lost phone: a practice that disallows email codes leaves
     # "only the app and backup codes" (mission/2fa-faq.md), never the app alone.
     always_allowed: ClassVar[bool] = True
+    phishing_resistant: ClassVar[bool] = False
+    for_recovery: ClassVar[bool] = True  # a lost key's way back in; each use is emailed
     code_format: ClassVar[str] = "a backup code, 8 letters and digits such as 7kq4-m2xp"
     wrong_code_message: ClassVar[str] = (
         "That backup code is not right, or it was already used. Each backup code works once."
@@ -155,7 +157,9 @@ class RecoveryCodeFactor:
     def begin_challenge(self, session: Session, *, user: User, flow: SignInFlow) -> Challenge | None:
         return None
 
-    def verify(self, session: Session, *, user: User, response: FactorResponse) -> Verification:
+    def verify(
+        self, session: Session, *, user: User, response: FactorResponse, flow: SignInFlow | None = None
+    ) -> Verification:
         normalized = normalize_recovery_code(response)
         if normalized is None:
             return Verification(Outcome.MALFORMED)

@@ -47,6 +47,8 @@ class TotpFactor:
     described_as: ClassVar[str] = "an authenticator app"
     # The baseline second factor: every member can set it up, so no practice can switch it off.
     always_allowed: ClassVar[bool] = True
+    phishing_resistant: ClassVar[bool] = False  # a code can be typed into a fake site and replayed
+    for_recovery: ClassVar[bool] = False
     code_format: ClassVar[str] = "the 6-digit code from your authenticator app"
     wrong_code_message: ClassVar[str] = "That code is not right. Enter the current code from your authenticator app."
 
@@ -64,7 +66,9 @@ class TotpFactor:
     def begin_challenge(self, session: Session, *, user: User, flow: SignInFlow) -> None:
         return None
 
-    def verify(self, session: Session, *, user: User, response: FactorResponse) -> Verification:
+    def verify(
+        self, session: Session, *, user: User, response: FactorResponse, flow: SignInFlow | None = None
+    ) -> Verification:
         """RFC 6238 §5.2: current step ±1; a step at or before the last accepted one is refused.
 
         The replay guard is one conditional UPDATE, so of two requests racing with

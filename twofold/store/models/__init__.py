@@ -5,7 +5,7 @@ from twofold.store.models.administration import EnrolmentDemand, SetupLink
 from twofold.store.models.apps import App, AppAccess
 from twofold.store.models.audit import AuditChainHead, AuditEvent
 from twofold.store.models.base import MAX_ID, Base, UTCDateTime
-from twofold.store.models.factors import TotpCredential
+from twofold.store.models.factors import TotpCredential, WebAuthnChallenge, WebAuthnCredential
 from twofold.store.models.oidc import (
     OidcAuthorizationCode,
     OidcAuthorizationRequest,
@@ -49,4 +49,6 @@ __all__ = [
     "UndeliveredMail",
     "User",
     "UserSession",
+    "WebAuthnChallenge",
+    "WebAuthnCredential",
 ]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Integer, String
+from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Integer, String, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from twofold.store.models.base import Base, UTCDateTime
@@ -33,6 +33,11 @@ class Practice(Base):
     session_max_hours: Mapped[int] = mapped_column(Integer, default=12)
     # Where the practice is (an IANA name): pages and emails show its local time; storage and the API stay UTC.
     time_zone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
+    # Passkeys: may members sign in with a passkey alone (no password), and which roles
+    # must use a phishing-resistant method (a security key or passkey) once they have one.
+    passkey_sign_in: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    phishing_resistant_roles: Mapped[list] = mapped_column(JSON, default=list, server_default="[]")
+    phishing_resistant_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     members: Mapped[list[User]] = relationship(back_populates="practice")
 

@@ -13,7 +13,7 @@ from twofold.web.rendering import NOTICES, back_home, render, twofold_cookies
 pages = APIRouter(include_in_schema=False)
 
 # The forms of the Security page that show their refusal in place, by the template's ``<form>_error`` slot.
-FORMS = frozenset({"password", "disable", "regen", "replace", "email", "email_remove"})
+FORMS = frozenset({"password", "disable", "regen", "replace", "email", "email_remove", "webauthn"})
 
 
 def security_page(
@@ -44,6 +44,8 @@ def security_page(
         "sessions": services.account_security.sessions_of(active=active),
         "browsers": services.account_security.browsers_of(user=user, cookies=twofold_cookies(request)),
         "email_state": services.email_enrollment.email_method_state(user),
+        "webauthn_keys": services.webauthn_keys.keys_of(user),
+        "webauthn_allowed": services.webauthn_keys.allowed_for(user),
         "undelivered": services.undelivered_mail.recent_for(user.id),
     }
     if form is not None:

@@ -29,6 +29,7 @@ def two_factor_required_page(request: Request, active: Enrolling, services: Serv
             "session": active,
             "requirement": requirement,
             "may_skip": requirement.may_skip(now),
+            "webauthn_allowed": services.webauthn_keys.allowed_for(active.user),
             # Rounded up: on the first day of a 7-day grace period, 7 days are left (not 6 and some hours).
             "days_left": max(0, math.ceil((due_at - now) / timedelta(days=1))),
             "next": safe_next(next) if next else HOME,

@@ -33,7 +33,10 @@ def get_policy(admin: PracticeAdmin, services: ServicesDep):
     description="Fields left out keep their value. `grace_days` 0-30, `remember_browser_days` 0-30, "
     "`idle_timeout_minutes` 1-60; `time_zone` an IANA name (pages and emails show local time; "
     "the API's times stay UTC); `required_roles` empty means every role (admins are always included); "
-    "`allowed_methods` from `totp` (always), `email`, `recovery_code`. Applies at each member's next request.",
+    "`allowed_methods` from `totp` (always), `webauthn`, `email`, `recovery_code`; `passkey_sign_in`: members may "
+    "sign in with a passkey alone; `phishing_resistant_roles`: roles that must set up a security key or passkey "
+    "within the grace period and then sign in only with it (backup codes still work). "
+    "Applies at each member's next request.",
 )
 def put_policy(body: PolicyUpdate, admin: PracticeAdmin, services: ServicesDep, context: Context):
     settings = services.policies.update(
@@ -110,6 +113,8 @@ def policy_submit(
     remember_browser_days: Annotated[str, Form(max_length=6)] = "",
     idle_timeout_minutes: Annotated[str, Form(max_length=6)] = "",
     time_zone: Annotated[str, Form(max_length=64)] = "",
+    passkey_sign_in: Annotated[bool, Form()] = False,
+    phishing_resistant_roles: Annotated[list[str], Form()] = [],  # noqa: B006
 ):
     practice_id = admin.user.practice_id
     numbers = {
@@ -121,6 +126,8 @@ def policy_submit(
         "require_two_factor": require_two_factor,
         "required_roles": required_roles[:10],
         "allowed_methods": ["totp", *[m for m in allowed_methods[:10] if m != "totp"]],
+        "passkey_sign_in": passkey_sign_in,
+        "phishing_resistant_roles": phishing_resistant_roles[:10],
         **numbers,
     }
     form["time_zone"] = time_zone or services.policies.get(practice_id=practice_id).time_zone

@@ -103,6 +103,10 @@ class PolicyPublic(BaseModel):
     remember_browser_days: int
     idle_timeout_minutes: int
     time_zone: str = Field(description="The practice's time zone (IANA name): pages and emails show local time")
+    passkey_sign_in: bool = Field(description="Members may sign in with a passkey alone (both factors in one)")
+    phishing_resistant_roles: list[str] = Field(
+        description="Roles that must use a security key or passkey (`webauthn`) once they have one"
+    )
 
     @classmethod
     def of(cls, settings: PolicySettings) -> PolicyPublic:
@@ -119,6 +123,8 @@ class PolicyUpdate(Strict):
     remember_browser_days: int | None = None
     idle_timeout_minutes: int | None = None
     time_zone: str | None = Field(default=None, max_length=64)
+    passkey_sign_in: bool | None = None
+    phishing_resistant_roles: list[str] | None = Field(default=None, max_length=10)
 
     def changes(self) -> dict:
         return {name: value for name, value in self.model_dump().items() if value is not None}
