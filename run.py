@@ -68,6 +68,10 @@ def main(argv: list[str]) -> int:
     ensure_venv("test,bench")
     if command == "lint":
         return lint()
+    if not any(arg == "-n" or arg.startswith(("-n", "--numprocesses")) for arg in rest):
+        # Two processes (or the CPUs there are, up to four): the suite's live servers, browsers and
+        # databases are per process, and the whole suite then fits well inside CI's time.
+        rest = ["-n", str(max(1, min(4, os.cpu_count() or 1))), *rest]
     return subprocess.call([PYTHON, "-m", "pytest", *rest], cwd=ROOT)
 
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from alembic import command
-from sqlalchemy import create_engine, insert, select, text, update
+from sqlalchemy import column, create_engine, insert, select, table, text, update
 from sqlalchemy.engine import make_url
 
 from tests.conftest import POSTGRES_URL, SECRET_KEY, backends, skip_or_fail
@@ -23,7 +23,7 @@ from twofold.crypto.chain import GENESIS, canonical
 from twofold.settings import Settings
 from twofold.store.db import Database
 from twofold.store.migrate import alembic_config, upgrade
-from twofold.store.models import AuditChainHead, AuditEvent, Practice
+from twofold.store.models import AuditChainHead, AuditEvent
 from twofold.wiring import build_services
 
 START = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
@@ -36,15 +36,22 @@ def backend(request):
 
 def legacy_chain(connection, chain: int, count: int) -> list[str]:
     """``count`` events of practice ``chain`` linked as before: unkeyed SHA-256, as 0001 wrote them."""
+    # The table as 0001 made it: the model's later columns (and their defaults) do not exist yet.
+    practices_0001 = table(
+        "practices",
+        *(column(name) for name in ("id", "name", "created_at", "require_two_factor", "required_roles")),
+        *(column(name) for name in ("grace_days", "allowed_methods", "remember_browser_days")),
+        *(column(name) for name in ("remember_browser_idle_days", "idle_timeout_minutes", "session_max_hours")),
+    )
     connection.execute(
-        insert(Practice.__table__).values(
+        insert(practices_0001).values(
             id=chain,
             name=f"Practice {chain}",
             created_at=START,
             require_two_factor=False,
-            required_roles=[],
+            required_roles="[]",
             grace_days=0,
-            allowed_methods=["totp"],
+            allowed_methods='["totp"]',
             remember_browser_days=30,
             remember_browser_idle_days=30,
             idle_timeout_minutes=30,

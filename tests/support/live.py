@@ -21,7 +21,10 @@ def live_server(app, *, access_log: bool = True) -> Iterator[str]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    serve_at(app.state.services, port)
+    # A Twofold app has services; a test's own app (an OIDC client, middleware-wrapped) has none.
+    services = getattr(getattr(app, "state", None), "services", None)
+    if services is not None:
+        serve_at(services, port)
     # log_config=None: uvicorn's records propagate to the root logger (and caplog).
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=access_log, lifespan="on")
     server = uvicorn.Server(config)

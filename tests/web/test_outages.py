@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 
 from tests.support.base import PASSWORD
 from tests.support.faults import OwnRedis, TcpProxy
-from twofold.throttle import PASSWORD_PER_ACCOUNT
+from twofold.throttle import PASSWORD_PER_CLIENT
 from twofold.web.app import create_app
 from twofold.wiring import build_services
 
@@ -84,7 +84,7 @@ def test_throttle_counters_survive_a_redis_crash_and_restart(on_redis, own_redis
     services = on_redis(own_redis.url)
     wrong = {"email": member.email, "password": "not the password"}
     with TestClient(create_app(services), base_url="http://127.0.0.1") as client:
-        for _ in range(PASSWORD_PER_ACCOUNT.limits[0].max_failures):
+        for _ in range(PASSWORD_PER_CLIENT.limits[0].max_failures):  # this client's five
             assert client.post("/api/v1/sign-in", json=wrong).status_code == 401
         own_redis.stop()  # SIGKILL: no final save
         own_redis.start()

@@ -134,6 +134,8 @@ def test_throttled_code_step_says_how_long_to_wait(client, make_user, clock):
     code_page = form_sign_in(client, member).headers["location"]
     for _ in range(5):
         client.post(code_page, data={"code": wrong_code(member.totp_key, clock)})
+    assert client.post(code_page, data={"code": member.code(clock)}).status_code == 410  # five wrong codes end it
+    code_page = form_sign_in(client, member).headers["location"]  # the password again: the account still waits
     page = client.post(code_page, data={"code": member.code(clock)})
     assert page.status_code == 429 and "Try again in 5 minutes" in page.text
 

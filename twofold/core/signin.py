@@ -40,6 +40,7 @@ from twofold.core.sessions import SessionService
 from twofold.crypto.passwords import PasswordHasher
 from twofold.crypto.secret_box import TokenHasher, random_token
 from twofold.errors import (
+    CodeJustUsed,
     DeliveryFailed,
     FlowExpired,
     FlowNotFound,
@@ -51,7 +52,7 @@ from twofold.errors import (
     Throttled,
     TwofoldError,
 )
-from twofold.factors.base import Challenge, FactorRegistry, FactorResponse, run_after_commit
+from twofold.factors.base import Challenge, FactorRegistry, FactorResponse, Outcome, run_after_commit
 from twofold.store.db import Database, Refusal, lock_account
 from twofold.store.models import Practice, SignInFlow, User
 from twofold.store.prepared import Prepared, as_record
@@ -466,7 +467,11 @@ class SignInService:
                     self.windows.summarise_due(s)
                 # One answer for every wrong code, whatever the reason (wrong, reused, expired, or right for
                 # another time step): telling "right but for another time" apart would confirm a guessed
-                # code that becomes valid later. The reason stays in the audit event.
+                # code that becomes valid later. The reason stays in the audit event. The one exception is the
+                # code this member's app just had accepted, sent again: it confirms nothing new, and saying
+                # "wait for the next code" saves a member a lockout right after setting up.
+                if verification.outcome is Outcome.JUST_USED:
+                    raise Refusal(CodeJustUsed())
                 raise Refusal(InvalidCode(factor.wrong_code_message))
             _write(s, flow, _SET_FLOW_STATE, state=SECOND_FACTOR_VERIFIED)
             after_commit = verification.after_commit

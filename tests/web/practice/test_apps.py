@@ -6,6 +6,7 @@ import pytest
 
 from tests.conftest import backends, sign_in
 from tests.support.practice_admin import events
+from twofold.store.models import MAX_ID
 
 APP_KEYS = {
     "id",
@@ -121,9 +122,9 @@ def test_an_address_belongs_to_one_app_whatever_the_practice(client, admin, make
 
 
 def test_ids_out_of_range_are_a_clear_4xx(client, admin):
-    for path in ("/api/v1/practice/apps/0", f"/api/v1/practice/apps/{2**63}", "/api/v1/practice/apps/abc"):
+    for path in ("/api/v1/practice/apps/0", f"/api/v1/practice/apps/{MAX_ID + 1}", "/api/v1/practice/apps/abc"):
         assert client.get(path).status_code == 422
-    assert client.get(f"/api/v1/practice/apps/{2**63 - 1}").json()["error"] == "app_not_found"
+    assert client.get(f"/api/v1/practice/apps/{MAX_ID}").json()["error"] == "app_not_found"
 
 
 def test_the_apps_page_adds_edits_disables_and_removes(client, admin, services):

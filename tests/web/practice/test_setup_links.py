@@ -14,6 +14,7 @@ from tests.support.practice_admin import LINK, events, setup_path
 from twofold.crypto import otp
 from twofold.store.models import SetupLink
 from twofold.web.app import create_app
+from twofold.web.rendering import HOST_PREFIX, SESSION_COOKIE
 from twofold.wiring import build_services
 
 SECRET = re.compile(r'id="secret"[^>]*>([A-Z2-7 ]+)<')
@@ -190,10 +191,13 @@ def test_a_link_that_ended_never_shows_its_app_key_again(client, anonymous, admi
 
 def test_a_set_up_link_never_follows_the_requests_host(client, admin, mailbox, services):
     """A forged ``Host`` must not choose where a set-up link points (it is a credential)."""
+    # On a host that is not local HTTP the session cookie carries its __Host- prefix: send it so, as a
+    # browser would, so that the forged Host gets as far as making the link.
+    session = client.cookies.get(SESSION_COOKIE)
     response = client.post(
         "/api/v1/practice/members",
         json={"email": "new.nurse@riverside.example", "name": "New Nurse", "role": "staff"},
-        headers={"host": "evil.example"},
+        headers={"host": "evil.example", "cookie": f"{HOST_PREFIX}{SESSION_COOKIE}={session}"},
     )
     assert response.status_code == 201
     [message] = mailbox.wait_for(1, to="new.nurse@riverside.example")

@@ -24,6 +24,11 @@ from twofold.store.models import OidcSigningKey, User
 BASE = "http://127.0.0.1"
 
 
+def issuer_of(client) -> str:
+    """The issuer: the public origin (in development, the address `twofold serve` listens on), not the request's host."""
+    return client.app.state.services.settings.resolved_public_origin()
+
+
 @pytest.fixture
 def clock() -> FrozenClock:
     # ID tokens carry real times here: the checks below read them as a relying party would.
@@ -61,7 +66,7 @@ def id_claims(client, token: str) -> tuple[dict, dict]:
 
 def test_discovery_lists_every_endpoint_and_only_what_is_supported(client):
     doc = client.get("/.well-known/openid-configuration").json()
-    assert doc["issuer"] == BASE
+    assert doc["issuer"] == issuer_of(client)
     for name, path in [
         ("authorization_endpoint", "/authorize"),
         ("token_endpoint", "/token"),
@@ -71,7 +76,7 @@ def test_discovery_lists_every_endpoint_and_only_what_is_supported(client):
         ("revocation_endpoint", "/revoke"),
         ("end_session_endpoint", "/end-session"),
     ]:
-        assert doc[name] == BASE + path
+        assert doc[name] == issuer_of(client) + path
     assert doc["response_types_supported"] == ["code"]
     assert doc["code_challenge_methods_supported"] == ["S256"]
     assert doc["grant_types_supported"] == ["authorization_code", "refresh_token"]
@@ -110,7 +115,7 @@ def test_member_signs_in_to_an_app_with_password_and_code_and_gets_the_contracte
     answer = authorize(
         client, BASE, app_, member, clock, code_challenge=challenge, code_challenge_method="S256", nonce="n-0S6"
     )
-    assert answer["iss"] == BASE and answer["state"]  # RFC 9207
+    assert answer["iss"] == issuer_of(client) and answer["state"]  # RFC 9207
     response = exchange(client, BASE, app_, answer["code"], verifier)
     assert response.status_code == 200, response.text
     assert response.headers["cache-control"] == "no-store"
@@ -118,7 +123,7 @@ def test_member_signs_in_to_an_app_with_password_and_code_and_gets_the_contracte
     assert tokens["token_type"] == "Bearer" and tokens["refresh_token"] and tokens["expires_in"] == 600
     header, claims = id_claims(client, tokens["id_token"])
     assert header["alg"] == "RS256" and header["kid"] in {k["kid"] for k in client.get("/jwks").json()["keys"]}
-    assert claims["iss"] == BASE and claims["aud"] == [app_.client_id] and claims["nonce"] == "n-0S6"
+    assert claims["iss"] == issuer_of(client) and claims["aud"] == [app_.client_id] and claims["nonce"] == "n-0S6"
     assert claims["sub"] not in (member.email, str(member.id)) and len(claims["sub"]) >= 32
     assert claims["amr"] == ["pwd", "otp", "mfa"] and claims["acr"] == "urn:twofold:acr:2fa"
     assert claims["email"] == member.email and claims["email_verified"] is True
@@ -162,7 +167,7 @@ def test_prompt_none_without_a_session_answers_login_required_at_the_app(client,
         stop_at=app_.redirect_uri,
     )
     query = parse_qs(urlsplit(response.headers["location"]).query)
-    assert query == {"error": ["login_required"], "state": ["s1"], "iss": [BASE]}
+    assert query == {"error": ["login_required"], "state": ["s1"], "iss": [issuer_of(client)]}
 
 
 def test_prompt_login_asks_for_password_and_code_again(client, services, app_, member, clock):

@@ -20,7 +20,7 @@ from twofold.core.security_mail import SecurityMail
 from twofold.crypto.secret_box import DecryptionError, SecretBox
 from twofold.factors.base import FactorRegistry, FactorResponse
 from twofold.factors.recovery_codes.factor import RecoveryCodeFactor
-from twofold.store.db import Database
+from twofold.store.db import Database, lock_account
 from twofold.store.models import ShownRecoveryCodes, User
 
 # How long the page that showed a new set can still download it or print it again.
@@ -58,8 +58,13 @@ class RecoveryCodeEnrollmentService:
         """The first 10 codes of a member whose 2FA is on but who never had any (an admin set up
         their app on the admin's screen, where the codes are not shown): issued at the member's
         own sign-in, to be shown to them once. Empty when none are due."""
+        with self.db.reading() as s:  # every sign-in asks: a read first, a write only when codes are due
+            user = s.get_one(User, user_id)
+            if self.factor.ever_issued(s, user=user) or not self.factors.enabled_for(s, user):
+                return []
         with self.db.transaction() as s:
-            user = s.get_one(User, user_id, with_for_update=True)
+            lock_account(s, user_id)  # two sign-ins at once issue one set
+            user = s.get_one(User, user_id)
             if self.factor.ever_issued(s, user=user) or not self.factors.enabled_for(s, user):
                 return []
             return self.issue_first_set(s, user=user, context=context)

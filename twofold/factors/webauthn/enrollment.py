@@ -386,7 +386,7 @@ class WebAuthnService:
         """Request options for the sign-in flow's second step: the member's keys, user verification preferred.
 
         ``context`` carries the browser's flow binding: only the browser that passed the password step gets them."""
-        _flow, user_record, methods = self.sign_in.flow_methods(flow_id, context=context)
+        flow, user_record, methods = self.sign_in.flow_methods(flow_id, context=context)
         if self.kind not in methods:
             raise MethodNotAvailable()
         rp = self.relying_parties.for_origin(served_origin)
@@ -394,7 +394,7 @@ class WebAuthnService:
             user = s.get_one(User, user_record.id)
             keys = self._keys(s, user)
             _, challenge = self.factor.issue_challenge(
-                s, purpose=SIGN_IN, rp=rp, user_verification="preferred", user_id=user.id, flow_id=flow_id
+                s, purpose=SIGN_IN, rp=rp, user_verification="preferred", user_id=user.id, flow_id=flow.id
             )
             return self._request_options(rp, challenge, keys, "preferred")
 

@@ -67,7 +67,8 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_webauthn_challenges_user_id"), ["user_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_webauthn_challenges_expires_at"), ["expires_at"], unique=False)
     with op.batch_alter_table("practices", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("passkey_sign_in", sa.Boolean(), server_default=sa.true(), nullable=False))
+        # A plain "1" (true on both databases): an expression default would make SQLite rebuild the table.
+        batch_op.add_column(sa.Column("passkey_sign_in", sa.Boolean(), server_default="1", nullable=False))
         batch_op.add_column(sa.Column("phishing_resistant_roles", sa.JSON(), server_default="[]", nullable=False))
         batch_op.add_column(
             sa.Column("phishing_resistant_since", twofold.store.models.base.UTCDateTime(), nullable=True)
