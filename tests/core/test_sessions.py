@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import select, update
 
 from tests.conftest import PASSWORD
+from tests.support.base import backends
 from twofold.context import RequestContext
+from twofold.core.policy import PRACTICE_POLICY_FIELDS, Policy
 from twofold.crypto import otp
-from twofold.store.models import AuditEvent, Practice, UserSession
+from twofold.store.models import AuditEvent, Practice, User, UserSession
 
 
 def start(services, member):
@@ -109,3 +112,60 @@ def test_a_session_records_when_and_how_the_member_proved_who_they_are(services,
     active = services.sessions.resolve(signed_in.session_token)
     assert active is not None
     assert active.amr == ("pwd", "otp", "mfa") and active.authenticated_at == proved_at  # activity does not move it
+
+
+def identify(services, token, *, touch=True):
+    with services.db.quick_reads() as reads:
+        found = services.sessions.read(reads, token)
+    return services.sessions.identify(found, touch=touch)
+
+
+@pytest.mark.parametrize("backend", backends(), indirect=True)
+def test_the_plain_read_of_a_session_agrees_with_the_full_one(services, make_user, clock, practice):
+    member = make_user(role="staff")
+    token = start(services, member)
+    clock.advance(minutes=5)
+    full, plain = services.sessions.resolve(token, touch=False), identify(services, token, touch=False)
+    assert full is not None and plain is not None
+    assert (plain.session_id, plain.policy, plain.expires_at, plain.authenticated_at, plain.amr) == (
+        full.session_id,
+        full.policy,
+        full.expires_at,
+        full.authenticated_at,
+        full.amr,
+    )
+    assert (plain.member.id, plain.member.email, plain.member.role, plain.member.practice_name) == (
+        member.id,
+        member.email,
+        "staff",
+        "Riverside Family Practice",
+    )
+    assert identify(services, token + "x") is None and identify(services, None) is None
+    assert identify(services, "x" * 129) is None
+
+
+def test_the_plain_read_counts_activity_and_ends_an_idle_session_once(services, make_user, clock):
+    token = start(services, make_user())
+    clock.advance(minutes=14)
+    assert identify(services, token).expires_at == clock.now() + timedelta(minutes=15)  # touched: activity
+    clock.advance(minutes=14)
+    assert services.sessions.resolve(token, touch=False) is not None
+    clock.advance(minutes=2)
+    assert identify(services, token) is None
+    assert [event.details["reason"] for event in expired_events(services)] == ["idle"]
+    assert identify(services, token) is None and len(expired_events(services)) == 1
+
+
+def test_the_plain_read_refuses_a_session_of_a_deactivated_member(services, make_user):
+    member = make_user()
+    token = start(services, member)
+    with services.db.transaction() as s:
+        s.execute(update(User).where(User.id == member.id).values(active=False))
+    assert identify(services, token) is None
+
+
+def test_the_policy_read_from_columns_is_the_policy_of_the_practice_row(services, practice):
+    with services.db.reading() as s:
+        row = s.get_one(Practice, practice.id)
+        record = SimpleNamespace(**{name: getattr(row, name) for name in PRACTICE_POLICY_FIELDS})
+        assert Policy.of(record) == Policy.of(row)  # a field Policy.of reads but the list lacks fails here

@@ -11,8 +11,9 @@ The answer follows the member's Twofold session and the app's rules:
 - an app with ``reauth_minutes`` sends a member whose last sign-in is older back to sign in;
 - otherwise the request is let through with the member's identity.
 
-The proxy asks on every request, so the check reads no more than it must: one indexed read of
-the session (with its member and practice) and one of the app. Activity is written at most once
+The proxy asks on every request, so the check reads no more than it must: in one short reading
+transaction, one indexed read of the app and one of the session (with its member and practice),
+both plain columns through prepared statements. Activity is written at most once
 per ``sessions.TOUCH_INTERVAL`` per session (``SessionService.resolve``). The audit log gets the
 first access of a session to an app (once, remembered in ``app_accesses``) and denials, each at
 most once per session, host and reason every ``DENIAL_AUDIT_INTERVAL`` in a process: not one row
@@ -36,7 +37,7 @@ from twofold.clock import Clock
 from twofold.context import RequestContext
 from twofold.core.practice.apps import DEFAULT_PORTS, AppService, AppView, host_key
 from twofold.core.practice.enforcement import TwoFactorEnforcement
-from twofold.core.sessions import ActiveSession, SessionService
+from twofold.core.sessions import SessionIdentity, SessionService
 from twofold.errors import InvalidInput, TwoFactorRequired
 from twofold.store.db import Database
 from twofold.store.models import AppAccess
@@ -136,7 +137,7 @@ class Verdict:
 
     outcome: Outcome
     reason: str = ""
-    session: ActiveSession | None = None
+    session: SessionIdentity | None = None
     app: AppView | None = None
 
 
@@ -178,35 +179,45 @@ class ForwardAuthService:
     def check(self, *, request: ProxiedRequest, session_token: str | None, context: RequestContext) -> Verdict:
         """The verdict on ``request`` for the browser holding ``session_token`` (None: no cookie)."""
         key = request.host_key()
-        app = self.apps.app_at(key) if key else None
-        if app is not None and app.bypass_paths:
-            path = request.path()
-            if path is not None and app.bypasses(path):
-                return Verdict("bypass", "bypass_path", app=app)
-        active = self.sessions.resolve(session_token)
+        with self.db.quick_reads() as s:  # two prepared reads on one pooled connection, no ORM session
+            app = self.apps.read_app_at(s, key) if key else None
+            if app is not None and app.bypass_paths:
+                path = request.path()
+                if path is not None and app.bypasses(path):
+                    return Verdict("bypass", "bypass_path", app=app)
+            found = self.sessions.read(s, session_token)
+        active = self.sessions.identify(found)
         if app is None or app.host is None:
             if active is None:
                 return Verdict("deny", "unknown_host")  # not sent to sign in for an address we do not guard
             return self._deny(active, app, request, "unknown_host", context)
         if active is None:
             return Verdict("sign_in", "no_session", app=app)
-        if app.practice_id != active.user.practice_id:
+        if app.practice_id != active.member.practice_id:
             return self._deny(active, app, request, "other_practice", context)
         if not app.enabled:
             return self._deny(active, app, request, "app_disabled", context)
-        if active.user.role not in app.allowed_roles:
+        if active.member.role not in app.allowed_roles:
             return self._deny(active, app, request, "role", context)
-        if "mfa" not in active.amr:  # with a second factor proven, enrolment cannot be outstanding
-            try:
-                self.enforcement.check(active)
-            except TwoFactorRequired:
-                return self._deny(active, app, request, "two_factor_required", context)
+        if "mfa" not in active.amr and not self._enrolment_met(session_token):
+            return self._deny(active, app, request, "two_factor_required", context)
         if app.reauth_minutes and self.clock.now() - active.authenticated_at > timedelta(minutes=app.reauth_minutes):
             return Verdict("sign_in", "reauth", session=active, app=app)
         self._first_access(active, app, context)
         return Verdict("allow", session=active, app=app)
 
-    def _first_access(self, active: ActiveSession, app: AppView, context: RequestContext) -> None:
+    def _enrolment_met(self, session_token: str | None) -> bool:
+        """Whether a member signed in without a second factor is not held at 2FA enrolment (the rare path)."""
+        full = self.sessions.resolve(session_token, touch=False)
+        if full is None:
+            return False
+        try:
+            self.enforcement.check(full)
+        except TwoFactorRequired:
+            return False
+        return True
+
+    def _first_access(self, active: SessionIdentity, app: AppView, context: RequestContext) -> None:
         pair = (active.session_id, app.id)
         if self._accessed.seen_since(pair, None):
             return
@@ -222,9 +233,9 @@ class ForwardAuthService:
                         s,
                         EventTag.APP_ACCESSED,
                         context=context,
-                        practice_id=active.user.practice_id,
-                        actor_id=active.user.id,
-                        subject_id=active.user.id,
+                        practice_id=active.member.practice_id,
+                        actor_id=active.member.id,
+                        subject_id=active.member.id,
                         details={"app_id": app.id, "app": app.name, "session_id": active.session_id},
                     )
         except IntegrityError:
@@ -232,23 +243,28 @@ class ForwardAuthService:
         self._accessed.add(pair, now)
 
     def _deny(
-        self, active: ActiveSession, app: AppView | None, request: ProxiedRequest, reason: str, context: RequestContext
+        self,
+        active: SessionIdentity,
+        app: AppView | None,
+        request: ProxiedRequest,
+        reason: str,
+        context: RequestContext,
     ) -> Verdict:
         now = self.clock.now()
         key = (active.session_id, request.host_key(), reason)
         if not self._denied.seen_since(key, now - DENIAL_AUDIT_INTERVAL):
             self._denied.add(key, now)
             details: dict[str, object] = {"reason": reason, "host": (request.host_key() or "")[:262]}
-            if app is not None and app.practice_id == active.user.practice_id:
+            if app is not None and app.practice_id == active.member.practice_id:
                 details.update(app_id=app.id, app=app.name)  # another practice's app is not named in this log
             with self.db.transaction() as s:
                 self.audit.record(
                     s,
                     EventTag.APP_ACCESS_DENIED,
                     context=context,
-                    practice_id=active.user.practice_id,
-                    actor_id=active.user.id,
-                    subject_id=active.user.id,
+                    practice_id=active.member.practice_id,
+                    actor_id=active.member.id,
+                    subject_id=active.member.id,
                     details=details,
                 )
         return Verdict("deny", reason, session=active, app=app)

@@ -12,6 +12,25 @@ MAX_IDLE_MINUTES = 60
 MAX_REMEMBER_DAYS = 30
 
 
+# The practice columns ``Policy.of`` reads, for reads that select columns rather than load the row
+# (tests/core/test_policy.py checks that a record of just these makes the same policy).
+PRACTICE_POLICY_FIELDS = (
+    "idle_timeout_minutes",
+    "session_max_hours",
+    "remember_browser_days",
+    "remember_browser_idle_days",
+    "allowed_methods",
+    "require_two_factor",
+    "required_roles",
+    "grace_days",
+    "two_factor_required_since",
+    "time_zone",
+    "passkey_sign_in",
+    "phishing_resistant_roles",
+    "phishing_resistant_since",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Policy:
     idle_timeout: timedelta

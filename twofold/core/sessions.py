@@ -5,24 +5,42 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, insert, select, update
+from sqlalchemy import CursorResult, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from twofold.audit import AuditLog, EventTag
 from twofold.clock import Clock
 from twofold.context import RequestContext
-from twofold.core.policy import Policy
+from twofold.core.policy import PRACTICE_POLICY_FIELDS, Policy
 from twofold.crypto.secret_box import TokenHasher, random_token
 from twofold.store.db import Database
-from twofold.store.models import User, UserSession
-from twofold.store.prepared import Prepared
+from twofold.store.models import Practice, User, UserSession
+from twofold.store.prepared import Prepared, QuickReads
 
 # last_seen_at is written at most this often, so a busy page does not write on every request.
 TOUCH_INTERVAL = timedelta(seconds=20)
 
 _INSERT_SESSION = Prepared(insert(cast(Table, UserSession.__table__)))
+
+# What a per-request check needs of the session, its member and the member's practice (its policy).
+_SESSION_FIELDS = ("id", "created_at", "last_seen_at", "expires_at", "revoked_at", "authenticated_at", "amr")
+_MEMBER_FIELDS = ("id", "email", "name", "role", "active", "practice_id")
+_PRACTICE_FIELDS = ("name", *PRACTICE_POLICY_FIELDS)
+# One indexed read of plain columns by the cookie's hash, for the checks a proxy or an app asks
+# before every request.
+_IDENTIFY = Prepared(
+    select(
+        *(getattr(UserSession, name) for name in _SESSION_FIELDS),
+        *(getattr(User, name) for name in _MEMBER_FIELDS),
+        *(getattr(Practice, name) for name in _PRACTICE_FIELDS),
+    )
+    .join(User, User.id == UserSession.user_id)
+    .join(Practice, Practice.id == User.practice_id)
+    .where(UserSession.token_hash == bindparam("token_hash"))
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +51,43 @@ class ActiveSession:
     expires_at: datetime  # the earlier of idle and absolute end, as of this request
     authenticated_at: datetime  # when the member last proved who they are in this session
     amr: tuple[str, ...]  # how (RFC 8176 values): ("pwd",), ("pwd", "otp", "mfa"), ...
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """Who a session belongs to, as plain values (what a proxy passes on to an app)."""
+
+    id: int
+    email: str
+    name: str
+    role: str
+    practice_id: int
+    practice_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class SessionIdentity:
+    """A live session as the per-request protocol checks read it: no ORM objects, one statement.
+
+    ``ActiveSession`` is the same session for Twofold's own pages, which go on to use the member row.
+    """
+
+    session_id: int
+    member: Member
+    policy: Policy
+    expires_at: datetime
+    authenticated_at: datetime
+    amr: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRead:
+    """What ``SessionService.read`` found for a cookie, before its limits are applied (``identify``)."""
+
+    session: Any  # the sessions row, as a plain record
+    member: Member
+    active: bool
+    policy: Policy
 
 
 @dataclass(kw_only=True, slots=True)
@@ -79,7 +134,6 @@ class SessionService:
         if not token or len(token) > 128:
             return None
         token_hash = self.hasher.hash(token)
-        now = self.clock.now()
         with self.db.reading() as s:
             row = s.execute(
                 select(UserSession, User)
@@ -92,6 +146,55 @@ class SessionService:
         if record.revoked_at is not None or not user.active:
             return None
         policy = Policy.of(user.practice)
+        end = self._settle(record, user_id=user.id, practice_id=user.practice_id, policy=policy, touch=touch)
+        if end is None:
+            return None
+        return ActiveSession(
+            record.id,
+            user,
+            policy,
+            end,
+            record.authenticated_at or record.created_at,
+            tuple((record.amr or "pwd").split()),
+        )
+
+    def read(self, session: Session | QuickReads, token: str | None) -> SessionRead | None:
+        """The session for a cookie value with its member and policy, read in the caller's transaction.
+
+        Plain columns through one prepared statement (no ORM objects). Nothing is decided yet:
+        ``identify`` applies the limits once the reading transaction is over.
+        """
+        if not token or len(token) > 128:
+            return None
+        row = _IDENTIFY.execute(session, {"token_hash": self.hasher.hash(token)}).one_or_none()
+        if row is None:
+            return None
+        sessions, members = len(_SESSION_FIELDS), len(_SESSION_FIELDS) + len(_MEMBER_FIELDS)
+        record = SimpleNamespace(**dict(zip(_SESSION_FIELDS, row[:sessions], strict=True)))
+        user_id, email, name, role, active, practice_id = row[sessions:members]
+        practice = SimpleNamespace(**dict(zip(_PRACTICE_FIELDS, row[members:], strict=True)))
+        member = Member(user_id, email, name, role, practice_id, practice.name)
+        return SessionRead(record, member, bool(active), Policy.of(cast(Practice, practice)))
+
+    def identify(self, found: SessionRead | None, *, touch: bool = True) -> SessionIdentity | None:
+        """The live session ``read`` found, or None; as ``resolve`` does, ends one past its limits."""
+        if found is None:
+            return None
+        record, member = found.session, found.member
+        if record.revoked_at is not None or not found.active:
+            return None
+        end = self._settle(record, user_id=member.id, practice_id=member.practice_id, policy=found.policy, touch=touch)
+        if end is None:
+            return None
+        amr = tuple((record.amr or "pwd").split())
+        return SessionIdentity(record.id, member, found.policy, end, record.authenticated_at or record.created_at, amr)
+
+    def _settle(self, record: Any, *, user_id: int, practice_id: int, policy: Policy, touch: bool) -> datetime | None:
+        """When the unrevoked session ``record`` ends, as of now; None once it has ended (ended here and audited).
+
+        A request counts as activity (``touch``), written at most once per ``TOUCH_INTERVAL``.
+        """
+        now = self.clock.now()
         idle_end = record.last_seen_at + policy.idle_timeout
         if now >= record.expires_at or now >= idle_end:
             reason = "absolute_limit" if now >= record.expires_at else "idle"
@@ -109,9 +212,9 @@ class SessionService:
                         s,
                         EventTag.SESSION_EXPIRED,
                         context=RequestContext(),
-                        practice_id=user.practice_id,
-                        actor_id=user.id,
-                        subject_id=user.id,
+                        practice_id=practice_id,
+                        actor_id=user_id,
+                        subject_id=user_id,
                         details={"reason": reason, "session_id": record.id},
                     )
             return None
@@ -119,14 +222,7 @@ class SessionService:
             with self.db.transaction() as s:
                 s.execute(update(UserSession).where(UserSession.id == record.id).values(last_seen_at=now))
             idle_end = now + policy.idle_timeout
-        return ActiveSession(
-            record.id,
-            user,
-            policy,
-            min(idle_end, record.expires_at),
-            record.authenticated_at or record.created_at,
-            tuple((record.amr or "pwd").split()),
-        )
+        return min(idle_end, record.expires_at)
 
     def end(self, session: Session, *, token: str, reason: str = "signed_out") -> UserSession | None:
         record = session.execute(

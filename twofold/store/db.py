@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from twofold.errors import DatabaseUnavailable, InvalidInput
 from twofold.store.checkpoint import WalCheckpointer
 from twofold.store.models import User
+from twofold.store.prepared import QuickReads
 
 WAL_AUTOCHECKPOINT_PAGES = 8000
 CLI_RESERVE = 5
@@ -339,6 +340,20 @@ class Database:
         """One reading transaction; a database outage raises ``DatabaseUnavailable``."""
         with _outage_is_unavailable(), self._reader() as session, session.begin():
             yield session
+
+    @contextmanager
+    def quick_reads(self) -> Iterator[QuickReads]:
+        """A pooled connection for a few single-statement prepared reads, without an ORM session.
+
+        For the checks a proxy asks before every request: each SELECT sees committed data on its own
+        (no transaction spans them on SQLite; on PostgreSQL the pool rolls back on return).
+        """
+        with _outage_is_unavailable():
+            connection = self.engine.raw_connection()
+            try:
+                yield QuickReads(self.engine.dialect, connection.driver_connection)
+            finally:
+                connection.close()
 
     def wal_checkpointer(self) -> WalCheckpointer | None:
         """A background checkpointer for this database's write-ahead log (SQLite files only)."""

@@ -9,6 +9,10 @@ with each column type's conversions, and skips only that per-call machinery. It
 runs inside the caller's transaction: ``session.connection()`` begins it as any
 other statement would.
 
+Outside a session, ``Database.quick_reads()`` hands out a ``QuickReads``: a pooled driver
+connection on which each prepared SELECT is its own statement (no ORM session, no transaction
+set up around them on SQLite), for the checks a proxy asks before every request.
+
 Supported: plain bound parameters (no ``expanding`` IN lists), INSERT and UPDATE
 whose columns are the keys of the parameters given, and SELECTs of columns.
 """
@@ -37,17 +41,33 @@ class _Plan:
     results: tuple[Any, ...] | None  # one result processor (or None) per selected column; None: none converts
 
 
+@dataclass(frozen=True, slots=True)
+class QuickReads:
+    """A pooled driver connection and its dialect, for prepared reads without a session."""
+
+    dialect: Dialect
+    driver: Any  # the DBAPI connection
+
+
 class Prepared:
-    """One Core statement; ``execute(session, params)`` runs it in the session's transaction."""
+    """One Core statement; ``execute(session, params)`` runs it in the session's transaction.
+
+    ``execute`` also takes a ``QuickReads`` in place of the session (SELECTs only).
+    """
 
     def __init__(self, statement: ClauseElement) -> None:
         self.statement = statement
         self._plans: dict[tuple[str, tuple[str, ...]], _Plan] = {}
 
-    def execute(self, session: Session, params: Mapping[str, Any] | None = None) -> PreparedResult:
-        if session.autoflush:
-            session.flush()  # as Session.execute() would: the statement sees the ORM's pending changes
-        dialect, driver = _driver(session)
+    def execute(self, session: Session | QuickReads, params: Mapping[str, Any] | None = None) -> PreparedResult:
+        if isinstance(session, QuickReads):
+            if not isinstance(self.statement, Select):
+                raise ValueError("QuickReads run SELECTs only")
+            dialect, driver = session.dialect, session.driver
+        else:
+            if session.autoflush:
+                session.flush()  # as Session.execute() would: the statement sees the ORM's pending changes
+            dialect, driver = _driver(session)
         params = params or {}
         key = (dialect.name, tuple(params))
         plan = self._plans.get(key) or self._plan(dialect, key)

@@ -27,6 +27,7 @@ from twofold.context import RequestContext
 from twofold.errors import Conflict, InvalidInput, NotFound
 from twofold.store.db import Database
 from twofold.store.models import ROLES, App, Practice, User
+from twofold.store.prepared import Prepared, QuickReads
 
 MAX_BYPASS_PATHS = 50
 MAX_REAUTH_MINUTES = 7 * 24 * 60
@@ -205,7 +206,8 @@ class AppView:
         return any(path.startswith(prefix) for prefix in self.bypass_paths)
 
 
-_APP_AT = select(*(getattr(App, name) for name in AppView.__dataclass_fields__)).where(App.host == bindparam("host"))
+_APP_FIELDS = tuple(AppView.__dataclass_fields__)
+_APP_AT = Prepared(select(*(getattr(App, name) for name in _APP_FIELDS)).where(App.host == bindparam("host")))
 
 
 def app_in(session: Session, *, practice_id: int, app_id: int, lock: bool = False) -> App:
@@ -247,10 +249,14 @@ class AppService:
 
     def app_at(self, host: str) -> AppView | None:
         """The app reached at ``host`` (as ``host_key`` makes it), enabled or not; None when none is."""
-        # Columns, not ORM objects: the proxy asks this before every request of every app.
         with self.db.reading() as s:
-            row = s.execute(_APP_AT, {"host": host}).one_or_none()
-        return AppView(**row._asdict()) if row is not None else None
+            return self.read_app_at(s, host)
+
+    def read_app_at(self, session: Session | QuickReads, host: str) -> AppView | None:
+        """``app_at`` in the caller's transaction."""
+        # Columns through a prepared statement, not ORM objects: the proxy asks this before every request.
+        row = _APP_AT.execute(session, {"host": host}).one_or_none()
+        return AppView(**dict(zip(_APP_FIELDS, row, strict=True))) if row is not None else None
 
     def is_app_address(self, url: str) -> bool:
         """Whether ``url`` is an address of any enabled app (before sign-in, when the practice is not known yet)."""

@@ -64,8 +64,8 @@ def _clean(value: str) -> bytes:
 def _identity(response: Response, verdict: Verdict) -> Response:
     active = verdict.session
     if active is not None:
-        user = active.user
-        values = (user.email, user.email, user.name, user.role, user.practice.name)
+        member = active.member
+        values = (member.email, member.email, member.name, member.role, member.practice_name)
         for name, value in zip(IDENTITY_HEADERS, values, strict=True):
             response.raw_headers.append((name.lower().encode(), _clean(value)))
     return response
