@@ -550,3 +550,40 @@ def test_the_security_page_lists_renames_and_refuses_a_removal_in_place(client, 
     assert "Keyring key" in refused.text
     garbled = client.post("/account/security/webauthn", data={"registration_id": "x", "credential": "{", "name": "k"})
     assert garbled.status_code == 422 and "not understood" in garbled.text
+
+
+@pytest.mark.parametrize(
+    ("next_", "lands_on"),
+    [
+        ("https://files.riverside.example/reports/7?q=1", "https://files.riverside.example/reports/7?q=1"),
+        ("/account/sessions", "/account/sessions"),
+        ("https://evil.example/", "/account/security"),
+        ("https://files.other.example/", "/account/security"),  # an app, but of another practice
+    ],
+)
+def test_the_passkey_form_returns_to_the_page_asked_for(anonymous, services, keyed, make_practice, next_, lands_on):
+    member, key, _ = keyed
+    context = RequestContext()
+    services.apps.add_app(
+        practice_id=member.practice_id,
+        actor_id=None,
+        name="Files",
+        url="https://files.riverside.example",
+        context=context,
+    )
+    other = make_practice("Other Practice")
+    services.apps.add_app(
+        practice_id=other.id, actor_id=None, name="Files", url="https://files.other.example", context=context
+    )
+    started = passkey(anonymous)
+    credential = authenticator.sign_in_with(started["options"], key, origin=ORIGIN)
+    answer = anonymous.post(
+        "/sign-in/passkey",
+        data={"passkey_flow_id": started["passkey_flow_id"], "credential": json.dumps(credential), "next": next_},
+        follow_redirects=False,
+    )
+    if lands_on.startswith("/"):
+        assert (answer.status_code, answer.headers["location"]) == (303, lands_on)
+    else:  # another host: a page that moves on by itself (a form's 303 off-site would be blocked by its CSP)
+        assert answer.status_code == 200 and f'href="{lands_on}"' in answer.text.replace("&amp;", "&")
+    assert anonymous.get("/api/v1/me").json()["email"] == member.email

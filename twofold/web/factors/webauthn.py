@@ -21,7 +21,7 @@ from twofold.web.account.security import security_page
 from twofold.web.deps import Context, Enrolling, RowId, ServicesDep, SignedIn
 from twofold.web.errors import status_for
 from twofold.web.factors.recovery_codes import recovery_codes_page
-from twofold.web.rendering import back_home, go_to, render, return_target, safe_next, set_cookies
+from twofold.web.rendering import back_home, go_to, render, return_target, set_cookies
 from twofold.web.schemas import ERRORS, ErrorPublic, PasswordField, StatusPublic, Strict
 from twofold.web.signin import code_page_context, remember_option
 
@@ -361,5 +361,6 @@ def passkey_form(
         )
     except core.TwofoldError as exc:
         return render(request, "sign_in.html", {"next": next, "error": exc.message}, status_for(exc))
-    response = RedirectResponse(safe_next(next), status_code=303)
+    # As after a password and code: back to the page asked for, on this site or an app of the member's practice.
+    response = go_to(request, return_target(request, next, signed_in.user_id))
     return set_cookies(request, response, session_token=signed_in.session_token)
