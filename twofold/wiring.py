@@ -27,8 +27,8 @@ from twofold.core.practice.apps import AppService
 from twofold.core.practice.audit_log import AuditTrail
 from twofold.core.practice.enforcement import TwoFactorEnforcement
 from twofold.core.practice.members import MemberService, TrustRevoker
-from twofold.core.practice.report import ComplianceReports
 from twofold.core.practice.policy import PolicyService
+from twofold.core.practice.report import ComplianceReports
 from twofold.core.practice.resets import SecurityMailResetNotice, TwoFactorResetService
 from twofold.core.practice.setup_links import SetupService
 from twofold.core.reauth import PasswordGate, Reauthentication

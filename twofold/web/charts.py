@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
-WIDTH = 640
-LABEL_WIDTH = 150
-VALUE_WIDTH = 110
+WIDTH = 680
+LABEL_WIDTH = 200
+VALUE_WIDTH = 140
 ROW_HEIGHT = 34
 BAR_HEIGHT = 20
 TOP = 8
@@ -29,36 +29,49 @@ class Bar:
 
 
 def bar_chart(*, chart_id: str, title: str, description: str, bars: Sequence[Bar]) -> Markup:
-    """Horizontal bars, one a row, scaled to 100 %; it scales down with its container (a phone)."""
+    """Horizontal bars, one a row, scaled to 100 %; it scales down with its container (a phone).
+
+    Every piece is a literal template filled by ``Markup.format``, which escapes each value.
+    """
     span = WIDTH - LABEL_WIDTH - VALUE_WIDTH
     height = TOP * 2 + ROW_HEIGHT * max(1, len(bars))
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" id="{escape(chart_id)}" role="img" '
-        f'viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" height="{height}" '
-        f'aria-labelledby="{escape(chart_id)}-title {escape(chart_id)}-desc" font-family="sans-serif" font-size="14">',
-        f'<title id="{escape(chart_id)}-title">{escape(title)}</title>',
-        f'<desc id="{escape(chart_id)}-desc">{escape(description)}</desc>',
-        f'<line x1="{LABEL_WIDTH}" y1="0" x2="{LABEL_WIDTH}" y2="{height}" stroke="#5b6573" stroke-width="1"/>',
-        f'<line x1="{LABEL_WIDTH + span}" y1="0" x2="{LABEL_WIDTH + span}" y2="{height}" '
-        'stroke="#d7dce3" stroke-width="1" stroke-dasharray="4 3"/>',
+        Markup(
+            '<svg xmlns="http://www.w3.org/2000/svg" class="chart" id="{id}" role="img" viewBox="0 0 {w} {h}" '
+            'width="{w}" height="{h}" aria-labelledby="{id}-title {id}-desc" font-family="sans-serif" font-size="14">'
+            '<title id="{id}-title">{title}</title><desc id="{id}-desc">{desc}</desc>'
+            '<line x1="{left}" y1="0" x2="{left}" y2="{h}" stroke="#5b6573" stroke-width="1"/>'
+            '<line x1="{right}" y1="0" x2="{right}" y2="{h}" stroke="#d7dce3" stroke-width="1" stroke-dasharray="4 3"/>'
+        ).format(
+            id=chart_id,
+            w=WIDTH,
+            h=height,
+            title=title,
+            desc=description,
+            left=LABEL_WIDTH,
+            right=LABEL_WIDTH + span,
+        )
     ]
     for index, bar in enumerate(bars):
-        y = TOP + index * ROW_HEIGHT
-        middle = y + ROW_HEIGHT / 2
-        width = round(span * min(max(bar.share, 0.0), 100.0) / 100, 1)
+        middle = TOP + index * ROW_HEIGHT + ROW_HEIGHT / 2
         parts.append(
-            f'<text x="{LABEL_WIDTH - 8}" y="{middle}" text-anchor="end" dominant-baseline="middle" '
-            f'fill="#1d2430">{escape(bar.label)}</text>'
+            Markup(
+                '<text x="{label_x}" y="{middle}" text-anchor="end" dominant-baseline="middle" fill="#1d2430">{label}</text>'
+                '<rect x="{left}" y="{top}" width="{span}" height="{bar_h}" fill="#e6ebf2"/>'
+                '<rect x="{left}" y="{top}" width="{width}" height="{bar_h}" fill="#1f5fbf"/>'
+                '<text x="{value_x}" y="{middle}" dominant-baseline="middle" fill="#1d2430">{text}</text>'
+            ).format(
+                label_x=LABEL_WIDTH - 8,
+                middle=middle,
+                label=bar.label,
+                left=LABEL_WIDTH,
+                top=middle - BAR_HEIGHT / 2,
+                span=span,
+                bar_h=BAR_HEIGHT,
+                width=round(span * min(max(bar.share, 0.0), 100.0) / 100, 1),
+                value_x=LABEL_WIDTH + span + 8,
+                text=bar.text,
+            )
         )
-        parts.append(
-            f'<rect x="{LABEL_WIDTH}" y="{middle - BAR_HEIGHT / 2}" width="{span}" height="{BAR_HEIGHT}" fill="#e6ebf2"/>'
-        )
-        parts.append(
-            f'<rect x="{LABEL_WIDTH}" y="{middle - BAR_HEIGHT / 2}" width="{width}" height="{BAR_HEIGHT}" fill="#1f5fbf"/>'
-        )
-        parts.append(
-            f'<text x="{LABEL_WIDTH + span + 8}" y="{middle}" dominant-baseline="middle" '
-            f'fill="#1d2430">{escape(bar.text)}</text>'
-        )
-    parts.append("</svg>")
-    return Markup("".join(parts))
+    parts.append(Markup("</svg>"))
+    return Markup("").join(parts)

@@ -99,7 +99,7 @@ def test_the_csv_download_is_audited_and_defuses_formulas(client, mix, admin, se
     assert ["enrolment", "all", "2", "4", "50.0", ""] in rows
     formula = next(row for row in rows if row[1] == "formula@riverside.example")
     assert formula[5].startswith("'=SUM(A1:A9)")
-    assert ["audit_chain", "verified"] == next(row for row in rows if row[0] == "audit_chain")[:2]
+    assert next(row for row in rows if row[0] == "audit_chain")[:2] == ["audit_chain", "verified"]
     assert len(events(services, EventTag.REPORT_EXPORTED, practice.id)) == 1
 
 
@@ -128,7 +128,7 @@ def test_the_page_shows_tables_charts_and_links(client, mix, admin):
     assert page.status_code == 200
     html = page.text
     assert 'aria-current="page">Report</a>' in html
-    assert html.count('role="img"') == 2 and "<title id=\"enrolment-chart-title\">" in html
+    assert html.count('role="img"') == 2 and '<title id="enrolment-chart-title">' in html
     assert "Staff: 0.0% (0 of 2)" in html  # the chart's description says every value
     assert "=SUM(A1:A9)" in html and "<script>" not in html
     assert 'href="/admin/report.csv?from=' in html and 'href="/admin/report/print?from=' in html
@@ -150,7 +150,8 @@ def test_a_member_name_cannot_break_out_of_the_chart(client, admin, services, pr
 
 
 @pytest.mark.parametrize(
-    ("params", "field"), [({"from": "2026-02-31"}, "from"), ({"to": "x"}, "to"), ({"from": "2026-12-01", "to": "2026-11-01"}, "from")]
+    ("params", "field"),
+    [({"from": "2026-02-31"}, "from"), ({"to": "x"}, "to"), ({"from": "2026-12-01", "to": "2026-11-01"}, "from")],
 )
 def test_the_page_marks_the_bad_date_field(client, admin, params, field):
     page = client.get("/admin/report", params=params)
@@ -172,9 +173,7 @@ def test_the_printable_page_has_no_navigation_and_says_what_and_when(client, mix
 
 def test_a_tampered_chain_is_shown_as_a_failure(client, admin, services, practice):
     with services.db.transaction() as s:
-        s.execute(
-            update(AuditEvent).where(AuditEvent.chain == practice.id, AuditEvent.seq == 2).values(ip="10.9.9.9")
-        )
+        s.execute(update(AuditEvent).where(AuditEvent.chain == practice.id, AuditEvent.seq == 2).values(ip="10.9.9.9"))
     body = client.get("/api/v1/practice/report").json()
     assert body["audit_chain"]["verified"] is False and body["audit_chain"]["first_bad_seq"] == 2
     assert "event 2" in body["audit_chain"]["problem"]

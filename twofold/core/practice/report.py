@@ -102,7 +102,9 @@ def _day(field: str, text: str | None) -> date | None:
     except ValueError:
         raise ReportDateInvalid(field, f"Enter the {field} date as YYYY-MM-DD, for example 2026-11-02.") from None
     if not _FIRST_DAY <= day <= _LAST_DAY:
-        raise ReportDateInvalid(field, f"Enter a {field} date from {_FIRST_DAY.isoformat()} to {_LAST_DAY.isoformat()}.")
+        raise ReportDateInvalid(
+            field, f"Enter a {field} date from {_FIRST_DAY.isoformat()} to {_LAST_DAY.isoformat()}."
+        )
     return day
 
 
@@ -216,7 +218,9 @@ class ComplianceReports:
                     select(literal(factor.kind, String).label("kind"), func.count(func.distinct(users.c[0])))
                 )
             counted = dict(s.execute(union_all(*per_kind)).all()) if per_kind else {}
-            methods = [MethodCount(kind, label, int(counted.get(kind, 0))) for kind, label in self.factors.labels().items()]
+            methods = [
+                MethodCount(kind, label, int(counted.get(kind, 0))) for kind, label in self.factors.labels().items()
+            ]
 
             overdue, in_grace = self._overdue(s, practice_id=practice_id, policy=policy, enrolled=enrolled, now=now)
 
@@ -247,7 +251,9 @@ class ComplianceReports:
             chain=chain,
         )
 
-    def _overdue(self, s, *, practice_id: int, policy: Policy, enrolled, now: datetime) -> tuple[list[OverdueMember], int]:
+    def _overdue(
+        self, s, *, practice_id: int, policy: Policy, enrolled, now: datetime
+    ) -> tuple[list[OverdueMember], int]:
         """Members past their deadline without a method that meets it, and how many are still inside their grace.
 
         Reads only the members something requires 2FA of and who lack a method (or, where the policy wants a
@@ -332,7 +338,14 @@ def csv_rows(report: ComplianceReport) -> Sequence[Sequence[object]]:
     for member in report.overdue:
         needs = "security key or passkey" if member.phishing_resistant else "any method"
         rows.append(
-            ("overdue_member", member.email, "", "", "", f"{member.name}; {member.role}; due {member.due_at.isoformat()}; {needs}")
+            (
+                "overdue_member",
+                member.email,
+                "",
+                "",
+                "",
+                f"{member.name}; {member.role}; due {member.due_at.isoformat()}; {needs}",
+            )
         )
     for event in report.events:
         rows.append(("event", event.event, event.count, "", "", event.label))

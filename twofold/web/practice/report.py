@@ -89,14 +89,20 @@ def charts(report: ComplianceReport) -> dict:
         description="; ".join(
             f"{_role(line.role)}: {line.percent:.1f}% ({line.enrolled} of {line.members})" for line in lines
         ),
-        bars=[Bar(_role(line.role), line.percent, f"{line.percent:.1f}% ({line.enrolled}/{line.members})") for line in lines],
+        bars=[
+            Bar(_role(line.role), line.percent, f"{line.percent:.1f}% ({line.enrolled}/{line.members})")
+            for line in lines
+        ],
     )
     total = report.overall.members
     methods = bar_chart(
         chart_id="methods-chart",
         title="Members per sign-in method",
         description="; ".join(f"{m.label}: {m.members} of {total}" for m in report.methods),
-        bars=[Bar(m.label, share(m.members, total), f"{m.members} ({share(m.members, total):.1f}%)") for m in report.methods],
+        bars=[
+            Bar(m.label, share(m.members, total), f"{m.members} ({share(m.members, total):.1f}%)")
+            for m in report.methods
+        ],
     )
     return {"enrolment_chart": enrolment, "methods_chart": methods}
 
@@ -105,9 +111,7 @@ def _role(role: str) -> str:
     return ROLE_LABELS.get(role, "All members")
 
 
-def _report_page(
-    request: Request, admin, services, template: str, first: str, last: str, *, printable: bool = False
-):
+def _report_page(request: Request, admin, services, template: str, first: str, last: str, *, printable: bool = False):
     params = {"from": first[:10], "to": last[:10]}
     try:
         found = services.reports.report(practice_id=admin.user.practice_id, first=first[:10], last=last[:10])

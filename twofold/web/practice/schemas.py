@@ -292,7 +292,9 @@ class ReportPublic(BaseModel):
     @classmethod
     def of(cls, report: ComplianceReport) -> ReportPublic:
         def enrolment(line) -> RoleEnrolmentPublic:
-            return RoleEnrolmentPublic(role=line.role, members=line.members, enrolled=line.enrolled, percent=line.percent)
+            return RoleEnrolmentPublic(
+                role=line.role, members=line.members, enrolled=line.enrolled, percent=line.percent
+            )
 
         bad = report.chain.first_break
         return cls(
