@@ -178,3 +178,10 @@ def test_a_tampered_chain_is_shown_as_a_failure(client, admin, services, practic
     assert body["audit_chain"]["verified"] is False and body["audit_chain"]["first_bad_seq"] == 2
     assert "event 2" in body["audit_chain"]["problem"]
     assert "Verification failed" in client.get("/admin/report").text
+
+
+def test_the_page_form_shows_the_period_it_reports(client, admin, clock):
+    html = client.get("/admin/report").text
+    assert re.search(r'<input id="from"[^>]* value="2026-10-04">', html)  # 30 days to 2 Nov 2026, included
+    assert re.search(r'<input id="to"[^>]* value="2026-11-02">', html)
+    assert client.get("/admin/report", params={"from": "2026-11-02T00:00"}).status_code == 422

@@ -111,10 +111,11 @@ def _role(role: str) -> str:
     return ROLE_LABELS.get(role, "All members")
 
 
-def _report_page(request: Request, admin, services, template: str, first: str, last: str, *, printable: bool = False):
-    params = {"from": first[:10], "to": last[:10]}
+def _report_page(request: Request, admin, services, template: str, first: str, last: str):
+    first, last = first[:40], last[:40]  # anything longer is no date either; this keeps it short when shown again
+    params = {"from": first, "to": last}
     try:
-        found = services.reports.report(practice_id=admin.user.practice_id, first=first[:10], last=last[:10])
+        found = services.reports.report(practice_id=admin.user.practice_id, first=first, last=last)
     except ReportDateInvalid as exc:
         context = {"session": admin, "params": params, "error": exc.message, "error_field": exc.field, "report": None}
         return render(request, "admin/report.html", context, 422)
@@ -124,7 +125,7 @@ def _report_page(request: Request, admin, services, template: str, first: str, l
         template,
         {
             "session": admin,
-            "params": params if not printable else shown,
+            "params": shown,  # the period shown, the default one included, fills the form
             "report": found,
             "time_zone": found.period.time_zone,
             "csv_link": page_link("/admin/report.csv", shown),
@@ -155,7 +156,7 @@ def report_print(
     first: Annotated[str, Query(alias="from")] = "",
     last: Annotated[str, Query(alias="to")] = "",
 ):
-    return _report_page(request, admin, services, "admin/report_print.html", first, last, printable=True)
+    return _report_page(request, admin, services, "admin/report_print.html", first, last)
 
 
 @pages.get("/admin/report.csv", dependencies=[SameOriginExport])
@@ -167,6 +168,6 @@ def report_page_csv(
     last: Annotated[str, Query(alias="to")] = "",
 ):
     lines = services.reports.export_csv(
-        practice_id=admin.user.practice_id, first=first[:10], last=last[:10], actor_id=admin.user.id, context=context
+        practice_id=admin.user.practice_id, first=first[:40], last=last[:40], actor_id=admin.user.id, context=context
     )
     return csv_download(lines, "compliance-report.csv")
