@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from tests.conftest import sign_in
+from tests.conftest import backends, sign_in
 from tests.support.authenticator import SoftwareKey
 from tests.support.practice_admin import events
 from tests.support.recovery import add_email_method
@@ -20,6 +20,11 @@ from twofold.audit import EventTag
 from twofold.context import RequestContext
 from twofold.core.practice.report import MAX_DAYS, ReportDateInvalid, ReportPeriod, csv_rows
 from twofold.store.models import AuditEvent, User
+
+
+@pytest.fixture(params=backends())
+def backend(request):
+    return request.param
 
 
 @dataclass
