@@ -91,6 +91,7 @@ class EventTag(StrEnum):
     TWO_FACTOR_ENROLMENT_SKIPPED = "account:two_factor:enrolment_skipped"
     POLICY_CHANGED = "practice:policy:changed"
     AUDIT_EXPORTED = "practice:audit:exported"
+    REPORT_EXPORTED = "practice:report:exported"
     OIDC_CLIENT_REGISTERED = "practice:app:oidc_client_registered"
     OIDC_CLIENT_SECRET_ROTATED = "practice:app:oidc_client_secret_rotated"
     OIDC_SIGNED_IN = "account:oidc:signed_in"
@@ -165,6 +166,7 @@ EVENT_LABELS: dict[str, str] = {
     EventTag.TWO_FACTOR_ENROLMENT_SKIPPED: "Two-factor set-up skipped (grace period)",
     EventTag.POLICY_CHANGED: "Security policy changed",
     EventTag.AUDIT_EXPORTED: "Audit log exported",
+    EventTag.REPORT_EXPORTED: "Compliance report downloaded",
     EventTag.SIGN_IN_UNLOCKED: "Unlocked from the emailed link",
     EventTag.MEMBER_UNLOCKED: "Member unlocked by an admin",
     EventTag.OIDC_CLIENT_REGISTERED: "App connected for OpenID Connect sign-in",

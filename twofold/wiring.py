@@ -28,6 +28,7 @@ from twofold.core.practice.audit_log import AuditTrail
 from twofold.core.practice.enforcement import TwoFactorEnforcement
 from twofold.core.practice.members import MemberService, TrustRevoker
 from twofold.core.practice.policy import PolicyService
+from twofold.core.practice.report import ComplianceReports
 from twofold.core.practice.resets import SecurityMailResetNotice, TwoFactorResetService
 from twofold.core.practice.setup_links import SetupService
 from twofold.core.reauth import PasswordGate, Reauthentication
@@ -88,6 +89,7 @@ class Services:
     resets: TwoFactorResetService
     policies: PolicyService
     audit_trail: AuditTrail
+    reports: ComplianceReports
     trust_revokers: list[TrustRevoker]
     # What ended long enough ago to delete; features with rows of their own append a PurgeRule.
     retention: Retention
@@ -348,6 +350,7 @@ def build_services(
         trust_revokers=trust_revokers,
         notice=SecurityMailResetNotice(mail=mail),
     )
+    audit_trail = AuditTrail(db=db, clock=clock, audit=audit, notifier=notifier)
     return Services(
         settings=settings,
         db=db,
@@ -380,7 +383,8 @@ def build_services(
         policies=PolicyService(
             db=db, clock=clock, audit=audit, members=members, factors=factors, baseline=totp_enrollment.kind
         ),
-        audit_trail=AuditTrail(db=db, clock=clock, audit=audit, notifier=notifier),
+        audit_trail=audit_trail,
+        reports=ComplianceReports(db=db, clock=clock, audit=audit, factors=factors, audit_trail=audit_trail),
         trust_revokers=trust_revokers,
         retention=Retention(db=db, clock=clock, keep_days=settings.purge_after_days),
         oidc_clients=oidc_clients,

@@ -8,7 +8,16 @@ from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
 
-PAGES = ["/account/security", "/admin/members", "/admin/members/{member}", "/admin/policy", "/admin/audit"]
+PAGES = [
+    "/account/security",
+    "/admin/members",
+    "/admin/members/{member}",
+    "/admin/policy",
+    "/admin/audit",
+    "/admin/report",
+]
+# Pages without the top bar (nothing to sign out with): they must fit too.
+BARE_PAGES = ["/admin/report/print"]
 
 
 def signed_in_admin(page, admin, clock) -> None:
@@ -56,6 +65,10 @@ def test_every_page_fits_a_phone(live_server, browser, make_user, width):
             assert found["scroll"] <= width and found["reach"] <= width, (path, found)
             sign_out = page.get_by_role("button", name="Sign out", exact=True).first
             expect(sign_out).to_be_in_viewport()
+        for path in BARE_PAGES:
+            page.goto(path)
+            found = overflow(page)
+            assert found["scroll"] <= width and found["reach"] <= width, (path, found)
         page.goto("/admin/members")
         role = page.locator("td[data-label=Role]").first  # a stacked row: each cell on its own line, labelled
         assert role.evaluate("td => getComputedStyle(td).display") == "block"

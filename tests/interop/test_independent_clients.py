@@ -8,6 +8,8 @@ clock is shared: oathtool is told the frozen time with ``--now``.
 
 from __future__ import annotations
 
+import re
+import struct
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
@@ -110,3 +112,21 @@ def test_oathtool_agrees_with_rfc6238_vectors_and_ours(unix_time, sha1, sha256, 
 def test_oathtool_reads_our_base32_secret_and_computes_our_code(moment):
     key = otp.new_secret()
     assert oathtool_totp(otp.b32_secret(key), moment) == otp.totp(key, moment.timestamp())
+
+
+def test_report_charts_parse_and_render_in_librsvg(client, admin, make_user, tmp_path):
+    """The compliance report's charts are SVG that librsvg reads and draws at their stated size."""
+    make_user(role="staff", with_totp=True)
+    make_user(role="provider")
+    page = client.get("/admin/report")
+    assert page.status_code == 200
+    charts = re.findall(r"<svg\b.*?</svg>", page.text, flags=re.S)
+    assert len(charts) == 2
+    for index, svg in enumerate(charts):
+        width, height = (int(n) for n in re.search(r'viewBox="0 0 (\d+) (\d+)"', svg).groups())
+        svg_path, png_path = tmp_path / f"chart{index}.svg", tmp_path / f"chart{index}.png"
+        svg_path.write_text(svg)
+        run(require_tool("rsvg-convert"), "--format=png", "--output", str(png_path), str(svg_path))
+        png = png_path.read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and png[12:16] == b"IHDR"
+        assert struct.unpack(">II", png[16:24]) == (width, height)

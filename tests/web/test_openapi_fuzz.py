@@ -103,6 +103,16 @@ EXTREME_QUERIES = [
     "actor=١٢",
     "page=1000000",
 ]
+# The compliance report's period at the calendar's ends, in the practice's zone.
+REPORT_PERIODS = [
+    "from=0001-01-01",
+    "to=0001-01-01",
+    "from=9998-12-31&to=9998-12-31",
+    "to=9999-12-31",
+    "from=99999-01-01",
+    "from=a%00b",
+    "to=2026-11-02%00",
+]
 EXTREME_IDS = [
     "2147483648",
     "-2147483649",
@@ -122,6 +132,14 @@ def test_extreme_ids_and_dates_get_a_clear_answer(app, callers):
         client.cookies.update(session_cookie(app.state.services, admin))
         for query in EXTREME_QUERIES:
             for path in ("/api/v1/practice/audit", "/admin/audit", "/admin/audit.csv", "/api/v1/practice/members"):
+                found.append((f"GET {path}?{query}", client.get(f"{path}?{query}")))
+        for query in REPORT_PERIODS:
+            for path in (
+                "/api/v1/practice/report",
+                "/api/v1/practice/report.csv",
+                "/admin/report",
+                "/admin/report/print",
+            ):
                 found.append((f"GET {path}?{query}", client.get(f"{path}?{query}")))
         for member_id in EXTREME_IDS:
             found.append(("GET member", client.get(f"/api/v1/practice/members/{member_id}")))

@@ -16,7 +16,7 @@ from twofold.settings import Settings
 from twofold.web import errors, health, signin
 from twofold.web.account import browsers, me, password, security, sessions, two_factor_required
 from twofold.web.factors import email_code, recovery_codes, totp, webauthn
-from twofold.web.practice import apps, audit_log, enrolment, members, policy, resets, setup_links
+from twofold.web.practice import apps, audit_log, enrolment, members, policy, report, resets, setup_links
 from twofold.web.protocols import forward_auth, oidc
 from twofold.web.proxies import TrustedProxies
 from twofold.web.security import SecurityMiddleware
@@ -47,6 +47,7 @@ API_ROUTERS = (
     resets.api,
     policy.api,
     audit_log.api,
+    report.api,
     apps.api,
 )
 PAGE_ROUTERS = (
@@ -65,6 +66,7 @@ PAGE_ROUTERS = (
     resets.pages,
     policy.pages,
     audit_log.pages,
+    report.pages,
     apps.pages,
     forward_auth.pages,
     two_factor_required.pages,

@@ -63,6 +63,18 @@ def policy_due_at(policy: Policy, user: User) -> datetime | None:
     return start + timedelta(days=policy.grace_days)
 
 
+def enrolment_due_at(policy: Policy, user: User, demanded_by: datetime | None) -> tuple[datetime | None, bool]:
+    """When ``user`` must have 2FA by (None: nothing requires it), and whether only a phishing-resistant
+    method meets that. ``demanded_by`` is the due time of an admin reset's demand, if any."""
+    due = policy_due_at(policy, user)
+    if demanded_by is not None:
+        due = demanded_by if due is None else min(due, demanded_by)
+    strict_due = phishing_resistant_due_at(policy, user)
+    if strict_due is not None:
+        return (strict_due if due is None else min(due, strict_due)), True
+    return due, False
+
+
 @dataclass(kw_only=True, slots=True)
 class TwoFactorEnforcement:
     db: Database
@@ -73,14 +85,10 @@ class TwoFactorEnforcement:
     def requirement(self, session: Session, *, user: User, policy: Policy | None = None) -> EnrolmentRequirement:
         """What is required of ``user`` now. One primary-key lookup, plus the factor check when required."""
         policy = policy or Policy.of(user.practice)
-        due = policy_due_at(policy, user)
         demand = session.get(EnrolmentDemand, user.id)
-        if demand is not None:
-            due = demand.due_at if due is None else min(due, demand.due_at)
-        strict_due = phishing_resistant_due_at(policy, user)
-        if strict_due is not None:
+        due, strict = enrolment_due_at(policy, user, demand.due_at if demand is not None else None)
+        if strict:
             # Only a phishing-resistant method meets this requirement (an app does not).
-            due = strict_due if due is None else min(due, strict_due)
             strong = self.factors.phishing_resistant_kinds()
             enrolled = bool(strong) and bool(self.factors.enabled_for(session, user, strong))
             return EnrolmentRequirement(due, enrolled=enrolled, demanded=demand is not None, phishing_resistant=True)

@@ -11,6 +11,7 @@ from twofold.core.practice.apps import AppView
 from twofold.core.practice.audit_log import AuditEntry
 from twofold.core.practice.members import MemberView, RowResult
 from twofold.core.practice.policy import PolicySettings
+from twofold.core.practice.report import ComplianceReport
 from twofold.web.schemas import Strict
 
 
@@ -234,3 +235,97 @@ class AppUpdate(Strict):
         given = self.model_dump(exclude_unset=True)
         # Only reauth_minutes means something as null; a null elsewhere is "no change".
         return {name: value for name, value in given.items() if value is not None or name == "reauth_minutes"}
+
+
+class RoleEnrolmentPublic(BaseModel):
+    role: str  # a role, or "all" for the practice
+    members: int
+    enrolled: int
+    percent: float
+
+
+class MethodCountPublic(BaseModel):
+    kind: str
+    label: str
+    members: int
+
+
+class OverdueMemberPublic(BaseModel):
+    id: int
+    email: str
+    name: str
+    role: str
+    due_at: str
+    phishing_resistant: bool
+
+
+class EventCountPublic(BaseModel):
+    event: str
+    label: str
+    count: int
+
+
+class AuditChainPublic(BaseModel):
+    verified: bool
+    events: int
+    first_bad_seq: int | None
+    first_bad_event: str | None
+    problem: str | None
+
+
+class ReportPublic(BaseModel):
+    practice: str
+    period_from: str = Field(description="First day (YYYY-MM-DD, in the practice's time zone)")
+    period_to: str = Field(description="Last day, included")
+    time_zone: str
+    period_start: str = Field(description="The period's first moment (ISO 8601, UTC)")
+    period_end: str = Field(description="The moment after its last (ISO 8601, UTC)")
+    generated_at: str
+    enrolment: list[RoleEnrolmentPublic]
+    overall: RoleEnrolmentPublic
+    methods: list[MethodCountPublic]
+    overdue: list[OverdueMemberPublic]
+    in_grace_period: int
+    events: list[EventCountPublic]
+    audit_chain: AuditChainPublic
+
+    @classmethod
+    def of(cls, report: ComplianceReport) -> ReportPublic:
+        def enrolment(line) -> RoleEnrolmentPublic:
+            return RoleEnrolmentPublic(
+                role=line.role, members=line.members, enrolled=line.enrolled, percent=line.percent
+            )
+
+        bad = report.chain.first_break
+        return cls(
+            practice=report.practice,
+            period_from=report.period.first.isoformat(),
+            period_to=report.period.last.isoformat(),
+            time_zone=report.period.time_zone,
+            period_start=report.period.start.isoformat(),
+            period_end=report.period.end.isoformat(),
+            generated_at=report.generated_at.isoformat(),
+            enrolment=[enrolment(line) for line in report.roles],
+            overall=enrolment(report.overall),
+            methods=[MethodCountPublic(kind=m.kind, label=m.label, members=m.members) for m in report.methods],
+            overdue=[
+                OverdueMemberPublic(
+                    id=m.id,
+                    email=m.email,
+                    name=m.name,
+                    role=m.role,
+                    due_at=m.due_at.isoformat(),
+                    phishing_resistant=m.phishing_resistant,
+                )
+                for m in report.overdue
+            ],
+            in_grace_period=report.in_grace,
+            events=[EventCountPublic(event=e.event, label=e.label, count=e.count) for e in report.events],
+            audit_chain=AuditChainPublic(
+                verified=report.chain.ok,
+                events=report.chain.events,
+                first_bad_seq=bad.seq if bad else None,
+                first_bad_event=bad.event if bad else None,
+                problem=report.chain_problem,
+            ),
+        )
