@@ -14,6 +14,7 @@ from twofold.audit import AuditLog, EventTag
 from twofold.clock import Clock
 from twofold.context import RequestContext
 from twofold.core.policy import Policy
+from twofold.core.workstations import WorkstationService
 from twofold.crypto.secret_box import TokenHasher, random_token
 from twofold.store.db import Database
 from twofold.store.models import User, UserSession
@@ -33,6 +34,7 @@ class ActiveSession:
     expires_at: datetime  # the earlier of idle and absolute end, as of this request
     authenticated_at: datetime  # when the member last proved who they are in this session
     amr: tuple[str, ...]  # how (RFC 8176 values): ("pwd",), ("pwd", "otp", "mfa"), ...
+    workstation_id: int | None = None  # started on a shared workstation: ``policy`` has its shorter idle timeout
 
 
 @dataclass(kw_only=True, slots=True)
@@ -41,15 +43,19 @@ class SessionService:
     clock: Clock
     hasher: TokenHasher
     audit: AuditLog
+    workstations: WorkstationService
 
     def start(self, session: Session, *, user: User, context: RequestContext, amr: Sequence[str] = ("pwd",)) -> str:
         """Create a session for ``user`` and return its id (256 random bits) for the cookie.
 
-        ``amr`` says how the member proved who they are (RFC 8176 method references).
+        ``amr`` says how the member proved who they are (RFC 8176 method references). A
+        session started on a shared workstation (``context.workstation``) is marked as such,
+        whatever path signed the member in, and lives by the workstation's idle timeout.
         """
         token = random_token(32)
         now = self.clock.now()
         policy = Policy.of(user.practice)
+        workstation_id = self.workstations.used_for_session(session, user=user, context=context)
         # A plain INSERT on the session's connection (every sign-in runs this; no ORM flush needed).
         _INSERT_SESSION.execute(
             session,
@@ -65,6 +71,7 @@ class SessionService:
                 "revoked_reason": None,
                 "authenticated_at": now,
                 "amr": " ".join(amr),
+                "workstation_id": workstation_id,
             },
         )
         return token
@@ -92,6 +99,8 @@ class SessionService:
         if record.revoked_at is not None or not user.active:
             return None
         policy = Policy.of(user.practice)
+        if record.workstation_id is not None:
+            policy = policy.on_workstation()
         idle_end = record.last_seen_at + policy.idle_timeout
         if now >= record.expires_at or now >= idle_end:
             reason = "absolute_limit" if now >= record.expires_at else "idle"
@@ -126,6 +135,7 @@ class SessionService:
             min(idle_end, record.expires_at),
             record.authenticated_at or record.created_at,
             tuple((record.amr or "pwd").split()),
+            record.workstation_id,
         )
 
     def end(self, session: Session, *, token: str, reason: str = "signed_out") -> UserSession | None:

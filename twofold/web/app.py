@@ -16,7 +16,7 @@ from twofold.settings import Settings
 from twofold.web import errors, health, signin
 from twofold.web.account import browsers, me, password, security, sessions, two_factor_required
 from twofold.web.factors import email_code, recovery_codes, totp, webauthn
-from twofold.web.practice import apps, audit_log, enrolment, members, policy, resets, setup_links
+from twofold.web.practice import apps, audit_log, enrolment, members, policy, resets, setup_links, workstations
 from twofold.web.protocols import forward_auth, oidc
 from twofold.web.proxies import TrustedProxies
 from twofold.web.security import SecurityMiddleware
@@ -46,6 +46,7 @@ API_ROUTERS = (
     policy.api,
     audit_log.api,
     apps.api,
+    workstations.api,
     forward_auth.api,
 )
 PAGE_ROUTERS = (
@@ -65,6 +66,7 @@ PAGE_ROUTERS = (
     policy.pages,
     audit_log.pages,
     apps.pages,
+    workstations.pages,
     forward_auth.pages,
     two_factor_required.pages,
     oidc.router,
