@@ -125,7 +125,7 @@ def test_on_a_workstation_the_sign_in_is_who_is_next_and_never_remembers(client,
     assert refused.status_code == 422 and "shared workstation" in refused.text
     done = client.post(code_page, data={"code": code}, follow_redirects=False)
     assert done.status_code == 303
-    assert not any(name.startswith("twofold_rb_") for name in client.cookies.keys())
+    assert not any(name.startswith("twofold_rb_") for name in client.cookies)
     me = client.get("/api/v1/me/session").json()
     assert me["idle_timeout_seconds"] == 120
     assert "after 2 minutes" in client.get("/account/security").text
