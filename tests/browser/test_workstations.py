@@ -72,6 +72,7 @@ def test_the_front_desk_walk(live_server, page, make_user):
     clock.advance(seconds=30)
     expect(page).to_have_url(re.compile(r"/sign-in\?notice=timed_out$"))  # no way back to Sam's page
     expect_whos_next(page)
+    expect(page.get_by_role("status")).to_have_text("The last person was signed out after a period without activity.")
     expect(page.get_by_text("sam@riverside.example")).to_have_count(0)
 
     # The next person signs in at once.

@@ -196,7 +196,7 @@ class WorkstationService:
         return MarkedWorkstation(view, BrowserCookie(COOKIE_NAME, token, int(MARKED_FOR.total_seconds())))
 
     def rename(
-        self, *, practice_id: int, workstation_id: int, name: str, actor_id: int, context: RequestContext
+        self, *, practice_id: int, workstation_id: int, name: str, actor_id: int | None, context: RequestContext
     ) -> WorkstationView:
         cleaned = clean_name(name)
         with self.db.transaction() as s:
@@ -214,7 +214,7 @@ class WorkstationService:
             current = bool(context.workstation) and record.token_hash == self.hasher.hash(context.workstation or "")
             return self._view(record, current=current)
 
-    def unmark(self, *, practice_id: int, workstation_id: int, actor_id: int, context: RequestContext) -> bool:
+    def unmark(self, *, practice_id: int, workstation_id: int, actor_id: int | None, context: RequestContext) -> bool:
         """End the mark at once, in every process; True when it was the asking browser (its cookie can go)."""
         with self.db.transaction() as s:
             record = self._live(s, practice_id, workstation_id)

@@ -42,6 +42,7 @@ from twofold.web.rendering import (
 from twofold.web.schemas import ERRORS, ErrorPublic, StatusPublic, Strict
 
 api = APIRouter(prefix="/api/v1", responses=ERRORS)
+WORKSTATION_TIMED_OUT = "The last person was signed out after a period without activity."
 pages = APIRouter(include_in_schema=False)
 
 
@@ -118,7 +119,8 @@ def sign_in(body: SignInRequest, request: Request, services: ServicesDep, contex
     summary="Complete a sign-in with a second factor",
     description='With `"remember_browser": true` the answer also sets a remembered-browser cookie: '
     "later sign-ins from this client ask for the password only, until the practice's days run out "
-    "or the trust is revoked. Ignored when the practice remembers no browser.",
+    "or the trust is revoked. Ignored when the practice remembers no browser. Refused with 422 "
+    "`remember_refused_on_workstation` on a shared workstation (the code is not used up).",
     responses={404: {"model": ErrorPublic}, 410: {"model": ErrorPublic}},
 )
 async def second_factor(
@@ -172,6 +174,8 @@ def sign_in_form(request: Request, services, context: RequestContext, page: dict
     """The sign-in form; on a shared workstation, its "who's next" form: the workstation named, nothing of
     the person before (no email filled in, no saved names offered), the email field focused."""
     workstation = services.workstations.here(context=context)
+    if workstation is not None and page.get("notice") == NOTICES["timed_out"]:
+        page = {**page, "notice": WORKSTATION_TIMED_OUT}  # nowhere to "continue": the next person signs in
     return render(request, "sign_in.html", {**page, "workstation": workstation}, status)
 
 
