@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from fastapi.testclient import TestClient
 
 from tests.conftest import PASSWORD, backends, sign_in
 from tests.support.practice_admin import events
@@ -180,3 +181,20 @@ def test_the_policy_page_shows_a_bad_shared_timeout_next_to_its_field(
     saved = client.post("/admin/policy", data={**form, "shared_workstation_idle_minutes": "5"}, follow_redirects=False)
     assert saved.status_code == 303
     assert client.get("/api/v1/practice/policy").json()["shared_workstation_idle_minutes"] == 5
+
+
+def test_over_https_the_mark_is_a_host_only_prefixed_cookie_and_an_unprefixed_one_counts_for_nothing(
+    app, make_user, clock
+):
+    admin = make_user(role="admin", with_totp=True)
+    with TestClient(app, base_url="https://signin.riverside.example") as browser:
+        sign_in(browser, admin, clock)
+        answer = browser.post("/api/v1/practice/workstations", json={"name": "Front desk 1"})
+        [cookie] = [c for c in answer.headers.get_list("set-cookie") if "twofold_workstation=" in c]
+        assert cookie.startswith("__Host-twofold_workstation=") and "Secure" in cookie and "Domain" not in cookie
+        assert "HttpOnly" in cookie and "Max-Age=34560000" in cookie
+        token = browser.cookies["__Host-twofold_workstation"]
+        assert "Shared workstation: Front desk 1" in browser.get("/sign-in").text
+    with TestClient(app, base_url="https://signin.riverside.example") as planted:
+        planted.cookies.set("twofold_workstation", token)  # without the prefix: another host may have set it
+        assert "Shared workstation" not in planted.get("/sign-in").text
