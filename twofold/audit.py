@@ -109,6 +109,10 @@ class EventTag(StrEnum):
     WEBAUTHN_REMOVED = "account:webauthn:removed"
     WEBAUTHN_POSSIBLE_CLONE = "account:webauthn:possible_clone"
     PASSKEY_SIGN_IN_FAILED = "account:sign_in:passkey_failed"
+    SIGN_IN_WORKSTATION_REFUSED = "account:sign_in:workstation_refused"
+    WORKSTATION_MARKED = "practice:workstation:marked"
+    WORKSTATION_RENAMED = "practice:workstation:renamed"
+    WORKSTATION_UNMARKED = "practice:workstation:unmarked"
 
 
 # What the admin pages show for each event: the one list of human labels (the audit log, a member's
@@ -186,6 +190,10 @@ EVENT_LABELS: dict[str, str] = {
     EventTag.WEBAUTHN_REMOVED: "Security key or passkey removed",
     EventTag.WEBAUTHN_POSSIBLE_CLONE: "Security key refused: possibly copied",
     EventTag.PASSKEY_SIGN_IN_FAILED: "Passkey sign-in refused",
+    EventTag.SIGN_IN_WORKSTATION_REFUSED: "Sign-in refused: another practice's shared workstation",
+    EventTag.WORKSTATION_MARKED: "Browser marked as a shared workstation",
+    EventTag.WORKSTATION_RENAMED: "Shared workstation renamed",
+    EventTag.WORKSTATION_UNMARKED: "Shared workstation unmarked",
 }
 
 

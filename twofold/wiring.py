@@ -37,6 +37,7 @@ from twofold.core.retention import Retention
 from twofold.core.security_mail import SecurityMail, UndeliveredMailLog
 from twofold.core.sessions import SessionService
 from twofold.core.signin import SignInService
+from twofold.core.workstations import WorkstationService
 from twofold.crypto.chain import ChainKeys
 from twofold.crypto.passwords import PasswordHasher
 from twofold.crypto.secret_box import SecretBox, TokenHasher
@@ -99,6 +100,7 @@ class Services:
     oidc: OidcProvider
     apps: AppService
     forward_auth: ForwardAuthService
+    workstations: WorkstationService
 
     @property
     def health(self) -> HealthCheck:
@@ -190,7 +192,12 @@ def build_services(
     factors = FactorRegistry([webauthn, totp, email_codes, recovery_codes])
     gate = PasswordGate(db=db, passwords=passwords, throttle=throttle)
     reauth = Reauthentication(db=db, gate=gate, throttle=throttle, factors=factors, audit=audit)
-    sessions = SessionService(db=db, clock=clock, hasher=TokenHasher(secret_key, "session"), audit=audit)
+    workstations = WorkstationService(
+        db=db, clock=clock, hasher=TokenHasher(secret_key, "shared-workstation"), audit=audit
+    )
+    sessions = SessionService(
+        db=db, clock=clock, hasher=TokenHasher(secret_key, "session"), audit=audit, workstations=workstations
+    )
     remembered = RememberedBrowserService(
         clock=clock,
         hasher=TokenHasher(secret_key, "remembered-browser"),
@@ -211,6 +218,7 @@ def build_services(
         known_browsers=KnownBrowsers(clock=clock, hasher=TokenHasher(secret_key, "known-browser")),
         windows=LockWindows(clock=clock, audit=audit),
         flow_hasher=TokenHasher(secret_key, "sign-in-flow"),
+        workstations=workstations,
     )
     accounts = AccountService(
         db=db,
@@ -394,4 +402,5 @@ def build_services(
         forward_auth=ForwardAuthService(
             db=db, clock=clock, audit=audit, sessions=sessions, apps=apps, enforcement=enforcement
         ),
+        workstations=workstations,
     )

@@ -6,6 +6,9 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
+from twofold.context import RequestContext
+from twofold.store.models import User
+
 pytestmark = pytest.mark.browser
 
 PAGES = [
@@ -15,6 +18,7 @@ PAGES = [
     "/admin/policy",
     "/admin/audit",
     "/admin/report",
+    "/admin/workstations",
 ]
 # Pages without the top bar (nothing to sign out with): they must fit too.
 BARE_PAGES = ["/admin/report/print"]
@@ -59,6 +63,11 @@ def test_every_page_fits_a_phone(live_server, browser, make_user, width):
         page.goto("/sign-in")
         assert overflow(page)["scroll"] <= width, ("/sign-in", overflow(page))
         signed_in_admin(page, admin, clock)
+        with live_server.services.db.reading() as s:  # a listed workstation (another browser), long-named
+            admin_row = s.get(User, admin.id)
+        live_server.services.workstations.mark(
+            admin=admin_row, name="Front desk by the east entrance, second window", context=RequestContext()
+        )
         for path in PAGES:
             page.goto(path.format(member=member.id))
             found = overflow(page)

@@ -25,7 +25,9 @@ from twofold.store.models import (
     SignInFlow,
     ThrottleFailure,
     TotpCredential,
+    User,
     UserSession,
+    Workstation,
 )
 from twofold.web.app import create_app
 
@@ -77,6 +79,13 @@ def seed(services, user_id: int, now, tag: str) -> None:
         )
         s.add(SetupLink(token_hash=token(), user_id=user_id, created_at=now - hour, expires_at=now, used_at=now))
         s.add(ThrottleFailure(key=f"password:{tag}", at=now))
+        practice_id = s.get(User, user_id).practice_id
+        for revoked in (now, None):  # unmarked; or still marked (never purged)
+            s.add(
+                Workstation(
+                    token_hash=token(), practice_id=practice_id, name=tag, created_at=now - hour, revoked_at=revoked
+                )
+            )
 
 
 def test_what_ended_is_purged_and_what_lives_or_ended_recently_is_kept(services, make_user, clock, client):
@@ -99,6 +108,7 @@ def test_what_ended_is_purged_and_what_lives_or_ended_recently_is_kept(services,
         "sessions": 2,  # the old signed-out one and the old one past its absolute end
         "remembered browsers": 1,
         "set-up links": 1,
+        "unmarked workstations": 1,
         "throttle failures": 2,  # no throttle window is longer than a day
     }
     assert rows(services, SignInFlow, state="old") == rows(services, SignInFlow, state="recent") == 0
@@ -113,6 +123,8 @@ def test_what_ended_is_purged_and_what_lives_or_ended_recently_is_kept(services,
     assert rows(services, UserSession, user_agent="recent") == 2
     assert rows(services, UserSession) == 3  # the two recent ones and the live one
     assert rows(services, RememberedBrowser, user_agent="old") == 0
+    assert rows(services, Workstation, name="old") == 1  # the one still marked
+    assert rows(services, Workstation, name="recent") == 2
     assert rows(services, RememberedBrowser, user_agent="recent") == 1
     assert rows(services, SetupLink) == 1
     assert rows(services, ThrottleFailure) == 0

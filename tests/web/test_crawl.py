@@ -55,6 +55,7 @@ GARBAGE_FORM = {
     "grace_days": "-1",
     "remember_browser_days": "many",
     "idle_timeout_minutes": "1e9",
+    "shared_workstation_idle_minutes": "-2",
     "required_roles": "root",
     "allowed_methods": "carrier-pigeon",
     "name": "",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from twofold.cli import apps, audit, db, members, oidc, practice, users
+from twofold.cli import apps, audit, db, members, oidc, practice, users, workstations
 from twofold.cli.serve import serve
 
 app = typer.Typer(help="Twofold: two-factor sign-in for medical practices.", no_args_is_help=True, add_completion=False)
@@ -21,6 +21,7 @@ app.add_typer(members.app, name="members")
 app.add_typer(audit.app, name="audit")
 app.add_typer(oidc.app, name="oidc")
 app.add_typer(apps.app, name="app")
+app.add_typer(workstations.app, name="workstation")
 
 
 def main() -> None:

@@ -63,6 +63,8 @@ class PasswordChanged:
 
 
 def session_end(record: UserSession, policy: Policy) -> datetime:
+    if record.workstation_id is not None:  # started on a shared workstation: its shorter idle timeout
+        policy = policy.on_workstation()
     return min(record.last_seen_at + policy.idle_timeout, record.expires_at)
 
 
@@ -228,8 +230,9 @@ class AccountSecurityService:
             select(UserSession).where(UserSession.user_id == active.user.id, UserSession.revoked_at.is_(None))
         ).scalars()
         views = []
+        policy = Policy.of(active.user.practice)  # the practice's own (the current session's may be a workstation's)
         for record in rows:
-            end = active.expires_at if record.id == active.session_id else session_end(record, active.policy)
+            end = active.expires_at if record.id == active.session_id else session_end(record, policy)
             if now >= end:
                 continue
             views.append(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from twofold.store.models import Practice
@@ -28,6 +28,7 @@ PRACTICE_POLICY_FIELDS = (
     "passkey_sign_in",
     "phishing_resistant_roles",
     "phishing_resistant_since",
+    "shared_workstation_idle_minutes",
 )
 
 
@@ -50,6 +51,8 @@ class Policy:
     # Roles that must use a phishing-resistant method (a security key or passkey).
     phishing_resistant_roles: tuple[str, ...] = ()
     phishing_resistant_since: datetime | None = None
+    # A session started on a shared workstation (a front-desk browser) ends after this idle time instead.
+    shared_workstation_idle: timedelta = timedelta(minutes=2)
 
     @classmethod
     def of(cls, practice: Practice) -> Policy:
@@ -67,7 +70,14 @@ class Policy:
             passkey_sign_in=bool(practice.passkey_sign_in),
             phishing_resistant_roles=tuple(practice.phishing_resistant_roles or ()),
             phishing_resistant_since=practice.phishing_resistant_since,
+            shared_workstation_idle=timedelta(
+                minutes=max(1, min(practice.shared_workstation_idle_minutes or 2, practice.idle_timeout_minutes))
+            ),
         )
+
+    def on_workstation(self) -> Policy:
+        """This policy as a session on a shared workstation lives by it: the shorter idle timeout."""
+        return replace(self, idle_timeout=min(self.shared_workstation_idle, self.idle_timeout))
 
     def requires_two_factor_for(self, role: str) -> bool:
         """True when members of ``role`` must use 2FA: every role when no roles are named; admins always."""

@@ -40,6 +40,7 @@ from twofold.store.models import (
     ThrottleFailure,
     TotpCredential,
     UserSession,
+    Workstation,
 )
 from twofold.throttle import DAY
 
@@ -90,6 +91,8 @@ DEFAULT_RULES = [
         SetupLink.id,
         lambda now, kept: or_(SetupLink.used_at < kept, SetupLink.revoked_at < kept, SetupLink.expires_at < kept),
     ),
+    # An unmarked shared workstation: its cookie counts for nothing, and its events stay in the audit log.
+    PurgeRule("unmarked workstations", Workstation.id, lambda now, kept: Workstation.revoked_at < kept),
     # No throttle window is longer than a day: older failures count for nothing.
     PurgeRule(
         "throttle failures", ThrottleFailure.id, lambda now, kept: ThrottleFailure.at < now - timedelta(seconds=DAY)

@@ -15,6 +15,7 @@ from twofold.audit import AuditLog, EventTag
 from twofold.clock import Clock
 from twofold.context import RequestContext
 from twofold.core.policy import PRACTICE_POLICY_FIELDS, Policy
+from twofold.core.workstations import WorkstationService
 from twofold.crypto.secret_box import TokenHasher, random_token
 from twofold.store.db import Database
 from twofold.store.models import Practice, User, UserSession
@@ -26,7 +27,16 @@ TOUCH_INTERVAL = timedelta(seconds=20)
 _INSERT_SESSION = Prepared(insert(cast(Table, UserSession.__table__)))
 
 # What a per-request check needs of the session, its member and the member's practice (its policy).
-_SESSION_FIELDS = ("id", "created_at", "last_seen_at", "expires_at", "revoked_at", "authenticated_at", "amr")
+_SESSION_FIELDS = (
+    "id",
+    "created_at",
+    "last_seen_at",
+    "expires_at",
+    "revoked_at",
+    "authenticated_at",
+    "amr",
+    "workstation_id",
+)
 _MEMBER_FIELDS = ("id", "email", "name", "role", "active", "practice_id")
 _PRACTICE_FIELDS = ("name", *PRACTICE_POLICY_FIELDS)
 # One indexed read of plain columns by the cookie's hash, for the checks a proxy or an app asks
@@ -51,6 +61,7 @@ class ActiveSession:
     expires_at: datetime  # the earlier of idle and absolute end, as of this request
     authenticated_at: datetime  # when the member last proved who they are in this session
     amr: tuple[str, ...]  # how (RFC 8176 values): ("pwd",), ("pwd", "otp", "mfa"), ...
+    workstation_id: int | None = None  # started on a shared workstation: ``policy`` has its shorter idle timeout
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +89,7 @@ class SessionIdentity:
     expires_at: datetime
     authenticated_at: datetime
     amr: tuple[str, ...]
+    workstation_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,15 +108,19 @@ class SessionService:
     clock: Clock
     hasher: TokenHasher
     audit: AuditLog
+    workstations: WorkstationService
 
     def start(self, session: Session, *, user: User, context: RequestContext, amr: Sequence[str] = ("pwd",)) -> str:
         """Create a session for ``user`` and return its id (256 random bits) for the cookie.
 
-        ``amr`` says how the member proved who they are (RFC 8176 method references).
+        ``amr`` says how the member proved who they are (RFC 8176 method references). A
+        session started on a shared workstation (``context.workstation``) is marked as such,
+        whatever path signed the member in, and lives by the workstation's idle timeout.
         """
         token = random_token(32)
         now = self.clock.now()
         policy = Policy.of(user.practice)
+        workstation_id = self.workstations.used_for_session(session, user=user, context=context)
         # A plain INSERT on the session's connection (every sign-in runs this; no ORM flush needed).
         _INSERT_SESSION.execute(
             session,
@@ -120,6 +136,7 @@ class SessionService:
                 "revoked_reason": None,
                 "authenticated_at": now,
                 "amr": " ".join(amr),
+                "workstation_id": workstation_id,
             },
         )
         return token
@@ -146,6 +163,8 @@ class SessionService:
         if record.revoked_at is not None or not user.active:
             return None
         policy = Policy.of(user.practice)
+        if record.workstation_id is not None:
+            policy = policy.on_workstation()
         end = self._settle(record, user_id=user.id, practice_id=user.practice_id, policy=policy, touch=touch)
         if end is None:
             return None
@@ -156,6 +175,7 @@ class SessionService:
             end,
             record.authenticated_at or record.created_at,
             tuple((record.amr or "pwd").split()),
+            record.workstation_id,
         )
 
     def read(self, session: Session | QuickReads, token: str | None) -> SessionRead | None:
@@ -174,7 +194,10 @@ class SessionService:
         user_id, email, name, role, active, practice_id = row[sessions:members]
         practice = SimpleNamespace(**dict(zip(_PRACTICE_FIELDS, row[members:], strict=True)))
         member = Member(user_id, email, name, role, practice_id, practice.name)
-        return SessionRead(record, member, bool(active), Policy.of(cast(Practice, practice)))
+        policy = Policy.of(cast(Practice, practice))
+        if record.workstation_id is not None:
+            policy = policy.on_workstation()
+        return SessionRead(record, member, bool(active), policy)
 
     def identify(self, found: SessionRead | None, *, touch: bool = True) -> SessionIdentity | None:
         """The live session ``read`` found, or None; as ``resolve`` does, ends one past its limits."""
@@ -187,7 +210,8 @@ class SessionService:
         if end is None:
             return None
         amr = tuple((record.amr or "pwd").split())
-        return SessionIdentity(record.id, member, found.policy, end, record.authenticated_at or record.created_at, amr)
+        authenticated_at = record.authenticated_at or record.created_at
+        return SessionIdentity(record.id, member, found.policy, end, authenticated_at, amr, record.workstation_id)
 
     def _settle(self, record: Any, *, user_id: int, practice_id: int, policy: Policy, touch: bool) -> datetime | None:
         """When the unrevoked session ``record`` ends, as of now; None once it has ended (ended here and audited).

@@ -34,9 +34,10 @@ from twofold.core.known_browsers import KnownBrowsers
 from twofold.core.lockouts import LockWindows
 from twofold.core.policy import Policy
 from twofold.core.reauth import PasswordCheck, PasswordGate
-from twofold.core.remembered import BrowserCookie, RememberedBrowserService
+from twofold.core.remembered import BrowserCookie, RememberedBrowserService, TrustCheck
 from twofold.core.security_mail import SecurityMail
 from twofold.core.sessions import SessionService
+from twofold.core.workstations import RememberRefusedOnWorkstation, WorkstationService
 from twofold.crypto.passwords import PasswordHasher
 from twofold.crypto.secret_box import TokenHasher, random_token
 from twofold.errors import (
@@ -207,6 +208,7 @@ class SignInService:
     known_browsers: KnownBrowsers
     windows: LockWindows
     flow_hasher: TokenHasher
+    workstations: WorkstationService
 
     def start_sign_in(
         self,
@@ -356,12 +358,31 @@ class SignInService:
                     actor_id=user.id,
                     subject_id=user.id,
                 )
+            workstation = self.workstations.recognise(s, context.workstation)
+            if workstation is not None and workstation.practice_id != user.practice_id:
+                # Another practice's front desk: the one answer every refused password gets, so the
+                # refusal confirms nothing about the password; the reason stays in the audit log.
+                self.audit.record(
+                    s,
+                    EventTag.SIGN_IN_WORKSTATION_REFUSED,
+                    context=context,
+                    practice_id=user.practice_id,
+                    subject_id=user.id,
+                    details={"workstation_id": workstation.id},
+                )
+                raise Refusal(InvalidCredentials())
             policy = Policy.of(user.practice)
             methods = self.factors.enabled_for(s, user, self._allowed(s, user, policy))
             # A factor set up but no longer allowed still closes the password-only door.
             if not methods and not self.factors.enabled_for(s, user):
                 return self._complete(s, user=user, context=context, method="password", return_to=return_to)
-            trust = self.remembered.check(s, user=user, cookies=remembered_cookies, context=context)
+            # On a shared workstation a remembered-browser cookie is ignored (not even looked up): the
+            # person who left it there is not who signs in next, so every sign-in asks for the code.
+            trust = (
+                TrustCheck()
+                if workstation is not None
+                else self.remembered.check(s, user=user, cookies=remembered_cookies, context=context)
+            )
             if trust.trusted:
                 return self._complete(s, user=user, context=context, method="remembered_browser", return_to=return_to)
             result = self._open_flow(s, user=user, methods=methods, context=context, return_to=return_to)
@@ -379,7 +400,9 @@ class SignInService:
         """Check a code for a flow; on success the flow is consumed and a session begins.
 
         With ``remember_browser`` (and a practice policy that allows it) the result
-        also carries a remembered-browser cookie, granted in the same transaction.
+        also carries a remembered-browser cookie, granted in the same transaction. On a
+        shared workstation ``remember_browser`` is refused (``RememberRefusedOnWorkstation``)
+        before the code is checked.
         A refused response's follow-up (the "possible cloned key" email) runs once the
         refusal's record is committed.
         """
@@ -412,6 +435,8 @@ class SignInService:
             flow_record, user_record = self._live_flow(s, flow_id, binding=context.flow_binding)
             flow, user = _as_flow(flow_record), _as_user(user_record)
             policy = Policy.of(user.practice)
+            if remember_browser and self.workstations.recognise(s, context.workstation) is not None:
+                raise RememberRefusedOnWorkstation()  # before the code is looked at: nothing is used up
             factor = self.factors.get(method)
             # Only the method asked for is looked up (one query, not one per factor).
             if (

@@ -16,7 +16,17 @@ from twofold.settings import Settings
 from twofold.web import errors, health, signin
 from twofold.web.account import browsers, me, password, security, sessions, two_factor_required
 from twofold.web.factors import email_code, recovery_codes, totp, webauthn
-from twofold.web.practice import apps, audit_log, enrolment, members, policy, report, resets, setup_links
+from twofold.web.practice import (
+    apps,
+    audit_log,
+    enrolment,
+    members,
+    policy,
+    report,
+    resets,
+    setup_links,
+    workstations,
+)
 from twofold.web.protocols import forward_auth, oidc
 from twofold.web.proxies import TrustedProxies
 from twofold.web.security import SecurityMiddleware
@@ -49,6 +59,7 @@ API_ROUTERS = (
     audit_log.api,
     report.api,
     apps.api,
+    workstations.api,
 )
 PAGE_ROUTERS = (
     signin.pages,
@@ -68,6 +79,7 @@ PAGE_ROUTERS = (
     audit_log.pages,
     report.pages,
     apps.pages,
+    workstations.pages,
     forward_auth.pages,
     two_factor_required.pages,
     oidc.router,

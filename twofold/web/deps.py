@@ -10,6 +10,7 @@ from pydantic import AfterValidator
 from twofold.context import RequestContext
 from twofold.core.sessions import ActiveSession
 from twofold.core.signin import FLOW_COOKIE
+from twofold.core.workstations import COOKIE_NAME as WORKSTATION_COOKIE
 from twofold.errors import NotAuthenticated
 from twofold.store.models import MAX_ID
 from twofold.web.rendering import session_token, twofold_cookies
@@ -25,10 +26,12 @@ async def get_services(request: Request) -> Services:
 
 async def request_context(request: Request) -> RequestContext:
     client = request.client.host if request.client else None
+    cookies = twofold_cookies(request)
     return RequestContext(
         ip=client,
         user_agent=request.headers.get("user-agent", "")[:512] or None,
-        flow_binding=twofold_cookies(request).get(FLOW_COOKIE),
+        flow_binding=cookies.get(FLOW_COOKIE),
+        workstation=cookies.get(WORKSTATION_COOKIE),
     )
 
 

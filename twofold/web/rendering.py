@@ -114,6 +114,9 @@ PRACTICE_NOTICES = {
     "app_added": "App added. Put it behind your proxy as Protect an app describes; members can then open it.",
     "app_saved": "App saved. The proxy's next request follows the new settings.",
     "app_removed": "App removed. Its address is now refused at the proxy.",
+    "workstation_marked": "This browser is now a shared workstation. Sign-ins here never remember the browser.",
+    "workstation_renamed": "Workstation renamed.",
+    "workstation_unmarked": "Workstation unmarked. Its browser is an ordinary browser again from its next sign-in.",
 }
 
 

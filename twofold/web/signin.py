@@ -19,6 +19,7 @@ from twofold import errors as core
 from twofold.context import RequestContext
 from twofold.core.policy import Policy
 from twofold.core.signin import SignInResult
+from twofold.core.workstations import RememberRefusedOnWorkstation
 from twofold.factors.base import FactorResponse
 from twofold.web.blocking import database_work
 from twofold.web.deps import Context, MaybeSignedIn, MaybeSignedInUntouched, ServicesDep
@@ -41,6 +42,7 @@ from twofold.web.rendering import (
 from twofold.web.schemas import ERRORS, ErrorPublic, StatusPublic, Strict
 
 api = APIRouter(prefix="/api/v1", responses=ERRORS)
+WORKSTATION_TIMED_OUT = "The last person was signed out after a period without activity."
 pages = APIRouter(include_in_schema=False)
 
 
@@ -117,7 +119,8 @@ def sign_in(body: SignInRequest, request: Request, services: ServicesDep, contex
     summary="Complete a sign-in with a second factor",
     description='With `"remember_browser": true` the answer also sets a remembered-browser cookie: '
     "later sign-ins from this client ask for the password only, until the practice's days run out "
-    "or the trust is revoked. Ignored when the practice remembers no browser.",
+    "or the trust is revoked. Ignored when the practice remembers no browser. Refused with 422 "
+    "`remember_refused_on_workstation` on a shared workstation (the code is not used up).",
     responses={404: {"model": ErrorPublic}, 410: {"model": ErrorPublic}},
 )
 async def second_factor(
@@ -167,9 +170,20 @@ def index(active: MaybeSignedIn):
     return RedirectResponse(HOME if active else "/sign-in", status_code=303)
 
 
+def sign_in_form(request: Request, services, context: RequestContext, page: dict, status: int = 200):
+    """The sign-in form; on a shared workstation, its "who's next" form: the workstation named, nothing of
+    the person before (no email filled in, no saved names offered), the email field focused."""
+    workstation = services.workstations.here(context=context)
+    if workstation is not None and page.get("notice") == NOTICES["timed_out"]:
+        page = {**page, "notice": WORKSTATION_TIMED_OUT}  # nowhere to "continue": the next person signs in
+    return render(request, "sign_in.html", {**page, "workstation": workstation}, status)
+
+
 @pages.get("/sign-in")
 def sign_in_page(
     request: Request,
+    services: ServicesDep,
+    context: Context,
     active: MaybeSignedInUntouched,
     next: Annotated[str | None, Query(max_length=4096)] = None,
     notice: str | None = None,
@@ -184,7 +198,7 @@ def sign_in_page(
     candidate = return_candidate(target) if target else ""
     if not candidate.startswith("/") and candidate and not may_be_return_target(request, candidate):
         candidate = HOME  # not an address of any enabled app: not carried in the form at all
-    return render(request, "sign_in.html", {"next": candidate, "notice": NOTICES.get(notice or "")})
+    return sign_in_form(request, services, context, {"next": candidate, "notice": NOTICES.get(notice or "")})
 
 
 @pages.post("/sign-in")
@@ -198,7 +212,7 @@ def sign_in_submit(
 ):
     form = {"email": email, "next": next}
     if not email.strip() or not password:
-        return render(request, "sign_in.html", {**form, "error": "Enter your email and your password."}, 422)
+        return sign_in_form(request, services, context, {**form, "error": "Enter your email and your password."}, 422)
     try:
         result = services.sign_in.start_sign_in(
             email=email,
@@ -208,7 +222,7 @@ def sign_in_submit(
             remembered_cookies=twofold_cookies(request),
         )
     except (core.InvalidCredentials, core.Throttled) as exc:
-        return render(request, "sign_in.html", {**form, "error": exc.message}, status_for(exc))
+        return sign_in_form(request, services, context, {**form, "error": exc.message}, status_for(exc))
     if result.status != "signed_in":
         to_code = RedirectResponse(f"/sign-in/{result.flow_id}/code", status_code=303)
         return set_cookies(request, to_code, cookies=result.cookies)
@@ -243,7 +257,7 @@ def code_page(request: Request, flow_id: str, services: ServicesDep, context: Co
         return render(request, "flow_gone.html", {"message": exc.message}, status_for(exc))
     # The flow's user is a plain record, not an ORM User: read its practice's policy directly
     # (what AccountService.policy_for does).
-    remember_days = Policy.of(user.practice).remember_browser_days
+    remember_days = 0 if on_workstation(services, context) else Policy.of(user.practice).remember_browser_days
     return render(request, "code.html", {"flow_id": flow_id, "methods": methods, "remember_days": remember_days})
 
 
@@ -264,6 +278,9 @@ def code_submit(
         )
     except (core.FlowNotFound, core.FlowExpired) as exc:
         return render(request, "flow_gone.html", {"message": exc.message}, 410)  # this form's answer for both
+    except RememberRefusedOnWorkstation as exc:  # sent although never offered: nothing was checked or used
+        page = code_page_context(services, flow_id, method, error=exc.message, context=context)
+        return render(request, "code.html", page, 422)
     except (core.Throttled, core.InvalidCode, core.InvalidInput, core.MethodNotAvailable) as exc:
         # As the JSON contract: a refused code at sign-in is 401, whatever the reason.
         status = 429 if isinstance(exc, core.Throttled) else 401
@@ -319,7 +336,14 @@ def remember_option(services, flow_id: str, checked: bool = False, *, context: R
         _flow, user, _methods = services.sign_in.flow_methods(flow_id, context=context)
     except core.TwofoldError:
         return {"remember_days": 0}
+    if on_workstation(services, context):
+        return {"remember_days": 0}
     return {"remember_days": services.accounts.policy_for(user).remember_browser_days, "remember_checked": checked}
+
+
+def on_workstation(services, context: RequestContext) -> bool:
+    """Whether the asking browser is a shared workstation: then "Remember this browser" is never offered."""
+    return services.workstations.here(context=context) is not None
 
 
 @pages.post("/sign-out")

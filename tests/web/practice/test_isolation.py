@@ -65,6 +65,7 @@ POLICY_FORM = {
     "grace_days": "3",
     "remember_browser_days": "7",
     "idle_timeout_minutes": "15",
+    "shared_workstation_idle_minutes": "2",
 }
 CSV = b"email,name,role\nimported.by.a@riverside.example,Imported,staff\n"
 RESET = {"password": PASSWORD, "code": "{code}", "reason": "isolation check"}

@@ -408,6 +408,7 @@ def test_policy_reads_and_writes_the_contract_fields(client, admin, services):
         "time_zone",
         "passkey_sign_in",
         "phishing_resistant_roles",
+        "shared_workstation_idle_minutes",
     }
     assert policy["time_zone"] == "UTC"  # TWOFOLD_DEFAULT_TIME_ZONE unset
     new = {
@@ -439,6 +440,9 @@ BAD_POLICIES = [
     {"remember_browser_days": 31},
     {"idle_timeout_minutes": 0},
     {"idle_timeout_minutes": 61},
+    {"shared_workstation_idle_minutes": 0},
+    {"shared_workstation_idle_minutes": 16},  # longer than the practice's idle timeout (15)
+    {"idle_timeout_minutes": 1},  # shorter than the shared workstations' (2)
     {"required_roles": ["boss"]},
     {"allowed_methods": ["sms", "totp"]},
     {"allowed_methods": ["email"]},

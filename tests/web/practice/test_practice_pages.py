@@ -80,6 +80,7 @@ def test_policy_page_previews_who_would_be_affected_then_saves(client, admin, ma
         "grace_days": "5",
         "remember_browser_days": "30",
         "idle_timeout_minutes": "15",
+        "shared_workstation_idle_minutes": "2",
         "allowed_methods": ["recovery_code"],
     }
     preview = client.post("/admin/policy", data={**form, "action": "preview"})

@@ -10,12 +10,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from tests.conftest import backends, sign_in
+from tests.conftest import PASSWORD, backends, sign_in
 from tests.support.practice_admin import events
 from twofold.context import RequestContext
 from twofold.core.forward_auth import BadForwardedRequest, ProxiedRequest
 from twofold.core.sessions import TOUCH_INTERVAL
-from twofold.store.models import UserSession
+from twofold.store.models import User, UserSession
 
 ORIGIN = "https://signin.riverside.example"
 APP_URL = "https://files.riverside.example"
@@ -152,6 +152,24 @@ def test_activity_is_written_at_most_once_per_interval_and_counts_as_activity(pr
     # ...and idling past it sends the browser to sign in.
     clock.advance(minutes=16)
     assert ask(proxy, member.cookie).status_code == 302
+
+
+def test_a_session_started_on_a_shared_workstation_ends_at_its_shorter_timeout_at_the_proxy_too(
+    proxy, make_user, files, services, clock
+):
+    admin = make_user(role="admin")
+    with services.db.reading() as s:
+        admin_row = s.get(User, admin.id)
+    marked = services.workstations.mark(admin=admin_row, name="Front desk 1", context=RequestContext())
+    desk = RequestContext(workstation=marked.cookie.value)
+    staff = make_user(role="staff", email="sam@riverside.example")  # password only: signed in at once
+    on_desk = services.sign_in.start_sign_in(email=staff.email, password=PASSWORD, context=desk).session_token
+    elsewhere = services.sign_in.start_sign_in(email=staff.email, password=PASSWORD, context=RequestContext())
+    clock.advance(minutes=1, seconds=59)
+    assert ask(proxy, on_desk).status_code == 200  # activity: the two minutes start again
+    clock.advance(minutes=2)
+    assert ask(proxy, on_desk).status_code == 302  # the workstation's 2 idle minutes, not the practice's 15
+    assert ask(proxy, elsewhere.session_token).status_code == 200
 
 
 # -- not signed in --------------------------------------------------------------------------------------

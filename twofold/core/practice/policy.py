@@ -41,6 +41,8 @@ class PolicySettings:
     # Roles that must use a security key or passkey: set one up within the grace period, then sign in only with
     # it (backup codes still work for a lost key, and each use is emailed).
     phishing_resistant_roles: list[str] = field(default_factory=list)
+    # Sessions started on a shared workstation end after this many idle minutes (at most idle_timeout_minutes).
+    shared_workstation_idle_minutes: int = 2
 
     @classmethod
     def of(cls, practice: Practice) -> PolicySettings:
@@ -54,6 +56,7 @@ class PolicySettings:
             time_zone=practice.time_zone or "UTC",
             passkey_sign_in=bool(practice.passkey_sign_in),
             phishing_resistant_roles=list(practice.phishing_resistant_roles or []),
+            shared_workstation_idle_minutes=practice.shared_workstation_idle_minutes,
         )
 
     def checked(self, factors: FactorRegistry, baseline: str) -> PolicySettings:
@@ -94,6 +97,10 @@ class PolicySettings:
         ):
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise PolicyValueInvalid(name, low, high)
+        # A shared workstation's idle timeout is the shorter one: never longer than everyone else's.
+        shared = self.shared_workstation_idle_minutes
+        if isinstance(shared, bool) or not isinstance(shared, int) or not 1 <= shared <= self.idle_timeout_minutes:
+            raise PolicyValueInvalid("shared_workstation_idle_minutes", 1, self.idle_timeout_minutes)
         if not is_time_zone(self.time_zone):
             raise PolicyTimeZoneInvalid()
         if strict_roles and not set(factors.phishing_resistant_kinds()) & set(methods):

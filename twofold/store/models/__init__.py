@@ -18,6 +18,7 @@ from twofold.store.models.recovery import EmailCode, EmailMethod, RecoveryCode, 
 from twofold.store.models.remembered import RememberedBrowser
 from twofold.store.models.signin import SignInFlow, UserSession
 from twofold.store.models.throttle import ThrottleFailure, ThrottleWindow
+from twofold.store.models.workstations import Workstation
 
 __all__ = [
     "MAX_ID",
@@ -51,4 +52,5 @@ __all__ = [
     "UserSession",
     "WebAuthnChallenge",
     "WebAuthnCredential",
+    "Workstation",
 ]

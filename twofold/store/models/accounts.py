@@ -31,6 +31,8 @@ class Practice(Base):
     remember_browser_idle_days: Mapped[int] = mapped_column(Integer, default=14)
     idle_timeout_minutes: Mapped[int] = mapped_column(Integer, default=15)
     session_max_hours: Mapped[int] = mapped_column(Integer, default=12)
+    # The idle timeout of a session started on a shared workstation (never longer than idle_timeout_minutes).
+    shared_workstation_idle_minutes: Mapped[int] = mapped_column(Integer, default=2, server_default="2")
     # Where the practice is (an IANA name): pages and emails show its local time; storage and the API stay UTC.
     time_zone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
     # Passkeys: may members sign in with a passkey alone (no password), and which roles

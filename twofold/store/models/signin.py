@@ -49,3 +49,5 @@ class UserSession(Base):
     # RFC 8176 method references, space-separated ("pwd otp mfa"). Apps may ask for a recent proof.
     authenticated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     amr: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The shared workstation the session started on (its shorter idle timeout applies); None elsewhere.
+    workstation_id: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -17,13 +17,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, model_validator
 
 from twofold import errors as core
+from twofold.core.workstations import RememberRefusedOnWorkstation
 from twofold.web.account.security import security_page
 from twofold.web.deps import Context, Enrolling, RowId, ServicesDep, SignedIn
 from twofold.web.errors import status_for
 from twofold.web.factors.recovery_codes import recovery_codes_page
 from twofold.web.rendering import back_home, go_to, render, return_target, set_cookies
 from twofold.web.schemas import ERRORS, ErrorPublic, PasswordField, StatusPublic, Strict
-from twofold.web.signin import code_page_context, remember_option
+from twofold.web.signin import code_page_context, remember_option, sign_in_form
 
 api = APIRouter(prefix="/api/v1", responses=ERRORS)
 pages = APIRouter(include_in_schema=False)
@@ -335,6 +336,9 @@ def sign_in_key_form(
         )
     except (core.FlowNotFound, core.FlowExpired) as exc:
         return render(request, "flow_gone.html", {"message": exc.message}, 410)
+    except RememberRefusedOnWorkstation as exc:  # sent although never offered: nothing was checked or used
+        page = code_page_context(services, flow_id, "webauthn", error=exc.message, context=context)
+        return render(request, "code.html", page, 422)
     except core.TwofoldError as exc:
         status = 429 if isinstance(exc, core.Throttled) else 401
         page = {
@@ -360,7 +364,7 @@ def passkey_form(
             passkey_flow_id=passkey_flow_id, credential=_credential(credential), context=context
         )
     except core.TwofoldError as exc:
-        return render(request, "sign_in.html", {"next": next, "error": exc.message}, status_for(exc))
+        return sign_in_form(request, services, context, {"next": next, "error": exc.message}, status_for(exc))
     # As after a password and code: back to the page asked for, on this site or an app of the member's practice.
     response = go_to(request, return_target(request, next, signed_in.user_id))
     return set_cookies(request, response, session_token=signed_in.session_token)

@@ -1,5 +1,5 @@
 """The practice's security policy: whether 2FA is required and for whom, the grace period, the
-methods allowed, remembered-browser days and the idle timeout; page (with a preview of who
+methods allowed, remembered-browser days and the idle timeouts (everywhere, and on shared workstations); page (with a preview of who
 would be asked) and JSON."""
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ def get_policy(admin: PracticeAdmin, services: ServicesDep):
     response_model=PolicyPublic,
     summary="Change the practice's security policy",
     description="Fields left out keep their value. `grace_days` 0-30, `remember_browser_days` 0-30, "
-    "`idle_timeout_minutes` 1-60; `time_zone` an IANA name (pages and emails show local time; "
+    "`idle_timeout_minutes` 1-60; `shared_workstation_idle_minutes` 1 to `idle_timeout_minutes` (sessions "
+    "started on a shared workstation end after it); `time_zone` an IANA name (pages and emails show local time; "
     "the API's times stay UTC); `required_roles` empty means every role (admins are always included); "
     "`allowed_methods` from `totp` (always), `webauthn`, `email`, `recovery_code`; `passkey_sign_in`: members may "
     "sign in with a passkey alone; `phishing_resistant_roles`: roles that must set up a security key or passkey "
@@ -72,6 +73,7 @@ NUMBER_FIELDS = {
     "grace_days": ("Grace period", "days"),
     "remember_browser_days": ("Remember a browser for", "days"),
     "idle_timeout_minutes": ("Sign out after inactivity", "minutes"),
+    "shared_workstation_idle_minutes": ("On a shared workstation, sign out after inactivity", "minutes"),
 }
 
 
@@ -112,6 +114,7 @@ def policy_submit(
     allowed_methods: Annotated[list[str], Form()] = [],  # noqa: B006
     remember_browser_days: Annotated[str, Form(max_length=6)] = "",
     idle_timeout_minutes: Annotated[str, Form(max_length=6)] = "",
+    shared_workstation_idle_minutes: Annotated[str, Form(max_length=6)] = "",
     time_zone: Annotated[str, Form(max_length=64)] = "",
     passkey_sign_in: Annotated[bool, Form()] = False,
     phishing_resistant_roles: Annotated[list[str], Form()] = [],  # noqa: B006
@@ -121,6 +124,7 @@ def policy_submit(
         "grace_days": grace_days,
         "remember_browser_days": remember_browser_days,
         "idle_timeout_minutes": idle_timeout_minutes,
+        "shared_workstation_idle_minutes": shared_workstation_idle_minutes,
     }
     form = {
         "require_two_factor": require_two_factor,
@@ -145,6 +149,8 @@ def policy_submit(
         preview = services.policies.preview(practice_id=practice_id, settings=settings)
     except PolicyValueInvalid as exc:
         field, error = exc.field, _number_error(exc.field, exc.low, exc.high)
+        if field == "shared_workstation_idle_minutes":
+            error += " It cannot be longer than the idle time everywhere else."
     except PolicyTimeZoneInvalid:
         field, error = "time_zone", "Time zone: choose your practice's time zone from the list."
     except core.InvalidInput as exc:

@@ -12,6 +12,7 @@ from twofold.core.practice.audit_log import AuditEntry
 from twofold.core.practice.members import MemberView, RowResult
 from twofold.core.practice.policy import PolicySettings
 from twofold.core.practice.report import ComplianceReport
+from twofold.core.workstations import MAX_NAME_LENGTH, WorkstationView
 from twofold.web.schemas import Strict
 
 
@@ -108,6 +109,9 @@ class PolicyPublic(BaseModel):
     phishing_resistant_roles: list[str] = Field(
         description="Roles that must use a security key or passkey (`webauthn`) once they have one"
     )
+    shared_workstation_idle_minutes: int = Field(
+        description="Idle minutes after which a session started on a shared workstation ends (1 to idle_timeout_minutes)"
+    )
 
     @classmethod
     def of(cls, settings: PolicySettings) -> PolicyPublic:
@@ -126,6 +130,7 @@ class PolicyUpdate(Strict):
     time_zone: str | None = Field(default=None, max_length=64)
     passkey_sign_in: bool | None = None
     phishing_resistant_roles: list[str] | None = Field(default=None, max_length=10)
+    shared_workstation_idle_minutes: int | None = None
 
     def changes(self) -> dict:
         return {name: value for name, value in self.model_dump().items() if value is not None}
@@ -329,3 +334,34 @@ class ReportPublic(BaseModel):
                 problem=report.chain_problem,
             ),
         )
+
+
+class WorkstationPublic(BaseModel):
+    id: int
+    name: str
+    created_at: str
+    last_used_at: str | None = Field(description="When a session last started there (UTC)")
+    current: bool = Field(description="The client asking is this workstation")
+
+    @classmethod
+    def of(cls, view: WorkstationView) -> WorkstationPublic:
+        return cls(
+            id=view.id,
+            name=view.name,
+            created_at=view.created_at.isoformat(),
+            last_used_at=view.last_used_at.isoformat() if view.last_used_at else None,
+            current=view.current,
+        )
+
+
+class WorkstationListPublic(BaseModel):
+    items: list[WorkstationPublic]
+    total: int
+
+
+class WorkstationMark(Strict):
+    name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH, description='What people call it: "Front desk 1"')
+
+
+class WorkstationRename(Strict):
+    name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH)

@@ -5,7 +5,8 @@
 // revoked session or a moved server clock are all seen. It asks again at the
 // poll interval (data-poll-seconds) or when the warning is due, whichever is
 // sooner. "Stay signed in" posts to the keep-alive route. When the session has
-// ended, the page goes to sign-in with next= so the user comes back here.
+// ended, the page goes to sign-in with next= so the user comes back here (not on
+// a shared workstation, whose page gives no return address: the next person signs in).
 (function () {
   "use strict";
   var box = document.getElementById("idle-warning");
@@ -14,7 +15,7 @@
   var statusUrl = box.dataset.statusUrl;
   var keepAliveUrl = box.dataset.keepAliveUrl;
   var signInUrl = box.dataset.signInUrl || "/sign-in";
-  var returnTo = box.dataset.returnTo || "/";
+  var returnTo = box.dataset.returnTo || "";
   var countdown = box.querySelector("[data-countdown]");
   var button = document.getElementById("stay-signed-in");
   var timer = null;
@@ -25,7 +26,7 @@
   function ended() {
     if (leaving) { return; }
     leaving = true;
-    window.location.assign(signInUrl + "?notice=timed_out&next=" + encodeURIComponent(returnTo));
+    window.location.assign(signInUrl + "?notice=timed_out" + (returnTo ? "&next=" + encodeURIComponent(returnTo) : ""));
   }
 
   function schedule(ms) {
