@@ -23,6 +23,7 @@ from twofold.core.oidc.codes import CodeStore
 from twofold.core.oidc.keys import SigningKeys
 from twofold.core.oidc.provider import OidcProvider
 from twofold.core.oidc.tokens import TokenStore
+from twofold.core.practice.alerts import AdminAlerts, AlertRecorder
 from twofold.core.practice.apps import AppService
 from twofold.core.practice.audit_log import AuditTrail
 from twofold.core.practice.enforcement import TwoFactorEnforcement
@@ -97,6 +98,8 @@ class Services:
     oidc: OidcProvider
     apps: AppService
     forward_auth: ForwardAuthService
+    # Admin alerts: raised by the audit log and the backup-code factor, read and chosen by admins.
+    alerts: AdminAlerts
 
     @property
     def health(self) -> HealthCheck:
@@ -157,7 +160,9 @@ def build_services(
         concurrency=settings.password_hash_concurrency,
     )
     box = SecretBox(secret_key, settings.old_secret_keys)
-    audit = AuditLog(clock=clock, keys=ChainKeys(secret_key, settings.old_secret_keys))
+    notifier = notifier or build_notifier(settings)
+    alert_recorder = AlertRecorder(clock=clock, notifier=notifier, base_url=settings.resolved_public_origin())
+    audit = AuditLog(clock=clock, keys=ChainKeys(secret_key, settings.old_secret_keys), alerts=alert_recorder)
     if failure_store is not None:
         store = failure_store
     elif settings.redis_url:
@@ -171,7 +176,6 @@ def build_services(
     else:
         store = DatabaseFailureStore()
     throttle = Throttle(store=store, clock=clock)
-    notifier = notifier or build_notifier(settings)
     mail = SecurityMail(notifier=notifier, clock=clock, base_url=settings.resolved_public_origin())
     undelivered_mail = UndeliveredMailLog(db=db, clock=clock, audit=audit)
     notifier.subscribe(undelivered_mail)
@@ -179,7 +183,9 @@ def build_services(
     email_codes = EmailCodeFactor(
         hasher=TokenHasher(secret_key, "email-code"), clock=clock, throttle=throttle, mail=mail, stronger=[totp]
     )
-    recovery_codes = RecoveryCodeFactor(hasher=TokenHasher(secret_key, "recovery-code"), clock=clock, notices=mail)
+    recovery_codes = RecoveryCodeFactor(
+        hasher=TokenHasher(secret_key, "recovery-code"), clock=clock, notices=mail, alerts=alert_recorder
+    )
     webauthn = WebAuthnFactor(
         clock=clock, hasher=TokenHasher(secret_key, "webauthn-challenge"), audit=audit, notices=mail
     )
@@ -390,4 +396,5 @@ def build_services(
         forward_auth=ForwardAuthService(
             db=db, clock=clock, audit=audit, sessions=sessions, apps=apps, enforcement=enforcement
         ),
+        alerts=AdminAlerts(db=db, clock=clock, audit=audit, recorder=alert_recorder),
     )

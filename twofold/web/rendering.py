@@ -114,6 +114,8 @@ PRACTICE_NOTICES = {
     "app_added": "App added. Put it behind your proxy as Protect an app describes; members can then open it.",
     "app_saved": "App saved. The proxy's next request follows the new settings.",
     "app_removed": "App removed. Its address is now refused at the proxy.",
+    "alerts": "Alert choices saved.",
+    "alert_dismissed": "Alert dismissed for every admin of the practice.",
 }
 
 
