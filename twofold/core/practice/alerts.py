@@ -178,13 +178,13 @@ class AlertRecorder:
     ) -> Message:
         base = self.base_url.rstrip("/")
         if digest_day is not None:
-            subject = f"Twofold daily alerts for {practice}: {len(views)} on {digest_day:%d %b %Y}"
+            subject = f"Twofold daily alerts: {len(views)} on {digest_day:%d %b %Y}"
             opening = f"What happened to members of {practice} on {digest_day:%A %d %B %Y}:"
         elif len(views) == 1:
-            subject = f"Twofold alert for {practice}: {views[0].subject_name} - {views[0].label.lower()}"
+            subject = f"Twofold alert: {views[0].subject_name} - {views[0].label.lower()}"
             opening = f"Something happened to a member of {practice} that you asked to hear about:"
         else:
-            subject = f"Twofold alerts for {practice}: {views[0].subject_name}"
+            subject = f"Twofold alerts: {views[0].subject_name}"
             opening = f"Things happened to a member of {practice} that you asked to hear about:"
         lines = []
         for view in views:
