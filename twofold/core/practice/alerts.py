@@ -99,6 +99,11 @@ class AlertView:
         return self.label + "."
 
 
+class AlertNotFound(NotFound):
+    code = "alert_not_found"
+    message = "No such alert in your practice."
+
+
 class AlertKindUnknown(InvalidInput):
     code = "unknown_alert_kind"
 
@@ -251,7 +256,7 @@ class AdminAlerts:
                 select(Alert).where(Alert.id == alert_id, Alert.practice_id == practice_id)
             ).scalar_one_or_none()
             if alert is None:
-                raise NotFound("No such alert in your practice.")
+                raise AlertNotFound()
             if alert.acknowledged_at is not None:
                 return
             alert.acknowledged_at, alert.acknowledged_by_id = self.clock.now(), actor_id
@@ -429,6 +434,7 @@ __all__ = [
     "AdminAlerts",
     "AlertDeliveryUnknown",
     "AlertKindUnknown",
+    "AlertNotFound",
     "AlertRecorder",
     "AlertView",
 ]
