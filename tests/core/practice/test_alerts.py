@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from tests.support.base import sign_in
 from tests.support.practice_admin import user_row
 from tests.support.recovery import wait_for_subject
 from twofold.audit import EventTag
@@ -135,11 +134,15 @@ def test_a_reset_tells_the_other_admins_but_not_the_one_who_did_it(services, mai
 
 
 def test_an_alert_whose_transaction_rolls_back_is_neither_kept_nor_sent(services, mailbox, admins, member):
-    with pytest.raises(RuntimeError), services.db.transaction() as s:
-        services.audit.record(
-            s, EventTag.TWO_FACTOR_DISABLED, context=CONTEXT, practice_id=member.practice_id, subject_id=member.id
-        )
-        raise RuntimeError("the change failed after its event was written")
+    def failing_change() -> None:
+        with services.db.transaction() as s:
+            services.audit.record(
+                s, EventTag.TWO_FACTOR_DISABLED, context=CONTEXT, practice_id=member.practice_id, subject_id=member.id
+            )
+            raise RuntimeError("the change failed after its event was written")
+
+    with pytest.raises(RuntimeError):
+        failing_change()
     assert alerts_of(services) == []
     assert no_alert_to(services, mailbox, admins[0].email)
 
