@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
+from tests.support.base import backends
 from tests.support.practice_admin import user_row
 from tests.support.recovery import wait_for_subject
 from twofold.audit import EventTag
@@ -20,6 +21,11 @@ from twofold.store.models import Alert, AlertDigest, AlertPreference, AuditEvent
 
 CONTEXT = RequestContext(ip="203.0.113.7", user_agent="pytest")
 PRACTICE = "Riverside Family Practice"
+
+
+@pytest.fixture(params=backends())
+def backend(request):
+    return request.param
 
 
 @pytest.fixture
