@@ -23,6 +23,7 @@ from twofold.core.oidc.codes import CodeStore
 from twofold.core.oidc.keys import SigningKeys
 from twofold.core.oidc.provider import OidcProvider
 from twofold.core.oidc.tokens import TokenStore
+from twofold.core.practice.alerts import PURGE_RULES as ALERT_PURGE_RULES
 from twofold.core.practice.alerts import AdminAlerts, AlertRecorder
 from twofold.core.practice.apps import AppService
 from twofold.core.practice.audit_log import AuditTrail
@@ -354,6 +355,8 @@ def build_services(
         trust_revokers=trust_revokers,
         notice=SecurityMailResetNotice(mail=mail),
     )
+    retention = Retention(db=db, clock=clock, keep_days=settings.purge_after_days)
+    retention.rules.extend(ALERT_PURGE_RULES)
     return Services(
         settings=settings,
         db=db,
@@ -388,7 +391,7 @@ def build_services(
         ),
         audit_trail=AuditTrail(db=db, clock=clock, audit=audit, notifier=notifier),
         trust_revokers=trust_revokers,
-        retention=Retention(db=db, clock=clock, keep_days=settings.purge_after_days),
+        retention=retention,
         oidc_clients=oidc_clients,
         oidc_keys=oidc_keys,
         oidc=oidc,

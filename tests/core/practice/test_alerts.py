@@ -12,7 +12,7 @@ from sqlalchemy import select
 from tests.support.base import backends
 from tests.support.practice_admin import user_row
 from tests.support.recovery import wait_for_subject
-from twofold.audit import EventTag
+from twofold.audit import AlertKind, EventTag
 from twofold.context import RequestContext
 from twofold.core.practice.alerts import LOW_BACKUP_CODES, AlertDeliveryUnknown, AlertKindUnknown
 from twofold.errors import NotFound
@@ -263,3 +263,18 @@ def test_the_digest_is_claimed_before_it_is_sent(services, admins, member, clock
         (clock.now() - timedelta(days=1)).date().isoformat(),
         0,
     )
+
+
+def test_dismissed_alerts_are_purged_after_the_keeping_period_and_others_kept(services, admins, member, clock):
+    for kind in (AlertKind.LOCKED_OUT, AlertKind.BACKUP_CODE_USED):
+        with services.db.transaction() as s:
+            services.audit.alerts.raise_alert(s, kind=kind, practice_id=member.practice_id, subject_id=member.id)
+    dismissed, kept = sorted(services.alerts.recent(practice_id=member.practice_id), key=lambda v: v.id)
+    services.alerts.acknowledge(
+        practice_id=member.practice_id, actor_id=admins[0].id, alert_id=dismissed.id, context=CONTEXT
+    )
+    clock.advance(days=29)
+    assert services.retention.purge()["dismissed alerts"] == 0
+    clock.advance(days=2)
+    assert services.retention.purge()["dismissed alerts"] == 1
+    assert [a.id for a in alerts_of(services)] == [kept.id]  # never dismissed: kept until it is

@@ -24,7 +24,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import event, or_, select
+from sqlalchemy import and_, event, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -32,6 +32,7 @@ from twofold.audit import AlertKind, AuditLog, EventTag
 from twofold.clock import Clock, local, zone
 from twofold.context import RequestContext
 from twofold.core.notifier import Message, Notifier
+from twofold.core.retention import PurgeRule
 from twofold.errors import InvalidInput, NotFound
 from twofold.store.db import Database
 from twofold.store.models import Alert, AlertDigest, AlertPreference, User
@@ -57,6 +58,17 @@ DELIVERIES: dict[str, str] = {
     OFF: "Off (Members page only)",
 }
 DEFAULT_DELIVERY = IMMEDIATE
+
+# What the purge deletes (core/retention.py): alerts dismissed longer ago than the keeping period
+# (30 days by default; one never dismissed stays until it is), and the digests' claims of past days.
+PURGE_RULES = [
+    PurgeRule(
+        "dismissed alerts",
+        Alert.id,
+        lambda now, kept: and_(Alert.acknowledged_at.is_not(None), Alert.acknowledged_at < kept),
+    ),
+    PurgeRule("alert digest claims", AlertDigest.id, lambda now, kept: AlertDigest.sent_at < kept),
+]
 
 RECENT = timedelta(days=7)
 MAX_SHOWN = 50
@@ -140,7 +152,7 @@ class AlertRecorder:
             details=dict(details or {}),
         )
         session.add(alert)
-        admins = self._admins(session, practice_id, str(kind), IMMEDIATE, also_default=True)
+        admins = self._emailed_at_once(session, practice_id, str(kind))
         admins = [a for a in admins if a.id not in (subject_id, actor_id)]
         if not admins:
             return
@@ -208,18 +220,15 @@ class AlertRecorder:
 
     # -- helpers -------------------------------------------------------------------------------
 
-    def _admins(self, s: Session, practice_id: int, kind: str, delivery: str, *, also_default: bool) -> list[User]:
+    def _emailed_at_once(self, s: Session, practice_id: int, kind: str) -> list[User]:
+        """The practice's active admins who get ``kind`` as it happens (chosen, or by default)."""
         chosen = select(AlertPreference.delivery).where(
             AlertPreference.user_id == User.id, AlertPreference.kind == kind
         )
-        condition = chosen.scalar_subquery() == delivery
-        if also_default:
-            condition = or_(condition, ~chosen.exists())
+        wanted = or_(chosen.scalar_subquery() == IMMEDIATE, ~chosen.exists())
         return list(
             s.scalars(
-                select(User).where(
-                    User.practice_id == practice_id, User.role == "admin", User.active.is_(True), condition
-                )
+                select(User).where(User.practice_id == practice_id, User.role == "admin", User.active.is_(True), wanted)
             ).all()
         )
 
@@ -431,6 +440,7 @@ __all__ = [
     "KINDS",
     "KIND_LABELS",
     "LOW_BACKUP_CODES",
+    "PURGE_RULES",
     "AdminAlerts",
     "AlertDeliveryUnknown",
     "AlertKindUnknown",
