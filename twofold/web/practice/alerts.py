@@ -9,7 +9,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 
 from twofold.core.practice.alerts import DELIVERIES, KIND_LABELS, KINDS, LOW_BACKUP_CODES
-from twofold.web.deps import Context, MemberId, PracticeAdmin, ServicesDep
+from twofold.web.deps import Context, PracticeAdmin, RowId, ServicesDep
 from twofold.web.practice.common import api_router
 from twofold.web.practice.schemas import (
     AlertListPublic,
@@ -50,7 +50,7 @@ def list_alerts(admin: PracticeAdmin, services: ServicesDep):
     description="For every admin of the practice. Audited as `practice:alert:acknowledged`; dismissing one "
     "again changes nothing.",
 )
-def acknowledge_alert(alert_id: MemberId, admin: PracticeAdmin, services: ServicesDep, context: Context):
+def acknowledge_alert(alert_id: RowId, admin: PracticeAdmin, services: ServicesDep, context: Context):
     services.alerts.acknowledge(
         practice_id=admin.user.practice_id, actor_id=admin.user.id, alert_id=alert_id, context=context
     )
@@ -141,7 +141,7 @@ def alerts_submit(
 
 @pages.post("/admin/alerts/{alert_id}/acknowledge")
 def acknowledge_submit(
-    alert_id: MemberId,
+    alert_id: RowId,
     admin: PracticeAdmin,
     services: ServicesDep,
     context: Context,
