@@ -8,10 +8,10 @@ copy of the database and write access to it are not enough to rewrite a chain un
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from sqlalchemy import Row, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
@@ -22,7 +22,7 @@ from twofold.crypto.chain import GENESIS, ChainKeys
 from twofold.store.models import AuditChainHead, AuditEvent
 from twofold.store.prepared import Prepared
 
-__all__ = ["GENESIS", "AuditLog", "EventTag", "event_fields"]
+__all__ = ["GENESIS", "AlertDesk", "AlertKind", "AuditLog", "EventTag", "NoAlerts", "event_fields"]
 
 _HEADS = cast(Table, AuditChainHead.__table__)
 # The statements of record(), which every sign-in runs; see twofold/store/prepared.py.
@@ -113,6 +113,8 @@ class EventTag(StrEnum):
     WORKSTATION_MARKED = "practice:workstation:marked"
     WORKSTATION_RENAMED = "practice:workstation:renamed"
     WORKSTATION_UNMARKED = "practice:workstation:unmarked"
+    ALERT_PREFERENCES_CHANGED = "practice:alerts:preferences_changed"
+    ALERT_ACKNOWLEDGED = "practice:alert:acknowledged"
 
 
 # What the admin pages show for each event: the one list of human labels (the audit log, a member's
@@ -194,7 +196,61 @@ EVENT_LABELS: dict[str, str] = {
     EventTag.WORKSTATION_MARKED: "Browser marked as a shared workstation",
     EventTag.WORKSTATION_RENAMED: "Shared workstation renamed",
     EventTag.WORKSTATION_UNMARKED: "Shared workstation unmarked",
+    EventTag.ALERT_PREFERENCES_CHANGED: "Alert choices changed",
+    EventTag.ALERT_ACKNOWLEDGED: "Alert dismissed",
 }
+
+
+class AlertKind(StrEnum):
+    """What a practice's admins can be alerted about (core/practice/alerts.py); stable API names."""
+
+    TWO_FACTOR_DISABLED = "two_factor_disabled"
+    BACKUP_CODE_USED = "backup_code_used"
+    BACKUP_CODES_LOW = "backup_codes_low"
+    LOCKED_OUT = "locked_out"
+    TWO_FACTOR_RESET = "two_factor_reset"
+
+
+# The audited events that alert a practice's admins. Raised from ``AuditLog.record``, so every path
+# that records one (each place a lockout starts, say) alerts the same way, in the same transaction.
+# Backup codes are not audited on their own: their factor raises those alerts where a code is claimed.
+ALERTING_EVENTS: dict[str, AlertKind] = {
+    EventTag.TWO_FACTOR_DISABLED: AlertKind.TWO_FACTOR_DISABLED,
+    EventTag.LOCKED_OUT: AlertKind.LOCKED_OUT,
+    EventTag.TWO_FACTOR_RESET: AlertKind.TWO_FACTOR_RESET,
+}
+
+
+class AlertDesk(Protocol):
+    def raise_alert(
+        self,
+        session: Session,
+        *,
+        kind: AlertKind,
+        practice_id: int,
+        subject_id: int,
+        actor_id: int | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """Record an alert about member ``subject_id`` for their practice's admins, in ``session``'s
+        transaction; the admins who want it at once are emailed once that transaction has committed.
+        ``details`` holds counts only, never a code, secret or token."""
+
+
+class NoAlerts:
+    """No one is alerted (tools and tests that build an ``AuditLog`` alone)."""
+
+    def raise_alert(
+        self,
+        session: Session,
+        *,
+        kind: AlertKind,
+        practice_id: int,
+        subject_id: int,
+        actor_id: int | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        return None
 
 
 def event_label(name: str) -> str:
@@ -231,6 +287,7 @@ def event_fields(event: AuditEvent | Row[Any]) -> dict[str, Any]:
 class AuditLog:
     clock: Clock
     keys: ChainKeys
+    alerts: AlertDesk = field(default_factory=NoAlerts)
 
     def link_of(self, prev_hash: str, event: AuditEvent) -> str:
         """The link ``event`` gets after ``prev_hash`` under the current key."""
@@ -284,6 +341,16 @@ class AuditLog:
         row["hash"] = self.keys.link(prev_hash, _hashed_fields(row))
         _INSERT_EVENT.execute(session, row)
         _UPDATE_HEAD.execute(session, {"head_chain": chain, "seq": row["seq"], "hash": row["hash"]})
+        kind = ALERTING_EVENTS.get(str(event))
+        if kind is not None and practice_id is not None and subject_id is not None:
+            self.alerts.raise_alert(
+                session,
+                kind=kind,
+                practice_id=practice_id,
+                subject_id=subject_id,
+                actor_id=actor_id,
+                details={"retry_after": details["retry_after"]} if details and "retry_after" in details else None,
+            )
 
     def record_lockout(
         self,

@@ -107,6 +107,9 @@ class Settings(BaseSettings):
     # purges every purge_interval_seconds (0: only `twofold db purge` does).
     purge_after_days: int = Field(default=30, ge=1, le=3650)
     purge_interval_seconds: int = Field(default=3600, ge=0)
+    # Admin alerts: each server process looks every alert_digest_interval_seconds for daily digests
+    # due (the previous day of each practice's calendar, sent once); 0 leaves it to `twofold alerts digest`.
+    alert_digest_interval_seconds: int = Field(default=900, ge=0)
     # The time zone a new practice starts with (an IANA name such as America/Chicago); each
     # practice's admin can change theirs on the policy page. Pages and emails show local time.
     default_time_zone: str = "UTC"

@@ -23,6 +23,8 @@ from twofold.core.oidc.codes import CodeStore
 from twofold.core.oidc.keys import SigningKeys
 from twofold.core.oidc.provider import OidcProvider
 from twofold.core.oidc.tokens import TokenStore
+from twofold.core.practice.alerts import PURGE_RULES as ALERT_PURGE_RULES
+from twofold.core.practice.alerts import AdminAlerts, AlertRecorder
 from twofold.core.practice.apps import AppService
 from twofold.core.practice.audit_log import AuditTrail
 from twofold.core.practice.enforcement import TwoFactorEnforcement
@@ -101,6 +103,8 @@ class Services:
     apps: AppService
     forward_auth: ForwardAuthService
     workstations: WorkstationService
+    # Admin alerts: raised by the audit log and the backup-code factor, read and chosen by admins.
+    alerts: AdminAlerts
 
     @property
     def health(self) -> HealthCheck:
@@ -161,7 +165,9 @@ def build_services(
         concurrency=settings.password_hash_concurrency,
     )
     box = SecretBox(secret_key, settings.old_secret_keys)
-    audit = AuditLog(clock=clock, keys=ChainKeys(secret_key, settings.old_secret_keys))
+    notifier = notifier or build_notifier(settings)
+    alert_recorder = AlertRecorder(clock=clock, notifier=notifier, base_url=settings.resolved_public_origin())
+    audit = AuditLog(clock=clock, keys=ChainKeys(secret_key, settings.old_secret_keys), alerts=alert_recorder)
     if failure_store is not None:
         store = failure_store
     elif settings.redis_url:
@@ -175,7 +181,6 @@ def build_services(
     else:
         store = DatabaseFailureStore()
     throttle = Throttle(store=store, clock=clock)
-    notifier = notifier or build_notifier(settings)
     mail = SecurityMail(notifier=notifier, clock=clock, base_url=settings.resolved_public_origin())
     undelivered_mail = UndeliveredMailLog(db=db, clock=clock, audit=audit)
     notifier.subscribe(undelivered_mail)
@@ -183,7 +188,9 @@ def build_services(
     email_codes = EmailCodeFactor(
         hasher=TokenHasher(secret_key, "email-code"), clock=clock, throttle=throttle, mail=mail, stronger=[totp]
     )
-    recovery_codes = RecoveryCodeFactor(hasher=TokenHasher(secret_key, "recovery-code"), clock=clock, notices=mail)
+    recovery_codes = RecoveryCodeFactor(
+        hasher=TokenHasher(secret_key, "recovery-code"), clock=clock, notices=mail, alerts=alert_recorder
+    )
     webauthn = WebAuthnFactor(
         clock=clock, hasher=TokenHasher(secret_key, "webauthn-challenge"), audit=audit, notices=mail
     )
@@ -359,6 +366,8 @@ def build_services(
         notice=SecurityMailResetNotice(mail=mail),
     )
     audit_trail = AuditTrail(db=db, clock=clock, audit=audit, notifier=notifier)
+    retention = Retention(db=db, clock=clock, keep_days=settings.purge_after_days)
+    retention.rules.extend(ALERT_PURGE_RULES)
     return Services(
         settings=settings,
         db=db,
@@ -394,7 +403,7 @@ def build_services(
         audit_trail=audit_trail,
         reports=ComplianceReports(db=db, clock=clock, audit=audit, factors=factors, audit_trail=audit_trail),
         trust_revokers=trust_revokers,
-        retention=Retention(db=db, clock=clock, keep_days=settings.purge_after_days),
+        retention=retention,
         oidc_clients=oidc_clients,
         oidc_keys=oidc_keys,
         oidc=oidc,
@@ -403,4 +412,5 @@ def build_services(
             db=db, clock=clock, audit=audit, sessions=sessions, apps=apps, enforcement=enforcement
         ),
         workstations=workstations,
+        alerts=AdminAlerts(db=db, clock=clock, audit=audit, recorder=alert_recorder),
     )

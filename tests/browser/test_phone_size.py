@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
+from twofold.audit import AlertKind
 from twofold.context import RequestContext
 from twofold.store.models import User
 
@@ -19,6 +20,7 @@ PAGES = [
     "/admin/audit",
     "/admin/report",
     "/admin/workstations",
+    "/admin/alerts",
 ]
 # Pages without the top bar (nothing to sign out with): they must fit too.
 BARE_PAGES = ["/admin/report/print"]
@@ -55,6 +57,11 @@ def test_every_page_fits_a_phone(live_server, browser, make_user, width):
     clock = live_server.clock
     admin = make_user(role="admin", with_totp=True, email="admin@riverside.example")
     member = make_user(role="staff", with_totp=True, email="sam.longname-example@riverside.example")
+    services = live_server.services
+    with services.db.transaction() as s:  # the Members page's Recent alerts, with a long name in it
+        services.audit.alerts.raise_alert(
+            s, kind=AlertKind.BACKUP_CODES_LOW, practice_id=member.practice_id, subject_id=member.id
+        )
     context = browser.new_context(
         base_url=live_server.url, viewport={"width": width, "height": 780}, is_mobile=True, has_touch=True
     )

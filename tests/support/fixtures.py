@@ -115,6 +115,7 @@ def settings(tmp_path, database_url) -> Settings:
         db_pool_size=24,
         password_hash_concurrency=4,
         purge_interval_seconds=0,  # tests move the clock; a purge on a timer would race them
+        alert_digest_interval_seconds=0,  # likewise the daily alert digests
     )
 
 

@@ -134,22 +134,23 @@ class Retention:
                 return total
 
 
-class ScheduledPurge:
-    """Runs ``retention.purge()`` about every ``interval`` seconds from a background thread of a
-    server process, the first time between half and one and a half intervals after start, so
-    the workers of a deployment spread out and a process that is restarted often still purges.
-    Deleting is idempotent: two processes purging at once do no harm."""
+class ScheduledJob:
+    """Runs ``job()`` about every ``interval`` seconds from a background thread of a server process,
+    the first time between half and one and a half intervals after start, so the workers of a
+    deployment spread out and a process that is restarted often still runs it. The jobs given
+    here are idempotent: two processes running one at once do no harm."""
 
-    def __init__(self, retention: Retention, *, interval: float) -> None:
-        self._retention = retention
+    def __init__(self, job: Callable[[], object], *, interval: float, name: str) -> None:
+        self._job = job
         self._interval = interval
+        self._name = name
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.passes = 0
 
     def start(self) -> None:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="twofold-purge", daemon=True)
+            self._thread = threading.Thread(target=self._run, name=f"twofold-{self._name}", daemon=True)
             self._thread.start()
 
     def stop(self) -> None:
@@ -162,10 +163,17 @@ class ScheduledPurge:
         wait = self._interval * random.uniform(0.5, 1.5)  # noqa: S311 - spreading start times, not a secret
         while not self._stop.wait(wait):
             try:
-                self._retention.purge()
+                self._job()
             except Unavailable:
-                log.warning("scheduled purge skipped: the database is unavailable")
-            except Exception:  # a purge must never take the server down; the next pass tries again
-                log.exception("scheduled purge failed")
+                log.warning("scheduled %s skipped: the database is unavailable", self._name)
+            except Exception:  # a background job must never take the server down; the next pass tries again
+                log.exception("scheduled %s failed", self._name)
             self.passes += 1
             wait = self._interval
+
+
+class ScheduledPurge(ScheduledJob):
+    """``retention.purge()`` on a schedule (deleting is idempotent)."""
+
+    def __init__(self, retention: Retention, *, interval: float) -> None:
+        super().__init__(retention.purge, interval=interval, name="purge")

@@ -11,12 +11,13 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from twofold import __version__
-from twofold.core.retention import ScheduledPurge
+from twofold.core.retention import ScheduledJob, ScheduledPurge
 from twofold.settings import Settings
 from twofold.web import errors, health, signin
 from twofold.web.account import browsers, me, password, security, sessions, two_factor_required
 from twofold.web.factors import email_code, recovery_codes, totp, webauthn
 from twofold.web.practice import (
+    alerts,
     apps,
     audit_log,
     enrolment,
@@ -58,6 +59,7 @@ API_ROUTERS = (
     policy.api,
     audit_log.api,
     report.api,
+    alerts.api,
     apps.api,
     workstations.api,
 )
@@ -78,6 +80,7 @@ PAGE_ROUTERS = (
     policy.pages,
     audit_log.pages,
     report.pages,
+    alerts.pages,
     apps.pages,
     workstations.pages,
     forward_auth.pages,
@@ -106,9 +109,18 @@ def create_app(services: Services) -> FastAPI:
             purge = ScheduledPurge(services.retention, interval=settings.purge_interval_seconds)
             purge.start()
         app.state.scheduled_purge = purge
+        digests = None
+        if settings.alert_digest_interval_seconds:
+            digests = ScheduledJob(
+                services.alerts.send_digests, interval=settings.alert_digest_interval_seconds, name="alert-digest"
+            )
+            digests.start()
+        app.state.scheduled_digests = digests
         try:
             yield
         finally:
+            if digests is not None:
+                digests.stop()
             if purge is not None:
                 purge.stop()
             if checkpointer is not None:

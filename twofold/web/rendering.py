@@ -117,6 +117,8 @@ PRACTICE_NOTICES = {
     "workstation_marked": "This browser is now a shared workstation. Sign-ins here never remember the browser.",
     "workstation_renamed": "Workstation renamed.",
     "workstation_unmarked": "Workstation unmarked. Its browser is an ordinary browser again from its next sign-in.",
+    "alerts": "Alert choices saved.",
+    "alert_dismissed": "Alert dismissed for every admin of the practice.",
 }
 
 

@@ -12,7 +12,19 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import PASSWORD, backends, sign_in
-from twofold.store.models import App, AuditChainHead, Practice, SetupLink, TotpCredential, User, UserSession
+from twofold.audit import AlertKind
+from twofold.core.practice.alerts import KINDS
+from twofold.store.models import (
+    Alert,
+    AlertPreference,
+    App,
+    AuditChainHead,
+    Practice,
+    SetupLink,
+    TotpCredential,
+    User,
+    UserSession,
+)
 
 
 @pytest.fixture(params=backends())
@@ -42,7 +54,11 @@ class Case:
     def names_an_app(self) -> bool:
         return "{app}" in self.path
 
-    def send(self, client, member_id: int, code: str, app_id: int = 1):
+    @property
+    def names_an_alert(self) -> bool:
+        return "{alert}" in self.path
+
+    def send(self, client, member_id: int, code: str, app_id: int = 1, alert_id: int = 1):
         def fill(value):
             if isinstance(value, dict):
                 return {k: fill(v) for k, v in value.items()}
@@ -50,7 +66,7 @@ class Case:
 
         return client.request(
             self.method,
-            self.path.format(member=member_id, app=app_id),
+            self.path.format(member=member_id, app=app_id, alert=alert_id),
             json=fill(self.json),
             data=fill(self.data),
             files=self.files,
@@ -138,6 +154,13 @@ CASES = [
     Case("POST", "/admin/apps/{app}", data={"name": "Taken", "url": "https://taken.riverside.example"}),
     Case("POST", "/admin/apps/{app}/remove"),
     Case("POST", "/admin/apps/{app}/rotate-secret"),
+    Case("GET", "/api/v1/practice/alerts"),
+    Case("POST", "/api/v1/practice/alerts/{alert}/acknowledge"),
+    Case("GET", "/api/v1/practice/alerts/preferences"),
+    Case("PUT", "/api/v1/practice/alerts/preferences", json={"locked_out": "digest"}),
+    Case("GET", "/admin/alerts"),
+    Case("POST", "/admin/alerts", data=dict.fromkeys(KINDS, "off")),
+    Case("POST", "/admin/alerts/{alert}/acknowledge"),
 ]
 
 
@@ -170,11 +193,19 @@ def snapshot(services, practice_id: int) -> dict:
             "apps": s.execute(
                 select(App.id, App.name, App.url, App.enabled, App.allowed_roles).where(App.practice_id == practice_id)
             ).all(),
+            "alerts": s.execute(
+                select(Alert.id, Alert.acknowledged_at).where(Alert.practice_id == practice_id).order_by(Alert.id)
+            ).all(),
+            "alert_choices": s.execute(
+                select(AlertPreference.user_id, AlertPreference.kind, AlertPreference.delivery)
+                .where(AlertPreference.user_id.in_(ids))
+                .order_by(AlertPreference.user_id, AlertPreference.kind)
+            ).all(),
         }
 
 
 @pytest.fixture
-def other_practice(make_practice, make_user, anonymous, clock):
+def other_practice(make_practice, make_user, anonymous, clock, services):
     """Practice B: an admin signed in elsewhere and a staff member, both with 2FA."""
     lakeside = make_practice("Lakeside Clinic")
     admin_b = make_user(role="admin", with_totp=True, email="admin@lakeside.example", practice_id=lakeside.id)
@@ -184,22 +215,29 @@ def other_practice(make_practice, make_user, anonymous, clock):
         "/api/v1/practice/apps", json={"name": "Lakeside files", "url": "https://files.lakeside.example"}
     )
     assert lakeside_app.status_code == 201
+    with services.db.transaction() as s:  # an alert of practice B, about its staff member
+        services.audit.alerts.raise_alert(s, kind=AlertKind.LOCKED_OUT, practice_id=lakeside.id, subject_id=staff_b.id)
     return lakeside, admin_b, staff_b
 
 
 def test_an_admin_of_one_practice_can_neither_see_nor_change_another(client, admin, other_practice, services, clock):
     lakeside, admin_b, staff_b = other_practice
     [lakeside_app] = services.apps.list_apps(practice_id=lakeside.id)
+    [lakeside_alert] = services.alerts.recent(practice_id=lakeside.id)
     runs = [(case, target) for case in CASES for target in ((staff_b, admin_b) if case.names_a_member else (staff_b,))]
     for case, target in runs:
         before = snapshot(services, lakeside.id)
         clock.advance(seconds=30)  # a fresh code for the reset cases
-        response = case.send(client, target.id, admin.code(clock), lakeside_app.id)
+        response = case.send(client, target.id, admin.code(clock), lakeside_app.id, lakeside_alert.id)
         label = f"{case.method} {case.path} ({target.email})"
         if case.names_an_app:
             assert response.status_code == 404, label
             if case.api:
                 assert response.json()["error"] == "app_not_found", label
+        elif case.names_an_alert:
+            assert response.status_code == 404, label
+            if case.api:
+                assert response.json()["error"] == "alert_not_found", label
         elif case.names_a_member:
             assert response.status_code == 404, label
             if case.api:
@@ -242,7 +280,10 @@ def all_routes(routes):
 
 def test_the_table_covers_every_admin_route(app):
     routes = {
-        (method, route.path.replace("{member_id}", "{member}").replace("{app_id}", "{app}"))
+        (
+            method,
+            route.path.replace("{member_id}", "{member}").replace("{app_id}", "{app}").replace("{alert_id}", "{alert}"),
+        )
         for route in all_routes(app.routes)
         if getattr(route, "path", "").startswith(("/api/v1/practice", "/admin"))
         for method in getattr(route, "methods", ())

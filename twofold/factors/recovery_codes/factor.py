@@ -23,12 +23,13 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar, Protocol, cast
 
 from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.orm import Session
 
+from twofold.audit import AlertDesk, AlertKind, NoAlerts
 from twofold.clock import Clock
 from twofold.context import RequestContext
 from twofold.crypto.secret_box import TokenHasher
@@ -38,7 +39,7 @@ from twofold.store.models import RecoveryCode, SignInFlow, User
 ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"
 CODE_LENGTH = 8
 CODES_PER_SET = 10
-# Account Settings warns when this many or fewer are left.
+# Account Settings warns when this many or fewer are left, and the practice's admins are alerted.
 LOW_WATER = 3
 
 _SEPARATORS = str.maketrans("", "", " -\u00a0\u2010\u2011\u2012\u2013\u2014\t")
@@ -88,6 +89,7 @@ class RecoveryCodeFactor:
     hasher: TokenHasher
     clock: Clock
     notices: RecoveryNotices
+    alerts: AlertDesk = field(default_factory=NoAlerts)
 
     # -- the set of codes ----------------------------------------------------------
 
@@ -187,6 +189,23 @@ class RecoveryCodeFactor:
         if claimed != 1:
             return Verification(Outcome.REUSED, {"race": True})
         left = self.remaining(session, user=user)
+        # The practice's admins hear of each use (a lost phone, or a stolen code), in this transaction.
+        alerted = {"codes_left": left}
+        self.alerts.raise_alert(
+            session,
+            kind=AlertKind.BACKUP_CODE_USED,
+            practice_id=user.practice_id,
+            subject_id=user.id,
+            details=alerted,
+        )
+        if left <= LOW_WATER:
+            self.alerts.raise_alert(
+                session,
+                kind=AlertKind.BACKUP_CODES_LOW,
+                practice_id=user.practice_id,
+                subject_id=user.id,
+                details=alerted,
+            )
         notices = self.notices
         return Verification(
             Outcome.ACCEPTED,

@@ -2,6 +2,7 @@
 
 from twofold.store.models.accounts import ROLES, Practice, User
 from twofold.store.models.administration import EnrolmentDemand, SetupLink
+from twofold.store.models.alerts import Alert, AlertDigest, AlertPreference
 from twofold.store.models.apps import App, AppAccess
 from twofold.store.models.audit import AuditChainHead, AuditEvent
 from twofold.store.models.base import MAX_ID, Base, UTCDateTime
@@ -23,6 +24,9 @@ from twofold.store.models.workstations import Workstation
 __all__ = [
     "MAX_ID",
     "ROLES",
+    "Alert",
+    "AlertDigest",
+    "AlertPreference",
     "App",
     "AppAccess",
     "AuditChainHead",

@@ -35,7 +35,7 @@ from twofold.web.practice.schemas import (
     MemberPublic,
     MemberUpdate,
 )
-from twofold.web.rendering import link_base, render
+from twofold.web.rendering import PRACTICE_NOTICES, link_base, render
 from twofold.web.schemas import StatusPublic
 
 api = api_router()
@@ -213,6 +213,7 @@ def members_page(
     show: str = "",
     role: str = "",
     page: int = 1,
+    notice: str = "",
 ):
     q, page = q[:200], max(1, min(page, 1_000_000))
     found = services.members.list_members(
@@ -229,6 +230,8 @@ def members_page(
             "link": lambda **c: page_link("/admin/members", params, **c),
             "csv_link": page_link("/admin/members.csv", params),
             "admins_without": services.members.admins_without_two_factor(practice_id=admin.user.practice_id),
+            "alerts": services.alerts.recent(practice_id=admin.user.practice_id),
+            "notice": PRACTICE_NOTICES.get(notice),
         },
     )
 

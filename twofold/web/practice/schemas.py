@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from twofold.core.oidc.clients import RegisteredClient
+from twofold.core.practice.alerts import AlertView
 from twofold.core.practice.apps import AppView
 from twofold.core.practice.audit_log import AuditEntry
 from twofold.core.practice.members import MemberView, RowResult
@@ -365,3 +367,61 @@ class WorkstationMark(Strict):
 
 class WorkstationRename(Strict):
     name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH)
+
+
+Delivery = Literal["immediate", "digest", "off"]
+
+
+class AlertPreferencesPublic(BaseModel):
+    """How this admin gets each kind of alert: `immediate` (an email each), `digest` (one email a day) or `off`."""
+
+    two_factor_disabled: Delivery
+    backup_code_used: Delivery
+    backup_codes_low: Delivery
+    locked_out: Delivery
+    two_factor_reset: Delivery
+
+
+class AlertPreferencesUpdate(Strict):
+    """Kinds left out keep their choice."""
+
+    two_factor_disabled: Delivery | None = None
+    backup_code_used: Delivery | None = None
+    backup_codes_low: Delivery | None = None
+    locked_out: Delivery | None = None
+    two_factor_reset: Delivery | None = None
+
+    def changes(self) -> dict[str, str]:
+        return {kind: value for kind, value in self.model_dump().items() if value is not None}
+
+
+class AlertPublic(BaseModel):
+    id: int
+    kind: str
+    label: str
+    summary: str
+    member: PersonPublic
+    actor: str | None
+    at: str
+    details: dict
+    acknowledged_at: str | None
+
+    @classmethod
+    def of(cls, view: AlertView) -> AlertPublic:
+        return cls(
+            id=view.id,
+            kind=view.kind,
+            label=view.label,
+            summary=view.summary,
+            member=PersonPublic(id=view.subject_id, name=view.subject_name, email=view.subject_email),
+            actor=view.actor_name,
+            at=view.at.isoformat(),
+            details=dict(view.details),
+            acknowledged_at=_iso(view.acknowledged_at),
+        )
+
+
+class AlertListPublic(BaseModel):
+    """The practice's alerts of the last 7 days and older ones not yet dismissed, newest first (50 at most)."""
+
+    items: list[AlertPublic]
