@@ -147,15 +147,15 @@ def test_the_rebuild_keeps_every_member_and_everything_that_refers_to_them(backe
                 )
 
             def refused(values: dict) -> None:
-                with pytest.raises(IntegrityError), database.engine.begin() as connection:
-                    row = {
-                        "practice_id": 1,
-                        "name": "x",
-                        "role": "staff",
-                        "password_hash": "x",
-                        "active": True,
-                        "created_at": START.replace(tzinfo=None),
-                    }
+                row = {
+                    "practice_id": 1,
+                    "name": "x",
+                    "role": "staff",
+                    "password_hash": "x",
+                    "active": True,
+                    "created_at": START.replace(tzinfo=None),
+                }
+                with database.engine.begin() as connection, pytest.raises(IntegrityError):
                     connection.execute(insert(users).values({**row, **values}))
 
             refused({"email": "b@one.example"})  # the same practice: never twice
