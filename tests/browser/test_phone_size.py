@@ -6,6 +6,9 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
+from tests.support.practice_admin import invitations, setup_path
+from twofold.context import RequestContext
+
 pytestmark = pytest.mark.browser
 
 PAGES = ["/account/security", "/admin/members", "/admin/members/{member}", "/admin/policy", "/admin/audit"]
@@ -38,10 +41,22 @@ def overflow(page) -> dict:
 
 
 @pytest.mark.parametrize("width", [360, 390])
-def test_every_page_fits_a_phone(live_server, browser, make_user, width):
+def test_every_page_fits_a_phone(live_server, browser, make_user, make_practice, mailbox, width):
     clock = live_server.clock
     admin = make_user(role="admin", with_totp=True, email="admin@riverside.example")
     member = make_user(role="staff", with_totp=True, email="sam.longname-example@riverside.example")
+    # An invitation (/setup/<token> for an address with an account in another practice), seen signed in.
+    elsewhere = make_user(role="staff", email="pat.longname-example@lakeside.example", practice_id=make_practice().id)
+    live_server.services.members.add_member(
+        practice_id=admin.practice_id,
+        actor_id=admin.id,
+        email=elsewhere.email,
+        name="Pat Longname-Example",
+        role="staff",
+        context=RequestContext(),
+        link_base=live_server.url,
+    )
+    invitation = setup_path(invitations(mailbox, elsewhere.email)[0])
     context = browser.new_context(
         base_url=live_server.url, viewport={"width": width, "height": 780}, is_mobile=True, has_touch=True
     )
@@ -50,7 +65,7 @@ def test_every_page_fits_a_phone(live_server, browser, make_user, width):
         page.goto("/sign-in")
         assert overflow(page)["scroll"] <= width, ("/sign-in", overflow(page))
         signed_in_admin(page, admin, clock)
-        for path in PAGES:
+        for path in [*PAGES, invitation]:
             page.goto(path.format(member=member.id))
             found = overflow(page)
             assert found["scroll"] <= width and found["reach"] <= width, (path, found)

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from tests.conftest import PASSWORD
 from tests.support.base import Member, backends, sign_in
-from tests.support.practice_admin import events, setup_path, user_row
+from tests.support.practice_admin import events, invitations, setup_path, user_row
 from twofold.context import RequestContext
 from twofold.core.practice.setup_links import SETUP_LINK_TTL
 from twofold.store.models import TotpCredential, User
@@ -40,15 +40,6 @@ def owner(make_user, lakeside) -> Member:
 def _shape(body: dict) -> dict:
     """An answer without what the admin typed themself (the address and name) and the new row's id."""
     return {key: value for key, value in body.items() if key not in ("id", "email", "name")}
-
-
-def invited(mailbox, address: str, count: int = 1) -> list:
-    """The invitations ``address`` has received, once there are ``count`` (other mail may come first)."""
-    while True:
-        found = [m for m in mailbox.to(address) if "invites you" in m.subject]
-        if len(found) >= count:
-            return found
-        mailbox.wait_for(len(mailbox.to(address)) + 1, to=address)
 
 
 def _page(text: str, email: str, name: str) -> str:
@@ -141,7 +132,7 @@ def test_the_admin_sees_the_same_answer_for_an_address_elsewhere_and_a_new_one(c
     assert by_subject[new_id] == by_subject[owner_id] != []
     # One email to each address: a set-up link to the new one, an invitation to the owner.
     assert len(mailbox.wait_for(1, to=NEW)) == 1
-    [invitation] = invited(mailbox, OWNER)
+    [invitation] = invitations(mailbox, OWNER)
     assert "invites you" in invitation.subject and "/setup/" in invitation.text
 
 
@@ -160,7 +151,7 @@ def test_the_owner_signs_in_and_accepts_and_the_account_moves(
         == 201
     )
     pending_id = client.get("/api/v1/practice/members", params={"q": OWNER}).json()["items"][0]["id"]
-    link = setup_path(invited(mailbox, OWNER)[-1])
+    link = setup_path(invitations(mailbox, OWNER)[-1])
 
     # Before accepting, the owner's sign-in reaches their own practice; another browser of theirs stays signed in.
     with TestClient(app, base_url="http://127.0.0.1") as elsewhere_browser:
@@ -209,7 +200,7 @@ def test_the_last_admin_of_a_practice_cannot_move(
         ).status_code
         == 201
     )
-    link = setup_path(invited(mailbox, only_admin.email)[-1])
+    link = setup_path(invitations(mailbox, only_admin.email)[-1])
     assert sign_in(anonymous, only_admin, clock).status_code == 200
     refused = anonymous.post(f"{link}/accept")
     assert refused.status_code == 409 and "last active admin" in refused.text
@@ -225,7 +216,7 @@ def test_an_ignored_invitation_expires_like_a_set_up_link(client, anonymous, adm
         client.post("/api/v1/practice/members", json={"email": OWNER, "name": "Dr Owner", "role": "staff"}).status_code
         == 201
     )
-    link = setup_path(invited(mailbox, OWNER)[-1])
+    link = setup_path(invitations(mailbox, OWNER)[-1])
     clock.advance(seconds=int(SETUP_LINK_TTL.total_seconds()) + 1)
     assert sign_in(anonymous, owner, clock).status_code == 200
     gone = anonymous.get(link)
@@ -243,7 +234,7 @@ def test_nobody_but_the_owner_can_use_the_invitation(client, anonymous, admin, o
         == 201
     )
     pending_id = client.get("/api/v1/practice/members", params={"q": OWNER}).json()["items"][0]["id"]
-    link = setup_path(invited(mailbox, OWNER)[-1])
+    link = setup_path(invitations(mailbox, OWNER)[-1])
     hash_before = user_row(services, owner.id).password_hash
 
     # Whoever holds the link cannot choose a password for the address.
@@ -261,7 +252,7 @@ def test_nobody_but_the_owner_can_use_the_invitation(client, anonymous, admin, o
     assert not_yours.status_code == 409 and "another address" in not_yours.text
     # A new link (the admin's "send set-up link") is again an invitation to the owner's mailbox only.
     assert client.post(f"/api/v1/practice/members/{pending_id}/setup-link").status_code == 200
-    again = invited(mailbox, OWNER, 2)
+    again = invitations(mailbox, OWNER, 2)
     assert len(again) == 2 and all("Riverside" in m.subject for m in again)
     assert user_row(services, owner.id).practice_id == owner.practice_id
     assert not events(services, "practice:member:moved_in")
