@@ -7,7 +7,7 @@ import io
 import re
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from tests.conftest import PASSWORD
 from tests.support.base import Member, backends, sign_in
@@ -279,3 +279,33 @@ def test_an_address_claimed_after_it_was_added_elsewhere_signs_in_to_its_own_pra
     # The older link of the other practice is now an invitation: it cannot set a password any more.
     page = anonymous.get(link)
     assert "Accept and move my account" in page.text
+
+
+def test_adding_an_address_elsewhere_does_the_same_work_as_a_new_one(services, admin, owner, mailbox):
+    """No obvious timing difference: the same statements, in the same number, and one email each."""
+
+    def statements_to_add(email: str) -> list[str]:
+        seen: list[str] = []
+
+        def count(_conn, _cursor, statement, *_args) -> None:
+            seen.append(statement)  # bound parameters are not in the text: the same SQL for any address
+
+        event.listen(services.db.engine, "before_cursor_execute", count)
+        try:
+            services.members.add_member(
+                practice_id=admin.practice_id,
+                actor_id=admin.id,
+                email=email,
+                name="Someone",
+                role="staff",
+                context=RequestContext(),
+                link_base="http://127.0.0.1",
+            )
+        finally:
+            event.remove(services.db.engine, "before_cursor_execute", count)
+        return seen
+
+    new, elsewhere = statements_to_add(NEW), statements_to_add(OWNER)
+    assert new == elsewhere and len(new) > 3
+    assert len(mailbox.wait_for(1, to=NEW)) == 1
+    assert len(invitations(mailbox, OWNER)) == 1
