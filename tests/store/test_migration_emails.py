@@ -165,6 +165,13 @@ def test_the_rebuild_keeps_every_member_and_everything_that_refers_to_them(backe
                     assert connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall() == []
                     assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
 
+            # An upgrade stopped after SQLite's rebuild committed, before alembic recorded 0014: it runs again.
+            command.stamp(alembic_config(database.url), "0001_foundation")
+            _migrate(database, "0014_emails_per_practice")
+            assert {c["name"] for c in inspect(database.engine).get_unique_constraints("users")} == {
+                "uq_users_practice_id_email"
+            }
+
             with database.engine.begin() as connection:  # back down needs one row per address
                 connection.execute(users.delete().where(users.c.id == 4))
             _migrate(database, "0001_foundation", down=True)

@@ -34,10 +34,15 @@ def upgrade() -> None:
         batch_op.drop_constraint("uq_users_email", type_="unique")
         batch_op.create_unique_constraint("uq_users_practice_id_email", ["practice_id", "email"])
 
-    _alter_users(change)
-    op.create_index(
-        "uq_users_claimed_email", "users", ["email"], unique=True, sqlite_where=CLAIMED, postgresql_where=CLAIMED
-    )
+    # Each step only if not done yet: on SQLite the rebuild commits on its own, so an upgrade
+    # stopped after it (before alembic records this revision) must be able to run again.
+    inspector = sa.inspect(op.get_bind())
+    if "uq_users_email" in {c["name"] for c in inspector.get_unique_constraints("users")}:
+        _alter_users(change)
+    if "uq_users_claimed_email" not in {i["name"] for i in sa.inspect(op.get_bind()).get_indexes("users")}:
+        op.create_index(
+            "uq_users_claimed_email", "users", ["email"], unique=True, sqlite_where=CLAIMED, postgresql_where=CLAIMED
+        )
 
 
 def downgrade() -> None:
