@@ -81,6 +81,9 @@ class EventTag(StrEnum):
     MEMBER_DEACTIVATED = "practice:member:deactivated"
     MEMBER_REACTIVATED = "practice:member:reactivated"
     MEMBER_UNLOCKED = "practice:member:unlocked"
+    MEMBER_MOVED_IN = "practice:member:moved_in"
+    MEMBER_MOVED_OUT = "practice:member:moved_out"
+    MEMBER_MOVE_REFUSED = "practice:member:move_refused"
     SETUP_LINK_SENT = "practice:member:setup_link_sent"
     SETUP_LINK_REFUSED = "practice:member:setup_link_refused"
     SETUP_LINK_USED = "practice:member:setup_link_used"
@@ -175,6 +178,9 @@ EVENT_LABELS: dict[str, str] = {
     EventTag.REPORT_EXPORTED: "Compliance report downloaded",
     EventTag.SIGN_IN_UNLOCKED: "Unlocked from the emailed link",
     EventTag.MEMBER_UNLOCKED: "Member unlocked by an admin",
+    EventTag.MEMBER_MOVED_IN: "Member joined from another practice (accepted an invitation)",
+    EventTag.MEMBER_MOVED_OUT: "Member moved to another practice (accepted its invitation)",
+    EventTag.MEMBER_MOVE_REFUSED: "Move to another practice refused (last admin)",
     EventTag.OIDC_CLIENT_REGISTERED: "App connected for OpenID Connect sign-in",
     EventTag.OIDC_CLIENT_SECRET_ROTATED: "App's client secret replaced",
     EventTag.OIDC_SIGNED_IN: "Signed in to an app (OpenID Connect)",

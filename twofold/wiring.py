@@ -325,6 +325,9 @@ def build_services(
         handles=TokenHasher(secret_key, "webauthn-user-handle"),
     )
     enforcement = TwoFactorEnforcement(db=db, clock=clock, audit=audit, factors=factors)
+    # Deactivation, an admin's reset and a move to another practice end these too: remembered browsers,
+    # apps' OpenID Connect tokens.
+    trust_revokers: list[TrustRevoker] = [remembered, oidc]
     setup = SetupService(
         db=db,
         clock=clock,
@@ -338,9 +341,8 @@ def build_services(
         notifier=notifier,
         sessions=sessions,
         backup_codes=recovery_code_enrollment,
+        trust_revokers=trust_revokers,
     )
-    # Deactivation and an admin's reset end these too: remembered browsers, apps' OpenID Connect tokens.
-    trust_revokers: list[TrustRevoker] = [remembered, oidc]
     members = MemberService(
         db=db,
         clock=clock,

@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import PASSWORD, require_tool
-from tests.support.practice_admin import LINK
+from tests.support.practice_admin import LINK, invitations
 from twofold.context import RequestContext
 from twofold.crypto import otp
 from twofold.store.models import User
@@ -217,3 +217,46 @@ def test_set_up_on_this_screen_says_one_try_left_before_the_lockout(live_server,
         expect(alert).to_contain_text("Try again in")
     finally:
         context.close()
+
+
+def test_an_account_elsewhere_accepts_its_invitation_with_the_keyboard_on_a_phone(
+    live_server, browser, make_user, make_practice, mailbox, clock
+):
+    """The owner of an address another practice added: sign in as usual from the invitation, accept
+    with the keyboard, and the account moves. The page fits 360 px in both of its states."""
+    lakeside = make_practice("Lakeside Clinic")
+    make_user(role="admin", email="boss@lakeside.example", practice_id=lakeside.id)
+    owner = make_user(role="provider", with_totp=True, email="owner@lakeside.example", practice_id=lakeside.id)
+    admin = make_user(role="admin", email="admin@riverside.example")
+    live_server.services.members.add_member(
+        practice_id=admin.practice_id,
+        actor_id=admin.id,
+        email=owner.email,
+        name="Dr Owner",
+        role="staff",
+        context=RequestContext(),
+        link_base=live_server.url,
+    )
+    [mail] = invitations(mailbox, owner.email)
+    link = LINK.search(mail.text).group(0)
+    context = browser.new_context(viewport={"width": 360, "height": 780}, is_mobile=True, has_touch=True)
+    try:
+        page = context.new_page()
+        page.goto(link)
+        expect(page.get_by_role("heading", name="Move your account to Riverside Family Practice")).to_be_visible()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        page.get_by_role("link", name="Sign in to accept").click()
+        page.get_by_label("Email").fill(owner.email)
+        page.get_by_label("Password").fill(owner.password)
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_label("Authentication code").fill(owner.code(clock))
+        page.get_by_role("button", name="Verify").click()
+        accept = page.get_by_role("button", name="Accept and move my account")
+        expect(accept).to_be_focused()  # back on the invitation, ready for the keyboard
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        page.keyboard.press("Enter")
+        expect(page.get_by_text("Your account now belongs to the practice that invited you")).to_be_visible()
+    finally:
+        context.close()
+    with live_server.services.db.reading() as s:
+        assert s.get(User, owner.id).practice_id == admin.practice_id

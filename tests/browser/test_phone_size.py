@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
+from tests.support.practice_admin import invitations, setup_path
 from twofold.audit import AlertKind
 from twofold.context import RequestContext
 from twofold.store.models import User
@@ -53,7 +54,7 @@ def overflow(page) -> dict:
 
 
 @pytest.mark.parametrize("width", [360, 390])
-def test_every_page_fits_a_phone(live_server, browser, make_user, width):
+def test_every_page_fits_a_phone(live_server, browser, make_user, make_practice, mailbox, width):
     clock = live_server.clock
     admin = make_user(role="admin", with_totp=True, email="admin@riverside.example")
     member = make_user(role="staff", with_totp=True, email="sam.longname-example@riverside.example")
@@ -62,6 +63,18 @@ def test_every_page_fits_a_phone(live_server, browser, make_user, width):
         services.audit.alerts.raise_alert(
             s, kind=AlertKind.BACKUP_CODES_LOW, practice_id=member.practice_id, subject_id=member.id
         )
+    # An invitation (/setup/<token> for an address with an account in another practice), seen signed in.
+    elsewhere = make_user(role="staff", email="pat.longname-example@lakeside.example", practice_id=make_practice().id)
+    live_server.services.members.add_member(
+        practice_id=admin.practice_id,
+        actor_id=admin.id,
+        email=elsewhere.email,
+        name="Pat Longname-Example",
+        role="staff",
+        context=RequestContext(),
+        link_base=live_server.url,
+    )
+    invitation = setup_path(invitations(mailbox, elsewhere.email)[0])
     context = browser.new_context(
         base_url=live_server.url, viewport={"width": width, "height": 780}, is_mobile=True, has_touch=True
     )
@@ -75,7 +88,7 @@ def test_every_page_fits_a_phone(live_server, browser, make_user, width):
         live_server.services.workstations.mark(
             admin=admin_row, name="Front desk by the east entrance, second window", context=RequestContext()
         )
-        for path in PAGES:
+        for path in [*PAGES, invitation]:
             page.goto(path.format(member=member.id))
             found = overflow(page)
             assert found["scroll"] <= width and found["reach"] <= width, (path, found)

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select, update
 
 from tests.conftest import sign_in
-from tests.support.practice_admin import events
+from tests.support.practice_admin import events, invitations
 from tests.support.recovery import wait_for_subject
 from twofold.store.models import AuditEvent
 
@@ -99,3 +99,24 @@ def test_import_report_neutralises_formula_cells(run, practice, tmp_path):
     assert result.exit_code == 1
     emails = [r["email"] for r in csv.DictReader(report.open(encoding="utf-8", newline=""))]
     assert emails == ['\'=HYPERLINK("http://evil.example")', "'+1-555-0100"]
+
+
+def test_members_import_tells_the_operator_plainly_about_an_account_elsewhere(
+    run, practice, make_practice, make_user, tmp_path, mailbox
+):
+    """The operator is trusted across practices: the row is imported, and the CLI says its owner is invited."""
+    lakeside = make_practice("Lakeside Clinic")
+    make_user(role="staff", email="owner@lakeside.example", practice_id=lakeside.id)
+    source = tmp_path / "members.csv"
+    source.write_text("email,name,role\nowner@lakeside.example,Owner,staff\nnew@riverside.example,New,staff\n")
+    report = tmp_path / "report.csv"
+    result = run(
+        "members", "import", "--practice", practice.name, str(source), "--report", str(report), "--send-setup-links"
+    )
+    assert result.exit_code == 0, result.output
+    assert "Imported 2 members; 0 rows failed." in result.output
+    assert "line 2: owner@lakeside.example: This email has an account in another practice" in result.output
+    rows = list(csv.DictReader(report.open()))
+    assert [r["status"] for r in rows] == ["imported", "imported"]
+    assert "another practice" in rows[0]["message"] and rows[1]["message"] == ""
+    assert "Riverside" in invitations(mailbox, "owner@lakeside.example")[0].subject

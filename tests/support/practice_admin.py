@@ -46,6 +46,16 @@ def setup_path(message) -> str:
     return urlsplit(LINK.search(message.text).group(0)).path
 
 
+def invitations(mailbox, address: str, count: int = 1) -> list:
+    """The invitations to move an account that ``address`` has received, once there are ``count``
+    (other mail to the address, such as security notices, may arrive before or between them)."""
+    while True:
+        found = [m for m in mailbox.to(address) if "invites you" in m.subject]
+        if len(found) >= count:
+            return found
+        mailbox.wait_for(len(mailbox.to(address)) + 1, to=address)
+
+
 def events(services, name: str | None = None, practice_id: int | None = None) -> list[AuditEvent]:
     with services.db.reading() as s:
         query = select(AuditEvent).order_by(AuditEvent.chain, AuditEvent.seq)

@@ -52,10 +52,15 @@ def import_(
                 context=RequestContext.system(),
                 send_setup_links=send_setup_links,
                 link_base=services.settings.resolved_public_origin(),
+                tell_invitations=True,  # the operator is trusted across practices: say it plainly
             )
             for result in results:
                 if result.status == "imported":
                     imported += 1
+                    if result.message:
+                        bar.console.print(
+                            f"line {result.row}: {result.email}: {result.message}", soft_wrap=True, markup=False
+                        )
                 else:
                     failed += 1
                     bar.console.print(

@@ -168,7 +168,10 @@ class AccountSecurityService:
             raise InvalidInput("The new password must differ from the current one.")
         email = active.user.email
         with self.gate.guess(
-            email=email, password=current_password, counted=password_checks(email, client="signed-in")
+            email=email,
+            user_id=active.user.id,
+            password=current_password,
+            counted=password_checks(email, client="signed-in"),
         ) as check:
             return self._change_password(active=active, check=check, new_password=new_password, context=context)
 

@@ -39,7 +39,7 @@ from twofold.crypto.passwords import PasswordHasher
 from twofold.errors import InvalidCode, InvalidCredentials, InvalidInput, Throttled
 from twofold.factors.base import FactorRegistry, FactorResponse, Outcome, Verification, run_after_commit
 from twofold.store.db import Database, Refusal, lock_account
-from twofold.store.models import User
+from twofold.store.models import User, account_by_email
 from twofold.throttle import Blocked, Reservation, Rule, Throttle, code_throttle_key, password_checks
 
 WRONG_CODE = (
@@ -100,8 +100,13 @@ class PasswordGate:
         also_blocked_by: Sequence[ThrottleKey] = (),
         what: str = "password attempts",
         on_throttled: Callable[[User | None, int], None] | None = None,
+        user_id: int | None = None,
     ) -> Iterator[PasswordCheck]:
         """Judge ``password`` for the account ``email``; the block runs in the account's turn.
+
+        The account is the one that signs in with ``email`` (``account_by_email``: the claimed
+        account, never a pending member row of the same address), or, given ``user_id``,
+        exactly that member (a signed-in member, the member of a set-up link).
 
         Raises ``Throttled`` (after ``on_throttled``, to audit it) while ``counted`` or
         ``also_blocked_by`` block: then no argon2 work is done, and the error's
@@ -113,7 +118,8 @@ class PasswordGate:
         """
         with self.throttle.one_at_a_time(email):
             with self.db.reading() as s:
-                user = s.execute(select(User).where(User.email == email)).scalar_one_or_none()
+                query = select(User).where(User.id == user_id) if user_id is not None else account_by_email(email)
+                user = s.execute(query).scalar_one_or_none()
                 blocked: Reservation | Blocked | None = self.throttle.blocking(s, also_blocked_by)
             if blocked is None:
                 blocked = self._reserve(counted)
@@ -182,6 +188,7 @@ class Reauthentication:
         """
         with self.gate.guess(
             email=user.email,
+            user_id=user.id,
             password=password,
             counted=password_checks(user.email, client="signed-in"),
             also_blocked_by=[code_throttle_key(user.id)],

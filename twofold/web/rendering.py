@@ -76,6 +76,7 @@ def render(request: Request, name: str, context: dict | None = None, status: int
 NOTICES = {
     # sign-in and sign-out
     "signed_out": "You are signed out.",
+    "moved_practice": "Your account now belongs to the practice that invited you. You were signed out everywhere: sign in again to continue.",
     "timed_out": "You were signed out after a period without activity. Sign in again to continue where you were.",
     "signed_out_everywhere": "You are signed out everywhere: on this browser and on every other.",
     "unlocked": "Sign-in is unlocked on this browser. Sign in with your email and password.",
@@ -102,7 +103,7 @@ NOTICES = {
 
 # Shown by the practice administration pages (a member's page, the policy page).
 PRACTICE_NOTICES = {
-    "added": "Member added. They were emailed a link to choose a password and set up two-factor authentication.",
+    "added": "Member added. They were emailed a link that works once, for 72 hours, to set up their sign-in.",
     "role": "Role changed. The member was signed out everywhere and signs in again with the new role.",
     "unlocked": "Sign-in unlocked: the member's failed passwords and codes are forgotten.",
     "deactivated": "Member deactivated: their sessions and remembered browsers have ended.",

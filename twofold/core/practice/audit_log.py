@@ -540,7 +540,8 @@ class AuditTrail:
             admins: dict[int, list[str]] = {}
             for user_practice, email in s.execute(
                 select(User.practice_id, User.email)
-                .where(User.role == "admin", User.active.is_(True))
+                # Claimed accounts only: a pending row may be an invitation to another practice's member.
+                .where(User.role == "admin", User.active.is_(True), User.password_changed_at.is_not(None))
                 .order_by(User.id)
             ):
                 admins.setdefault(user_practice, []).append(email)

@@ -1,4 +1,4 @@
-"""The emails practice administration sends: set-up links and the notice of an admin reset.
+"""The emails practice administration sends: set-up links, invitations and the notice of an admin reset.
 
 Plain templates for now; the security-email templates of the backup-codes issue can
 replace ``reset_notice`` through ``ResetNotice`` (see core/resets.py).
@@ -40,6 +40,35 @@ def setup_link_message(
         f'<p><a href="{escape(url)}">Set up my sign-in</a></p>'
         f"<p>The link works once and until {escape(_when(expires_at, time_zone))} (72 hours). A newer link replaces this one.</p>"
         "<p>If you did not expect this email, tell your practice admin and do not open the link.</p>"
+    )
+    return Message(to=to, subject=subject, text=text, html=html, tags=("setup_link",))
+
+
+def invitation_message(
+    *, to: str, name: str, practice: str, url: str, expires_at: datetime, time_zone: str | None = None
+) -> Message:
+    """An invitation to move an existing account to another practice: only its owner can accept it,
+    by signing in as usual and confirming."""
+    subject = f"{practice} invites you to move your Twofold account"
+    opening = (
+        f"{practice} added this address as a member. You already have a Twofold account with it, in another "
+        "practice. One account belongs to one practice: to move yours to "
+        f"{practice}, open this link, sign in with your password and second factor as usual, and confirm:"
+    )
+    after = (
+        "Moving ends your sessions everywhere; your password, authenticator app, security keys and backup "
+        "codes stay yours. If you do nothing, your account stays where it is and the invitation expires."
+    )
+    until = f"The link works once and until {_when(expires_at, time_zone)} (72 hours)."
+    text = (
+        f"Hello {name},\n\n{opening}\n\n{url}\n\n{after}\n{until}\n"
+        "If you did not expect this email, ignore it: nothing changes unless you accept.\n"
+    )
+    html = (
+        f"<p>Hello {escape(name)},</p><p>{escape(opening)}</p>"
+        f'<p><a href="{escape(url)}">See the invitation</a></p>'
+        f"<p>{escape(after)}</p><p>{escape(until)}</p>"
+        "<p>If you did not expect this email, ignore it: nothing changes unless you accept.</p>"
     )
     return Message(to=to, subject=subject, text=text, html=html, tags=("setup_link",))
 

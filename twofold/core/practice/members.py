@@ -41,6 +41,10 @@ from twofold.store.db import Database
 from twofold.store.models import ROLES, Practice, User
 
 IMPORT_BATCH = 500
+# The operator's CLI only (``tell_invitations``): an admin's import answers the same for every new address.
+INVITED_NOTE = (
+    "This email has an account in another practice: its owner gets an invitation to move here, not a set-up link."
+)
 IMPORT_COLUMNS = ("email", "name", "role")
 EXPORT_COLUMNS = (
     "email",
@@ -93,8 +97,11 @@ class SetupLinks(Protocol):
     def issue(self, session: Session, *, member: User, created_by_id: int | None, context: RequestContext) -> str:
         """A new link for ``member`` in the caller's transaction; returns its token."""
 
-    def pending_message(self, *, member: User, token: str, link_base: str) -> Message:
-        """The email carrying the link, to send once committed."""
+    def claimed_elsewhere(self, session: Session, *, practice_id: int, emails: list[str]) -> set[str]:
+        """Which of ``emails`` have an account (with a password) in another practice: one query, always run."""
+
+    def pending_message(self, *, member: User, token: str, link_base: str, invitation: bool = False) -> Message:
+        """The email carrying the link (``invitation``: the address has an account elsewhere), to send once committed."""
 
     def deliver(self, message: Message) -> None:
         """Send ``message`` (queued; never raises for a delivery problem)."""
@@ -119,8 +126,13 @@ class InvalidName(InvalidInput):
 
 
 class DuplicateEmail(Conflict):
+    """The address is already a member of this practice (the admin sees their own members anyway).
+
+    An address with an account in another practice is not a duplicate: it is added like a new
+    one, and its owner is invited (see core/practice/setup_links.py)."""
+
     code = "duplicate_email"
-    message = "An account with this email already exists."
+    message = "A member of your practice already has this email."
 
 
 class LastAdmin(Conflict):
@@ -312,7 +324,12 @@ class MemberService:
         context: RequestContext,
         link_base: str,
     ) -> MemberView:
-        """Add a member without a password and email them a set-up link (valid 72 hours)."""
+        """Add a member without a password and email them a set-up link (valid 72 hours).
+
+        An address that has an account in another practice is added the same way and gets the
+        same answer; its email is an invitation its owner may accept instead (core/practice/setup_links.py).
+        Only an address already in this practice is refused (``DuplicateEmail``).
+        """
         email, name, role = checked_fields(email, name, role)
         password_hash = self.invited_password_hash()
         try:
@@ -320,11 +337,13 @@ class MemberService:
                 practice = s.get(Practice, practice_id)
                 if practice is None:
                     raise NotFound("No such practice.")
-                if s.execute(select(User.id).where(User.email == email)).first():
+                if s.execute(select(User.id).where(User.email == email, User.practice_id == practice_id)).first():
                     raise DuplicateEmail()
+                # Asked for every address, so a new one and one with an account elsewhere cost the same.
+                invitation = email in self.setup.claimed_elsewhere(s, practice_id=practice_id, emails=[email])
                 user = self._new_member(s, practice, email, name, role, password_hash, actor_id, context, via="admin")
                 token = self.setup.issue(s, member=user, created_by_id=actor_id, context=context)
-                link = self.setup.pending_message(member=user, token=token, link_base=link_base)
+                link = self.setup.pending_message(member=user, token=token, link_base=link_base, invitation=invitation)
                 view = self._views(s, [user])[0]
         except IntegrityError:
             raise DuplicateEmail() from None
@@ -455,13 +474,19 @@ class MemberService:
         context: RequestContext,
         send_setup_links: bool,
         link_base: str | None,
+        tell_invitations: bool = False,
     ) -> Iterator[RowResult]:
         """Import members from CSV text (columns email, name, role; any order; more are ignored).
+
+        A row whose address has an account in another practice is imported like any other (its
+        owner gets an invitation instead of a set-up link). Only the operator's CLI passes
+        ``tell_invitations``, which says so in that row's message; a practice admin's answer is
+        the same for both.
 
         Streams: rows are read, checked and written ``IMPORT_BATCH`` at a time, so
         memory does not grow with the file. Each row is imported whole or not at
         all; a bad row (bad address, unknown role, a duplicate email, in the file or
-        already registered) is reported and the others are imported. Yields one
+        already a member of this practice) is reported and the others are imported. Yields one
         result per row, in file order; the header's problems raise ``InvalidInput``
         before anything is written.
         """
@@ -502,7 +527,15 @@ class MemberService:
         rows = records()
         while batch := list(islice(rows, IMPORT_BATCH)):
             for result in self._import_batch(
-                practice_id, actor_id, batch, where, password_hash, context, send_setup_links, link_base
+                practice_id,
+                actor_id,
+                batch,
+                where,
+                password_hash,
+                context,
+                send_setup_links,
+                link_base,
+                tell_invitations,
             ):
                 if result.status == "imported":
                     summary.imported += 1
@@ -529,6 +562,7 @@ class MemberService:
         context: RequestContext,
         send_setup_links: bool,
         link_base: str | None,
+        tell_invitations: bool = False,
     ) -> list[RowResult]:
         results: dict[int, RowResult] = {}
         candidates: list[tuple[int, str, str, str]] = []
@@ -551,7 +585,18 @@ class MemberService:
             seen.add(email)
             candidates.append((line, email, name, role))
         with self.db.reading() as s:
-            taken = set(s.execute(select(User.email).where(User.email.in_([c[1] for c in candidates]))).scalars())
+            emails = [c[1] for c in candidates]
+            taken = set(
+                s.execute(select(User.email).where(User.email.in_(emails), User.practice_id == practice_id)).scalars()
+            )
+            # Asked for every batch, whatever it holds: a row's answer and cost do not depend on it.
+            elsewhere = self.setup.claimed_elsewhere(s, practice_id=practice_id, emails=emails)
+
+        def imported(line: int, email: str) -> RowResult:
+            if tell_invitations and email in elsewhere:
+                return RowResult(line, email, "imported", message=INVITED_NOTE)
+            return RowResult(line, email, "imported")
+
         fresh = []
         for candidate in candidates:
             if candidate[1] in taken:
@@ -563,19 +608,26 @@ class MemberService:
         messages = []
         try:
             messages = self._write_members(
-                practice_id, actor_id, fresh, password_hash, context, send_setup_links, link_base
+                practice_id, actor_id, fresh, password_hash, context, send_setup_links, link_base, elsewhere
             )
             for line, email, _name, _role in fresh:
-                results[line] = RowResult(line, email, "imported")
+                results[line] = imported(line, email)
         except IntegrityError:
             # Someone registered one of these emails since we looked: write row by row,
             # so each row still succeeds or fails on its own.
             for candidate in fresh:
                 try:
                     messages += self._write_members(
-                        practice_id, actor_id, [candidate], password_hash, context, send_setup_links, link_base
+                        practice_id,
+                        actor_id,
+                        [candidate],
+                        password_hash,
+                        context,
+                        send_setup_links,
+                        link_base,
+                        elsewhere,
                     )
-                    results[candidate[0]] = RowResult(candidate[0], candidate[1], "imported")
+                    results[candidate[0]] = imported(candidate[0], candidate[1])
                 except IntegrityError:
                     results[candidate[0]] = RowResult(
                         candidate[0], candidate[1], "failed", DuplicateEmail.code, DuplicateEmail.message
@@ -593,8 +645,11 @@ class MemberService:
         context: RequestContext,
         send_setup_links: bool,
         link_base: str | None,
+        elsewhere: set[str],
     ) -> list:
-        """Insert ``rows`` and their audit events in one transaction (one statement each, not one per row)."""
+        """Insert ``rows`` and their audit events in one transaction (one statement each, not one per row).
+
+        ``elsewhere``: the addresses with an account in another practice, whose email is an invitation."""
         if not rows:
             return []
         messages = []
@@ -619,7 +674,11 @@ class MemberService:
                     raise InvalidInput("Set TWOFOLD_PUBLIC_ORIGIN so set-up links can be sent.")
                 for user in users:
                     token = self.setup.issue(s, member=user, created_by_id=actor_id, context=context)
-                    messages.append(self.setup.pending_message(member=user, token=token, link_base=link_base))
+                    messages.append(
+                        self.setup.pending_message(
+                            member=user, token=token, link_base=link_base, invitation=user.email in elsewhere
+                        )
+                    )
         return messages
 
     def export_csv(

@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from twofold.audit import AuditLog, EventTag
@@ -33,7 +32,7 @@ from twofold.core.signin import normalize_email
 from twofold.errors import AdminTwoFactorRequired, Forbidden, InvalidInput, NotFound
 from twofold.factors.base import FactorRegistry, FactorResponse
 from twofold.store.db import Database
-from twofold.store.models import User
+from twofold.store.models import User, account_by_email
 
 MAX_REASON = 500
 
@@ -138,9 +137,7 @@ class TwoFactorResetService:
         """The operator's reset from the server's command line, for a practice that locked itself out."""
         reason = checked_reason(reason)
         with self.db.transaction() as s:
-            member = s.execute(
-                select(User).where(User.email == normalize_email(email)).with_for_update(of=User)
-            ).scalar_one_or_none()
+            member = s.execute(account_by_email(normalize_email(email)).with_for_update(of=User)).scalar_one_or_none()
             if member is None:
                 raise NotFound(f"No account has the email {email!r}.")
             if not self.factors.enabled_for(s, member):

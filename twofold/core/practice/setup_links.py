@@ -11,6 +11,12 @@
 
 Only a keyed hash of a link's token is stored, so a copy of the database holds no
 working link.
+
+A member added with an address that already has an account in another practice gets the
+same pending row and the same link, but the email is an invitation (``invitation_message``)
+and the link cannot set a password: its owner signs in as usual and accepts, which moves
+their account here (``accept_invitation``). The admin who added the address sees the same
+answer, list and audit events in both cases, so they learn nothing about other practices.
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from twofold.audit import AuditLog, EventTag
@@ -28,8 +35,8 @@ from twofold.context import RequestContext
 from twofold.core.account import TwoFactorAlreadyEnabled, check_password_rules
 from twofold.core.notifier import Message, Notifier
 from twofold.core.practice.enforcement import TwoFactorEnforcement
-from twofold.core.practice.mail import setup_link_message
-from twofold.core.practice.members import member_in
+from twofold.core.practice.mail import invitation_message, setup_link_message
+from twofold.core.practice.members import TrustRevoker, member_in
 from twofold.core.reauth import PasswordGate
 from twofold.core.sessions import SessionService
 from twofold.crypto.passwords import PasswordHasher
@@ -37,7 +44,7 @@ from twofold.crypto.secret_box import TokenHasher, random_token
 from twofold.errors import Conflict, InvalidCredentials, TwofoldError
 from twofold.factors.base import BackupCodeIssuer, FactorEnrollment, FactorRegistry, FactorResponse
 from twofold.store.db import Database, Refusal
-from twofold.store.models import SetupLink, User
+from twofold.store.models import Practice, SetupLink, User
 from twofold.throttle import password_checks
 
 SETUP_LINK_TTL = timedelta(hours=72)
@@ -70,6 +77,30 @@ class MemberInactive(Conflict):
     message = "This member is deactivated. Reactivate them first."
 
 
+class InvitationNeedsSignIn(Conflict):
+    code = "invitation_needs_sign_in"
+    message = (
+        "This address already has a Twofold account in another practice. Sign in with it as usual, "
+        "then accept the invitation on this page."
+    )
+
+
+class InvitationNotForYou(Conflict):
+    code = "invitation_not_for_you"
+    message = (
+        "This invitation is for another address. Sign out, then sign in with the account of the address "
+        "the invitation was sent to."
+    )
+
+
+class LastAdminCannotMove(Conflict):
+    code = "last_admin_cannot_move"
+    message = (
+        "You are the last active admin of your current practice, so your account cannot move yet. "
+        "Ask your practice to make another member an admin, then accept again."
+    )
+
+
 class PasswordAlreadySet(Conflict):
     code = "password_already_set"
     message = "A password was already chosen for this account. Enter it to continue."
@@ -86,6 +117,8 @@ class SetupState:
     needs_two_factor: bool
     expires_at: datetime
     time_zone: str = "UTC"  # the practice's, for showing ``expires_at``
+    # The address has an account in another practice: its owner signs in and accepts (nothing to set up here).
+    invitation: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +159,7 @@ class SetupService:
     notifier: Notifier
     sessions: SessionService
     backup_codes: BackupCodeIssuer
+    trust_revokers: list[TrustRevoker]
 
     # -- sending -------------------------------------------------------------------
 
@@ -157,7 +191,35 @@ class SetupService:
         )
         return token
 
-    def pending_message(self, *, member: User, token: str, link_base: str) -> Message:
+    def claimed_elsewhere(self, session: Session, *, practice_id: int, emails: list[str]) -> set[str]:
+        """Which of ``emails`` belong to a claimed account (one with a password) of another practice.
+
+        One query whatever the answer, asked for every address added, so adding a new address and
+        one that exists elsewhere cost the admin's request the same work.
+        """
+        if not emails:
+            return set()
+        return set(
+            session.execute(
+                select(User.email).where(
+                    User.email.in_(emails),
+                    User.practice_id != practice_id,
+                    User.password_changed_at.is_not(None),
+                )
+            ).scalars()
+        )
+
+    def pending_message(self, *, member: User, token: str, link_base: str, invitation: bool = False) -> Message:
+        """The set-up link's email, or (``invitation``: the address has an account elsewhere) the invitation."""
+        if invitation:
+            return invitation_message(
+                to=member.email,
+                name=member.name,
+                practice=member.practice.name,
+                url=f"{link_base.rstrip('/')}/setup/{token}",
+                expires_at=self.clock.now() + SETUP_LINK_TTL,
+                time_zone=member.practice.time_zone,
+            )
         return setup_link_message(
             to=member.email,
             name=member.name,
@@ -188,7 +250,10 @@ class SetupService:
             if member.password_changed_at is not None and self.factors.enabled_for(s, member):
                 raise MemberAlreadySetUp()
             token = self.issue(s, member=member, created_by_id=actor_id, context=context)
-            message = self.pending_message(member=member, token=token, link_base=link_base)
+            elsewhere = self.claimed_elsewhere(s, practice_id=practice_id, emails=[member.email])
+            message = self.pending_message(
+                member=member, token=token, link_base=link_base, invitation=member.email in elsewhere
+            )
         self.deliver(message)
         return self.clock.now() + SETUP_LINK_TTL
 
@@ -198,6 +263,17 @@ class SetupService:
         """What the link at ``token`` still has to do; ``SetupLinkInvalid`` (audited) when it cannot be used."""
         with self.db.transaction() as s:
             link, member = self._live(s, token, context)
+            if self._owner_elsewhere(s, member) is not None:
+                return SetupState(
+                    member_name=member.name,
+                    member_email=member.email,
+                    practice_name=member.practice.name,
+                    needs_password=False,
+                    needs_two_factor=False,
+                    expires_at=link.expires_at,
+                    time_zone=member.practice.time_zone,
+                    invitation=True,
+                )
             needs_two_factor = not self.factors.enabled_for(s, member)
             if member.password_changed_at is None or needs_two_factor:
                 return SetupState(
@@ -221,8 +297,14 @@ class SetupService:
             link, member = self._live(s, token, context)
             if member.password_changed_at is not None:
                 raise PasswordAlreadySet()
+            if self._owner_elsewhere(s, member) is not None:
+                raise InvitationNeedsSignIn()  # only the owner's own password opens their address
             member.password_hash = password_hash
             member.password_changed_at = self.clock.now()
+            try:
+                s.flush()
+            except IntegrityError:  # the address was claimed in another practice a moment ago
+                raise InvitationNeedsSignIn() from None
             self.audit.record(
                 s,
                 EventTag.PASSWORD_SET,
@@ -242,9 +324,14 @@ class SetupService:
         """
         with self.db.transaction() as s:
             _link, member = self._live(s, token, context)
-            email = member.email
+            if self._owner_elsewhere(s, member) is not None:
+                raise InvitationNeedsSignIn()  # the password that counts is the owner's, at sign-in
+            email, member_id = member.email, member.id
         checks = password_checks(email, context.ip)
-        with self.gate.guess(email=email, password=password, counted=checks) as check, self.db.transaction() as s:
+        with (
+            self.gate.guess(email=email, user_id=member_id, password=password, counted=checks) as check,
+            self.db.transaction() as s,
+        ):
             link, member = self._live(s, token, context)
             if check.ok:
                 return self._next_step(s, link, member, context)
@@ -352,6 +439,120 @@ class SetupService:
                 subject_id=member.id,
                 details={"method": self.enrollment.kind, "via": "admin_screen"},
             )
+
+    # -- invitations: an address that has an account in another practice ------------------
+
+    def accept_invitation(self, *, token: str, user_id: int, context: RequestContext) -> str:
+        """The signed-in owner of the invited address accepts: their account moves to the inviting practice.
+
+        ``user_id`` is the signed-in member; only the claimed account of the invited address may
+        accept. The account keeps its password and second factors (they are the person's); its
+        sessions end everywhere, and its remembered browsers and app tokens are revoked (they were
+        trusted under the old practice). It takes the role the inviting admin chose. The pending
+        row and its links are deleted. Refused while the account is its practice's last active
+        admin. Both practices' audit logs record the move. Returns the new practice's name.
+        """
+        with self.db.transaction() as s:
+            link, member = self._live(s, token, context)
+            owner = self._owner_elsewhere(s, member)
+            if owner is None or owner.id != user_id:
+                raise InvitationNotForYou()
+            old_practice_id, new_practice_id = owner.practice_id, member.practice_id
+            # Both practices in id order (two moves at once cannot deadlock), then the account again.
+            for practice_id in sorted((old_practice_id, new_practice_id)):
+                s.execute(select(Practice.id).where(Practice.id == practice_id).with_for_update())
+            owner = s.execute(select(User).where(User.id == owner.id).with_for_update(of=User)).scalar_one()
+            if not owner.active or owner.email != member.email or owner.practice_id != old_practice_id:
+                raise InvitationNotForYou()
+            if owner.role == "admin" and self._other_admins(s, owner) == 0:
+                self.audit.record(
+                    s,
+                    EventTag.MEMBER_MOVE_REFUSED,
+                    context=context,
+                    practice_id=old_practice_id,
+                    actor_id=owner.id,
+                    subject_id=owner.id,
+                    details={"reason": "last_admin", "to_practice_id": new_practice_id},
+                )
+                raise Refusal(LastAdminCannotMove())
+            ended = self.sessions.end_all_for(s, user_id=owner.id, reason="moved_practice")
+            revoked = sum(r.revoke_all_for(s, user_id=owner.id, reason="moved_practice") for r in self.trust_revokers)
+            self.audit.record(
+                s,
+                EventTag.MEMBER_MOVED_OUT,
+                context=context,
+                practice_id=old_practice_id,
+                actor_id=owner.id,
+                subject_id=owner.id,
+                details={
+                    "to_practice_id": new_practice_id,
+                    "role": owner.role,
+                    "sessions_ended": ended,
+                    "trust_revoked": revoked,
+                },
+            )
+            pending_id, role, link_id = member.id, member.role, link.id
+            self.audit.record(
+                s,
+                EventTag.SETUP_LINK_USED,
+                context=context,
+                practice_id=new_practice_id,
+                actor_id=owner.id,
+                subject_id=pending_id,
+                details={"link_id": link_id},
+            )
+            # The pending row goes first (its links and any demand with it): the address is unique per practice.
+            s.expunge(link)
+            s.expunge(member)
+            s.execute(delete(SetupLink).where(SetupLink.user_id == pending_id))
+            s.execute(delete(User).where(User.id == pending_id))
+            from_role = owner.role
+            owner.practice_id = new_practice_id
+            owner.role = role
+            s.flush()
+            s.expire(owner, ["practice"])
+            self.audit.record(
+                s,
+                EventTag.MEMBER_MOVED_IN,
+                context=context,
+                practice_id=new_practice_id,
+                actor_id=owner.id,
+                subject_id=owner.id,
+                details={
+                    "from_practice_id": old_practice_id,
+                    "role": role,
+                    "previous_role": from_role,
+                    "invited_as": pending_id,
+                    "link_id": link_id,
+                },
+            )
+            return owner.practice.name
+
+    def _owner_elsewhere(self, s: Session, member: User) -> User | None:
+        """For a pending member row: the claimed account of the same address in another practice, if any."""
+        if member.password_changed_at is not None:
+            return None
+        return s.execute(
+            select(User).where(
+                User.email == member.email,
+                User.id != member.id,
+                User.practice_id != member.practice_id,
+                User.password_changed_at.is_not(None),
+            )
+        ).scalar_one_or_none()
+
+    @staticmethod
+    def _other_admins(s: Session, user: User) -> int:
+        return s.execute(
+            select(func.count())
+            .select_from(User)
+            .where(
+                User.practice_id == user.practice_id,
+                User.role == "admin",
+                User.active.is_(True),
+                User.id != user.id,
+            )
+        ).scalar_one()
 
     # -- steps ------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """All tables. Each concern has its module; importing this package registers them all."""
 
-from twofold.store.models.accounts import ROLES, Practice, User
+from twofold.store.models.accounts import ROLES, Practice, User, account_by_email
 from twofold.store.models.administration import EnrolmentDemand, SetupLink
 from twofold.store.models.alerts import Alert, AlertDigest, AlertPreference
 from twofold.store.models.apps import App, AppAccess
@@ -57,4 +57,5 @@ __all__ = [
     "WebAuthnChallenge",
     "WebAuthnCredential",
     "Workstation",
+    "account_by_email",
 ]

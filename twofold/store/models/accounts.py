@@ -2,7 +2,20 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Integer, String, true
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    Select,
+    String,
+    UniqueConstraint,
+    select,
+    text,
+    true,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from twofold.store.models.base import Base, UTCDateTime
@@ -45,14 +58,31 @@ class Practice(Base):
 
 
 class User(Base):
-    """A provider, staff member or admin of one practice."""
+    """A provider, staff member or admin of one practice.
+
+    An address is unique within a practice, and among claimed accounts (those with a chosen
+    password, ``password_changed_at`` set): one person, one account. A member an admin added
+    who has not chosen a password yet is pending, and a pending row may share its address
+    with an account in another practice (an invitation that account's owner may accept).
+    Every lookup by address goes through ``account_by_email``, which picks the claimed account.
+    """
 
     __tablename__ = "users"
-    __table_args__ = (CheckConstraint("role IN ('admin', 'provider', 'staff')", name="role"),)
+    __table_args__ = (
+        CheckConstraint("role IN ('admin', 'provider', 'staff')", name="role"),
+        UniqueConstraint("practice_id", "email", name="uq_users_practice_id_email"),
+        Index(
+            "uq_users_claimed_email",
+            "email",
+            unique=True,
+            sqlite_where=text("password_changed_at IS NOT NULL"),
+            postgresql_where=text("password_changed_at IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     practice_id: Mapped[int] = mapped_column(ForeignKey("practices.id"), index=True)
-    email: Mapped[str] = mapped_column(String(320), unique=True)
+    email: Mapped[str] = mapped_column(String(320))
     name: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(16))
     password_hash: Mapped[str] = mapped_column(String(255))
@@ -62,3 +92,13 @@ class User(Base):
     password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     practice: Mapped[Practice] = relationship(back_populates="members", lazy="joined")
+
+
+def account_by_email(email: str) -> Select[User]:
+    """The account that signs in with ``email`` (already normalised): the claimed one if there is one.
+
+    Pending member rows (no password chosen yet) may share an address across practices; they
+    come after the claimed account, and only then by age, so the answer is one row and always
+    the same one.
+    """
+    return select(User).where(User.email == email).order_by(User.password_changed_at.is_(None), User.id).limit(1)

@@ -85,8 +85,10 @@ def list_members(
     responses=CONFLICT,
     summary="Add a member",
     description="The member has no password yet: they are emailed a set-up link (valid 72 hours) to choose one "
-    "and set up two-factor authentication. Errors: `invalid_email`, `unknown_role`, `invalid_name` (422), "
-    "`duplicate_email` (409).",
+    "and set up two-factor authentication. An address that has an account in another practice is added and "
+    "answered the same way; its owner is emailed an invitation to move that account here instead. Errors: "
+    "`invalid_email`, `unknown_role`, `invalid_name` (422), `duplicate_email` (409: already a member of your "
+    "practice).",
 )
 def add_member(body: MemberCreate, request: Request, admin: PracticeAdmin, services: ServicesDep, context: Context):
     view = services.members.add_member(
@@ -107,7 +109,9 @@ def add_member(body: MemberCreate, request: Request, admin: PracticeAdmin, servi
     summary="Add members from CSV",
     openapi_extra={"requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}},
     description="The body is CSV (UTF-8) whose first line names the columns `email,name,role`. Every row is "
-    "reported: imported, or failed with `invalid_email`, `unknown_role`, `invalid_name` or `duplicate_email`; "
+    "reported: imported, or failed with `invalid_email`, `unknown_role`, `invalid_name` or `duplicate_email` "
+    "(twice in the file, or already a member of your practice; an address with an account in another practice "
+    "is imported like a new one, and its owner invited); "
     "the good rows are imported, each whole or not at all. New members are emailed a set-up link unless "
     "`send_setup_links=false`. Bodies are limited to TWOFOLD_MAX_BODY_BYTES; the CLI imports any size.",
 )

@@ -1,6 +1,10 @@
 """Set-up links: the admin emails a member a one-time link (page and JSON), and the member's
 side of it, ``/setup/{token}``: choose a password, then set up an authenticator app. The
-member's pages need no session: the link's token is the bearer."""
+member's pages need no session: the link's token is the bearer.
+
+When the address has an account in another practice the same link is an invitation: the
+page asks its owner to sign in as usual, then to accept (``/setup/{token}/accept``), which
+moves the account here and signs it out everywhere."""
 
 from __future__ import annotations
 
@@ -10,13 +14,13 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 
 from twofold import errors as core
-from twofold.core.practice.setup_links import SetupLinkInvalid
+from twofold.core.practice.setup_links import InvitationNeedsSignIn, SetupLinkInvalid, SetupState
 from twofold.crypto.otp import normalize_code
-from twofold.web.deps import Context, MemberId, PracticeAdmin, ServicesDep
+from twofold.web.deps import Context, MaybeSignedIn, MemberId, PracticeAdmin, ServicesDep
 from twofold.web.factors.recovery_codes import signed_in_with_first_codes
 from twofold.web.practice.common import CONFLICT, NOT_FOUND, api_router, member_page
 from twofold.web.practice.schemas import SetupLinkPublic
-from twofold.web.rendering import link_base, render
+from twofold.web.rendering import link_base, render, signed_out
 
 api = api_router()
 pages = APIRouter(include_in_schema=False)
@@ -66,13 +70,54 @@ def _setup_gone(request: Request, exc: SetupLinkInvalid):
     return render(request, "setup/invalid.html", {"message": exc.message}, 410 if exc.reason != "unknown" else 404)
 
 
+def _invitation_page(
+    request: Request, token: str, state: SetupState, active, error: str | None = None, status: int = 200
+):
+    """The invitation: sign in first, or (signed in with the invited address) accept it."""
+    signed_in_as = active.user.email if active is not None else None
+    return render(
+        request,
+        "setup/invitation.html",
+        {
+            "token": token,
+            "state": state,
+            "signed_in_as": signed_in_as,
+            "is_owner": signed_in_as == state.member_email,
+            "error": error,
+        },
+        status,
+    )
+
+
 @pages.get("/setup/{token}")
-def setup_page(request: Request, token: str, services: ServicesDep, context: Context):
+def setup_page(request: Request, token: str, services: ServicesDep, context: Context, active: MaybeSignedIn):
     try:
         state = services.setup.open(token=token, context=context)
     except SetupLinkInvalid as exc:
         return _setup_gone(request, exc)
+    if state.invitation:
+        return _invitation_page(request, token, state, active)
     return render(request, "setup/start.html", {"token": token, "state": state})
+
+
+@pages.post("/setup/{token}/accept")
+def setup_accept(request: Request, token: str, services: ServicesDep, context: Context, active: MaybeSignedIn):
+    """The signed-in owner of the invited address moves their account here; every session of it ends."""
+    try:
+        state = services.setup.open(token=token, context=context)
+    except SetupLinkInvalid as exc:
+        return _setup_gone(request, exc)
+    if not state.invitation:
+        return RedirectResponse(f"/setup/{token}", status_code=303)
+    if active is None:
+        return _invitation_page(request, token, state, active, InvitationNeedsSignIn.message, 401)
+    try:
+        services.setup.accept_invitation(token=token, user_id=active.user.id, context=context)
+    except SetupLinkInvalid as exc:
+        return _setup_gone(request, exc)
+    except core.Conflict as exc:
+        return _invitation_page(request, token, state, active, exc.message, 409)
+    return signed_out(request, "moved_practice")
 
 
 @pages.post("/setup/{token}/password")
@@ -81,6 +126,7 @@ def setup_password(
     token: str,
     services: ServicesDep,
     context: Context,
+    active: MaybeSignedIn,
     password: Annotated[str, Form(max_length=1024)] = "",
     password_again: Annotated[str, Form(max_length=1024)] = "",
 ):
@@ -88,6 +134,8 @@ def setup_password(
         state = services.setup.open(token=token, context=context)
     except SetupLinkInvalid as exc:
         return _setup_gone(request, exc)
+    if state.invitation:  # nobody sets a password for an address that has an account: its owner signs in
+        return _invitation_page(request, token, state, active, InvitationNeedsSignIn.message, 409)
     try:
         if state.needs_password:
             if password != password_again:
@@ -98,8 +146,10 @@ def setup_password(
     except SetupLinkInvalid as exc:
         return _setup_gone(request, exc)
     except (core.InvalidInput, core.InvalidCredentials, core.Throttled, core.Conflict) as exc:
-        if isinstance(exc, core.Conflict):  # the password was chosen meanwhile: ask for it
+        if isinstance(exc, core.Conflict):  # the password was chosen meanwhile, or the address claimed elsewhere
             state = services.setup.open(token=token, context=context)
+            if state.invitation:
+                return _invitation_page(request, token, state, active, exc.message, 409)
         throttled = isinstance(exc, core.Throttled)
         page = render(
             request,
