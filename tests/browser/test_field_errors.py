@@ -21,13 +21,14 @@ def expect_tied_and_focused(page, field_id: str, error_id: str, text: str) -> No
     expect(page.locator(f"#{error_id}")).to_contain_text(text)
 
 
-def test_a_wrong_backup_code_at_sign_in_marks_and_focuses_the_backup_code_field(page, make_user):
+def test_a_wrong_backup_code_at_sign_in_marks_and_focuses_the_backup_code_field(page, make_user, accessibility):
     member = make_user(with_totp=True)
     page.goto("/sign-in")
     page.get_by_label("Email").fill(member.email)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     page.get_by_text("Use a backup code instead").click()
+    accessibility.check(page)  # the opened backup-code section, reached without a load
     page.get_by_label("Backup code").fill("zzzz-zzzz")
     page.get_by_role("button", name="Use backup code").click()
     expect_tied_and_focused(page, "recovery-code", "code-error", "not right")

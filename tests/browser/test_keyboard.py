@@ -78,7 +78,7 @@ def test_sign_in_with_password_and_app_code_by_keyboard(live_server, page, make_
     expect(page.get_by_role("heading", name="Security", exact=True)).to_be_visible()
 
 
-def test_set_up_an_app_and_save_the_backup_codes_by_keyboard(live_server, page, make_user):
+def test_set_up_an_app_and_save_the_backup_codes_by_keyboard(live_server, page, make_user, accessibility):
     member = make_user()
     sign_in_with_password(page, member.email)
     expect(page.get_by_role("heading", name="Security", exact=True)).to_be_visible()
@@ -96,6 +96,7 @@ def test_set_up_an_app_and_save_the_backup_codes_by_keyboard(live_server, page, 
     assert path[qr]["tag"] == "a"
     assert order.index("secret") > qr and order.index("Copy key") > order.index("secret"), order
     key = otp.from_b32(page.locator("#secret").inner_text())
+    accessibility.check(page)  # with focus on the code field (the rings and the copy button shown)
     page.keyboard.type(otp.totp(key, live_server.clock.now().timestamp()))
     page.keyboard.press("Enter")
 
@@ -120,7 +121,7 @@ def test_set_up_an_app_and_save_the_backup_codes_by_keyboard(live_server, page, 
     expect(page.get_by_text("Your backup codes are saved")).to_be_visible()
 
 
-def test_an_admin_resets_a_members_two_factor_by_keyboard(live_server, page, make_user):
+def test_an_admin_resets_a_members_two_factor_by_keyboard(live_server, page, make_user, accessibility):
     clock = live_server.clock
     admin = make_user(role="admin")
     member = make_user(with_totp=True)
@@ -135,6 +136,7 @@ def test_an_admin_resets_a_members_two_factor_by_keyboard(live_server, page, mak
 
     tab_to(page, tag="summary", text="Reset two-factor authentication \\(lost phone\\)")
     page.keyboard.press("Enter")  # opens the section
+    accessibility.check(page)  # the opened section, reached without a load
     page.keyboard.press("Tab")
     expect_focus(page, id="reset-reason")
     page.keyboard.type("Lost phone")
