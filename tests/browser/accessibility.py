@@ -19,6 +19,7 @@ ends, and JSON or file answers (not HTML pages).
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +33,7 @@ WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22a", "wcag22aa"]
 RUNNER = """
 (() => {
   if (window.top !== window || !/^https?:$/.test(location.protocol) || document.contentType !== 'text/html') return;
-  const options = {runOnly: {type: 'tag', values: %(tags)s}, resultTypes: ['violations']};
+  const options = {runOnly: {type: 'tag', values: TAGS}, resultTypes: ['violations']};
   const run = () => axe.run(document, options).then((result) => result.violations.map((v) => ({
     id: v.id, help: v.help, targets: v.nodes.map((node) => node.target.join(' '))})));
   let queue = Promise.resolve();
@@ -65,7 +66,7 @@ RUNNER = """
     settled.then(() => link.click());
   }, true);
 })();
-""" % {"tags": WCAG_TAGS}
+""".replace("TAGS", json.dumps(WCAG_TAGS))
 
 SETTLED = "() => window.__twofoldAxeSettled ? window.__twofoldAxeSettled() : null"
 
