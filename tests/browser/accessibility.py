@@ -115,6 +115,14 @@ class Accessibility:
         self.record(page.url, page.evaluate("() => window.__twofoldAxeCheck()"))
         return self.violations[before:]
 
+    def excuse(self, rule: str, url: str, *, why: str) -> None:
+        """Drop the violations of ``rule`` found on ``url`` (a path) in this test; ``why`` says why
+        the page cannot pass it and must not be empty."""
+        if not why.strip():
+            raise ValueError("an excused violation needs a reason")
+        self.settle()
+        self.violations = [v for v in self.violations if not (v.rule == rule and v.url == url)]
+
     def settle(self) -> None:
         """Wait for the checks still running in every context the test left open."""
         for context in self.contexts:
