@@ -6,8 +6,9 @@ has loaded and reports the violations to Python through a binding. A form sent o
 while that check runs waits for it (so a test that moves on at once still has the page checked),
 and so do ``page.goto``, ``reload``, ``go_back``, ``go_forward`` and closing a page or context.
 ``check(page)`` checks the page as it is now, for states reached without a load (a revealed QR
-code, an opened dialog). ``Accessibility.fail_if_violations`` ends the test with every violation
-found: rule, page and the elements.
+code, an opened dialog). The ``accessibility`` fixture (tests/browser/conftest.py) fails the test
+at teardown with every violation found: rule, page and the elements. ``excuse`` drops one rule on
+one page, with a written reason, where the page cannot pass it.
 
 A page whose markup (numbers and random tokens left out) was already checked in this session is
 not checked again: most tests pass through the same sign-in pages.
