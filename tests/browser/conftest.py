@@ -5,6 +5,11 @@ thread, on a free loopback port, over the test's own services (SQLite file,
 FrozenClock): tests move ``live_server.clock`` and the server sees it.
 ``browser`` is one headless Debian Chromium per test session, driven by
 Playwright's sync API; ``page`` is a fresh context (no cookies) per test.
+
+``accessibility`` (automatic, every browser test) runs axe-core on every page the test's
+browser contexts load, and fails the test at teardown listing each violation of WCAG 2.2 A/AA
+(see tests/browser/accessibility.py); ``accessibility.check(page)`` checks a state reached
+without a load.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import pytest
 import uvicorn
 from playwright.sync_api import sync_playwright
 
+from tests.browser.accessibility import Accessibility, instrument
 from tests.conftest import skip_or_fail
 from tests.support.live import serve_at
 from twofold.clock import FrozenClock
@@ -36,6 +42,21 @@ CHROMIUM_ARGS = [
 ]
 # Short enough that a broken page fails the test in seconds, not in Playwright's default 30 s.
 TIMEOUT_MS = 10_000
+
+
+# Page markups already checked this session (a page seen again is not checked again).
+CHECKED_MARKUP: set[str] = set()
+
+
+@pytest.fixture(autouse=True)
+def accessibility(monkeypatch):
+    """axe-core on every page state the test reaches; the test fails at teardown on any violation."""
+    audit = Accessibility(seen=CHECKED_MARKUP)
+    instrument(monkeypatch, audit)
+    yield audit
+    audit.settle()
+    if audit.violations:
+        pytest.fail(audit.report(), pytrace=False)
 
 
 @dataclass

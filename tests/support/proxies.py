@@ -55,7 +55,10 @@ class _Echo(BaseHTTPRequestHandler):
         rows = "".join(
             f'<li id="{name.lower()}">{name}: {html.escape(self.headers.get(name, ""))}</li>' for name in IDENTITY
         )
-        body = f"<!doctype html><title>File share</title><h1>File share {html.escape(self.path)}</h1><ul>{rows}</ul>"
+        body = (
+            f'<!doctype html><html lang="en"><title>File share</title><main><h1>File share {html.escape(self.path)}</h1>'
+            f"<ul>{rows}</ul></main></html>"
+        )
         data = body.encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=utf-8")

@@ -92,11 +92,11 @@ class RelyingParty:
 
         async def callback(request: Request):
             if request.query_params.get("iss") != self.issuer:  # RFC 9207 §2.4
-                return HTMLResponse("<h1>App error</h1><p id='error'>wrong_issuer</p>", status_code=400)
+                return _page("<h1>App error</h1><p id='error'>wrong_issuer</p>", status_code=400)
             try:
                 token = await twofold_client().authorize_access_token(request)
             except OAuthError as error:
-                return HTMLResponse(f"<h1>App error</h1><p id='error'>{error.error}</p>", status_code=400)
+                return _page(f"<h1>App error</h1><p id='error'>{error.error}</p>", status_code=400)
             self.last_token = dict(token)
             self.last_claims = dict(token["userinfo"])
             request.session["claims"] = self.last_claims
@@ -106,8 +106,8 @@ class RelyingParty:
         async def home(request: Request):
             claims = request.session.get("claims")
             if not claims:
-                return HTMLResponse("<h1>Welcome</h1><p id='who'>not signed in</p><a href='/login'>Sign in</a>")
-            return HTMLResponse(
+                return _page("<h1>Welcome</h1><p id='who'>not signed in</p><a href='/login'>Sign in</a>")
+            return _page(
                 f"<h1>Patient records</h1><p id='who'>{claims.get('name')} ({', '.join(claims.get('groups', []))})</p>"
                 f"<p id='amr'>{' '.join(claims.get('amr', []))}</p><a href='/logout'>Sign out</a>"
             )
@@ -126,8 +126,8 @@ class RelyingParty:
             try:
                 await twofold_client().validate_logout_response(request)
             except OAuthError as error:
-                return HTMLResponse(f"<p id='error'>{error.error}</p>", status_code=400)
-            return HTMLResponse("<h1>Signed out</h1><p id='who'>signed out</p>")
+                return _page(f"<p id='error'>{error.error}</p>", status_code=400)
+            return _page("<h1>Signed out</h1><p id='who'>signed out</p>")
 
         routes = [
             Route("/", home),
@@ -139,3 +139,11 @@ class RelyingParty:
         ]
         app = Starlette(routes=routes)
         return _MemorySessions(app, self.sessions)  # type: ignore[return-value]
+
+
+def _page(body: str, status_code: int = 200) -> HTMLResponse:
+    """The app's pages: a whole HTML document (language and title), as the accessibility check expects."""
+    return HTMLResponse(
+        f'<!doctype html><html lang="en"><head><title>Patient records</title></head><body><main>{body}</main></body></html>',
+        status_code=status_code,
+    )

@@ -163,12 +163,20 @@ def test_the_set_up_page_shows_an_inline_qr_code_and_the_key_in_groups_of_four(c
     page = client.post("/account/security/totp")
     assert page.status_code == 200
     text = page.text
-    figure = re.search(r'<figure class="qr">(.*?)</figure>', text, re.S).group(1)
-    assert figure.startswith("<svg") and "</svg>" in figure and "<img" not in text
-    assert "<title>QR code for your authenticator app</title>" in figure  # the QR code has an accessible name
+    # The QR code is a link to the otpauth: address, named, so Tab reaches it (and a phone opens the app).
+    link = re.search(
+        r'<a class="qr" href="(otpauth://[^"]+)" aria-label="QR code for your authenticator app[^"]*">(.*?)</a>',
+        text,
+        re.S,
+    )
+    assert link is not None
+    qr = link.group(2)
+    assert qr.startswith("<svg") and "</svg>" in qr and "<img" not in text
+    assert "<title>QR code for your authenticator app</title>" in qr
     grouped = GROUPED_KEY.search(text).group(1)
     assert len(grouped.replace(" ", "")) == 32
-    assert f'<code class="secret" id="secret" aria-label="Set-up key">{grouped}</code>' in text
+    assert grouped.replace(" ", "") in link.group(1)
+    assert f'<code class="secret" id="secret" tabindex="0" aria-describedby="secret-about">{grouped}</code>' in text
     assert member.email in text and "6 digits" in text
 
 

@@ -69,26 +69,34 @@ class PolicySettings:
         roles = []
         for role in self.required_roles:
             if role not in ROLES:
-                raise InvalidInput(f"required_roles: {role!r} is not a role (use {', '.join(ROLES)}).")
+                raise PolicyChoiceInvalid(
+                    "required_roles", f"required_roles: {role!r} is not a role (use {', '.join(ROLES)})."
+                )
             if role not in roles:
                 roles.append(role)
         strict_roles = []
         for role in self.phishing_resistant_roles:
             if role not in ROLES:
-                raise InvalidInput(f"phishing_resistant_roles: {role!r} is not a role (use {', '.join(ROLES)}).")
+                raise PolicyChoiceInvalid(
+                    "phishing_resistant_roles",
+                    f"phishing_resistant_roles: {role!r} is not a role (use {', '.join(ROLES)}).",
+                )
             if role not in strict_roles:
                 strict_roles.append(role)
         if not isinstance(self.passkey_sign_in, bool):
-            raise InvalidInput("passkey_sign_in must be true or false.")
+            raise PolicyChoiceInvalid("passkey_sign_in", "passkey_sign_in must be true or false.")
         methods = []
         for method in self.allowed_methods:
             if method not in kinds:
-                raise InvalidInput(f"allowed_methods: {method!r} is not a method (use {', '.join(kinds)}).")
+                raise PolicyChoiceInvalid(
+                    "allowed_methods", f"allowed_methods: {method!r} is not a method (use {', '.join(kinds)})."
+                )
             if method not in methods:
                 methods.append(method)
         if baseline not in methods:
-            raise InvalidInput(
-                f"allowed_methods: the {factors.label(baseline).lower()} ({baseline}) is always allowed; include it."
+            raise PolicyChoiceInvalid(
+                "allowed_methods",
+                f"allowed_methods: the {factors.label(baseline).lower()} ({baseline}) is always allowed; include it.",
             )
         for name, value, low, high in (
             ("grace_days", self.grace_days, 0, MAX_GRACE_DAYS),
@@ -104,8 +112,9 @@ class PolicySettings:
         if not is_time_zone(self.time_zone):
             raise PolicyTimeZoneInvalid()
         if strict_roles and not set(factors.phishing_resistant_kinds()) & set(methods):
-            raise InvalidInput(
-                "phishing_resistant_roles: allow a phishing-resistant method (webauthn) for those roles to use."
+            raise PhishingResistantMethodNotAllowed(
+                "phishing_resistant_roles",
+                "phishing_resistant_roles: allow a phishing-resistant method (webauthn) for those roles to use.",
             )
         return replace(self, required_roles=roles, allowed_methods=methods, phishing_resistant_roles=strict_roles)
 
@@ -124,6 +133,19 @@ class PolicyValueInvalid(InvalidInput):
     def __init__(self, field: str, low: int, high: int) -> None:
         self.field, self.low, self.high = field, low, high
         super().__init__(f"{field} must be a whole number from {low} to {high}.")
+
+
+class PolicyChoiceInvalid(InvalidInput):
+    """A choice of the policy that cannot stand: a role or method that does not exist, or roles
+    that need a method the policy does not allow; ``field`` names the setting."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(message)
+
+
+class PhishingResistantMethodNotAllowed(PolicyChoiceInvalid):
+    """Roles must use a phishing-resistant method, and the policy allows none."""
 
 
 class PolicyTimeZoneInvalid(InvalidInput):

@@ -59,12 +59,18 @@ class SecurityMailResetNotice:
         self.mail.notify_admin_reset(member, context, admin_name=by, reason=reason)
 
 
+class ResetReasonInvalid(InvalidInput):
+    """The reason for a reset is missing or too long; ``field`` names the input it is about."""
+
+    field = "reason"
+
+
 def checked_reason(reason: str | None) -> str:
     reason = " ".join((reason or "").split())
     if not reason:
-        raise InvalidInput("Give a reason for the reset (for example: lost phone). It is kept in the audit log.")
+        raise ResetReasonInvalid("Give a reason for the reset (for example: lost phone). It is kept in the audit log.")
     if len(reason) > MAX_REASON:
-        raise InvalidInput(f"Keep the reason under {MAX_REASON} characters.")
+        raise ResetReasonInvalid(f"Keep the reason under {MAX_REASON} characters.")
     return reason
 
 

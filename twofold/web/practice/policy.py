@@ -11,7 +11,12 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 
 from twofold import errors as core
-from twofold.core.practice.policy import PolicyTimeZoneInvalid, PolicyValueInvalid
+from twofold.core.practice.policy import (
+    PhishingResistantMethodNotAllowed,
+    PolicyChoiceInvalid,
+    PolicyTimeZoneInvalid,
+    PolicyValueInvalid,
+)
 from twofold.web.deps import Context, PracticeAdmin, ServicesDep
 from twofold.web.practice.common import Page, api_router
 from twofold.web.practice.schemas import MemberPublic, PolicyPreviewPublic, PolicyPublic, PolicyUpdate
@@ -153,6 +158,16 @@ def policy_submit(
             error += " It cannot be longer than the idle time everywhere else."
     except PolicyTimeZoneInvalid:
         field, error = "time_zone", "Time zone: choose your practice's time zone from the list."
+    except PhishingResistantMethodNotAllowed as exc:
+        methods = " or ".join(
+            f"“{services.factors.label(kind)}”" for kind in services.factors.phishing_resistant_kinds()
+        )
+        field, error = (
+            exc.field,
+            f"Security keys and passkeys: tick {methods} under Allowed methods, or untick these roles.",
+        )
+    except PolicyChoiceInvalid as exc:
+        field, error = exc.field, exc.message
     except core.InvalidInput as exc:
         error = exc.message
     return render(

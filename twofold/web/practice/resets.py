@@ -9,6 +9,8 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 
 from twofold import errors as core
+from twofold.core.practice.resets import ResetReasonInvalid
+from twofold.web.account.security import reauth_field
 from twofold.web.deps import Context, MemberId, PracticeAdmin, ServicesDep
 from twofold.web.errors import error_response
 from twofold.web.practice.common import CONFLICT, NOT_FOUND, api_router, member_page
@@ -82,5 +84,18 @@ def member_reset(
         core.Conflict,
     ) as exc:
         # This form has answered 400 for every refusal since it was made; kept so that no client sees a change.
-        return member_page(request, admin, services, member_id, 400, reset_error=exc.message, reason=reason)
+        field = _reset_field(exc, password=password, code=code)
+        return member_page(
+            request, admin, services, member_id, 400, reset_error=exc.message, reset_field=field, reason=reason
+        )
     return RedirectResponse(f"/admin/members/{member_id}?notice=reset", status_code=303)
+
+
+def _reset_field(exc: core.TwofoldError, *, password: str, code: str) -> str | None:
+    """The input of the reset form a refusal is about (marked invalid and focused), or None when it is
+    about the whole reset (the admin may not reset this member)."""
+    if isinstance(exc, ResetReasonInvalid):
+        return "reason"
+    if isinstance(exc, core.Forbidden | core.Conflict):
+        return None
+    return reauth_field(exc, password)
