@@ -40,9 +40,10 @@ RUNNER = """
   let queue = Promise.resolve();
   const check = () => (queue = queue.then(run, run));  // axe refuses a run while one is going
   let pending = false;
+  let held = false;  // a form or link held during the check: it is sent again once the check ends
   let settled = Promise.resolve(null);
   window.__twofoldAxeCheck = check;
-  window.__twofoldAxeSettled = () => settled.then(() => null);
+  window.__twofoldAxeSettled = () => settled.then(() => held);
   const markup = () => location.pathname + '\\n' + document.documentElement.outerHTML
     .replace(/[A-Za-z0-9_-]{16,}/g, 'T').replace(/[0-9]+/g, '0');
   window.addEventListener('load', () => {
@@ -56,6 +57,7 @@ RUNNER = """
     if (!pending) return;
     event.preventDefault();
     event.stopImmediatePropagation();
+    held = true;
     const form = event.target, submitter = event.submitter;
     settled.then(() => form.requestSubmit(submitter || undefined));
   }, true);
@@ -64,12 +66,15 @@ RUNNER = """
     if (!link) return;
     event.preventDefault();
     event.stopImmediatePropagation();
+    held = true;
     settled.then(() => link.click());
   }, true);
 })();
 """.replace("TAGS", json.dumps(WCAG_TAGS))
 
-SETTLED = "() => window.__twofoldAxeSettled ? window.__twofoldAxeSettled() : null"
+# Resolves once the check of the page's last load ends: true when a form or link held meanwhile has
+# just been sent again (its navigation has begun).
+SETTLED = "() => window.__twofoldAxeSettled ? window.__twofoldAxeSettled() : false"
 
 
 @dataclass(frozen=True)
@@ -136,10 +141,13 @@ class Accessibility:
 
 
 def settle(page: Page) -> None:
-    """Wait for the check of the page's last load (nothing to wait for on a closed or moving page)."""
+    """Wait for the check of the page's last load (nothing to wait for on a closed or moving page), and
+    for the page that a form or link held during the check leads to: a test that goes elsewhere next
+    would otherwise abort that navigation, or have its own aborted by it."""
     try:
-        if not page.is_closed():
-            page.evaluate(SETTLED)
+        if page.is_closed() or not page.evaluate(SETTLED):
+            return
+        page.wait_for_event("load", timeout=10_000)
     except Error:
         pass
 
