@@ -20,8 +20,9 @@ from twofold.core.forward_auth import ProxiedRequest, Verdict
 from twofold.web.blocking import database_work
 from twofold.web.deps import Context, ServicesDep
 from twofold.web.proxies import PROXY_TRUSTED
-from twofold.web.rendering import DuplicateSessionCookie, render, secure_cookies_for, session_token
+from twofold.web.rendering import DuplicateSessionCookie, link_base, render, secure_cookies_for, session_token
 from twofold.web.schemas import ErrorPublic, Responses
+from twofold.web.security import CSP
 
 api = APIRouter(prefix="/api/v1", tags=["forward-auth"])
 pages = APIRouter(include_in_schema=False)
@@ -111,7 +112,7 @@ def _answer(
         )
     message = DENIALS.get(verdict.reason, core.Forbidden.message)
     if _wants_html(request):
-        page = render(request, "error.html", {"title": "Not open to you", "message": message}, 403)
+        page = refusal_page(request, message)
         page.headers["X-Twofold-Reason"] = verdict.reason
         return page
     body = {"error": core.Forbidden.code, "message": message, "reason": verdict.reason}
@@ -167,15 +168,23 @@ async def auth_request(request: Request, services: ServicesDep, context: Context
     return await database_work(services, _answer, request, services, context, original, "nginx")
 
 
+def refusal_page(request: Request, message: str) -> Response:
+    """The 403 page, as the browser sees it at the app's own address (the proxy passes it on).
+
+    There, ``/static/style.css`` and ``/`` would be the app's: the stylesheet and the links come from
+    Twofold's public origin, and the page's CSP allows styles and images from it.
+    """
+    origin = link_base(request).rstrip("/")
+    page = render(request, "error.html", {"title": "Not open to you", "message": message, "asset_origin": origin}, 403)
+    page.headers["Content-Security-Policy"] = CSP.replace("style-src 'self'", f"style-src 'self' {origin}").replace(
+        "img-src 'self'", f"img-src 'self' {origin}"
+    )
+    return page
+
+
 @pages.get("/access-denied")
 def access_denied(request: Request):
     """What nginx shows (``error_page 403``) when Twofold refuses a signed-in member an app."""
-    return render(
-        request,
-        "error.html",
-        {
-            "title": "Not open to you",
-            "message": "You are signed in, but this app is not open to you. Ask your practice admin if you need it.",
-        },
-        403,
+    return refusal_page(
+        request, "You are signed in, but this app is not open to you. Ask your practice admin if you need it."
     )
