@@ -289,3 +289,33 @@ def test_a_flow_ends_after_five_wrong_codes(client, make_user, clock):
     again = client.post("/api/v1/sign-in", json={"email": member.email, "password": PASSWORD}).json()["flow_id"]
     done = client.post(f"/api/v1/sign-in/{again}/second-factor", json={"method": "totp", "code": member.code(clock)})
     assert done.status_code == 200
+
+
+def test_signing_in_again_ends_the_session_the_browser_held(client, make_user, clock, services):
+    """Asked again (an app's reauth_minutes) or someone else at the same browser: the old session ends now."""
+    member = make_user(with_totp=True)
+    other = make_user(with_totp=True)
+    assert sign_in(client, member, clock).status_code == 200
+    first = client.cookies[SESSION_COOKIE]
+    clock.advance(seconds=30)
+    assert sign_in(client, member, clock).status_code == 200
+    second = client.cookies[SESSION_COOKIE]
+    clock.advance(seconds=30)
+    assert sign_in(client, other, clock).status_code == 200
+    third = client.cookies[SESSION_COOKIE]
+    assert len({first, second, third}) == 3
+    assert services.sessions.resolve(first) is None and services.sessions.resolve(second) is None
+    assert services.sessions.resolve(third).user.id == other.id
+    with services.db.reading() as s:
+        reasons = s.execute(select(UserSession.revoked_reason).order_by(UserSession.id)).scalars().all()
+    assert reasons[-3:] == ["replaced", "replaced", None]
+
+
+def test_a_code_step_without_a_session_cookie_ends_nothing(anonymous, make_user, clock, services):
+    member = make_user(with_totp=True)
+    with TestClient(anonymous.app, base_url="http://127.0.0.1") as elsewhere:
+        assert sign_in(elsewhere, member, clock).status_code == 200
+    clock.advance(seconds=30)
+    assert sign_in(anonymous, member, clock).status_code == 200
+    with services.db.reading() as s:
+        assert s.execute(select(UserSession.revoked_reason)).scalars().all() == [None, None]

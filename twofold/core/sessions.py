@@ -248,6 +248,18 @@ class SessionService:
             idle_end = now + policy.idle_timeout
         return min(idle_end, record.expires_at)
 
+    def end_replaced(self, token: str) -> bool:
+        """End the live session a browser held before a new one replaced it in its cookie; False when none was."""
+        if len(token) > 128:
+            return False
+        with self.db.transaction() as s:
+            result = s.execute(
+                update(UserSession)
+                .where(UserSession.token_hash == self.hasher.hash(token), UserSession.revoked_at.is_(None))
+                .values(revoked_at=self.clock.now(), revoked_reason="replaced")
+            )
+            return cast(CursorResult[Any], result).rowcount > 0  # an UPDATE's result: a CursorResult
+
     def end(self, session: Session, *, token: str, reason: str = "signed_out") -> UserSession | None:
         record = session.execute(
             select(UserSession).where(UserSession.token_hash == self.hasher.hash(token))

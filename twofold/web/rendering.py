@@ -271,6 +271,20 @@ def session_token(request: Request, secure: bool | None = None) -> str | None:
     return values[0] if values else None
 
 
+_browser_session_token = session_token  # set_cookies takes a parameter of the same name
+
+
+def _end_replaced_session(request: Request, new_token: str) -> None:
+    """A new session replaces the one this browser held (signing in again for an app that asks for a
+    recent sign-in, or someone else at the same browser): the old one ends now, not at its idle end."""
+    try:
+        old = _browser_session_token(request)
+    except DuplicateSessionCookie:
+        return  # neither copy is taken for anything
+    if old and old != new_token:
+        request.app.state.services.sessions.end_replaced(old)
+
+
 def twofold_cookies(request: Request) -> dict[str, str]:
     """The request's host-only cookies (remembered browsers) by their unprefixed names.
 
@@ -306,6 +320,7 @@ def set_cookies(
     domain = _cookie_domain(request)
     name = session_cookie_name(request)
     if session_token is not None:
+        _end_replaced_session(request, session_token)
         response.set_cookie(name, session_token, httponly=True, samesite="lax", secure=secure, path="/", domain=domain)
     elif end_session:
         response.delete_cookie(name, path="/", httponly=True, samesite="lax", secure=secure, domain=domain)
