@@ -227,3 +227,71 @@ def test_the_apps_page_registers_an_openid_connect_client_and_shows_its_secret_o
     refused = client.post("/admin/apps", data={"name": "Bad", "redirect_uris": "https://x.example/*"})
     assert refused.status_code == 422 and "wildcards" in refused.text
     assert len(services.apps.list_apps(practice_id=admin.practice_id)) == 1
+
+
+RECORDS = {"name": "Patient Records", "redirect_uris": ["https://records.riverside.example/cb"]}
+
+
+def test_an_openid_connect_apps_redirect_uris_are_changed_with_patch_and_audited(client, admin, services):
+    app = client.post("/api/v1/practice/apps", json=RECORDS).json()
+    moved = ["https://records.riverside.example/oidc/callback", "https://records-2.riverside.example/cb"]
+    changed = client.patch(
+        f"/api/v1/practice/apps/{app['id']}",
+        json={"redirect_uris": moved, "post_logout_redirect_uris": ["https://records.riverside.example/"]},
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["redirect_uris"] == moved and changed.json()["client_id"] == app["client_id"]
+    [event] = events(services, "practice:app:oidc_client_changed")
+    assert event.details["changes"]["redirect_uris"] == [RECORDS["redirect_uris"], moved]
+    assert event.details["changes"]["post_logout_redirect_uris"] == [[], ["https://records.riverside.example/"]]
+    registered = services.oidc_clients.of_apps(practice_id=admin.practice_id)[app["id"]]
+    assert not registered.check_redirect_uri(RECORDS["redirect_uris"][0]) and registered.check_redirect_uri(moved[1])
+    # The same lists again: nothing changes, nothing is audited.
+    assert client.patch(f"/api/v1/practice/apps/{app['id']}", json={"redirect_uris": moved}).status_code == 200
+    assert len(events(services, "practice:app:oidc_client_changed")) == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"name": "Renamed", "redirect_uris": []},
+        {"name": "Renamed", "redirect_uris": ["https://records.example/*"]},
+        {"name": "Renamed", "post_logout_redirect_uris": ["http://records.example/"]},
+        {"url": "ftp://nope", "redirect_uris": ["https://records.riverside.example/new"]},
+    ],
+    ids=["empty", "wildcard", "plain-http-logout", "bad-url-with-good-uris"],
+)
+def test_a_refused_change_of_redirect_uris_changes_nothing(client, admin, services, body):
+    app = client.post("/api/v1/practice/apps", json=RECORDS).json()
+    before = client.get(f"/api/v1/practice/apps/{app['id']}").json()
+    refused = client.patch(f"/api/v1/practice/apps/{app['id']}", json=body)
+    assert refused.status_code == 422, refused.text
+    assert client.get(f"/api/v1/practice/apps/{app['id']}").json() == before
+    assert not events(services, "practice:app:oidc_client_changed") and not events(services, "practice:app:changed")
+
+
+def test_an_app_that_is_no_openid_connect_client_has_no_redirect_uris_to_change(client, admin, services):
+    app = client.post("/api/v1/practice/apps", json=FILES).json()
+    refused = client.patch(
+        f"/api/v1/practice/apps/{app['id']}", json={"name": "Renamed", "redirect_uris": ["https://files.example/cb"]}
+    )
+    assert refused.status_code == 404 and "not an OpenID Connect client" in refused.json()["message"]
+    assert client.get(f"/api/v1/practice/apps/{app['id']}").json()["name"] == FILES["name"]
+
+
+def test_the_app_page_changes_an_openid_connect_apps_redirect_uris(client, admin, services):
+    app = client.post("/api/v1/practice/apps", json={**RECORDS, "allowed_roles": ["provider"]}).json()
+    page = client.get(f"/admin/apps/{app['id']}")
+    assert 'id="redirect_uris"' in page.text and RECORDS["redirect_uris"][0] in page.text
+    form = {"name": "Patient Records", "allowed_roles": ["provider"], "redirect_uris": "https://records.example/*"}
+    refused = client.post(f"/admin/apps/{app['id']}", data=form)
+    assert refused.status_code == 422 and "wildcards" in refused.text
+    form["redirect_uris"] = "https://records.riverside.example/new-callback\n"
+    saved = client.post(f"/admin/apps/{app['id']}", data=form, follow_redirects=False)
+    assert saved.status_code == 303
+    registered = services.oidc_clients.of_apps(practice_id=admin.practice_id)[app["id"]]
+    assert registered.redirect_uris == ("https://records.riverside.example/new-callback",)
+    assert (
+        'id="redirect_uris"'
+        not in client.get(f"/admin/apps/{client.post('/api/v1/practice/apps', json=FILES).json()['id']}").text
+    )

@@ -278,6 +278,49 @@ class ClientRegistry:
             s.flush()
             return ClientCredentials(RegisteredClient.of(row, app, self.hasher), secret)
 
+    def change_uris(
+        self,
+        *,
+        practice_id: int,
+        app_id: int,
+        redirect_uris: list[str] | None,
+        post_logout_redirect_uris: list[str] | None,
+        context: RequestContext,
+        actor_id: int | None = None,
+    ) -> RegisteredClient:
+        """Replace the app's redirect URIs and/or post-logout redirect URIs (None: keep them). Codes
+        already issued to a removed redirect URI can no longer be redeemed there (the token request
+        must repeat it). Audited with the lists before and after."""
+        with self.db.transaction() as s:
+            app = app_in(s, practice_id=practice_id, app_id=app_id, lock=True)
+            row = s.scalars(select(OidcClient).where(OidcClient.app_id == app.id)).one_or_none()
+            if row is None:
+                raise ClientNotFound("This app is not an OpenID Connect client.")
+            uris, logout_uris = check_client_fields(
+                list(row.redirect_uris) if redirect_uris is None else redirect_uris,
+                list(row.post_logout_redirect_uris or ())
+                if post_logout_redirect_uris is None
+                else post_logout_redirect_uris,
+            )
+            before = {
+                "redirect_uris": list(row.redirect_uris),
+                "post_logout_redirect_uris": list(row.post_logout_redirect_uris or ()),
+            }
+            after = {"redirect_uris": uris, "post_logout_redirect_uris": logout_uris}
+            changed = {name: [before[name], after[name]] for name in after if before[name] != after[name]}
+            if changed:
+                row.redirect_uris, row.post_logout_redirect_uris = uris, logout_uris
+                self.audit.record(
+                    s,
+                    EventTag.OIDC_CLIENT_CHANGED,
+                    context=context,
+                    practice_id=practice_id,
+                    actor_id=actor_id,
+                    details={"app_id": app.id, "name": app.name, "changes": changed},
+                )
+            s.flush()
+            return RegisteredClient.of(row, app, self.hasher)
+
     def of_apps(self, *, practice_id: int) -> dict[int, RegisteredClient]:
         """The practice's clients by app id."""
         with self.db.reading() as s:

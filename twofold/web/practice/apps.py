@@ -8,6 +8,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from twofold import errors as core
+from twofold.core.oidc.clients import ClientNotFound, RegisteredClient, check_client_fields
 from twofold.core.practice.apps import AppView
 from twofold.web.deps import Context, PracticeAdmin, RowId, ServicesDep
 from twofold.web.practice.common import CONFLICT, api_router
@@ -90,14 +91,32 @@ def get_app(app_id: RowId, admin: PracticeAdmin, services: ServicesDep):
     f"Errors: {FIELD_ERRORS}.",
 )
 def update_app(app_id: RowId, body: AppUpdate, admin: PracticeAdmin, services: ServicesDep, context: Context):
-    view = services.apps.update_app(
-        practice_id=admin.user.practice_id,
-        actor_id=admin.user.id,
-        app_id=app_id,
-        changes=body.changes(),
-        context=context,
-    )
-    return AppPublic.of(view, services.oidc_clients.of_apps(practice_id=admin.user.practice_id).get(view.id))
+    practice_id = admin.user.practice_id
+    view = services.apps.get_app(practice_id=practice_id, app_id=app_id)  # 404 before anything is checked
+    client_changes = body.client_changes()
+    if client_changes:  # checked before anything is written, so a refusal changes nothing
+        client = services.oidc_clients.of_apps(practice_id=practice_id).get(view.id)
+        if client is None:
+            raise ClientNotFound("This app is not an OpenID Connect client: it has no redirect URIs to change.")
+        check_client_fields(
+            client_changes.get("redirect_uris", list(client.redirect_uris)),
+            client_changes.get("post_logout_redirect_uris", list(client.post_logout_redirect_uris)),
+        )
+    changes = body.changes()
+    if changes or not client_changes:
+        view = services.apps.update_app(
+            practice_id=practice_id, actor_id=admin.user.id, app_id=app_id, changes=changes, context=context
+        )
+    if client_changes:
+        services.oidc_clients.change_uris(
+            practice_id=practice_id,
+            app_id=app_id,
+            redirect_uris=client_changes.get("redirect_uris"),
+            post_logout_redirect_uris=client_changes.get("post_logout_redirect_uris"),
+            context=context,
+            actor_id=admin.user.id,
+        )
+    return AppPublic.of(view, services.oidc_clients.of_apps(practice_id=practice_id).get(view.id))
 
 
 @api.delete("/apps/{app_id}", status_code=204, responses=APP_NOT_FOUND, summary="Remove an app")
@@ -127,7 +146,7 @@ def _form_changes(name: str, url: str, allowed_roles: list[str], bypass_paths: s
     }
 
 
-def _form_of(view: AppView) -> dict:
+def _form_of(view: AppView, client: RegisteredClient | None = None) -> dict:
     return {
         "name": view.name,
         "url": view.url or "",
@@ -135,6 +154,8 @@ def _form_of(view: AppView) -> dict:
         "bypass_paths": "\n".join(view.bypass_paths),
         "reauth_minutes": view.reauth_minutes or "",
         "enabled": view.enabled,
+        "redirect_uris": "\n".join(client.redirect_uris) if client else "",
+        "post_logout_redirect_uris": "\n".join(client.post_logout_redirect_uris) if client else "",
     }
 
 
@@ -214,7 +235,7 @@ def _app_page(
     page = {
         "session": admin,
         "app": view,
-        "form": _form_of(view),
+        "form": _form_of(view, client),
         "notice": PRACTICE_NOTICES.get(notice),
         "client": client,
         "client_secret": client_secret,
@@ -242,8 +263,11 @@ def app_submit(
     bypass_paths: Lines = "",
     reauth_minutes: Annotated[str, Form(max_length=8)] = "",
     enabled: Annotated[bool, Form()] = False,
+    redirect_uris: Lines = "",
+    post_logout_redirect_uris: Lines = "",
 ):
     view = services.apps.get_app(practice_id=admin.user.practice_id, app_id=app_id)
+    client = services.oidc_clients.of_apps(practice_id=admin.user.practice_id).get(view.id)
     form = {
         "name": name,
         "url": url,
@@ -251,6 +275,8 @@ def app_submit(
         "bypass_paths": bypass_paths,
         "reauth_minutes": reauth_minutes,
         "enabled": enabled,
+        "redirect_uris": redirect_uris,
+        "post_logout_redirect_uris": post_logout_redirect_uris,
     }
     try:
         changes = _form_changes(name, url, allowed_roles, bypass_paths, reauth_minutes, enabled)
@@ -258,11 +284,21 @@ def app_submit(
             del changes["url"]  # an app without an address (OpenID Connect only) keeps none
         if not changes["allowed_roles"]:
             raise core.InvalidInput("Tick at least one role that may use the app.")
+        if client is not None:  # its lists are on the form too: checked before anything is written
+            check_client_fields(_lines(redirect_uris), _lines(post_logout_redirect_uris))
         services.apps.update_app(
             practice_id=admin.user.practice_id, actor_id=admin.user.id, app_id=app_id, changes=changes, context=context
         )
+        if client is not None:
+            services.oidc_clients.change_uris(
+                practice_id=admin.user.practice_id,
+                app_id=app_id,
+                redirect_uris=_lines(redirect_uris),
+                post_logout_redirect_uris=_lines(post_logout_redirect_uris),
+                context=context,
+                actor_id=admin.user.id,
+            )
     except (core.InvalidInput, core.Conflict) as exc:
-        client = services.oidc_clients.of_apps(practice_id=admin.user.practice_id).get(view.id)
         page = {"session": admin, "app": view, "form": form, "error": exc.message, "client": client}
         page["issuer"] = link_base(request)
         return render(request, "admin/app.html", page, 409 if isinstance(exc, core.Conflict) else 422)

@@ -228,6 +228,9 @@ class AppCreate(Strict):
     public: bool = Field(default=False, description="A client without a secret (PKCE only), such as a mobile app")
 
 
+CLIENT_FIELDS = ("redirect_uris", "post_logout_redirect_uris")
+
+
 class AppUpdate(Strict):
     """Fields left out keep their value; ``reauth_minutes: null`` stops asking again."""
 
@@ -237,9 +240,20 @@ class AppUpdate(Strict):
     bypass_paths: list[str] | None = Field(default=None, max_length=50)
     reauth_minutes: int | None = None
     enabled: bool | None = None
+    redirect_uris: list[str] | None = Field(
+        default=None, max_length=20, description="OpenID Connect clients: replaces the list (at least one)"
+    )
+    post_logout_redirect_uris: list[str] | None = Field(default=None, max_length=20)
+
+    def client_changes(self) -> dict:
+        """The OpenID Connect client's lists given (each replaces the stored one)."""
+        given = self.model_dump(exclude_unset=True)
+        return {name: given[name] for name in CLIENT_FIELDS if given.get(name) is not None}
 
     def changes(self) -> dict:
-        given = self.model_dump(exclude_unset=True)
+        given = {
+            name: value for name, value in self.model_dump(exclude_unset=True).items() if name not in CLIENT_FIELDS
+        }
         # Only reauth_minutes means something as null; a null elsewhere is "no change".
         return {name: value for name, value in given.items() if value is not None or name == "reauth_minutes"}
 
