@@ -47,3 +47,24 @@ def test_the_migration_goes_down_and_up_again(tmp_path):
         assert "throttle_windows" in inspect(database.engine).get_table_names()
     finally:
         database.dispose()
+
+
+def test_longer_return_addresses_go_down_and_up_again(tmp_path):
+    database = Database(f"sqlite:///{tmp_path / 'm.db'}", pool_size=1)
+    try:
+        config = alembic_config(database.url)
+
+        def return_to_length() -> int:
+            columns = {c["name"]: c for c in inspect(database.engine).get_columns("sign_in_flows")}
+            return columns["return_to"]["type"].length
+
+        command.upgrade(config, "0001_foundation")
+        assert return_to_length() == 512
+        command.upgrade(config, "0017_longer_return_urls")
+        assert return_to_length() == 2048
+        command.downgrade(config, "0001_foundation")
+        assert return_to_length() == 512
+        upgrade(database.engine)
+        assert return_to_length() == 2048
+    finally:
+        database.dispose()

@@ -136,6 +136,11 @@ def signed_out(request: Request, notice: str) -> Response:
 # -- safe redirects ---------------------------------------------------------------------------------
 
 
+# The longest page a sign-in returns to (an app's address with its query included); the sign-in
+# flow stores it (sign_in_flows.return_to). Longer ones land on the home page.
+MAX_RETURN_URL = 2048
+
+
 def safe_next(target: str | None) -> str:
     """Only a path on this site: no scheme, no host, no protocol-relative '//' trick.
 
@@ -147,7 +152,7 @@ def safe_next(target: str | None) -> str:
         or not target.startswith("/")
         or target.startswith("//")
         or "\\" in target
-        or len(target) > 500
+        or len(target) > MAX_RETURN_URL
         or any(ord(c) < 0x20 or ord(c) == 0x7F for c in target)
     ):
         return HOME
@@ -165,7 +170,7 @@ def return_candidate(target: str | None) -> str:
         except ValueError:
             return HOME
         if (
-            len(target) <= 500
+            len(target) <= MAX_RETURN_URL
             and parts.hostname
             and parts.username is None
             and "\\" not in target

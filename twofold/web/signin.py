@@ -29,6 +29,7 @@ from twofold.web.factors.recovery_codes import signed_in_with_first_codes
 from twofold.web.factors.schemas import CodeSentPublic
 from twofold.web.rendering import (
     HOME,
+    MAX_RETURN_URL,
     NOTICES,
     go_to,
     may_be_return_target,
@@ -208,7 +209,7 @@ def sign_in_submit(
     context: Context,
     email: Annotated[str, Form(max_length=320)] = "",
     password: Annotated[str, Form(max_length=1024)] = "",
-    next: Annotated[str, Form(max_length=500)] = "",
+    next: Annotated[str, Form(max_length=MAX_RETURN_URL)] = "",
 ):
     form = {"email": email, "next": next}
     if not email.strip() or not password:

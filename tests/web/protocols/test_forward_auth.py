@@ -391,6 +391,14 @@ def test_rd_returns_to_the_exact_app_page_after_password_and_code(anonymous, mak
     assert sign_in_with_rd(anonymous, person, clock, APP_URL + PAGE) == APP_URL + PAGE
 
 
+def test_a_long_app_address_is_returned_to_whole(anonymous, make_user, files, clock):
+    """An imaging viewer's link with its study ids, say: up to 2,048 characters come back whole."""
+    person = make_user(with_totp=True)
+    long_page = APP_URL + "/viewer?studies=" + ",".join(f"1.2.840.{n:06d}" for n in range(125))
+    assert 1_600 < len(long_page) <= 2_048
+    assert sign_in_with_rd(anonymous, person, clock, long_page) == long_page
+
+
 @pytest.mark.parametrize(
     "rd",
     [

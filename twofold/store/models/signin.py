@@ -26,7 +26,7 @@ class SignInFlow(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
     user_agent: Mapped[str | None] = mapped_column(String(512), nullable=True)
-    return_to: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    return_to: Mapped[str | None] = mapped_column(String(2048), nullable=True)  # the page asked for
     binding_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 

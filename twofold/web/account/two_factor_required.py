@@ -10,7 +10,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 
 from twofold.web.deps import Context, Enrolling, ServicesDep
-from twofold.web.rendering import HOME, render, safe_next
+from twofold.web.rendering import HOME, MAX_RETURN_URL, render, safe_next
 
 pages = APIRouter(include_in_schema=False)
 
@@ -39,7 +39,10 @@ def two_factor_required_page(request: Request, active: Enrolling, services: Serv
 
 @pages.post("/account/two-factor/skip")
 def two_factor_skip(
-    active: Enrolling, services: ServicesDep, context: Context, next: Annotated[str, Form(max_length=500)] = ""
+    active: Enrolling,
+    services: ServicesDep,
+    context: Context,
+    next: Annotated[str, Form(max_length=MAX_RETURN_URL)] = "",
 ):
     services.enforcement.skip(user=active.user, context=context)
     return RedirectResponse(safe_next(next), status_code=303)

@@ -22,7 +22,7 @@ from twofold.web.account.security import security_page
 from twofold.web.deps import Context, Enrolling, RowId, ServicesDep, SignedIn
 from twofold.web.errors import status_for
 from twofold.web.factors.recovery_codes import recovery_codes_page
-from twofold.web.rendering import back_home, go_to, render, return_target, set_cookies
+from twofold.web.rendering import MAX_RETURN_URL, back_home, go_to, render, return_target, set_cookies
 from twofold.web.schemas import ERRORS, ErrorPublic, PasswordField, StatusPublic, Strict
 from twofold.web.signin import code_page_context, remember_option, sign_in_form
 
@@ -357,7 +357,7 @@ def passkey_form(
     context: Context,
     passkey_flow_id: Annotated[str, Form(max_length=64)] = "",
     credential: CredentialField = "",
-    next: Annotated[str, Form(max_length=500)] = "",
+    next: Annotated[str, Form(max_length=MAX_RETURN_URL)] = "",
 ):
     try:
         signed_in = services.webauthn_keys.passkey_sign_in(
