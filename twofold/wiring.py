@@ -84,7 +84,7 @@ class Services:
     email_enrollment: EmailCodeEnrollmentService
     recovery_code_enrollment: RecoveryCodeEnrollmentService
     webauthn_keys: WebAuthnService
-    # Practice administration (issue 5). ``trust_revokers`` is the list deactivation and
+    # Practice administration. ``trust_revokers`` is the list deactivation and
     # admin resets call to end standing trust beyond sessions; features append theirs.
     enforcement: TwoFactorEnforcement
     setup: SetupService

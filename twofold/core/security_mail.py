@@ -181,11 +181,11 @@ class SecurityMail:
         self._notify("webauthn_possible_clone", user, context, key_name=key_name)
 
     def notify_password_changed(self, user: Recipient, context: RequestContext) -> None:
-        """For the password-change use case (issue 3): call after the change committed."""
+        """For the password-change use case: call after the change committed."""
         self._notify("password_changed", user, context)
 
     def notify_browser_remembered(self, user: Recipient, context: RequestContext, *, days: int) -> None:
-        """For the remember-this-browser use case (issue 3): ``days`` is how long it is remembered."""
+        """For the remember-this-browser use case: ``days`` is how long it is remembered."""
         self._notify("browser_remembered", user, context, days=days)
 
     def notify_sign_in_locked(

@@ -1,4 +1,4 @@
-"""Backup codes, email codes, the email method and undelivered security mail (issue 4)."""
+"""Backup codes, email codes, the email method and undelivered security mail."""
 
 from __future__ import annotations
 

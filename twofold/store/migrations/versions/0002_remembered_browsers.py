@@ -1,4 +1,4 @@
-"""remembered browsers (issue 3)
+"""remembered browsers
 
 Revision ID: 0002_remembered_browsers
 Revises: 0001_foundation
