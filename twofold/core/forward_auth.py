@@ -251,10 +251,11 @@ class ForwardAuthService:
         context: RequestContext,
     ) -> Verdict:
         now = self.clock.now()
-        key = (active.session_id, request.host_key(), reason)
+        host = request.host_key()
+        key = (active.session_id, host, reason)
         if not self._denied.seen_since(key, now - DENIAL_AUDIT_INTERVAL):
             self._denied.add(key, now)
-            details: dict[str, object] = {"reason": reason, "host": (request.host_key() or "")[:262]}
+            details: dict[str, object] = {"reason": reason, "host": (host or "")[:262]}
             if app is not None and app.practice_id == active.member.practice_id:
                 details.update(app_id=app.id, app=app.name)  # another practice's app is not named in this log
             with self.db.transaction() as s:
