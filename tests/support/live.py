@@ -26,7 +26,17 @@ def live_server(app, *, access_log: bool = True) -> Iterator[str]:
     if services is not None:
         serve_at(services, port)
     # log_config=None: uvicorn's records propagate to the root logger (and caplog).
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=access_log, lifespan="on")
+    # timeout_keep_alive: tests open their connections before releasing a race; on a busy
+    # machine that can take longer than uvicorn's 5 s, which would close the first ones.
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_config=None,
+        access_log=access_log,
+        lifespan="on",
+        timeout_keep_alive=120,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

@@ -52,6 +52,10 @@ def twofold_server(database_url: str, var_dir, workers: int = 2) -> Iterator[str
         "TWOFOLD_SECRET_KEY": SECRET_KEY,
         "TWOFOLD_VAR_DIR": str(var_dir),
         "TWOFOLD_REQUEST_THREADS": "8",
+        # Opening fifty connections before the race can take longer than the default 5 s idle
+        # limit on a busy machine; the server would then close the first ones just as the race
+        # writes its request to them.
+        "TWOFOLD_HTTP_KEEPALIVE_TIMEOUT": "120",
     }
     command = [sys.executable, "-m", "twofold", "serve", "--port", str(port), "--workers", str(workers)]
     process = subprocess.Popen(
