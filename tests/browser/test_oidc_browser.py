@@ -13,6 +13,7 @@ from playwright.sync_api import expect
 from tests.support.live import live_server as serve
 from tests.support.oidc import register_app
 from tests.support.relying_party import RelyingParty
+from tests.support.single_page_app import SinglePageApp
 from twofold.clock import FrozenClock
 
 pytestmark = pytest.mark.browser
@@ -70,3 +71,33 @@ def test_member_signs_in_to_an_app_through_twofold_and_out_again(
         expect(page.locator("#who")).to_have_text("signed out")
         page.goto(f"{live_server.url}/account/security")
         expect(page).to_have_url(re.compile(r"/sign-in\?next="))
+
+
+def test_a_single_page_app_signs_in_with_pkce_and_reads_userinfo_across_origins(
+    page, live_server, services, practice, make_user, clock
+):
+    member = make_user(with_totp=True, role="staff")
+    spa = SinglePageApp(issuer=live_server.url)
+    with serve(spa.app(), access_log=False) as app_url, serve(SinglePageApp(issuer=live_server.url).app()) as other:
+        spa.redirect_uri = f"{app_url}/callback"
+        spa.client_id = register_app(services, practice.id, public=True, redirect_uri=spa.redirect_uri).client_id
+
+        page.goto(app_url)
+        expect(page.locator("#status")).to_have_text("signed out")
+        page.get_by_role("button", name="Sign in with Twofold").click()
+        sign_in_at_twofold(page, member, clock)
+        # Back on the app, its script fetched the token and userinfo from Twofold's origin.
+        expect(page.locator("#status")).to_have_text("signed in")
+        expect(page.locator("#who")).to_have_text(member.email)
+        token = page.evaluate("window.accessToken")
+
+        # A page of an origin no app redirects to cannot read userinfo, even holding the token.
+        page.goto(other)
+        read = page.evaluate(
+            """async ([url, token]) => {
+                try { await fetch(url, {headers: {Authorization: `Bearer ${token}`}}); return "read"; }
+                catch (error) { return error.name; }
+            }""",
+            [f"{live_server.url}/userinfo", token],
+        )
+        assert read == "TypeError"

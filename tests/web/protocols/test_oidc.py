@@ -566,3 +566,106 @@ def test_no_id_token_is_ever_unsigned(client, services, app_, member, clock):
     header = json.loads(base64.urlsafe_b64decode(tokens["id_token"].split(".")[0] + "=="))
     assert header["alg"] == "RS256" and tokens["id_token"].split(".")[2]
     assert "none" not in client.get("/.well-known/openid-configuration").json()["id_token_signing_alg_values_supported"]
+
+
+# -- single-page apps: CORS ------------------------------------------------------------------------------
+
+APP_ORIGIN = "https://records.example"  # the origin of app_'s redirect URI
+
+
+def test_discovery_and_keys_are_readable_from_any_page(client):
+    for path in ("/.well-known/openid-configuration", "/jwks"):
+        assert (
+            client.get(path, headers={"Origin": "https://anywhere.example"}).headers["access-control-allow-origin"]
+            == "*"
+        )
+
+
+def test_a_public_client_in_a_browser_reads_its_tokens_and_userinfo_from_its_own_origin(
+    client, services, practice, member, clock
+):
+    public = register_app(services, practice.id, public=True, redirect_uri=f"{APP_ORIGIN}/spa/callback")
+    verifier, challenge = pkce()
+    answer = authorize(client, BASE, public, member, clock, code_challenge=challenge, code_challenge_method="S256")
+    from_app = {"Origin": APP_ORIGIN}
+    tokens = client.post(
+        "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": answer["code"],
+            "redirect_uri": public.redirect_uri,
+            "client_id": public.client_id,
+            "code_verifier": verifier,
+        },
+        headers=from_app,
+    )
+    assert tokens.status_code == 200 and tokens.headers["access-control-allow-origin"] == APP_ORIGIN
+    assert "origin" in tokens.headers["vary"].lower()
+    assert "access-control-allow-credentials" not in tokens.headers  # never a cookie from another origin
+    bearer = {"Authorization": f"Bearer {tokens.json()['access_token']}", **from_app}
+    claims = client.get("/userinfo", headers=bearer)
+    assert claims.status_code == 200 and claims.headers["access-control-allow-origin"] == APP_ORIGIN
+    assert claims.json()["email"] == member.email
+    # Refusals are readable too, so the app can tell a spent code from a network error.
+    again = client.post(
+        "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": answer["code"],
+            "redirect_uri": public.redirect_uri,
+            "client_id": public.client_id,
+            "code_verifier": verifier,
+        },
+        headers=from_app,
+    )
+    assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
+    assert again.headers["access-control-allow-origin"] == APP_ORIGIN
+    expired = client.get("/userinfo", headers={**from_app, "Authorization": "Bearer nope"})
+    assert expired.status_code == 401 and expired.headers["access-control-allow-origin"] == APP_ORIGIN
+    assert "WWW-Authenticate" in expired.headers["access-control-expose-headers"]
+
+
+@pytest.mark.parametrize(("path", "methods"), [("/token", "POST"), ("/userinfo", "GET, POST"), ("/revoke", "POST")])
+def test_a_preflight_from_an_apps_origin_is_allowed_with_the_bearer_header(client, app_, path, methods):
+    response = client.options(
+        path,
+        headers={
+            "Origin": APP_ORIGIN,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization",
+        },
+    )
+    assert response.status_code == 204
+    assert response.headers["access-control-allow-origin"] == APP_ORIGIN
+    assert response.headers["access-control-allow-methods"] == methods
+    assert "authorization" in response.headers["access-control-allow-headers"].lower()
+    assert "access-control-allow-credentials" not in response.headers
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "https://evil.example",
+        "https://records.example.evil.example",
+        "http://records.example",  # another scheme is another origin
+        "https://records.example:8443",
+        "https://records.example/callback",  # not an origin at all
+        "null",
+        "",
+    ],
+)
+def test_any_other_origin_gets_no_cors_and_a_refused_preflight(client, app_, member, clock, services, origin):
+    preflight = client.options("/token", headers={"Origin": origin, "Access-Control-Request-Method": "POST"})
+    assert preflight.status_code == 403 and "access-control-allow-origin" not in preflight.headers
+    tokens = signed_in_tokens(client, services, app_, member, clock)
+    claims = client.get("/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}", "Origin": origin})
+    assert claims.status_code == 200 and "access-control-allow-origin" not in claims.headers
+
+
+def test_a_disabled_apps_origin_is_no_longer_allowed(client, services, practice, app_):
+    ask = {"Origin": APP_ORIGIN, "Access-Control-Request-Method": "POST"}
+    assert client.options("/token", headers=ask).status_code == 204
+    services.apps.update_app(
+        practice_id=practice.id, actor_id=None, app_id=app_.app_id, changes={"enabled": False}, context=RequestContext()
+    )
+    assert client.options("/token", headers=ask).status_code == 403

@@ -55,6 +55,23 @@ def check_uri(uri: str, *, what: str) -> str:
     return uri
 
 
+def origin_of(url: str) -> str | None:
+    """The origin a browser would send for a page at ``url`` (RFC 6454: lower-case scheme and
+    host, the port only when it is not the scheme's default); None for anything else."""
+    try:
+        parts = urlsplit(url.strip())
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in ("https", "http") or not host:
+        return None
+    if ":" in host:
+        host = f"[{host}]"
+    default = 443 if scheme == "https" else 80
+    return f"{scheme}://{host}" if port in (None, default) else f"{scheme}://{host}:{port}"
+
+
 def _uris(uris: list[str], *, what: str) -> list[str]:
     if len(uris) > MAX_URIS:
         raise InvalidInput(f"At most {MAX_URIS} {what}s.")
@@ -328,6 +345,22 @@ class ClientRegistry:
                 select(OidcClient, App).join(App, App.id == OidcClient.app_id).where(App.practice_id == practice_id)
             ).all()
             return {app.id: RegisteredClient.of(row, app, self.hasher) for row, app in rows}
+
+    def allows_origin(self, origin: str | None) -> bool:
+        """True when ``origin`` (a browser's ``Origin`` header) is the origin of a redirect URI of an
+        enabled app: a single-page app there may read the answers of the token, userinfo and
+        revocation endpoints (CORS). Its requests still carry their own credentials (a code and its
+        PKCE verifier, a token); no cookie is ever accepted from another origin."""
+        if not origin or len(origin) > 2000:
+            return False
+        wanted = origin_of(origin)
+        if wanted is None or wanted != origin.strip().lower().rstrip("/"):
+            return False  # only an exact origin, as browsers send it: no path, no user, no "null"
+        with self.db.reading() as s:
+            lists = s.scalars(
+                select(OidcClient.redirect_uris).join(App, App.id == OidcClient.app_id).where(App.enabled.is_(True))
+            ).all()
+        return any(origin_of(uri) == wanted for uris in lists for uri in uris or ())
 
     def find(self, s: Session, client_id: str | None) -> RegisteredClient | None:
         """The client with this ``client_id`` (its app enabled or not), in the caller's transaction."""

@@ -43,6 +43,10 @@ END_SESSION = "/end-session"
 CREDENTIAL_PATHS = frozenset({TOKEN, USERINFO, INTROSPECT, REVOKE})
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+# What an app running in a browser (a public client with PKCE) calls from its own origin, and how.
+CORS_METHODS = {TOKEN: "POST", REVOKE: "POST", USERINFO: "GET, POST"}
+# Discovery and the signing keys are public documents: any page may read them.
+PUBLIC_DOCUMENT = {"Cache-Control": "public, max-age=300", "Access-Control-Allow-Origin": "*"}
 
 
 async def _protocol_request(request: Request, context) -> ProtocolRequest:
@@ -85,14 +89,14 @@ def discovery(request: Request):
             "end_session_endpoint": issuer + END_SESSION,
             **discovery_fields(),
         },
-        headers={"Cache-Control": "public, max-age=300"},
+        headers=PUBLIC_DOCUMENT,
     )
 
 
 @router.get(JWKS)
 def jwks(services: ServicesDep):
     services.oidc_keys.ensure()
-    return JSONResponse(services.oidc_keys.public_keys(), headers={"Cache-Control": "public, max-age=300"})
+    return JSONResponse(services.oidc_keys.public_keys(), headers=PUBLIC_DOCUMENT)
 
 
 # -- authorisation ------------------------------------------------------------------------------------
@@ -139,10 +143,54 @@ def _authorize_answer(request: Request, outcome, *, after_form: bool) -> Respons
 # -- client-authenticated endpoints ---------------------------------------------------------------------
 
 
+# -- browsers on an app's own origin (CORS) -------------------------------------------------------------
+
+
+async def _allowed_origin(request: Request, services) -> str | None:
+    """The request's ``Origin`` when it is an enabled app's (``ClientRegistry.allows_origin``)."""
+    origin = request.headers.get("origin")
+    if not origin:
+        return None
+    return origin if await run_in_threadpool(services.oidc_clients.allows_origin, origin) else None
+
+
+async def _readable_by_app(request: Request, services, response: Response) -> Response:
+    """Let a single-page app read this answer from its own origin. No credentials are allowed: the
+    request carries its code, verifier or token itself, never a cookie."""
+    response.headers.append("Vary", "Origin")
+    origin = await _allowed_origin(request, services)
+    if origin is not None:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Expose-Headers"] = "WWW-Authenticate"
+    return response
+
+
+async def preflight(request: Request, services: ServicesDep):
+    """A browser's CORS preflight before an app's page calls the token, userinfo or revocation endpoint."""
+    origin = await _allowed_origin(request, services)
+    if origin is None:
+        message = "This origin is not the origin of a redirect URI of any enabled app."
+        return JSONResponse(
+            {"error": "origin_not_allowed", "message": message}, status_code=403, headers={"Vary": "Origin"}
+        )
+    headers = {
+        "Access-Control-Allow-Origin": origin,
+        "Access-Control-Allow-Methods": CORS_METHODS[request.url.path],
+        "Access-Control-Allow-Headers": "Authorization, Content-Type",
+        "Access-Control-Max-Age": "600",
+        "Vary": "Origin",
+    }
+    return Response(status_code=204, headers=headers)
+
+
+for _path in CORS_METHODS:
+    router.add_api_route(_path, preflight, methods=["OPTIONS"])
+
+
 @router.post(TOKEN)
 async def token(request: Request, services: ServicesDep, context: Context):
     protocol = await _protocol_request(request, context)
-    return _answer(await run_in_threadpool(services.oidc.token, protocol))
+    return await _readable_by_app(request, services, _answer(await run_in_threadpool(services.oidc.token, protocol)))
 
 
 @router.post(INTROSPECT)
@@ -154,7 +202,7 @@ async def introspect(request: Request, services: ServicesDep, context: Context):
 @router.post(REVOKE)
 async def revoke(request: Request, services: ServicesDep, context: Context):
     protocol = await _protocol_request(request, context)
-    return _answer(await run_in_threadpool(services.oidc.revoke, protocol))
+    return await _readable_by_app(request, services, _answer(await run_in_threadpool(services.oidc.revoke, protocol)))
 
 
 @router.api_route(USERINFO, methods=["GET", "POST"])
@@ -166,12 +214,13 @@ async def userinfo(request: Request, services: ServicesDep):
     except InvalidToken:
         # RFC 6750 §3: the challenge names the error; no body detail about why.
         challenge = 'Bearer error="invalid_token"' if bearer else "Bearer"
-        return JSONResponse(
+        refused = JSONResponse(
             {"error": "invalid_token", "error_description": "The access token is not valid."},
             status_code=401,
             headers={"WWW-Authenticate": challenge, **NO_STORE},
         )
-    return JSONResponse(claims, headers=NO_STORE)
+        return await _readable_by_app(request, services, refused)
+    return await _readable_by_app(request, services, JSONResponse(claims, headers=NO_STORE))
 
 
 # -- RP-initiated logout ---------------------------------------------------------------------------------
