@@ -1,4 +1,4 @@
-"""``twofold app``: a practice's apps behind Twofold, added, listed and removed.
+"""``twofold app``: a practice's apps behind Twofold, added, changed, listed and removed.
 
 ``app add`` gathers its options into one set of fields for ``AppService.add_app``, so a
 protocol that needs more of an app (OpenID Connect's redirect URIs, say) adds its options
@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from twofold.core.practice.apps import AppView
 
 app = typer.Typer(
-    help="A practice's apps behind Twofold: add, list, remove, rotate an OpenID Connect secret.", no_args_is_help=True
+    help="A practice's apps behind Twofold: add, change, list, remove, rotate an OpenID Connect secret.",
+    no_args_is_help=True,
 )
 
 
@@ -140,6 +141,87 @@ def rotate_secret(
         return
     console.print(f"New client secret for app {view.id}: {view.name}.", markup=False)
     print_client(made.client, made.client_secret)
+
+
+@app.command("change")
+def change(
+    practice: Annotated[str, typer.Option(help="Name of the practice.")],
+    app_id: Annotated[int, typer.Argument(metavar="ID", min=1, max=2**63 - 1, help="The app's id (see app list).")],
+    name: Annotated[str | None, typer.Option(help="A new name.")] = None,
+    url: Annotated[str | None, typer.Option(help="A new address (an app behind the proxy keeps one).")] = None,
+    role: Annotated[
+        list[str] | None, typer.Option("--role", help="The roles that may use the app from now on (repeat).")
+    ] = None,
+    bypass_path: Annotated[
+        list[str] | None,
+        typer.Option("--bypass-path", help="The path prefixes served without sign-in from now on (repeat)."),
+    ] = None,
+    no_bypass_paths: Annotated[bool, typer.Option("--no-bypass-paths", help="Serve no path without sign-in.")] = False,
+    reauth_minutes: Annotated[
+        int | None, typer.Option(help="Ask for password and code again when the last sign-in is older.")
+    ] = None,
+    no_reauth: Annotated[
+        bool, typer.Option("--no-reauth", help="No limit of its own on how old the last sign-in may be.")
+    ] = False,
+    enabled: Annotated[
+        bool | None,
+        typer.Option("--enable/--disable", help="Disabled: every member is refused at the proxy and at sign-in."),
+    ] = None,
+    redirect_uri: Annotated[
+        list[str] | None,
+        typer.Option("--redirect-uri", help="OpenID Connect: the redirect URIs from now on (exact; repeat)."),
+    ] = None,
+    post_logout_redirect_uri: Annotated[
+        list[str] | None,
+        typer.Option("--post-logout-redirect-uri", help="OpenID Connect: the post-logout URIs from now on (repeat)."),
+    ] = None,
+    no_post_logout_redirect_uris: Annotated[
+        bool, typer.Option("--no-post-logout-redirect-uris", help="OpenID Connect: no post-logout URI.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the app as one JSON object.")] = False,
+) -> None:
+    """Change an app of a practice (audited). Only the options given change; a repeated option
+    (--role, --bypass-path, --redirect-uri) replaces the whole list. Nothing is written if any
+    value is refused."""
+    if bypass_path and no_bypass_paths:
+        fail("Give --bypass-path or --no-bypass-paths, not both.")
+    if reauth_minutes is not None and no_reauth:
+        fail("Give --reauth-minutes or --no-reauth, not both.")
+    if post_logout_redirect_uri and no_post_logout_redirect_uris:
+        fail("Give --post-logout-redirect-uri or --no-post-logout-redirect-uris, not both.")
+    asked: dict[str, Any] = {
+        "name": name,
+        "url": url,
+        "allowed_roles": role or None,
+        "bypass_paths": [] if no_bypass_paths else (bypass_path or None),
+        "reauth_minutes": reauth_minutes,
+        "enabled": enabled,
+    }
+    changes = {field: value for field, value in asked.items() if value is not None}
+    if no_reauth:
+        changes["reauth_minutes"] = None
+    logout_uris = [] if no_post_logout_redirect_uris else (post_logout_redirect_uri or None)
+    if not changes and redirect_uri is None and logout_uris is None:
+        fail("Nothing to change: give at least one option (see twofold app change --help).")
+    services = load_services()
+    found = find_practice(services, practice)
+    try:
+        view, client = services.oidc_clients.change_app(
+            practice_id=found.id,
+            app_id=app_id,
+            changes=changes,
+            redirect_uris=redirect_uri or None,
+            post_logout_redirect_uris=logout_uris,
+            context=RequestContext.system(),
+        )
+    except TwofoldError as exc:
+        fail(exc.message)
+    finally:
+        services.close()
+    if as_json:
+        print(json.dumps(app_json(view, client)))
+        return
+    console.print(f"Changed app {view.id}: {view.name} ({'enabled' if view.enabled else 'disabled'}).", markup=False)
 
 
 @app.command("list")

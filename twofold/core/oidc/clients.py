@@ -8,6 +8,7 @@ A confidential client's secret is shown once and stored only as a keyed hash; a 
 from __future__ import annotations
 
 import hmac
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -337,6 +338,47 @@ class ClientRegistry:
                 )
             s.flush()
             return RegisteredClient.of(row, app, self.hasher)
+
+    def change_app(
+        self,
+        *,
+        practice_id: int,
+        app_id: int,
+        changes: Mapping[str, Any],
+        redirect_uris: list[str] | None = None,
+        post_logout_redirect_uris: list[str] | None = None,
+        context: RequestContext,
+        actor_id: int | None = None,
+    ) -> tuple[AppView, RegisteredClient | None]:
+        """Change an app's fields (``AppService.update_app``) and, if it is an OpenID Connect client,
+        its redirect URIs (None: kept). The lists are checked before anything is written, so a
+        refusal changes nothing; asking to change them on an app that is no client is ClientNotFound."""
+        view = self.apps.get_app(practice_id=practice_id, app_id=app_id)  # NotFound before anything else
+        client = self.of_apps(practice_id=practice_id).get(view.id)
+        new_uris = redirect_uris is not None or post_logout_redirect_uris is not None
+        if new_uris:
+            if client is None:
+                raise ClientNotFound("This app is not an OpenID Connect client: it has no redirect URIs to change.")
+            check_client_fields(
+                list(client.redirect_uris) if redirect_uris is None else redirect_uris,
+                list(client.post_logout_redirect_uris)
+                if post_logout_redirect_uris is None
+                else post_logout_redirect_uris,
+            )
+        if changes or not new_uris:
+            view = self.apps.update_app(
+                practice_id=practice_id, actor_id=actor_id, app_id=app_id, changes=changes, context=context
+            )
+        if new_uris:
+            client = self.change_uris(
+                practice_id=practice_id,
+                app_id=app_id,
+                redirect_uris=redirect_uris,
+                post_logout_redirect_uris=post_logout_redirect_uris,
+                context=context,
+                actor_id=actor_id,
+            )
+        return view, client
 
     def of_apps(self, *, practice_id: int) -> dict[int, RegisteredClient]:
         """The practice's clients by app id."""

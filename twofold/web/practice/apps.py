@@ -8,7 +8,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from twofold import errors as core
-from twofold.core.oidc.clients import ClientNotFound, RegisteredClient, check_client_fields
+from twofold.core.oidc.clients import RegisteredClient
 from twofold.core.practice.apps import AppView
 from twofold.web.deps import Context, PracticeAdmin, RowId, ServicesDep
 from twofold.web.practice.common import CONFLICT, api_router
@@ -91,32 +91,17 @@ def get_app(app_id: RowId, admin: PracticeAdmin, services: ServicesDep):
     f"Errors: {FIELD_ERRORS}.",
 )
 def update_app(app_id: RowId, body: AppUpdate, admin: PracticeAdmin, services: ServicesDep, context: Context):
-    practice_id = admin.user.practice_id
-    view = services.apps.get_app(practice_id=practice_id, app_id=app_id)  # 404 before anything is checked
     client_changes = body.client_changes()
-    if client_changes:  # checked before anything is written, so a refusal changes nothing
-        client = services.oidc_clients.of_apps(practice_id=practice_id).get(view.id)
-        if client is None:
-            raise ClientNotFound("This app is not an OpenID Connect client: it has no redirect URIs to change.")
-        check_client_fields(
-            client_changes.get("redirect_uris", list(client.redirect_uris)),
-            client_changes.get("post_logout_redirect_uris", list(client.post_logout_redirect_uris)),
-        )
-    changes = body.changes()
-    if changes or not client_changes:
-        view = services.apps.update_app(
-            practice_id=practice_id, actor_id=admin.user.id, app_id=app_id, changes=changes, context=context
-        )
-    if client_changes:
-        services.oidc_clients.change_uris(
-            practice_id=practice_id,
-            app_id=app_id,
-            redirect_uris=client_changes.get("redirect_uris"),
-            post_logout_redirect_uris=client_changes.get("post_logout_redirect_uris"),
-            context=context,
-            actor_id=admin.user.id,
-        )
-    return AppPublic.of(view, services.oidc_clients.of_apps(practice_id=practice_id).get(view.id))
+    view, client = services.oidc_clients.change_app(
+        practice_id=admin.user.practice_id,
+        app_id=app_id,
+        changes=body.changes(),
+        redirect_uris=client_changes.get("redirect_uris"),
+        post_logout_redirect_uris=client_changes.get("post_logout_redirect_uris"),
+        context=context,
+        actor_id=admin.user.id,
+    )
+    return AppPublic.of(view, client)
 
 
 @api.delete("/apps/{app_id}", status_code=204, responses=APP_NOT_FOUND, summary="Remove an app")
@@ -284,20 +269,15 @@ def app_submit(
             del changes["url"]  # an app without an address (OpenID Connect only) keeps none
         if not changes["allowed_roles"]:
             raise core.InvalidInput("Tick at least one role that may use the app.")
-        if client is not None:  # its lists are on the form too: checked before anything is written
-            check_client_fields(_lines(redirect_uris), _lines(post_logout_redirect_uris))
-        services.apps.update_app(
-            practice_id=admin.user.practice_id, actor_id=admin.user.id, app_id=app_id, changes=changes, context=context
+        services.oidc_clients.change_app(  # a client's lists are on the form too
+            practice_id=admin.user.practice_id,
+            app_id=app_id,
+            changes=changes,
+            redirect_uris=_lines(redirect_uris) if client is not None else None,
+            post_logout_redirect_uris=_lines(post_logout_redirect_uris) if client is not None else None,
+            context=context,
+            actor_id=admin.user.id,
         )
-        if client is not None:
-            services.oidc_clients.change_uris(
-                practice_id=admin.user.practice_id,
-                app_id=app_id,
-                redirect_uris=_lines(redirect_uris),
-                post_logout_redirect_uris=_lines(post_logout_redirect_uris),
-                context=context,
-                actor_id=admin.user.id,
-            )
     except (core.InvalidInput, core.Conflict) as exc:
         page = {"session": admin, "app": view, "form": form, "error": exc.message, "client": client}
         page["issuer"] = link_base(request)
