@@ -1,4 +1,4 @@
-"""The administration commands: break-glass reset, members CSV, audit verify and export."""
+"""The administration commands: break-glass reset, members CSV, audit verify and export, the compliance report."""
 
 from __future__ import annotations
 
@@ -120,3 +120,76 @@ def test_members_import_tells_the_operator_plainly_about_an_account_elsewhere(
     assert [r["status"] for r in rows] == ["imported", "imported"]
     assert "another practice" in rows[0]["message"] and rows[1]["message"] == ""
     assert "Riverside" in invitations(mailbox, "owner@lakeside.example")[0].subject
+
+
+def _report_mix(services, practice, make_user):
+    from twofold.context import RequestContext
+
+    services.policies.update(
+        practice_id=practice.id,
+        actor_id=None,
+        changes={"require_two_factor": True, "grace_days": 1},
+        context=RequestContext(),
+    )
+    make_user(role="provider", with_totp=True)
+    services.accounts.add_member(
+        practice_id=practice.id,
+        email="sam@riverside.example",
+        name="[bold]Sam[/bold]",
+        role="staff",
+        password="correct horse battery staple",
+        context=RequestContext(),
+    )
+
+
+def test_practice_report_prints_enrolment_the_overdue_and_the_chain(run, services, practice, make_user):
+    _report_mix(services, practice, make_user)  # made on the test clock's day, weeks before the command runs
+    result = run("practice", "report", "--practice", practice.name, "--from", "2026-11-01", "--to", "2026-11-30")
+    assert result.exit_code == 0, result.output
+    assert "2026-11-01 to 2026-11-30" in result.output
+    cells = [[cell.strip() for cell in line.split("│")[1:-1]] for line in result.output.splitlines()]
+    rows = {row[0]: row[1:] for row in cells if len(row) == 4}
+    assert rows["provider"] == ["1", "1", "100.0"] and rows["staff"] == ["1", "0", "0.0"]
+    assert rows["all"] == ["2", "1", "50.0"]
+    assert "[bold]Sam[/bold]" in result.output and "sam@riverside.example" in result.output  # shown, not styled
+    assert "Audit chain verifies" in result.output
+    assert events(services, "practice:report:exported") == []  # reading it on screen is no export
+
+
+def test_practice_report_csv_is_the_audited_download(run, services, practice, make_user, tmp_path):
+    _report_mix(services, practice, make_user)
+    target = tmp_path / "report.csv"
+    result = run(
+        "practice", "report", "--practice", practice.name, "--from", "2026-11-01", "--to", "2026-11-30",
+        "--csv", "--output", str(target),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = list(csv.reader(io.StringIO(target.read_text(encoding="utf-8"))))
+    assert ["report", "from", "", "", "", "2026-11-01"] in rows
+    assert ["overdue_member", "sam@riverside.example"] in [row[:2] for row in rows]
+    [exported] = events(services, "practice:report:exported")
+    assert exported.user_agent == "twofold-cli" and exported.details == {"from": "2026-11-01", "to": "2026-11-30"}
+
+
+def test_practice_report_exits_1_when_the_audit_chain_is_broken(run, services, practice, make_user):
+    make_user(role="staff")
+    with services.db.transaction() as s:
+        target = s.execute(select(AuditEvent).where(AuditEvent.chain == practice.id, AuditEvent.seq == 2)).scalar_one()
+        s.execute(update(AuditEvent).where(AuditEvent.id == target.id).values(details={"role": "admin"}))
+    result = run("practice", "report", "--practice", practice.name)
+    assert result.exit_code == 1 and "Audit chain broken" in result.output and "event 2" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "says"),
+    [
+        (["--from", "2026-13-01"], 2, "date"),
+        (["--from", "2026-11-30", "--to", "2026-11-01"], 2, "must not be after"),
+        (["--output", "x.csv"], 2, "--output goes with --csv"),
+    ],
+)
+def test_practice_report_refuses_bad_periods_clearly(run, services, practice, args, code, says):
+    result = run("practice", "report", "--practice", practice.name, *args)
+    assert result.exit_code == code and says.lower() in result.output.lower(), result.output
+    assert "Traceback" not in result.output
+    assert events(services, "practice:report:exported") == []
