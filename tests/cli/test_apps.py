@@ -164,3 +164,14 @@ def test_app_change_of_redirect_uris_on_a_proxied_app_says_it_is_no_client(run, 
         "app", "change", "--practice", practice.name, str(added["id"]), "--redirect-uri", "https://f.example/cb"
     )
     assert result.exit_code == 1 and "not an OpenID Connect client" in result.output
+
+
+def test_names_with_brackets_are_printed_as_written_never_read_as_styling(run, practice):
+    # Rich reads "[/]" as a closing tag: unescaped, it would end the command with a traceback.
+    added = run("app", "add", "--practice", practice.name, "--name", "[/] Lab [red]", "--url", "https://lab.example")
+    assert added.exit_code == 0 and "[/] Lab [red]" in added.output
+    listed = run("app", "list", "--practice", practice.name)
+    assert listed.exit_code == 0 and "[/]" in listed.output and "[red]" in listed.output, listed.output  # wrapped
+    unknown = run("app", "list", "--practice", "[/] Nowhere")
+    assert unknown.exit_code == 1 and "No practice named '[/] Nowhere'" in unknown.output
+    assert "Traceback" not in listed.output + unknown.output

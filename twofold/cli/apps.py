@@ -11,6 +11,7 @@ import json
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from twofold.cli.common import console, fail, find_practice, load_services
@@ -239,18 +240,20 @@ def list_(
         print(json.dumps([app_json(view, clients.get(view.id)) for view in apps]))
         return
     if not apps:
-        console.print(f"{practice} has no apps. Add one with: twofold app add --practice NAME --name NAME --url URL")
+        console.print(
+            f"{escape(practice)} has no apps. Add one with: twofold app add --practice NAME --name NAME --url URL"
+        )
         return
-    table = Table(title=f"Apps of {practice}")
+    table = Table(title=f"Apps of {escape(practice)}")
     for column in ("id", "name", "url", "roles", "bypass paths", "ask again after", "enabled", "client_id"):
         table.add_column(column, no_wrap=column == "url")
     for view in apps:
         table.add_row(
             str(view.id),
-            view.name,
-            view.url or "—",
+            escape(view.name),
+            escape(view.url or "—"),
             ", ".join(view.allowed_roles),
-            " ".join(view.bypass_paths) or "—",
+            escape(" ".join(view.bypass_paths) or "—"),
             f"{view.reauth_minutes} min" if view.reauth_minutes else "—",
             "yes" if view.enabled else "no",
             clients[view.id].client_id if view.id in clients else "—",

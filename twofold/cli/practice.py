@@ -26,7 +26,7 @@ def create(
         practice = services.accounts.create_practice(name=name, context=RequestContext.system())
     except TwofoldError as exc:
         fail(exc.message)
-    console.print(f"Created practice {practice.name!r} (id {practice.id}).")
+    console.print(f"Created practice {practice.name!r} (id {practice.id}).", markup=False)
     services.close()
 
 
@@ -86,6 +86,6 @@ def report(
         console.print(f"{made.in_grace} member(s) without 2FA are still within their grace period.")
     console.print("In the period: " + ", ".join(f"{e.label} {e.count}" for e in made.events), markup=False)
     if made.chain_problem:
-        console.print(f"[bold red]Audit chain broken:[/] {made.chain_problem}", soft_wrap=True)
+        console.print(f"[bold red]Audit chain broken:[/] {escape(made.chain_problem)}", soft_wrap=True)
         raise typer.Exit(1)
     console.print(f"[green]Audit chain verifies[/]: {made.chain.events} events.")

@@ -9,6 +9,7 @@ import os
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from twofold.cli.common import console, err, fail, load_services, redact
@@ -153,5 +154,5 @@ def check_dependencies(services: Services, settings: Settings, *, workers: int) 
 
 def warn(message: str) -> None:
     """A start-up warning, on standard error and in the log."""
-    err.print(f"[bold yellow]warning:[/] {message}")
+    err.print(f"[bold yellow]warning:[/] {escape(message)}")
     logging.getLogger("twofold.serve").warning(message)

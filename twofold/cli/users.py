@@ -47,7 +47,7 @@ def add(
         )
     except TwofoldError as exc:
         fail(exc.message)
-    console.print(f"Added {user.email} ({user.role}) to {found.name}.")
+    console.print(f"Added {user.email} ({user.role}) to {found.name}.", markup=False)
     services.close()
 
 
@@ -68,6 +68,7 @@ def reset_2fa(
         fail(exc.message)
     console.print(
         f"Reset two-factor authentication for {member.email}. They were signed out and emailed, "
-        "and will set it up again at their next sign-in."
+        "and will set it up again at their next sign-in.",
+        markup=False,
     )
     services.close()

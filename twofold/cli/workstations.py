@@ -10,6 +10,7 @@ import json
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from twofold.cli.common import console, fail, find_practice, load_services
@@ -50,14 +51,14 @@ def list_(
         )
         return
     if not items:
-        console.print(f"{practice} has no shared workstations. Mark one on Administration › Workstations.")
+        console.print(f"{escape(practice)} has no shared workstations. Mark one on Administration › Workstations.")
         return
-    table = Table(title=f"Shared workstations of {practice}")
+    table = Table(title=f"Shared workstations of {escape(practice)}")
     for column in ("id", "name", "marked", "last sign-in"):
         table.add_column(column)
     for view in items:
         last = view.last_used_at.isoformat(timespec="minutes") if view.last_used_at else "—"
-        table.add_row(str(view.id), view.name, view.created_at.isoformat(timespec="minutes"), last)
+        table.add_row(str(view.id), escape(view.name), view.created_at.isoformat(timespec="minutes"), last)
     console.print(table)
 
 
