@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
 from tests.conftest import PASSWORD
@@ -39,9 +40,23 @@ def tab_to(page, *, limit: int = 60, back: bool = False, **wanted: str) -> list[
     raise AssertionError(f"Tab never reached {wanted}; went through {path}")
 
 
+FOCUS_IS = (
+    """(wanted) => {
+  const now = ("""
+    + FOCUSED
+    + """)();
+  return Object.entries(wanted).every(([key, pattern]) => new RegExp("^(?:" + pattern + ")$").test(now[key]));
+}"""
+)
+
+
 def expect_focus(page, **wanted: str) -> None:
-    now = focused(page)
-    assert all(re.fullmatch(pattern, now[key]) for key, pattern in wanted.items()), now
+    """Wait, as Playwright's expect does (5 s at most), until the focused element has ``wanted``: a page
+    answered with an error moves focus by ``autofocus``, which Chromium applies after the page shows."""
+    try:
+        page.wait_for_function(FOCUS_IS, arg=wanted, timeout=5000, polling="raf")
+    except PlaywrightTimeout:
+        raise AssertionError(focused(page)) from None
 
 
 def sign_in_with_password(page, email: str) -> None:
