@@ -60,6 +60,16 @@ CODE_WORDING = {
 }
 
 
+def mail_templates() -> Environment:
+    """The emails' templates (``mail_templates/``): HTML autoescaped, every name required."""
+    return Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+    )
+
+
 class Recipient(Protocol):
     id: int
     email: str
@@ -84,12 +94,7 @@ class SecurityMail:
     _env: Environment = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._env = Environment(
-            loader=FileSystemLoader(TEMPLATES),
-            autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
-            undefined=StrictUndefined,
-            keep_trailing_newline=True,
-        )
+        self._env = mail_templates()
 
     @property
     def security_url(self) -> str:

@@ -73,6 +73,9 @@ def test_turning_two_factor_off_emails_every_admin(services, mailbox, admins, me
         assert "Dr.Lee (dr.lee@riverside.example). Turned two-factor authentication off." in message.text
         assert f"/admin/members/{member.id}" in message.text
         assert "02 Nov 2026, 09:" in message.text  # the practice's zone (UTC here), with the time
+        assert (
+            f'/admin/members/{member.id}"' in message.html and "Turned two-factor authentication off." in message.html
+        )
     (alert,) = alerts_of(services)
     assert (alert.kind, alert.subject_id, alert.practice_id) == ("two_factor_disabled", member.id, member.practice_id)
     # The member is told by their own security email, not by an admin alert.
@@ -91,6 +94,7 @@ def test_a_backup_code_used_at_sign_in_emails_the_admins_without_the_code(
     (message,) = wait_for_subject(mailbox, admins[0].email, alert_subject("Dr.Lee", "Used a backup code"))
     assert "Used a backup code (9 left)." in message.text
     assert code not in message.text and code.replace("-", "") not in message.text
+    assert code not in message.html and code.replace("-", "") not in message.html
     (alert,) = alerts_of(services)
     assert alert.kind == "backup_code_used" and alert.details == {"codes_left": 9}
 
@@ -278,3 +282,28 @@ def test_dismissed_alerts_are_purged_after_the_keeping_period_and_others_kept(se
     clock.advance(days=2)
     assert services.retention.purge()["dismissed alerts"] == 1
     assert [a.id for a in alerts_of(services)] == [kept.id]  # never dismissed: kept until it is
+
+
+def test_the_alert_emails_html_part_escapes_what_members_typed(services):
+    from datetime import UTC, datetime
+
+    from twofold.core.practice.alerts import AlertView
+
+    view = AlertView(
+        id=1,
+        kind="backup_code_used",
+        subject_id=7,
+        subject_name='<img src=x onerror="alert(1)">',
+        subject_email="a@riverside.example",
+        actor_name=None,
+        at=datetime(2026, 11, 2, 9, 0, tzinfo=UTC),
+        details={"codes_left": 4},
+        acknowledged_at=None,
+    )
+    message = services.alerts.recorder.message(
+        to="admin@riverside.example", name="Ada <b>", practice="R & D", time_zone="UTC", views=[view]
+    )
+    assert "<img" not in message.html and "&lt;img src=x" in message.html
+    assert "Ada &lt;b&gt;" in message.html and "R &amp; D" in message.html
+    assert '<img src=x onerror="alert(1)">' in message.text  # the text part is text
+    assert "/admin/members/7" in message.html and "Used a backup code (4 left)." in message.html

@@ -33,11 +33,13 @@ from twofold.clock import Clock, local, zone
 from twofold.context import RequestContext
 from twofold.core.notifier import Message, Notifier
 from twofold.core.retention import PurgeRule
+from twofold.core.security_mail import mail_templates
 from twofold.errors import InvalidInput, NotFound
 from twofold.store.db import Database
 from twofold.store.models import Alert, AlertDigest, AlertPreference, User
 
 log = logging.getLogger("twofold.alerts")
+_TEMPLATES = mail_templates()
 
 # The same number Account Settings warns its owner at (factors/recovery_codes/factor.py LOW_WATER).
 LOW_BACKUP_CODES = 3
@@ -203,20 +205,31 @@ class AlertRecorder:
         else:
             subject = f"Twofold alerts: {views[0].subject_name}"
             opening = f"Things happened to a member of {practice} that you asked to hear about:"
-        lines = []
-        for view in views:
-            shown = local(view.at, time_zone)
-            lines.append(
-                f"- {shown:%d %b %Y, %H:%M %Z}: {view.subject_name} ({view.subject_email}). {view.summary}\n"
-                f"  {base}/admin/members/{view.subject_id}"
-            )
-        text = (
-            f"Hello {name},\n\n{opening}\n\n"
-            + "\n".join(lines)
-            + "\n\nOpen the member's page to see their sign-in methods and audit events, and dismiss the alert on "
-            f"the Members page. Choose which alerts you get, and how, at {base}/admin/alerts\n"
+        items = [
+            {
+                "when": f"{local(view.at, time_zone):%d %b %Y, %H:%M %Z}",
+                "name": view.subject_name,
+                "email": view.subject_email,
+                "summary": view.summary,
+                "link": f"{base}/admin/members/{view.subject_id}",
+            }
+            for view in views
+        ]
+        values = {
+            "subject": subject,
+            "name": name,
+            "opening": opening,
+            "items": items,
+            "practice": practice,
+            "settings_url": f"{base}/admin/alerts",
+        }
+        return Message(
+            to=to,
+            subject=subject,
+            text=_TEMPLATES.get_template("alert.txt").render(values),
+            html=_TEMPLATES.get_template("alert.html").render(values),
+            tags=("admin_alert_digest" if digest_day else "admin_alert",),
         )
-        return Message(to=to, subject=subject, text=text, tags=("admin_alert_digest" if digest_day else "admin_alert",))
 
     # -- helpers -------------------------------------------------------------------------------
 
