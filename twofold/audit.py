@@ -98,6 +98,7 @@ class EventTag(StrEnum):
     OIDC_CLIENT_REGISTERED = "practice:app:oidc_client_registered"
     OIDC_CLIENT_SECRET_ROTATED = "practice:app:oidc_client_secret_rotated"
     OIDC_CLIENT_CHANGED = "practice:app:oidc_client_changed"
+    OIDC_LOGOUT_UNDELIVERED = "practice:app:backchannel_logout_undelivered"
     OIDC_SIGNED_IN = "account:oidc:signed_in"
     OIDC_ACCESS_DENIED = "account:oidc:access_denied"
     OIDC_TOKEN_REPLAYED = "account:oidc:token_replayed"
@@ -185,6 +186,7 @@ EVENT_LABELS: dict[str, str] = {
     EventTag.OIDC_CLIENT_REGISTERED: "App connected for OpenID Connect sign-in",
     EventTag.OIDC_CLIENT_SECRET_ROTATED: "App's client secret replaced",
     EventTag.OIDC_CLIENT_CHANGED: "App's sign-in addresses changed",
+    EventTag.OIDC_LOGOUT_UNDELIVERED: "App not reached to sign a member out (back-channel logout)",
     EventTag.OIDC_SIGNED_IN: "Signed in to an app (OpenID Connect)",
     EventTag.OIDC_ACCESS_DENIED: "App sign-in refused (OpenID Connect)",
     EventTag.OIDC_TOKEN_REPLAYED: "App token reused: its tokens revoked",

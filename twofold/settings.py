@@ -110,6 +110,10 @@ class Settings(BaseSettings):
     # Admin alerts: each server process looks every alert_digest_interval_seconds for daily digests
     # due (the previous day of each practice's calendar, sent once); 0 leaves it to `twofold alerts digest`.
     alert_digest_interval_seconds: int = Field(default=900, ge=0)
+    # OpenID Connect back-channel logout: each server process tries the logouts apps have not yet
+    # confirmed every backchannel_retry_seconds (each on its own widening schedule); 0: only the
+    # try right after the session ended.
+    backchannel_retry_seconds: int = Field(default=60, ge=0)
     # The time zone a new practice starts with (an IANA name such as America/Chicago); each
     # practice's admin can change theirs on the policy page. Pages and emails show local time.
     default_time_zone: str = "UTC"

@@ -18,6 +18,7 @@ from twofold.core.health import HealthCheck
 from twofold.core.known_browsers import KnownBrowsers
 from twofold.core.lockouts import LockWindows
 from twofold.core.notifier import Notifier, OutboxNotifier, SmtpConfig, SmtpNotifier
+from twofold.core.oidc.backchannel import BackchannelLogout
 from twofold.core.oidc.clients import ClientRegistry
 from twofold.core.oidc.codes import CodeStore
 from twofold.core.oidc.keys import SigningKeys
@@ -100,6 +101,7 @@ class Services:
     oidc_clients: ClientRegistry
     oidc_keys: SigningKeys
     oidc: OidcProvider
+    backchannel: BackchannelLogout
     apps: AppService
     forward_auth: ForwardAuthService
     workstations: WorkstationService
@@ -111,6 +113,7 @@ class Services:
         return HealthCheck(db=self.db, counters=self.throttle.store)
 
     def close(self) -> None:
+        self.backchannel.flush(timeout=5)  # a CLI command that ended sessions tells the apps before it exits
         self.notifier.flush(timeout=5)
         self.db.dispose()
 
@@ -261,6 +264,10 @@ def build_services(
         sid_hasher=TokenHasher(secret_key, "oidc-sid"),
         id_token_lifetime=id_token_lifetime,
     )
+    backchannel = BackchannelLogout(
+        db=db, clock=clock, audit=audit, keys=oidc_keys, issuer=settings.resolved_public_origin, sid_of=oidc.sid
+    )
+    sessions.listeners.append(backchannel)
     account_security = AccountSecurityService(
         db=db,
         clock=clock,
@@ -409,6 +416,7 @@ def build_services(
         oidc_clients=oidc_clients,
         oidc_keys=oidc_keys,
         oidc=oidc,
+        backchannel=backchannel,
         apps=apps,
         forward_auth=ForwardAuthService(
             db=db, clock=clock, audit=audit, sessions=sessions, apps=apps, enforcement=enforcement

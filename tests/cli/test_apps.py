@@ -49,6 +49,7 @@ def test_app_add_list_and_remove(run, practice, services):
         "public": None,
         "redirect_uris": [],
         "post_logout_redirect_uris": [],
+        "backchannel_logout_uri": None,
     }
     assert json.loads(run("app", "list", "--practice", practice.name, "--json").output) == [app]
     table = run("app", "list", "--practice", practice.name)

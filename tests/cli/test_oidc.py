@@ -69,3 +69,22 @@ def test_oidc_rotate_key_makes_a_new_signing_key_and_keeps_the_old_one_published
     kids = [key["kid"] for key in services.oidc_keys.public_keys()["keys"]]
     assert len(kids) == 2 and first in kids and kids[0] in rotated.output
     assert len(events(services, "oidc:signing_key:rotated")) == 1
+
+
+def test_app_add_and_change_set_and_remove_the_back_channel_logout_uri(run, practice, services):
+    added = run(
+        "app", "add", "--practice", practice.name, "--name", "Records", "--redirect-uri", "https://r.example/cb",
+        "--backchannel-logout-uri", "https://r.example/backchannel", "--json",
+    )  # fmt: skip
+    assert added.exit_code == 0, added.output
+    app = json.loads(added.output)
+    assert app["backchannel_logout_uri"] == "https://r.example/backchannel"
+    refused = run("app", "change", "--practice", practice.name, str(app["id"]), "--backchannel-logout-uri", "x")
+    assert refused.exit_code == 1 and "back-channel logout URI" in refused.output
+    removed = run("app", "change", "--practice", practice.name, str(app["id"]), "--no-backchannel-logout-uri", "--json")
+    assert removed.exit_code == 0 and json.loads(removed.output)["backchannel_logout_uri"] is None
+    both = run(
+        "app", "change", "--practice", practice.name, str(app["id"]),
+        "--backchannel-logout-uri", "https://r.example/b", "--no-backchannel-logout-uri",
+    )  # fmt: skip
+    assert both.exit_code == 1 and "not both" in both.output

@@ -116,6 +116,7 @@ def settings(tmp_path, database_url) -> Settings:
         password_hash_concurrency=4,
         purge_interval_seconds=0,  # tests move the clock; a purge on a timer would race them
         alert_digest_interval_seconds=0,  # likewise the daily alert digests
+        backchannel_retry_seconds=0,  # and the retries of back-channel logouts
     )
 
 

@@ -35,13 +35,23 @@ class App:
     app_id: int
 
 
-def register_app(services, practice_id: int, *, public: bool = False, roles=None, redirect_uri=None, logout_uri=None):
+def register_app(
+    services,
+    practice_id: int,
+    *,
+    public: bool = False,
+    roles=None,
+    redirect_uri=None,
+    logout_uri=None,
+    backchannel_logout_uri=None,
+    name="Patient Records",
+):
     """An app of the practice (signed in to only by OpenID Connect) with its client registered."""
     redirect_uri = redirect_uri or "https://records.example/callback"
     view = services.apps.add_app(
         practice_id=practice_id,
         actor_id=None,
-        name="Patient Records",
+        name=name,
         url=None,
         url_required=False,
         allowed_roles=roles,
@@ -53,6 +63,7 @@ def register_app(services, practice_id: int, *, public: bool = False, roles=None
         redirect_uris=[redirect_uri],
         post_logout_redirect_uris=[logout_uri or "https://records.example/signed-out"],
         public=public,
+        backchannel_logout_uri=backchannel_logout_uri,
         context=RequestContext(),
     )
     return App(made.client.client_id, made.client_secret, redirect_uri, view.id)

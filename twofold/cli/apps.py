@@ -42,6 +42,7 @@ def app_json(view: AppView, client: RegisteredClient | None = None, secret: str 
         "public": None,
         "redirect_uris": [],
         "post_logout_redirect_uris": [],
+        "backchannel_logout_uri": None,
     }
     if client is not None:
         answer.update(client.describe())
@@ -85,6 +86,10 @@ def add(
     public: Annotated[
         bool, typer.Option("--public", help="OpenID Connect: a client without a secret (PKCE only).")
     ] = False,
+    backchannel_logout_uri: Annotated[
+        str | None,
+        typer.Option(help="OpenID Connect: where Twofold posts a logout token when a member's session ends."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the app as one JSON object.")] = False,
 ) -> None:
     """Register an app of a practice (audited). With --redirect-uri it is an OpenID Connect client:
@@ -106,6 +111,7 @@ def add(
             redirect_uris=redirect_uri or [],
             post_logout_redirect_uris=post_logout_redirect_uri or [],
             public=public,
+            backchannel_logout_uri=backchannel_logout_uri,
             **fields,
         )
     except TwofoldError as exc:
@@ -179,6 +185,12 @@ def change(
     no_post_logout_redirect_uris: Annotated[
         bool, typer.Option("--no-post-logout-redirect-uris", help="OpenID Connect: no post-logout URI.")
     ] = False,
+    backchannel_logout_uri: Annotated[
+        str | None, typer.Option(help="OpenID Connect: where Twofold posts a logout token when a session ends.")
+    ] = None,
+    no_backchannel_logout_uri: Annotated[
+        bool, typer.Option("--no-backchannel-logout-uri", help="OpenID Connect: no back-channel logout.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the app as one JSON object.")] = False,
 ) -> None:
     """Change an app of a practice (audited). Only the options given change; a repeated option
@@ -190,6 +202,9 @@ def change(
         fail("Give --reauth-minutes or --no-reauth, not both.")
     if post_logout_redirect_uri and no_post_logout_redirect_uris:
         fail("Give --post-logout-redirect-uri or --no-post-logout-redirect-uris, not both.")
+    if backchannel_logout_uri and no_backchannel_logout_uri:
+        fail("Give --backchannel-logout-uri or --no-backchannel-logout-uri, not both.")
+    logout_uri = "" if no_backchannel_logout_uri else backchannel_logout_uri
     asked: dict[str, Any] = {
         "name": name,
         "url": url,
@@ -202,7 +217,7 @@ def change(
     if no_reauth:
         changes["reauth_minutes"] = None
     logout_uris = [] if no_post_logout_redirect_uris else (post_logout_redirect_uri or None)
-    if not changes and redirect_uri is None and logout_uris is None:
+    if not changes and redirect_uri is None and logout_uris is None and logout_uri is None:
         fail("Nothing to change: give at least one option (see twofold app change --help).")
     services = load_services()
     found = find_practice(services, practice)
@@ -213,6 +228,7 @@ def change(
             changes=changes,
             redirect_uris=redirect_uri or None,
             post_logout_redirect_uris=logout_uris,
+            backchannel_logout_uri=logout_uri,
             context=RequestContext.system(),
         )
     except TwofoldError as exc:

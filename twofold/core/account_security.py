@@ -268,6 +268,7 @@ class AccountSecurityService:
             .where(UserSession.id.in_(ids), UserSession.user_id == active.user.id, UserSession.revoked_at.is_(None))
             .values(revoked_at=self.clock.now(), revoked_reason=reason)
         )
+        self.sessions.ended(s, ids, reason=reason)
         self.audit.record(
             s,
             EventTag.SESSION_REVOKED,

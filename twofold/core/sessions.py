@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from sqlalchemy import CursorResult, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
@@ -102,6 +102,12 @@ class SessionRead:
     policy: Policy
 
 
+class SessionEndListener(Protocol):
+    """Told, in the ending transaction, which sessions ended (an app's back-channel logout, for one)."""
+
+    def sessions_ended(self, session: Session, session_ids: Sequence[int], *, reason: str) -> None: ...
+
+
 @dataclass(kw_only=True, slots=True)
 class SessionService:
     db: Database
@@ -109,6 +115,14 @@ class SessionService:
     hasher: TokenHasher
     audit: AuditLog
     workstations: WorkstationService
+    listeners: list[SessionEndListener] = field(default_factory=list)
+
+    def ended(self, session: Session, session_ids: Sequence[int], *, reason: str) -> None:
+        """Tell the listeners that ``session_ids`` ended in the caller's transaction. Every way a session
+        ends calls this (here, and where Account Settings ends chosen sessions)."""
+        if session_ids:
+            for listener in self.listeners:
+                listener.sessions_ended(session, list(session_ids), reason=reason)
 
     def start(self, session: Session, *, user: User, context: RequestContext, amr: Sequence[str] = ("pwd",)) -> str:
         """Create a session for ``user`` and return its id (256 random bits) for the cookie.
@@ -232,6 +246,7 @@ class SessionService:
                     ),
                 ).rowcount
                 if ended:
+                    self.ended(s, [record.id], reason=reason)
                     self.audit.record(
                         s,
                         EventTag.SESSION_EXPIRED,
@@ -253,12 +268,22 @@ class SessionService:
         if len(token) > 128:
             return False
         with self.db.transaction() as s:
+            found = s.scalars(
+                select(UserSession.id).where(
+                    UserSession.token_hash == self.hasher.hash(token), UserSession.revoked_at.is_(None)
+                )
+            ).first()
+            if found is None:
+                return False
             result = s.execute(
                 update(UserSession)
-                .where(UserSession.token_hash == self.hasher.hash(token), UserSession.revoked_at.is_(None))
+                .where(UserSession.id == found, UserSession.revoked_at.is_(None))
                 .values(revoked_at=self.clock.now(), revoked_reason="replaced")
             )
-            return cast(CursorResult[Any], result).rowcount > 0  # an UPDATE's result: a CursorResult
+            if cast(CursorResult[Any], result).rowcount == 0:  # an UPDATE's result: a CursorResult
+                return False
+            self.ended(s, [found], reason="replaced")
+            return True
 
     def end(self, session: Session, *, token: str, reason: str = "signed_out") -> UserSession | None:
         record = session.execute(
@@ -268,6 +293,7 @@ class SessionService:
             return None
         record.revoked_at = self.clock.now()
         record.revoked_reason = reason
+        self.ended(session, [record.id], reason=reason)
         return record
 
     def renew_after_privilege_change(
@@ -296,8 +322,16 @@ class SessionService:
 
     def end_all_for(self, session: Session, *, user_id: int, reason: str, keep_session_id: int | None = None) -> int:
         """End every live session of a user (but ``keep_session_id``); return how many."""
-        query = update(UserSession).where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
+        live = select(UserSession.id).where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
         if keep_session_id is not None:
-            query = query.where(UserSession.id != keep_session_id)
-        result = session.execute(query.values(revoked_at=self.clock.now(), revoked_reason=reason))
+            live = live.where(UserSession.id != keep_session_id)
+        ids = list(session.scalars(live))
+        if not ids:
+            return 0
+        result = session.execute(
+            update(UserSession)
+            .where(UserSession.id.in_(ids), UserSession.revoked_at.is_(None))
+            .values(revoked_at=self.clock.now(), revoked_reason=reason)
+        )
+        self.ended(session, ids, reason=reason)
         return cast(CursorResult[Any], result).rowcount  # an UPDATE's result: a CursorResult

@@ -116,15 +116,25 @@ def create_app(services: Services) -> FastAPI:
             )
             digests.start()
         app.state.scheduled_digests = digests
+        logouts = None
+        if settings.backchannel_retry_seconds:
+            logouts = ScheduledJob(
+                services.backchannel.deliver_due, interval=settings.backchannel_retry_seconds, name="backchannel-logout"
+            )
+            logouts.start()
+        app.state.scheduled_logouts = logouts
         try:
             yield
         finally:
+            if logouts is not None:
+                logouts.stop()
             if digests is not None:
                 digests.stop()
             if purge is not None:
                 purge.stop()
             if checkpointer is not None:
                 checkpointer.stop()
+            services.backchannel.flush(timeout=5)  # logouts owed just before are tried before exit
             services.notifier.flush(timeout=5)
 
     app = FastAPI(

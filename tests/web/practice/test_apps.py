@@ -20,6 +20,7 @@ APP_KEYS = {
     "public",
     "redirect_uris",
     "post_logout_redirect_uris",
+    "backchannel_logout_uri",
     "client_secret",
 }
 FILES = {"name": "File share", "url": "https://files.riverside.example/"}

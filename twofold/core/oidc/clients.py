@@ -96,6 +96,7 @@ class RegisteredClient:
     secret_hash: str | None
     redirect_uris: tuple[str, ...]
     post_logout_redirect_uris: tuple[str, ...]
+    backchannel_logout_uri: str | None
     roles: tuple[str, ...]
     enabled: bool
     created_at: datetime
@@ -112,6 +113,7 @@ class RegisteredClient:
             secret_hash=row.secret_hash,
             redirect_uris=tuple(row.redirect_uris or ()),
             post_logout_redirect_uris=tuple(row.post_logout_redirect_uris or ()),
+            backchannel_logout_uri=row.backchannel_logout_uri,
             roles=tuple(app.allowed_roles or ()),
             enabled=app.enabled,
             created_at=row.created_at,
@@ -132,6 +134,7 @@ class RegisteredClient:
             "public": self.public,
             "redirect_uris": list(self.redirect_uris),
             "post_logout_redirect_uris": list(self.post_logout_redirect_uris),
+            "backchannel_logout_uri": self.backchannel_logout_uri,
         }
 
     # -- Authlib's ClientMixin ---------------------------------------------------------
@@ -174,6 +177,11 @@ class ClientCredentials:
     client_secret: str | None  # shown once: only when it was just made
 
 
+def check_logout_uri(uri: str | None) -> str | None:
+    """A back-channel logout URI checked as redirect URIs are (https, exact); None or "" for none."""
+    return check_uri(uri, what="back-channel logout URI") if uri and uri.strip() else None
+
+
 def check_client_fields(
     redirect_uris: list[str], post_logout_redirect_uris: list[str] | None
 ) -> tuple[list[str], list[str]]:
@@ -201,12 +209,14 @@ class ClientRegistry:
         redirect_uris: list[str],
         post_logout_redirect_uris: list[str] | None = None,
         public: bool = False,
+        backchannel_logout_uri: str | None = None,
         **app_fields: Any,
     ) -> tuple[AppView, ClientCredentials | None]:
         """Add an app (``AppService.add_app``'s fields) and, with ``redirect_uris``, its OpenID Connect
         client. An app with redirect URIs needs no address of its own (it is not behind the proxy)."""
-        if redirect_uris or post_logout_redirect_uris or public:
+        if redirect_uris or post_logout_redirect_uris or public or backchannel_logout_uri:
             check_client_fields(redirect_uris, post_logout_redirect_uris)  # refused before anything is written
+            check_logout_uri(backchannel_logout_uri)
         view = self.apps.add_app(
             practice_id=practice_id,
             actor_id=actor_id,
@@ -222,6 +232,7 @@ class ClientRegistry:
             redirect_uris=redirect_uris,
             post_logout_redirect_uris=post_logout_redirect_uris,
             public=public,
+            backchannel_logout_uri=backchannel_logout_uri,
             context=context,
             actor_id=actor_id,
         )
@@ -235,12 +246,14 @@ class ClientRegistry:
         redirect_uris: list[str],
         post_logout_redirect_uris: list[str] | None = None,
         public: bool = False,
+        backchannel_logout_uri: str | None = None,
         context: RequestContext,
         actor_id: int | None = None,
     ) -> ClientCredentials:
         """Make an app of the practice an OpenID Connect client; the answer carries the client
         secret, once (confidential clients), and only its keyed hash is kept."""
         uris, logout_uris = check_client_fields(redirect_uris, post_logout_redirect_uris)
+        backchannel = check_logout_uri(backchannel_logout_uri)
         secret = None if public else random_token(32)
         with self.db.transaction() as s:
             app = app_in(s, practice_id=practice_id, app_id=app_id, lock=True)
@@ -252,6 +265,7 @@ class ClientRegistry:
                 secret_hash=None if secret is None else self.hasher.hash(secret),
                 redirect_uris=uris,
                 post_logout_redirect_uris=logout_uris,
+                backchannel_logout_uri=backchannel,
                 created_at=self.clock.now(),
             )
             s.add(row)
@@ -268,6 +282,7 @@ class ClientRegistry:
                     "public": public,
                     "redirect_uris": uris,
                     "post_logout_redirect_uris": logout_uris,
+                    "backchannel_logout_uri": backchannel,
                 },
             )
             return ClientCredentials(RegisteredClient.of(row, app, self.hasher), secret)
@@ -305,8 +320,10 @@ class ClientRegistry:
         post_logout_redirect_uris: list[str] | None,
         context: RequestContext,
         actor_id: int | None = None,
+        backchannel_logout_uri: str | None = None,
     ) -> RegisteredClient:
-        """Replace the app's redirect URIs and/or post-logout redirect URIs (None: keep them). Codes
+        """Replace the app's redirect URIs and/or post-logout redirect URIs (None: keep them), and its
+        back-channel logout URI (None: keep it; "": none from now on). Codes
         already issued to a removed redirect URI can no longer be redeemed there (the token request
         must repeat it). Audited with the lists before and after."""
         with self.db.transaction() as s:
@@ -320,14 +337,25 @@ class ClientRegistry:
                 if post_logout_redirect_uris is None
                 else post_logout_redirect_uris,
             )
+            backchannel = (
+                row.backchannel_logout_uri
+                if backchannel_logout_uri is None
+                else check_logout_uri(backchannel_logout_uri)
+            )
             before = {
                 "redirect_uris": list(row.redirect_uris),
                 "post_logout_redirect_uris": list(row.post_logout_redirect_uris or ()),
+                "backchannel_logout_uri": row.backchannel_logout_uri,
             }
-            after = {"redirect_uris": uris, "post_logout_redirect_uris": logout_uris}
+            after = {
+                "redirect_uris": uris,
+                "post_logout_redirect_uris": logout_uris,
+                "backchannel_logout_uri": backchannel,
+            }
             changed = {name: [before[name], after[name]] for name in after if before[name] != after[name]}
             if changed:
                 row.redirect_uris, row.post_logout_redirect_uris = uris, logout_uris
+                row.backchannel_logout_uri = backchannel
                 self.audit.record(
                     s,
                     EventTag.OIDC_CLIENT_CHANGED,
@@ -347,6 +375,7 @@ class ClientRegistry:
         changes: Mapping[str, Any],
         redirect_uris: list[str] | None = None,
         post_logout_redirect_uris: list[str] | None = None,
+        backchannel_logout_uri: str | None = None,
         context: RequestContext,
         actor_id: int | None = None,
     ) -> tuple[AppView, RegisteredClient | None]:
@@ -355,10 +384,13 @@ class ClientRegistry:
         refusal changes nothing; asking to change them on an app that is no client is ClientNotFound."""
         view = self.apps.get_app(practice_id=practice_id, app_id=app_id)  # NotFound before anything else
         client = self.of_apps(practice_id=practice_id).get(view.id)
-        new_uris = redirect_uris is not None or post_logout_redirect_uris is not None
+        new_uris = any(
+            value is not None for value in (redirect_uris, post_logout_redirect_uris, backchannel_logout_uri)
+        )
         if new_uris:
             if client is None:
                 raise ClientNotFound("This app is not an OpenID Connect client: it has no redirect URIs to change.")
+            check_logout_uri(backchannel_logout_uri)
             check_client_fields(
                 list(client.redirect_uris) if redirect_uris is None else redirect_uris,
                 list(client.post_logout_redirect_uris)
@@ -375,6 +407,7 @@ class ClientRegistry:
                 app_id=app_id,
                 redirect_uris=redirect_uris,
                 post_logout_redirect_uris=post_logout_redirect_uris,
+                backchannel_logout_uri=backchannel_logout_uri,
                 context=context,
                 actor_id=actor_id,
             )

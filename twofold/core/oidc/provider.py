@@ -804,6 +804,8 @@ def discovery_fields() -> dict[str, Any]:
         "acr_values_supported": list(ACR_VALUES),
         "prompt_values_supported": ["none", "login"],
         "authorization_response_iss_parameter_supported": True,
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": True,
         "claims_parameter_supported": False,
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,

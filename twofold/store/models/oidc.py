@@ -31,6 +31,8 @@ class OidcClient(Base):
     secret_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     redirect_uris: Mapped[list] = mapped_column(JSON, default=list)
     post_logout_redirect_uris: Mapped[list] = mapped_column(JSON, default=list)
+    # OpenID Connect Back-Channel Logout: where Twofold posts a logout token when a session ends.
+    backchannel_logout_uri: Mapped[str | None] = mapped_column(String(2000), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
@@ -124,3 +126,26 @@ class OidcToken(Base):
     revoked_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
     auth_time: Mapped[datetime] = mapped_column(UTCDateTime())
     amr: Mapped[str] = mapped_column(String(64))
+
+
+class OidcLogoutNotice(Base):
+    """A back-channel logout owed to an app: a Twofold session it holds tokens from has ended.
+
+    Holds what the logout token will say (``sub``, ``sid``: both already given to the app), never a
+    token; the token is signed when it is sent. Tried until the app answers 200, on a widening
+    schedule; ``given_up_at`` after the last try.
+    """
+
+    __tablename__ = "oidc_logout_notices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_pk: Mapped[int] = mapped_column(ForeignKey("oidc_clients.id", ondelete="CASCADE"), index=True)
+    subject: Mapped[str] = mapped_column(String(64))
+    sid: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    next_try_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_status: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    given_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

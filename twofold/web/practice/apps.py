@@ -98,6 +98,7 @@ def update_app(app_id: RowId, body: AppUpdate, admin: PracticeAdmin, services: S
         changes=body.changes(),
         redirect_uris=client_changes.get("redirect_uris"),
         post_logout_redirect_uris=client_changes.get("post_logout_redirect_uris"),
+        backchannel_logout_uri=client_changes.get("backchannel_logout_uri"),
         context=context,
         actor_id=admin.user.id,
     )
@@ -141,6 +142,7 @@ def _form_of(view: AppView, client: RegisteredClient | None = None) -> dict:
         "enabled": view.enabled,
         "redirect_uris": "\n".join(client.redirect_uris) if client else "",
         "post_logout_redirect_uris": "\n".join(client.post_logout_redirect_uris) if client else "",
+        "backchannel_logout_uri": (client.backchannel_logout_uri or "") if client else "",
     }
 
 
@@ -172,6 +174,7 @@ def add_app_submit(
     redirect_uris: Lines = "",
     post_logout_redirect_uris: Lines = "",
     public: Annotated[bool, Form()] = False,
+    backchannel_logout_uri: Text = "",
 ):
     form = {
         "name": name,
@@ -182,6 +185,7 @@ def add_app_submit(
         "redirect_uris": redirect_uris,
         "post_logout_redirect_uris": post_logout_redirect_uris,
         "public": public,
+        "backchannel_logout_uri": backchannel_logout_uri,
     }
     try:
         fields = _form_changes(name, url, allowed_roles, bypass_paths, reauth_minutes, True)
@@ -197,6 +201,7 @@ def add_app_submit(
             redirect_uris=_lines(redirect_uris),
             post_logout_redirect_uris=_lines(post_logout_redirect_uris),
             public=public,
+            backchannel_logout_uri=backchannel_logout_uri.strip() or None,
         )
     except (core.InvalidInput, core.Conflict) as exc:
         apps = services.apps.list_apps(practice_id=admin.user.practice_id)
@@ -250,6 +255,7 @@ def app_submit(
     enabled: Annotated[bool, Form()] = False,
     redirect_uris: Lines = "",
     post_logout_redirect_uris: Lines = "",
+    backchannel_logout_uri: Text = "",
 ):
     view = services.apps.get_app(practice_id=admin.user.practice_id, app_id=app_id)
     client = services.oidc_clients.of_apps(practice_id=admin.user.practice_id).get(view.id)
@@ -262,6 +268,7 @@ def app_submit(
         "enabled": enabled,
         "redirect_uris": redirect_uris,
         "post_logout_redirect_uris": post_logout_redirect_uris,
+        "backchannel_logout_uri": backchannel_logout_uri,
     }
     try:
         changes = _form_changes(name, url, allowed_roles, bypass_paths, reauth_minutes, enabled)
@@ -275,6 +282,7 @@ def app_submit(
             changes=changes,
             redirect_uris=_lines(redirect_uris) if client is not None else None,
             post_logout_redirect_uris=_lines(post_logout_redirect_uris) if client is not None else None,
+            backchannel_logout_uri=backchannel_logout_uri.strip() if client is not None else None,
             context=context,
             actor_id=admin.user.id,
         )

@@ -197,6 +197,10 @@ class AppPublic(BaseModel):
     public: bool | None = None
     redirect_uris: list[str] = Field(default_factory=list)
     post_logout_redirect_uris: list[str] = Field(default_factory=list)
+    backchannel_logout_uri: str | None = Field(
+        default=None,
+        description="OpenID Connect Back-Channel Logout: where a logout token is posted when a session ends",
+    )
     client_secret: str | None = Field(
         default=None, description="Only in the answer that made it (registration, rotation): shown once"
     )
@@ -226,9 +230,12 @@ class AppCreate(Strict):
     )
     post_logout_redirect_uris: list[str] = Field(default_factory=list, max_length=20)
     public: bool = Field(default=False, description="A client without a secret (PKCE only), such as a mobile app")
+    backchannel_logout_uri: str | None = Field(
+        default=None, max_length=2000, description="OpenID Connect: where a logout token is posted when a session ends"
+    )
 
 
-CLIENT_FIELDS = ("redirect_uris", "post_logout_redirect_uris")
+CLIENT_FIELDS = ("redirect_uris", "post_logout_redirect_uris", "backchannel_logout_uri")
 
 
 class AppUpdate(Strict):
@@ -244,11 +251,17 @@ class AppUpdate(Strict):
         default=None, max_length=20, description="OpenID Connect clients: replaces the list (at least one)"
     )
     post_logout_redirect_uris: list[str] | None = Field(default=None, max_length=20)
+    backchannel_logout_uri: str | None = Field(
+        default=None, max_length=2000, description="OpenID Connect clients: replaces it; null removes it"
+    )
 
     def client_changes(self) -> dict:
-        """The OpenID Connect client's lists given (each replaces the stored one)."""
+        """The OpenID Connect client's fields given (each replaces the stored one; a null logout URI: none)."""
         given = self.model_dump(exclude_unset=True)
-        return {name: given[name] for name in CLIENT_FIELDS if given.get(name) is not None}
+        changes = {name: given[name] for name in CLIENT_FIELDS if given.get(name) is not None}
+        if "backchannel_logout_uri" in given:
+            changes["backchannel_logout_uri"] = given["backchannel_logout_uri"] or ""
+        return changes
 
     def changes(self) -> dict:
         given = {
