@@ -1,6 +1,8 @@
 """A member signs in to a practice's app through Twofold, in Chromium: the app (Authlib's client,
 every check on) sends them to Twofold, they give password and code, and they land back in the app
-with the right claims; prompt=login asks again; signing out of the app signs out of Twofold."""
+with the right claims; prompt=login asks again; signing out of the app signs out of Twofold, and
+signing out of Twofold signs them out of an app on the back channel. A single-page app does the
+code flow with PKCE in its own JavaScript, across origins."""
 
 from __future__ import annotations
 
@@ -101,3 +103,32 @@ def test_a_single_page_app_signs_in_with_pkce_and_reads_userinfo_across_origins(
             [f"{live_server.url}/userinfo", token],
         )
         assert read == "TypeError"
+
+
+def test_signing_out_of_twofold_signs_the_member_out_of_an_app_on_the_back_channel(
+    page, live_server, services, practice, make_user, clock
+):
+    member = make_user(with_totp=True, role="provider")
+    party = RelyingParty(issuer=live_server.url, client_id="", client_secret=None)
+    with serve(party.app(), access_log=False) as app_url:
+        party.base_url = app_url
+        made = register_app(
+            services,
+            practice.id,
+            redirect_uri=f"{app_url}/callback",
+            logout_uri=f"{app_url}/signed-out",
+            backchannel_logout_uri=f"{app_url}/backchannel-logout",
+        )
+        party.client_id, party.client_secret = made.client_id, made.client_secret
+        page.goto(f"{app_url}/login")
+        sign_in_at_twofold(page, member, clock)
+        expect(page.locator("#who")).to_have_text(f"{member.email.split('@')[0].title()} (provider)")
+
+        # Signed out in Twofold itself, not through the app: the app hears it server to server.
+        page.goto(f"{live_server.url}/account/security")
+        page.get_by_role("button", name="Sign out", exact=True).click()
+        expect(page).to_have_url(re.compile(r"/sign-in"))
+        assert services.backchannel.flush()
+        assert party.refused_logouts == [] and party.logged_out_sids == [party.last_claims["sid"]]
+        page.goto(app_url)
+        expect(page.locator("#who")).to_have_text("not signed in")

@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from authlib.integrations.starlette_client import OAuth, OAuthError
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse
@@ -61,6 +64,9 @@ class RelyingParty:
     # What the app saw, for the test to read: the last token answer and the validated ID token claims.
     last_token: dict[str, Any] | None = None
     last_claims: dict[str, Any] | None = None
+    # Back-channel logouts: the sid of each one accepted, and the reason of each one refused.
+    logged_out_sids: list[str] = field(default_factory=list)
+    refused_logouts: list[str] = field(default_factory=list)
 
     def client(self):
         """Authlib's client for Twofold, registered from discovery (made on first use: the test
@@ -122,6 +128,36 @@ class RelyingParty:
                 request, post_logout_redirect_uri=f"{self.base_url}/signed-out", id_token_hint=id_token
             )
 
+        async def backchannel_logout(request: Request):
+            """OpenID Connect Back-Channel Logout 1.0 §2.6: check the logout token against Twofold's
+            keys, then end every session of this app with its ``sid``."""
+            form = await request.form()
+            try:
+                keys = KeySet.import_key_set(await twofold_client().fetch_jwk_set(force=True))
+                token = jwt.decode(str(form.get("logout_token", "")), keys, algorithms=["RS256"])
+                registry = jwt.JWTClaimsRegistry(
+                    leeway=120,  # clock skew between servers, as an app allows for ID tokens
+                    iss={"essential": True, "value": self.issuer},
+                    aud={"essential": True, "value": self.client_id},
+                    sid={"essential": True},
+                    iat={"essential": True},
+                    exp={"essential": True},
+                )
+                registry.validate(token.claims)
+                if token.header.get("typ") != "logout+jwt" or "nonce" in token.claims:
+                    raise ValueError("not a logout token")
+                if "http://schemas.openid.net/event/backchannel-logout" not in token.claims.get("events", {}):
+                    raise ValueError("no back-channel logout event")
+            except (JoseError, ValueError) as error:
+                self.refused_logouts.append(f"{type(error).__name__}: {error}")
+                return JSONResponse({"error": "invalid_request"}, status_code=400)
+            sid = token.claims["sid"]
+            for data in list(self.sessions.values()):
+                if (data.get("claims") or {}).get("sid") == sid:
+                    data.clear()
+            self.logged_out_sids.append(sid)
+            return JSONResponse({}, headers={"Cache-Control": "no-store"})
+
         async def signed_out(request: Request):
             try:
                 await twofold_client().validate_logout_response(request)
@@ -136,6 +172,7 @@ class RelyingParty:
             Route("/claims", claims),
             Route("/logout", logout),
             Route("/signed-out", signed_out),
+            Route("/backchannel-logout", backchannel_logout, methods=["POST"]),
         ]
         app = Starlette(routes=routes)
         return _MemorySessions(app, self.sessions)  # type: ignore[return-value]
