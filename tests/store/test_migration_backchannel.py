@@ -22,13 +22,20 @@ def backend(request):
 def _differences(engine) -> list:
     with engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection, opts={"compare_type": True}), Base.metadata)
-    return [d for d in diff if "oidc_logout_notices" in repr(d) or "backchannel_logout_uri" in repr(d)]
+    return [
+        d
+        for d in diff
+        if any(name in repr(d) for name in ("oidc_logout_notices", "backchannel_logout_uri", "oidc_tokens"))
+    ]
 
 
 def _has(engine) -> tuple[bool, bool]:
     found = inspect(engine)
     columns = {c["name"] for c in found.get_columns("oidc_clients")}
-    return "oidc_logout_notices" in found.get_table_names(), "backchannel_logout_uri" in columns
+    indexed = {tuple(i["column_names"]) for i in found.get_indexes("oidc_tokens")}
+    made = "oidc_logout_notices" in found.get_table_names(), "backchannel_logout_uri" in columns
+    assert made[0] == (("session_id",) in indexed)
+    return made
 
 
 def test_the_migrated_tables_match_the_models(database_url):

@@ -110,7 +110,10 @@ class OidcToken(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     client_pk: Mapped[int] = mapped_column(ForeignKey("oidc_clients.id", ondelete="CASCADE"), index=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    session_id: Mapped[int | None] = mapped_column(ForeignKey("sessions.id", ondelete="SET NULL"), nullable=True)
+    # Indexed: a session's end looks up the apps it gave tokens to (back-channel logout).
+    session_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sessions.id", ondelete="SET NULL"), nullable=True, index=True
+    )
     family: Mapped[str] = mapped_column(String(32), index=True)
     code_id: Mapped[int | None] = mapped_column(
         ForeignKey("oidc_authorization_codes.id", ondelete="SET NULL"), nullable=True, index=True

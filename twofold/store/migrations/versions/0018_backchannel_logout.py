@@ -3,7 +3,8 @@
 Revision ID: 0018_backchannel_logout
 Revises: 0007_oidc
 
-A plain ADD COLUMN on ``oidc_clients`` (SQLite does not rebuild the table) and a new table.
+A plain ADD COLUMN on ``oidc_clients`` (SQLite does not rebuild the table), a new table, and an
+index on ``oidc_tokens.session_id``: a session's end looks up the apps it gave tokens to.
 """
 
 import sqlalchemy as sa
@@ -44,9 +45,11 @@ def upgrade() -> None:
     with op.batch_alter_table("oidc_logout_notices", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_oidc_logout_notices_client_pk"), ["client_pk"], unique=False)
         batch_op.create_index(batch_op.f("ix_oidc_logout_notices_next_try_at"), ["next_try_at"], unique=False)
+    op.create_index(op.f("ix_oidc_tokens_session_id"), "oidc_tokens", ["session_id"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_oidc_tokens_session_id"), table_name="oidc_tokens")
     with op.batch_alter_table("oidc_logout_notices", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_oidc_logout_notices_next_try_at"))
         batch_op.drop_index(batch_op.f("ix_oidc_logout_notices_client_pk"))
