@@ -7,6 +7,8 @@ code flow with PKCE in its own JavaScript, across origins."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pytest
@@ -26,6 +28,23 @@ def clock() -> FrozenClock:
     return FrozenClock(datetime.now(UTC).replace(microsecond=0))  # the app checks exp and iat against real time
 
 
+@contextmanager
+def served_party(live_server, services, practice, *, backchannel: bool = False) -> Iterator[tuple[RelyingParty, str]]:
+    """The relying party served on its own port and registered at Twofold; yields it and its address."""
+    party = RelyingParty(issuer=live_server.url, client_id="", client_secret=None)
+    with serve(party.app(), access_log=False) as app_url:
+        party.base_url = app_url
+        made = register_app(
+            services,
+            practice.id,
+            redirect_uri=f"{app_url}/callback",
+            logout_uri=f"{app_url}/signed-out",
+            backchannel_logout_uri=f"{app_url}/backchannel-logout" if backchannel else None,
+        )
+        party.client_id, party.client_secret = made.client_id, made.client_secret
+        yield party, app_url
+
+
 def sign_in_at_twofold(page, member, clock) -> None:
     expect(page.get_by_label("Email")).to_be_visible()
     page.get_by_label("Email").fill(member.email)
@@ -40,14 +59,7 @@ def test_member_signs_in_to_an_app_through_twofold_and_out_again(
     page, live_server, services, practice, make_user, clock
 ):
     member = make_user(with_totp=True, role="provider")
-    party = RelyingParty(issuer=live_server.url, client_id="", client_secret=None)
-    with serve(party.app(), access_log=False) as app_url:
-        party.base_url = app_url
-        made = register_app(
-            services, practice.id, redirect_uri=f"{app_url}/callback", logout_uri=f"{app_url}/signed-out"
-        )
-        party.client_id, party.client_secret = made.client_id, made.client_secret
-
+    with served_party(live_server, services, practice) as (party, app_url):
         page.goto(f"{app_url}/login")
         expect(page).to_have_url(re.compile(re.escape(live_server.url) + r"/sign-in\?"))
         sign_in_at_twofold(page, member, clock)
@@ -109,17 +121,7 @@ def test_signing_out_of_twofold_signs_the_member_out_of_an_app_on_the_back_chann
     page, live_server, services, practice, make_user, clock
 ):
     member = make_user(with_totp=True, role="provider")
-    party = RelyingParty(issuer=live_server.url, client_id="", client_secret=None)
-    with serve(party.app(), access_log=False) as app_url:
-        party.base_url = app_url
-        made = register_app(
-            services,
-            practice.id,
-            redirect_uri=f"{app_url}/callback",
-            logout_uri=f"{app_url}/signed-out",
-            backchannel_logout_uri=f"{app_url}/backchannel-logout",
-        )
-        party.client_id, party.client_secret = made.client_id, made.client_secret
+    with served_party(live_server, services, practice, backchannel=True) as (party, app_url):
         page.goto(f"{app_url}/login")
         sign_in_at_twofold(page, member, clock)
         expect(page.locator("#who")).to_have_text(f"{member.email.split('@')[0].title()} (provider)")

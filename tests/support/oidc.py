@@ -131,11 +131,13 @@ def authorize(
     return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
 
 
-def exchange(browser: httpx.Client, base: str, app: App, code: str, verifier: str | None, **extra) -> httpx.Response:
+def exchange(
+    browser: httpx.Client, base: str, app: App, code: str, verifier: str | None, *, headers=None, **extra
+) -> httpx.Response:
     form = {"grant_type": "authorization_code", "code": code, "redirect_uri": app.redirect_uri, **extra}
     if verifier is not None:
         form["code_verifier"] = verifier
     auth = (app.client_id, app.client_secret) if app.client_secret else None
     if auth is None:
         form["client_id"] = app.client_id
-    return browser.post(f"{base}/token", data=form, auth=auth)
+    return browser.post(f"{base}/token", data=form, auth=auth, headers=headers)

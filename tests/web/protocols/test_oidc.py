@@ -588,17 +588,7 @@ def test_a_public_client_in_a_browser_reads_its_tokens_and_userinfo_from_its_own
     verifier, challenge = pkce()
     answer = authorize(client, BASE, public, member, clock, code_challenge=challenge, code_challenge_method="S256")
     from_app = {"Origin": APP_ORIGIN}
-    tokens = client.post(
-        "/token",
-        data={
-            "grant_type": "authorization_code",
-            "code": answer["code"],
-            "redirect_uri": public.redirect_uri,
-            "client_id": public.client_id,
-            "code_verifier": verifier,
-        },
-        headers=from_app,
-    )
+    tokens = exchange(client, BASE, public, answer["code"], verifier, headers=from_app)
     assert tokens.status_code == 200 and tokens.headers["access-control-allow-origin"] == APP_ORIGIN
     assert "origin" in tokens.headers["vary"].lower()
     assert "access-control-allow-credentials" not in tokens.headers  # never a cookie from another origin
@@ -607,17 +597,7 @@ def test_a_public_client_in_a_browser_reads_its_tokens_and_userinfo_from_its_own
     assert claims.status_code == 200 and claims.headers["access-control-allow-origin"] == APP_ORIGIN
     assert claims.json()["email"] == member.email
     # Refusals are readable too, so the app can tell a spent code from a network error.
-    again = client.post(
-        "/token",
-        data={
-            "grant_type": "authorization_code",
-            "code": answer["code"],
-            "redirect_uri": public.redirect_uri,
-            "client_id": public.client_id,
-            "code_verifier": verifier,
-        },
-        headers=from_app,
-    )
+    again = exchange(client, BASE, public, answer["code"], verifier, headers=from_app)
     assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
     assert again.headers["access-control-allow-origin"] == APP_ORIGIN
     expired = client.get("/userinfo", headers={**from_app, "Authorization": "Bearer nope"})
