@@ -114,6 +114,7 @@ class Services:
 
     def close(self) -> None:
         self.backchannel.flush(timeout=5)  # a CLI command that ended sessions tells the apps before it exits
+        self.backchannel.close()
         self.notifier.flush(timeout=5)
         self.db.dispose()
 

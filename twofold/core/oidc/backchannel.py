@@ -27,6 +27,7 @@ from typing import Any, cast
 
 import httpx
 from joserfc import jwt
+from joserfc.jwk import RSAKey
 from sqlalchemy import CursorResult, event, select, update
 from sqlalchemy.orm import Session
 
@@ -57,17 +58,11 @@ BATCH = 50
 _PENDING = "twofold.backchannel.pending"
 
 
-def post_logout_token(uri: str, token: str) -> str | None:
+def post_logout_token(http: httpx.Client, uri: str, token: str) -> str | None:
     """POST the token as the spec says (form-encoded ``logout_token``); None when the app answered
     200 or 204, else what went wrong, briefly (a status, or the kind of connection failure)."""
     try:
-        answer = httpx.post(
-            uri,
-            data={"logout_token": token},
-            headers={"Cache-Control": "no-store"},
-            timeout=SEND_TIMEOUT,
-            follow_redirects=False,
-        )
+        answer = http.post(uri, data={"logout_token": token}, headers={"Cache-Control": "no-store"})
     except httpx.HTTPError as exc:
         return f"no answer ({type(exc).__name__})"
     return None if answer.status_code in (200, 204) else f"HTTP {answer.status_code}"
@@ -96,7 +91,7 @@ class BackchannelLogout:
     keys: SigningKeys
     issuer: Callable[[], str]  # the public origin, as the app's ID tokens say
     sid_of: Callable[[int], str]
-    send: Callable[[str, str], str | None] = post_logout_token
+    send: Callable[[httpx.Client, str, str], str | None] = post_logout_token
     # Off in tests that drive delivery themselves: the background try after each commit.
     send_after_commit: bool = True
     _wake: threading.Event = field(default_factory=threading.Event, repr=False)
@@ -104,6 +99,8 @@ class BackchannelLogout:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _idle: threading.Condition = field(default_factory=threading.Condition, repr=False)
     _busy: bool = field(default=False, repr=False)
+    # One client for every try: a new one per request would load the CA bundle each time (~50 ms).
+    _http: httpx.Client | None = field(default=None, repr=False)
 
     # -- owing ---------------------------------------------------------------------------------
 
@@ -183,14 +180,26 @@ class BackchannelLogout:
         how many apps confirmed. Run after each commit that owed some, and by the server's scheduler."""
         confirmed = 0
         while True:
-            claimed = self._claim()
+            claimed, signer = self._claim()
             for notice in claimed:
-                problem = self._send(notice)
-                confirmed += self._settle(notice, problem)
+                token = self._token(signer, client_id=notice.client_id, subject=notice.subject, sid=notice.sid)
+                confirmed += self._settle(notice, self.send(self._client(), notice.uri, token))
             if len(claimed) < BATCH:
                 return confirmed
 
-    def _claim(self) -> list[_Claimed]:
+    def _client(self) -> httpx.Client:
+        with self._lock:
+            if self._http is None:
+                self._http = httpx.Client(timeout=SEND_TIMEOUT, follow_redirects=False)
+            return self._http
+
+    def close(self) -> None:
+        with self._lock:
+            if self._http is not None:
+                self._http.close()
+                self._http = None
+
+    def _claim(self) -> tuple[list[_Claimed], tuple[str, RSAKey] | None]:
         now = self.clock.now()
         claimed: list[_Claimed] = []
         with self.db.transaction() as s:
@@ -224,13 +233,15 @@ class BackchannelLogout:
                         notice.sid,
                     )
                 )
-        return claimed
+            signer = self.keys.signer(s) if claimed else None
+        return claimed, signer
 
-    def logout_token(self, *, client_id: str, subject: str, sid: str) -> str:
-        """A signed logout token for one app (§2.4)."""
+    def _token(self, signer: tuple[str, RSAKey] | None, *, client_id: str, subject: str, sid: str) -> str:
+        """A signed logout token for one app (§2.4), with the key ``_claim`` read."""
+        if signer is None:
+            raise RuntimeError("no signing key was read for these logouts")
+        kid, key = signer
         now = self.clock.now()
-        with self.db.transaction() as s:
-            kid, key = self.keys.signer(s)
         claims = {
             "iss": self.issuer(),
             "aud": client_id,
@@ -242,10 +253,6 @@ class BackchannelLogout:
             "events": {LOGOUT_EVENT: {}},
         }
         return jwt.encode({"alg": ALGORITHM, "kid": kid, "typ": "logout+jwt"}, claims, key)
-
-    def _send(self, notice: _Claimed) -> str | None:
-        token = self.logout_token(client_id=notice.client_id, subject=notice.subject, sid=notice.sid)
-        return self.send(notice.uri, token)
 
     def _settle(self, notice: _Claimed, problem: str | None) -> int:
         now = self.clock.now()
