@@ -18,6 +18,7 @@ from twofold.core.health import HealthCheck
 from twofold.core.known_browsers import KnownBrowsers
 from twofold.core.lockouts import LockWindows
 from twofold.core.notifier import Notifier, OutboxNotifier, SmtpConfig, SmtpNotifier
+from twofold.core.oidc.backchannel import PURGE_RULES as BACKCHANNEL_PURGE_RULES
 from twofold.core.oidc.backchannel import BackchannelLogout
 from twofold.core.oidc.clients import ClientRegistry
 from twofold.core.oidc.codes import CodeStore
@@ -378,6 +379,7 @@ def build_services(
     audit_trail = AuditTrail(db=db, clock=clock, audit=audit, notifier=notifier)
     retention = Retention(db=db, clock=clock, keep_days=settings.purge_after_days)
     retention.rules.extend(ALERT_PURGE_RULES)
+    retention.rules.extend(BACKCHANNEL_PURGE_RULES)
     return Services(
         settings=settings,
         db=db,

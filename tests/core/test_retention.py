@@ -112,6 +112,7 @@ def test_what_ended_is_purged_and_what_lives_or_ended_recently_is_kept(services,
         "throttle failures": 2,  # no throttle window is longer than a day
         "dismissed alerts": 0,  # tests/core/practice/test_alerts.py purges those
         "alert digest claims": 0,
+        "settled back-channel logouts": 0,  # tests/web/protocols/test_backchannel_logout.py purges those
     }
     assert rows(services, SignInFlow, state="old") == rows(services, SignInFlow, state="recent") == 0
     assert rows(services, EmailCode, purpose="old") == rows(services, EmailCode, purpose="recent") == 0

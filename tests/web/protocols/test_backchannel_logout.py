@@ -239,3 +239,19 @@ def test_the_logout_uri_is_registered_changed_and_removed_through_the_api(client
     )
     removed = client.patch(f"/api/v1/practice/apps/{app_id}", json={"backchannel_logout_uri": None})
     assert removed.status_code == 200 and removed.json()["backchannel_logout_uri"] is None
+
+
+def test_settled_logouts_are_purged_after_the_keeping_period_and_pending_ones_never(
+    client, services, practice, member, clock, receiver, by_hand
+):
+    delivered = register_app(services, practice.id, backchannel_logout_uri=receiver.url, name="Records")
+    failing = register_app(services, practice.id, backchannel_logout_uri="http://127.0.0.1:9/logout", name="Old")
+    for app_ in (delivered, failing):
+        sign_in_to(client, services, app_, member, clock)
+    client.post("/api/v1/sign-out")
+    by_hand.deliver_due()
+    assert services.retention.purge()["settled back-channel logouts"] == 0  # delivered just now: kept
+    clock.advance(days=services.settings.purge_after_days, minutes=1)
+    assert services.retention.purge()["settled back-channel logouts"] == 1
+    [left] = notices(services)
+    assert left.delivered_at is None and left.given_up_at is None  # still owed: kept until settled

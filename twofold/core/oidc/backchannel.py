@@ -28,13 +28,14 @@ from typing import Any, cast
 import httpx
 from joserfc import jwt
 from joserfc.jwk import RSAKey
-from sqlalchemy import CursorResult, event, select, update
+from sqlalchemy import CursorResult, event, or_, select, update
 from sqlalchemy.orm import Session
 
 from twofold.audit import AuditLog, EventTag
 from twofold.clock import Clock
 from twofold.context import RequestContext
 from twofold.core.oidc.keys import ALGORITHM, SigningKeys
+from twofold.core.retention import PurgeRule
 from twofold.crypto.secret_box import random_token
 from twofold.store.db import Database
 from twofold.store.models import App, OidcClient, OidcLogoutNotice, OidcSubject, OidcToken
@@ -56,6 +57,16 @@ LEASE = timedelta(minutes=1)
 SEND_TIMEOUT = 5.0
 BATCH = 50
 _PENDING = "twofold.backchannel.pending"
+
+# What the purge deletes (core/retention.py): logouts delivered or given up longer ago than the
+# keeping period (30 days by default). One still being tried is never purged.
+PURGE_RULES = [
+    PurgeRule(
+        "settled back-channel logouts",
+        OidcLogoutNotice.id,
+        lambda now, kept: or_(OidcLogoutNotice.delivered_at < kept, OidcLogoutNotice.given_up_at < kept),
+    ),
+]
 
 
 def post_logout_token(http: httpx.Client, uri: str, token: str) -> str | None:
