@@ -255,3 +255,24 @@ def test_settled_logouts_are_purged_after_the_keeping_period_and_pending_ones_ne
     assert services.retention.purge()["settled back-channel logouts"] == 1
     [left] = notices(services)
     assert left.delivered_at is None and left.given_up_at is None  # still owed: kept until settled
+
+
+def test_a_logout_owed_to_an_app_whose_address_was_removed_is_settled_not_retried(
+    client, services, practice, member, clock, receiver, by_hand
+):
+    app_ = register_app(services, practice.id, backchannel_logout_uri=receiver.url)
+    sign_in_to(client, services, app_, member, clock)
+    client.post("/api/v1/sign-out")
+    services.oidc_clients.change_uris(
+        practice_id=practice.id,
+        app_id=app_.app_id,
+        redirect_uris=None,
+        post_logout_redirect_uris=None,
+        backchannel_logout_uri="",
+        context=RequestContext(),
+    )
+    assert by_hand.deliver_due() == 0 and receiver.tokens == []
+    [notice] = notices(services)
+    assert notice.given_up_at == clock.now() and notice.next_try_at is None
+    assert notice.last_status == "no back-channel logout URI any more"
+    assert events(services, "practice:app:backchannel_logout_undelivered") == []  # the admin removed it

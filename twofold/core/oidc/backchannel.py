@@ -102,7 +102,6 @@ class BackchannelLogout:
     keys: SigningKeys
     issuer: Callable[[], str]  # the public origin, as the app's ID tokens say
     sid_of: Callable[[int], str]
-    send: Callable[[httpx.Client, str, str], str | None] = post_logout_token
     # Off in tests that drive delivery themselves: the background try after each commit.
     send_after_commit: bool = True
     _wake: threading.Event = field(default_factory=threading.Event, repr=False)
@@ -194,7 +193,7 @@ class BackchannelLogout:
             claimed, signer = self._claim()
             for notice in claimed:
                 token = self._token(signer, client_id=notice.client_id, subject=notice.subject, sid=notice.sid)
-                confirmed += self._settle(notice, self.send(self._client(), notice.uri, token))
+                confirmed += self._settle(notice, post_logout_token(self._client(), notice.uri, token))
             if len(claimed) < BATCH:
                 return confirmed
 
@@ -223,19 +222,26 @@ class BackchannelLogout:
                 .limit(BATCH)
             ).all()
             for notice, client, app in due:
+                uri = client.backchannel_logout_uri
+                # Claimed for one try; or, if the app's address was removed since, settled: nothing to tell it.
+                values: dict[str, Any] = (
+                    {"next_try_at": now + LEASE}
+                    if uri
+                    else {"next_try_at": None, "given_up_at": now, "last_status": "no back-channel logout URI any more"}
+                )
                 taken = s.execute(
                     update(OidcLogoutNotice)
                     .where(OidcLogoutNotice.id == notice.id, OidcLogoutNotice.next_try_at == notice.next_try_at)
-                    .values(next_try_at=now + LEASE)
+                    .values(**values)
                     .execution_options(synchronize_session=False)
                 )
-                if cast(CursorResult[Any], taken).rowcount != 1 or not client.backchannel_logout_uri:
+                if cast(CursorResult[Any], taken).rowcount != 1 or not uri:
                     continue
                 claimed.append(
                     _Claimed(
                         notice.id,
                         notice.attempts,
-                        client.backchannel_logout_uri,
+                        uri,
                         client.client_id,
                         app.practice_id,
                         app.id,
